@@ -1,0 +1,210 @@
+"""The command line. Thin: it parses arguments, builds the keeper, prints, exits.
+
+Exit codes (also in the README):
+  0  acted, held on purpose, or dry run
+  1  unexpected internal error
+  2  bad configuration (the message names the variable and the fix)
+  3  refused: oracle unusable (stale, future, zero round, non-positive)
+  4  refused: L2 sequencer down or within its grace period
+  5  refused: wrong chain id, block lagging the wall clock, or no contract at an address
+  6  refused: a step failed simulation; nothing was sent
+  7  partial, safe: some steps were mined, then one failed; the rest was not sent
+  8  RPC unreachable or answering nonsense
+  9  refused: the account needs manual action (no margin left)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any, Sequence
+
+from hedger.config import Settings, redact_urls
+from hedger.errors import ConfigError, HedgerError
+from hedger.fixedpoint import UNIT
+from hedger.types import CycleResult, Snapshot
+
+log = logging.getLogger("hedger")
+
+
+def _f(v: int, decimals: int = 18) -> float:
+    """Integer amount -> float, for reports only."""
+    return v / 10**decimals
+
+
+def status_dict(s: Snapshot, decision: Any) -> dict[str, Any]:
+    from hedger.policy import INFINITE, leverage
+    a, m = s.account, s.market
+    price = s.oracle.price_e18
+    lev = leverage(a.size, price, a.margin)
+    target = decision.target_size
+    o = a.pending_order
+    return {
+        "chain_id": s.chain.chain_id, "block": s.chain.block_number, "block_timestamp": s.chain.block_timestamp,
+        "account": a.address, "market": m.address, "order_mode": "delayed" if m.two_step else "direct",
+        "oracle": s.oracle.address, "oracle_description": s.oracle.description,
+        "oracle_price": _f(price), "oracle_round_id": s.oracle.round_id,
+        "oracle_age_s": s.chain.block_timestamp - s.oracle.updated_at,
+        "market_price": _f(m.price),
+        "sequencer": None if s.sequencer is None else {"up": s.sequencer.answer == 0,
+                                                       "since_s": s.chain.block_timestamp - s.sequencer.started_at},
+        "spot_exposure": _f(s.exposure.total),
+        "target_size": _f(target),
+        "position_size": _f(a.size),
+        "hedge_error": _f(a.size - target),
+        "margin": _f(a.margin), "accessible_margin": _f(a.accessible_margin),
+        "collateral_wallet": _f(a.collateral_wallet, m.collateral_decimals),
+        "leverage": None if lev >= INFINITE else _f(lev),
+        "liquidation_price": _f(a.liquidation_price) if a.size != 0 else None,
+        "liquidation_distance": (abs(a.liquidation_price - price) / price) if a.size != 0 and price else None,
+        "accrued_funding": _f(a.accrued_funding), "pnl": _f(a.pnl),
+        "funding_rate": _f(m.funding_rate), "funding_rate_annual": _f(m.funding_rate) * 365,
+        "skew": _f(m.skew),
+        "pending_order": None if o is None else {"size_delta": _f(o.size_delta), "executable_at": o.executable_at,
+                                                 "expires_at": o.expires_at},
+        "decision": {"kind": decision.kind.value, "code": decision.code, "reason": decision.reason,
+                     "size_delta": _f(decision.size_delta),
+                     "margin_delta": _f(decision.margin_delta, m.collateral_decimals)},
+    }
+
+
+def print_status_table(d: dict[str, Any]) -> None:
+    def fmt(v: Any, unit: str = "", nd: int = 4) -> str:
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            return f"{v:,.{nd}f}{unit}"
+        return f"{v}{unit}"
+    rows = [
+        ("chain / block", f"{d['chain_id']} / {d['block']}"),
+        ("account", d["account"]), ("market", f"{d['market']} ({d['order_mode']})"),
+        ("oracle price", f"{fmt(d['oracle_price'], nd=2)} USD  (age {d['oracle_age_s']}s, round {d['oracle_round_id']})"),
+        ("sequencer", "not configured" if d["sequencer"] is None else
+         ("up" if d["sequencer"]["up"] else "DOWN") + f" for {d['sequencer']['since_s']}s"),
+        ("spot exposure", fmt(d["spot_exposure"])), ("target position", fmt(d["target_size"])),
+        ("position", fmt(d["position_size"])), ("hedge error", fmt(d["hedge_error"])),
+        ("margin", f"{fmt(d['margin'], nd=2)} USD (accessible {fmt(d['accessible_margin'], nd=2)})"),
+        ("wallet collateral", fmt(d["collateral_wallet"], nd=2)),
+        ("leverage", fmt(d["leverage"], "x", 2)),
+        ("liquidation price", fmt(d["liquidation_price"], nd=2) +
+         ("" if d["liquidation_distance"] is None else f"  ({d['liquidation_distance'] * 100:.1f}% away)")),
+        ("funding rate", f"{d['funding_rate'] * 100:.4f}%/day ({d['funding_rate_annual'] * 100:.2f}%/yr; "
+                         "positive: longs pay shorts)"),
+        ("accrued funding", fmt(d["accrued_funding"], nd=2)),
+        ("pending order", "none" if d["pending_order"] is None else
+         f"{d['pending_order']['size_delta']:+.4f} (executable at {d['pending_order']['executable_at']})"),
+        ("decision", f"{d['decision']['kind']} [{d['decision']['code']}]"),
+        ("reason", d["decision"]["reason"]),
+    ]
+    w = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k.ljust(w)}  {v}")
+
+
+def print_cycle(res: CycleResult, *, as_json: bool = False) -> None:
+    d = res.decision
+    if as_json:
+        out = {"outcome": res.outcome, "exit_code": res.exit_code, "dry_run": res.dry_run,
+               "decision": None if d is None else {"kind": d.kind.value, "code": d.code, "reason": d.reason},
+               "calls": [c.describe() for c in res.calls],
+               "txs": [{"hash": t.tx_hash, "function": t.call.function, "gas_used": t.gas_used} for t in res.sent],
+               "error": res.error, "cycle_id": res.cycle_id}
+        print(json.dumps(out))
+        return
+    if d is not None:
+        print(f"decision: {d.kind.value} [{d.code}] {d.reason}")
+    if res.dry_run and res.calls:
+        print("dry run: planned calls (nothing sent):")
+    for c in res.calls:
+        if res.dry_run:
+            print(f"  {c.describe()}   # {c.note}")
+    for t in res.sent:
+        print(f"  sent {t.call.contract}.{t.call.function}{t.call.args} tx {t.tx_hash} gas {t.gas_used}")
+    print(f"outcome: {res.outcome}")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from hedger import policy
+    from hedger.keeper import Keeper
+    settings = Settings.from_env()
+    k = Keeper.from_settings(settings, use_journal=settings.journal_path.exists())
+    snap = k.read()
+    decision = policy.decide(snap, k.params(snap))
+    d = status_dict(snap, decision)
+    if args.json:
+        print(json.dumps(d))
+    else:
+        print_status_table(d)
+    return 0
+
+
+def cmd_run_once(args: argparse.Namespace) -> int:
+    from hedger.keeper import Keeper
+    settings = Settings.from_env()
+    k = Keeper.from_settings(settings)
+    if k.signer is None and not args.dry_run:
+        print("no signer configured (HEDGER_PRIVATE_KEY / HEDGER_APE_ACCOUNT): dry run, nothing is sent",
+              file=sys.stderr)
+    res = k.cycle(dry_run=args.dry_run)
+    print_cycle(res, as_json=args.json)
+    if res.exit_code != 0:
+        print(f"hedger: {res.outcome}: {res.error}", file=sys.stderr)
+    return res.exit_code
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from hedger.deploy import deploy_reference
+    from hedger.executor import TxSender
+    from hedger.keeper import make_web3
+    settings = Settings.from_env(for_deploy=True)
+    signer = settings.build_signer()
+    if signer is None:
+        raise ConfigError("HEDGER_PRIVATE_KEY", "deploying needs a signer",
+                          "set HEDGER_PRIVATE_KEY or HEDGER_APE_ACCOUNT")
+    w3 = make_web3(settings.rpc_url)
+    d = deploy_reference(TxSender(w3, signer), oracle=args.oracle, collateral=args.collateral)
+    print(f"deployed the reference protocol on chain {d.chain_id} via {settings.rpc_display}", file=sys.stderr)
+    print(json.dumps(d.as_dict()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hedger", description="On-chain perp hedger: keep a spot holding delta-neutral.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log each step to stderr")
+    sub = p.add_subparsers(dest="command", required=True)
+    st = sub.add_parser("status", help="read everything and show what the hedger would decide")
+    st.add_argument("--json", action="store_true", help="one JSON object")
+    st.set_defaults(func=cmd_status)
+    ro = sub.add_parser("run-once", help="one hedge cycle (safe for cron)")
+    ro.add_argument("--dry-run", action="store_true", help="print the planned calls, send nothing")
+    ro.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    ro.set_defaults(func=cmd_run_once)
+    de = sub.add_parser("deploy", help="deploy the reference protocol; prints its addresses as JSON")
+    de.add_argument("--oracle", help="reuse this AggregatorV3 price feed instead of deploying one")
+    de.add_argument("--collateral", help="reuse this ERC20 as collateral instead of deploying one")
+    de.set_defaults(func=cmd_deploy)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("web3", "urllib3", "ape"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return int(args.func(args))
+    except HedgerError as err:
+        print(f"hedger: {type(err).__name__}: {redact_urls(str(err))}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:  # last resort: still never leak a URL
+        print(f"hedger: unexpected {type(err).__name__}: {redact_urls(str(err))}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""One settings object, read from the environment and ``.env`` (prefix ``HEDGER_``).
+
+Every value is validated here; a bad one raises :class:`ConfigError` naming the
+variable and the fix, before anything is read from or sent to a chain. Amounts
+and fractions are parsed from decimal strings into integers exactly (never
+through float). The private key is kept as a :class:`Secret` and never shown;
+the RPC URL is shown only as scheme and host.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, replace
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import urlsplit
+
+from hedger.errors import ConfigError
+from hedger.executor import ApeAccountSigner, KeySigner, Secret, Signer
+from hedger.types import UNIT, PolicyParams
+
+ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
+LOCAL_CHAIN_IDS = {31337, 1337}
+_URL_RE = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)([^/\s:@]+(?::[^/\s@]*)?@)?([^/\s?#:]+)(:\d+)?[^\s'\"]*")
+
+
+def redact_url(url: str) -> str:
+    """Scheme and host only: hosted RPC URLs carry API keys in the path, query or user info."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}" if parts.scheme else "<URL>"
+
+
+def redact_urls(text: str) -> str:
+    """Replace every URL in ``text`` by its scheme and host."""
+    return _URL_RE.sub(lambda m: f"{m.group(1)}{m.group(3)}", text)
+
+
+def _dec(name: str, raw: str, *, lo: Decimal | None = None, hi: Decimal | None = None,
+         lo_open: bool = False, what: str = "a decimal number") -> Decimal:
+    try:
+        v = Decimal(raw.strip())
+    except InvalidOperation:
+        raise ConfigError(name, f"{raw!r} is not a number", f"set it to {what}") from None
+    if not v.is_finite():
+        raise ConfigError(name, f"{raw!r} is not finite", f"set it to {what}")
+    if lo is not None and (v < lo or (lo_open and v == lo)):
+        raise ConfigError(name, f"{raw} is too small", f"set it to {what}")
+    if hi is not None and v > hi:
+        raise ConfigError(name, f"{raw} is too large", f"set it to {what}")
+    return v
+
+
+def _e18(v: Decimal) -> int:
+    return int((v * UNIT).to_integral_value(rounding="ROUND_DOWN"))
+
+
+def _int(name: str, raw: str, *, lo: int = 0, what: str = "a whole number") -> int:
+    try:
+        v = int(raw.strip())
+    except ValueError:
+        raise ConfigError(name, f"{raw!r} is not a whole number", f"set it to {what}") from None
+    if v < lo:
+        raise ConfigError(name, f"{v} is below {lo}", f"set it to {what}")
+    return v
+
+
+def _address(name: str, raw: str | None, required: bool = True) -> str | None:
+    if raw is None or raw.strip() == "":
+        if required:
+            raise ConfigError(name, "is not set", "set it to the contract's 0x address (40 hex digits); "
+                                                  "`hedger deploy` prints the reference addresses")
+        return None
+    raw = raw.strip()
+    if not ADDRESS_RE.match(raw):
+        raise ConfigError(name, f"{raw!r} is not an address", "use 0x followed by 40 hex digits")
+    from web3 import Web3
+    return Web3.to_checksum_address(raw)
+
+
+@dataclass(frozen=True)
+class Settings:
+    rpc_url: str = "http://127.0.0.1:8545"
+    private_key: Secret | None = None
+    ape_account: str | None = None
+    account: str | None = None
+    chain_id: int | None = None
+    protocol: str = "reference"
+    market: str = ""
+    oracle: str = ""
+    spot_token: str = ""
+    collateral_token: str = ""
+    sequencer_feed: str | None = None
+    order_mode: str = "direct"
+    extra_exposure: int = 0          # E18 asset units held elsewhere
+    journal_path: Path = Path("hedger-journal.sqlite")
+    receipt_timeout: float = 120.0
+    max_block_lag_s: int | None = None   # None: 300 s, or off on a local chain
+    policy: PolicyParams = field(default_factory=PolicyParams)
+
+    @property
+    def rpc_display(self) -> str:
+        return redact_url(self.rpc_url)
+
+    @property
+    def has_signer(self) -> bool:
+        return self.private_key is not None or self.ape_account is not None
+
+    def __repr__(self) -> str:  # never the key, never the full URL
+        return (f"Settings(rpc={self.rpc_display}, signer={'key' if self.private_key else self.ape_account}, "
+                f"account={self.account}, market={self.market}, mode={self.order_mode})")
+
+    __str__ = __repr__
+
+    def policy_for_chain(self, chain_id: int) -> PolicyParams:
+        lag = self.max_block_lag_s
+        if lag is None:
+            lag = 0 if chain_id in LOCAL_CHAIN_IDS else 300
+        return replace(self.policy, max_block_lag_s=lag)
+
+    def build_signer(self) -> Signer | None:
+        if self.private_key is not None:
+            return KeySigner(self.private_key)
+        if self.ape_account is not None:
+            return ApeAccountSigner(self.ape_account)
+        return None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, *, dotenv: bool = True,
+                 for_deploy: bool = False) -> "Settings":
+        """Read ``HEDGER_*`` from ``env`` (default: the process environment after loading ``.env``).
+
+        ``for_deploy``: only the RPC and the signer are needed (``hedger deploy``)."""
+        if env is None:
+            if dotenv:
+                from dotenv import load_dotenv
+                load_dotenv(dotenv_path=Path.cwd() / ".env", override=False)
+            env = os.environ
+        g = lambda k: env.get(k) if env.get(k, "").strip() != "" else None  # noqa: E731
+
+        rpc = g("HEDGER_RPC_URL") or cls.rpc_url
+        scheme = urlsplit(rpc).scheme
+        if scheme not in ("http", "https"):
+            raise ConfigError("HEDGER_RPC_URL", f"scheme {scheme or '(none)'!r} is not supported",
+                              "use an http:// or https:// JSON-RPC URL")
+        key = g("HEDGER_PRIVATE_KEY")
+        ape_alias = g("HEDGER_APE_ACCOUNT")
+        if key and ape_alias:
+            raise ConfigError("HEDGER_PRIVATE_KEY", "is set together with HEDGER_APE_ACCOUNT",
+                              "set only one signer")
+        secret = None
+        if key:
+            k = key.strip()
+            if not re.fullmatch(r"(0x)?[0-9a-fA-F]{64}", k):
+                raise ConfigError("HEDGER_PRIVATE_KEY", "is not 32 bytes of hex",
+                                  "set it to 0x followed by 64 hex digits (or use HEDGER_APE_ACCOUNT)")
+            secret = Secret(k if k.startswith("0x") else "0x" + k)
+        account = _address("HEDGER_ACCOUNT", g("HEDGER_ACCOUNT"), required=False)
+        if account is None and secret is None and ape_alias is None and not for_deploy:
+            raise ConfigError("HEDGER_ACCOUNT", "no account to hedge",
+                              "set HEDGER_PRIVATE_KEY or HEDGER_APE_ACCOUNT to sign, or HEDGER_ACCOUNT to "
+                              "read an account without sending (dry run)")
+        if secret is not None and account is not None:
+            from eth_account import Account
+            signer_addr = Account.from_key(secret.get_secret_value()).address
+            if signer_addr != account:
+                raise ConfigError("HEDGER_ACCOUNT", f"{account} is not the signer's address {signer_addr}",
+                                  "unset HEDGER_ACCOUNT or set it to the signer's address")
+        if secret is not None and account is None:
+            from eth_account import Account
+            account = Account.from_key(secret.get_secret_value()).address
+        chain_id = _int("HEDGER_CHAIN_ID", g("HEDGER_CHAIN_ID"), lo=1, what="the chain id the RPC must report "
+                        "(1 for Ethereum)") if g("HEDGER_CHAIN_ID") else None
+        mode = (g("HEDGER_ORDER_MODE") or "direct").strip().lower()
+        if mode not in ("direct", "delayed"):
+            raise ConfigError("HEDGER_ORDER_MODE", f"{mode!r} is not a mode", "set it to direct or delayed")
+        protocol = (g("HEDGER_PROTOCOL") or "reference").strip()
+        from hedger.protocols import registered
+        if protocol not in registered():
+            raise ConfigError("HEDGER_PROTOCOL", f"unknown protocol {protocol!r}",
+                              f"use one of: {', '.join(registered())}")
+        extra = _e18(_dec("HEDGER_EXTRA_EXPOSURE", g("HEDGER_EXTRA_EXPOSURE") or "0",
+                          what="an amount of the spot asset held elsewhere, e.g. 2.5"))
+
+        def frac(name: str, default: str, lo: str, hi: str, what: str, lo_open: bool = False) -> int:
+            return _e18(_dec(name, g(name) or default, lo=Decimal(lo), hi=Decimal(hi), lo_open=lo_open, what=what))
+
+        pol = PolicyParams(
+            hedge_ratio=frac("HEDGER_HEDGE_RATIO", "1.0", "0", "2", "a ratio between 0 and 2 (1.0 = fully hedged)"),
+            band=frac("HEDGER_BAND", "0.05", "0", "1", "a fraction of the target between 0 and 1, e.g. 0.05"),
+            min_trade_usd=frac("HEDGER_MIN_TRADE_USD", "50", "0", "1e12", "a USD amount, e.g. 50"),
+            max_trade_usd=frac("HEDGER_MAX_TRADE_USD", "250000", "0", "1e15", "a positive USD amount",
+                               lo_open=True),
+            max_slippage=frac("HEDGER_MAX_SLIPPAGE", "0.005", "0", "0.5", "a fraction between 0 and 0.5, e.g. 0.005"),
+            target_leverage=frac("HEDGER_TARGET_LEVERAGE", "2", "0", "100", "a leverage above 0, e.g. 2",
+                                 lo_open=True),
+            max_leverage=frac("HEDGER_MAX_LEVERAGE", "3", "0", "100", "a leverage above the target, e.g. 3",
+                              lo_open=True),
+            min_leverage=frac("HEDGER_MIN_LEVERAGE", "1.5", "0", "100", "a leverage below the target, e.g. 1.5"),
+            liquidation_buffer=frac("HEDGER_LIQUIDATION_BUFFER", "0.25", "0", "1",
+                                    "a fraction of the price between 0 and 1, e.g. 0.25"),
+            min_collateral_usd=frac("HEDGER_MIN_COLLATERAL_USD", "10", "0", "1e12", "a USD amount, e.g. 10"),
+            cooldown_s=_int("HEDGER_COOLDOWN", g("HEDGER_COOLDOWN") or "900", what="seconds, e.g. 900"),
+            oracle_max_age_s=_int("HEDGER_ORACLE_MAX_AGE", g("HEDGER_ORACLE_MAX_AGE") or "3600", lo=1,
+                                  what="the feed's heartbeat in seconds, e.g. 3600"),
+            sequencer_grace_s=_int("HEDGER_SEQUENCER_GRACE", g("HEDGER_SEQUENCER_GRACE") or "3600",
+                                   what="seconds, e.g. 3600"),
+        )
+        if not pol.min_leverage < pol.target_leverage < pol.max_leverage:
+            raise ConfigError("HEDGER_TARGET_LEVERAGE", "must lie strictly between HEDGER_MIN_LEVERAGE and "
+                              "HEDGER_MAX_LEVERAGE", "e.g. min 1.5, target 2, max 3")
+        lag = g("HEDGER_MAX_BLOCK_LAG")
+        journal = Path(g("HEDGER_JOURNAL_PATH") or "hedger-journal.sqlite")
+        if journal.exists() and journal.is_dir():
+            raise ConfigError("HEDGER_JOURNAL_PATH", f"{journal} is a directory", "give a file path")
+        if not journal.parent.exists() and str(journal.parent) not in ("", "."):
+            raise ConfigError("HEDGER_JOURNAL_PATH", f"folder {journal.parent} does not exist",
+                              "create it or choose another path")
+        return cls(
+            rpc_url=rpc, private_key=secret, ape_account=ape_alias, account=account, chain_id=chain_id,
+            protocol=protocol,
+            market=_address("HEDGER_MARKET", g("HEDGER_MARKET"), required=not for_deploy) or "",
+            oracle=_address("HEDGER_ORACLE", g("HEDGER_ORACLE"), required=not for_deploy) or "",
+            spot_token=_address("HEDGER_SPOT_TOKEN", g("HEDGER_SPOT_TOKEN"), required=not for_deploy) or "",
+            collateral_token=_address("HEDGER_COLLATERAL_TOKEN", g("HEDGER_COLLATERAL_TOKEN"), required=not for_deploy) or "",
+            sequencer_feed=_address("HEDGER_SEQUENCER_FEED", g("HEDGER_SEQUENCER_FEED"), required=False),
+            order_mode=mode, extra_exposure=extra, journal_path=journal,
+            receipt_timeout=float(_int("HEDGER_RECEIPT_TIMEOUT", g("HEDGER_RECEIPT_TIMEOUT") or "120", lo=1,
+                                       what="seconds to wait for a receipt")),
+            max_block_lag_s=_int("HEDGER_MAX_BLOCK_LAG", lag, what="seconds (0 turns the guard off)") if lag else None,
+            policy=pol,
+        )

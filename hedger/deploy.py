@@ -1,0 +1,93 @@
+"""Deploy the reference protocol: collateral and spot tokens, price and sequencer feeds, the market.
+
+``hedger deploy`` and ``ape run deploy`` call :func:`deploy_reference`. With
+``oracle``/``collateral`` given it reuses those contracts (a real Chainlink
+feed, real USDC on a fork) instead of deploying its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from web3 import Web3
+
+from hedger.abi import contract_artifact
+from hedger.executor import TxSender
+from hedger.types import UNIT
+
+USD = UNIT
+
+
+@dataclass(frozen=True)
+class MarketParams:
+    """Reference market parameters. Defaults follow Synthetix PerpsV2 ETH on Optimism
+    (``../shared/MARKET-PARAMETERS.md``), with launch-time order delays and 50x max leverage."""
+
+    maxOracleAge: int = 3600
+    skewScale: int = 1_000_000 * UNIT
+    maxFundingVelocity: int = 9 * UNIT
+    takerFee: int = 6 * UNIT // 10_000          # 0.06%
+    makerFee: int = 2 * UNIT // 10_000          # 0.02%
+    maxLeverage: int = 50 * UNIT
+    liquidationBufferRatio: int = 75 * UNIT // 10_000   # 0.75%
+    liquidationFeeRatio: int = 2 * UNIT // 10_000       # 0.02%
+    liquidationPremiumMultiplier: int = 15625 * UNIT // 10_000  # 1.5625
+    minKeeperFee: int = 4 * USD
+    maxKeeperFee: int = 100 * USD
+    minInitialMargin: int = 40 * USD
+    orderKeeperFee: int = 2 * USD
+    minOrderDelay: int = 15
+    maxOrderDelay: int = 120
+
+    def as_tuple(self) -> tuple[int, ...]:
+        return tuple(getattr(self, f.name) for f in fields(self))
+
+
+@dataclass(frozen=True)
+class Deployment:
+    market: str
+    oracle: str
+    collateral: str
+    spot: str
+    sequencer_feed: str
+    deployer: str
+    chain_id: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def deploy_contract(sender: TxSender, name: str, *args: Any) -> str:
+    art = contract_artifact(name)
+    factory = sender.w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
+    data = factory.constructor(*args).data_in_transaction
+    receipt = sender.send(None, data)
+    return Web3.to_checksum_address(receipt["contractAddress"])
+
+
+def transact(sender: TxSender, name: str, address: str, fn: str, *args: Any) -> dict[str, Any]:
+    """Send one call to a reference contract (deployment and demo set-up only)."""
+    c = sender.w3.eth.contract(address=Web3.to_checksum_address(address), abi=contract_artifact(name)["abi"])
+    data = c.get_function_by_name(fn)(*args)._encode_transaction_data()
+    return sender.send(address, data)
+
+
+def deploy_reference(sender: TxSender, *, oracle: str | None = None, collateral: str | None = None,
+                     params: MarketParams | None = None, initial_price: int = 3000 * 10**8,
+                     feed_decimals: int = 8) -> Deployment:
+    """Deploy the reference protocol and return its addresses."""
+    params = params or MarketParams()
+    if collateral is None:
+        collateral = deploy_contract(sender, "ReferenceToken", "USD Coin (reference)", "USDC", 6)
+    spot = deploy_contract(sender, "ReferenceToken", "Wrapped Ether (reference)", "WETH", 18)
+    if oracle is None:
+        oracle = deploy_contract(sender, "PriceFeed", feed_decimals, "ETH / USD", 1)
+        transact(sender, "PriceFeed", oracle, "setAnswer", initial_price)
+    sequencer = deploy_contract(sender, "PriceFeed", 0, "L2 Sequencer Uptime Status Feed", 1)
+    transact(sender, "PriceFeed", sequencer, "setAnswer", 0)
+    market = deploy_contract(sender, "PerpMarket", Web3.to_checksum_address(collateral),
+                             Web3.to_checksum_address(oracle), params.as_tuple())
+    return Deployment(market=market, oracle=Web3.to_checksum_address(oracle),
+                      collateral=Web3.to_checksum_address(collateral), spot=spot, sequencer_feed=sequencer,
+                      deployer=sender.signer.address, chain_id=sender.chain_id)

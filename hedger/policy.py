@@ -1,0 +1,235 @@
+"""The hedging policy: pure, no I/O. Readings + parameters -> a decision with its reason.
+
+Rules, in order (defaults in :class:`hedger.types.PolicyParams`, documented in the README):
+
+1. Guards (``hedger.guards``): refuse on a doubtful oracle, sequencer or chain.
+2. A two-step order still pending: hold (never submit a second); once expired, cancel it.
+3. Target short = -(exposure x hedge ratio). Trade when the position is outside the
+   band (a fraction of the target) and the error is worth at least the minimum trade
+   size; during the cooldown after a rebalance, hold unless the error exceeds twice
+   the band. A trade is capped per cycle (larger moves split across cycles) and never
+   overshoots the target.
+4. Collateral: after the planned trade, top up to the target leverage when leverage
+   would exceed the maximum or the liquidation price would be within the liquidation
+   buffer of the price; withdraw the excess down to the target leverage when leverage
+   falls below the minimum. If the wallet cannot fund a needed top-up, the short is
+   grown only as far as the collateral allows, or reduced, so that leverage after the
+   action never exceeds the maximum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hedger import guards
+from hedger.fixedpoint import UNIT, fmt_units, market_fill_price, market_order_fee, sdiv
+from hedger.types import Decision, DecisionKind, PolicyParams, RefusalKind, Snapshot
+
+INFINITE = 2**255
+
+
+@dataclass(frozen=True)
+class PostTrade:
+    """The account as the policy expects it after a trade and a collateral move (E18)."""
+
+    size: int
+    margin: int          # remaining margin at the oracle price
+    notional: int
+    leverage: int        # INFINITE when margin <= 0 with a position
+    liq_distance: int    # fraction of the price before liquidation; INFINITE without a position
+    fill_price: int
+    fee: int
+
+
+def _usd(v: int) -> str:
+    return "$" + fmt_units(v, 18, 2)
+
+
+def _lev(v: int) -> str:
+    return "inf" if v >= INFINITE else fmt_units(v, 18, 2) + "x"
+
+
+def _units(v: int) -> str:
+    return fmt_units(v, 18, 4)
+
+
+def leverage(size: int, price: int, margin: int) -> int:
+    notional = abs(size) * price // UNIT
+    if notional == 0:
+        return 0
+    if margin <= 0:
+        return INFINITE
+    return notional * UNIT // margin
+
+
+def post_trade(s: Snapshot, delta: int, deposit_native: int) -> PostTrade:
+    """Expected state after trading ``delta`` (E18) and moving ``deposit_native`` collateral (+/-)."""
+    m, a = s.market, s.account
+    price = s.oracle.price_e18
+    scale = 10 ** (18 - m.collateral_decimals)
+    fill, fee = price, 0
+    if delta != 0:
+        fill = market_fill_price(m.price or price, m.skew, delta, m.skew_scale)
+        fee = market_order_fee(m.skew, delta, fill, m.taker_fee, m.maker_fee)
+        if m.two_step:
+            fee += m.order_keeper_fee
+        # realised at the fill price, valued at the market's price: the premium is a cost
+        premium_cost = sdiv(delta * (fill - (m.price or price)), UNIT)
+    else:
+        premium_cost = 0
+    size = a.size + delta
+    margin = a.margin + deposit_native * scale - premium_cost - fee
+    notional = abs(size) * price // UNIT
+    lev = leverage(size, price, margin)
+    if notional == 0:
+        dist = INFINITE
+    else:
+        liq_fee = min(max(notional * m.liquidation_fee_ratio // UNIT, m.min_keeper_fee), m.max_keeper_fee)
+        liq_margin = notional * m.liquidation_buffer_ratio // UNIT + liq_fee
+        liq_premium = notional * abs(size) // m.skew_scale * m.liquidation_premium_multiplier // UNIT
+        dist = (margin - liq_margin - liq_premium) * UNIT // notional
+    return PostTrade(size=size, margin=margin, notional=notional, leverage=lev, liq_distance=dist,
+                     fill_price=fill, fee=fee)
+
+
+def _margin_target(s: Snapshot, p: PolicyParams, notional: int) -> int:
+    """Margin that puts the position at the target leverage, never below the market's minimum."""
+    if notional == 0:
+        return 0
+    return max(notional * UNIT // p.target_leverage, s.market.min_initial_margin * 5 // 4)
+
+
+def _safe(pt: PostTrade, p: PolicyParams) -> bool:
+    return pt.size == 0 or pt.leverage <= p.max_leverage
+
+
+def _largest_safe(s: Snapshot, p: PolicyParams, delta: int, deposit: int) -> int:
+    """Largest part of ``delta`` (same sign, toward zero) that keeps leverage <= max."""
+    lo, hi = 0, abs(delta)
+    sign = 1 if delta > 0 else -1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _safe(post_trade(s, sign * mid, deposit), p):
+            lo = mid
+        else:
+            hi = mid - 1
+    return sign * lo
+
+
+def _smallest_deleverage(s: Snapshot, p: PolicyParams, deposit: int) -> int:
+    """Smallest reduction of the position (toward zero) that brings leverage <= max."""
+    size = s.account.size
+    sign = -1 if size > 0 else 1
+    lo, hi = 0, abs(size)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _safe(post_trade(s, sign * mid, deposit), p):
+            hi = mid
+        else:
+            lo = mid + 1
+    return sign * lo
+
+
+def decide(s: Snapshot, p: PolicyParams) -> Decision:
+    refused = guards.check(s, p)
+    if refused is not None:
+        return refused
+    m, a = s.market, s.account
+    now = s.chain.block_timestamp
+    price = s.oracle.price_e18
+    scale = 10 ** (18 - m.collateral_decimals)
+    target = -sdiv(s.exposure.total * p.hedge_ratio, UNIT)
+    lev_before = leverage(a.size, price, a.margin)
+    base = dict(target_size=target, leverage_before=lev_before)
+
+    o = a.pending_order
+    if o is not None:
+        if now > o.expires_at:
+            return Decision(kind=DecisionKind.REBALANCE, code="cancel_expired_order", cancel_order=True,
+                            reason=f"two-step order of {_units(o.size_delta)} expired at {o.expires_at} "
+                                   f"unfilled: cancelling it before hedging again", **base)
+        return Decision(kind=DecisionKind.HOLD, code="order_pending",
+                        reason=f"two-step order of {_units(o.size_delta)} pending (executable at {o.executable_at}, "
+                               f"expires at {o.expires_at}); not submitting another", **base)
+    if a.size != 0 and a.margin <= 0:
+        return Decision(kind=DecisionKind.REFUSE, refusal=RefusalKind.ACCOUNT, code="no_margin",
+                        reason="the position has no remaining margin (liquidatable): act by hand", **base)
+
+    # 1. size
+    error = a.size - target
+    band_abs = abs(target) * p.band // UNIT
+    err_usd = abs(error) * price // UNIT
+    cooling = s.last_rebalance_at is not None and now - s.last_rebalance_at < p.cooldown_s
+    delta = 0
+    reasons: list[str] = []
+    if abs(error) <= band_abs:
+        code = "within_band"
+        reasons.append(f"position {_units(a.size)} within {fmt_units(p.band * 100, 18, 1)}% band of target "
+                       f"{_units(target)}")
+    elif err_usd < p.min_trade_usd:
+        code = "below_min_trade"
+        reasons.append(f"hedge error {_units(error)} ({_usd(err_usd)}) below the minimum trade {_usd(p.min_trade_usd)}")
+    elif cooling and abs(error) <= 2 * band_abs:
+        code = "cooling_down"
+        reasons.append(f"cooling down: last rebalance {now - s.last_rebalance_at}s ago (cooldown {p.cooldown_s}s) "
+                       f"and error {_units(error)} within twice the band")
+    else:
+        delta = target - a.size
+        cap = p.max_trade_usd * UNIT // price
+        code = "rebalance"
+        if abs(delta) > cap:
+            delta = cap if delta > 0 else -cap
+            code = "split"
+            reasons.append(f"moving {_units(delta)} of {_units(target - a.size)} toward target {_units(target)} "
+                           f"(max {_usd(p.max_trade_usd)} per cycle)")
+        else:
+            reasons.append(f"position {_units(a.size)} off target {_units(target)} by {_units(error)}: "
+                           f"trade {_units(delta)}")
+
+    # 2. collateral
+    deposit = 0
+    pt = post_trade(s, delta, 0)
+    wallet = a.collateral_wallet
+    if pt.size != 0 and (pt.leverage > p.max_leverage or pt.liq_distance < p.liquidation_buffer):
+        want = _margin_target(s, p, pt.notional) - pt.margin
+        want_native = -(-want // scale)
+        deposit = max(0, min(want_native, wallet))
+        why = (f"leverage {_lev(pt.leverage)} above {_lev(p.max_leverage)}" if pt.leverage > p.max_leverage
+               else f"liquidation within {fmt_units(max(pt.liq_distance, 0) * 100, 18, 1)}% of the price")
+        if deposit > 0:
+            reasons.append(f"{why}: top up {fmt_units(deposit, m.collateral_decimals, 2)} collateral "
+                           f"toward {_lev(p.target_leverage)}")
+            code = code if delta else "top_up"
+        pt = post_trade(s, delta, deposit)
+        if not _safe(pt, p):
+            short_of = f"collateral short ({fmt_units(wallet, m.collateral_decimals, 2)} in wallet)"
+            if delta != 0 and abs(a.size + delta) > abs(a.size):
+                delta = _largest_safe(s, p, delta, deposit)
+                if delta != 0:
+                    code = "collateral_limited"
+                    reasons.append(f"{short_of}: hedge grown by {_units(delta)} only, "
+                                   f"to keep leverage <= {_lev(p.max_leverage)}")
+            if not _safe(post_trade(s, delta, deposit), p):
+                delta, code = _smallest_deleverage(s, p, deposit), "deleverage"
+                reasons.append(f"{short_of}: reducing the hedge by {_units(delta)} "
+                               f"to keep leverage <= {_lev(p.max_leverage)}")
+            pt = post_trade(s, delta, deposit)
+    elif pt.leverage < p.min_leverage and not (m.two_step and delta != 0):
+        # (on a two-step market a withdrawal waits until the order has filled)
+        excess = pt.margin - _margin_target(s, p, pt.notional)
+        if pt.size == 0:
+            excess = min(excess, a.accessible_margin) if delta == 0 else excess
+        excess_native = max(0, excess) // scale
+        if excess_native > 0 and excess_native * scale >= p.min_collateral_usd:
+            deposit = -excess_native
+            reasons.append(f"leverage {_lev(pt.leverage)} below {_lev(p.min_leverage)}: withdraw "
+                           f"{fmt_units(excess_native, m.collateral_decimals, 2)} excess collateral")
+            code = code if delta else "withdraw_excess"
+            pt = post_trade(s, delta, deposit)
+    if delta == 0 and deposit == 0:
+        return Decision(kind=DecisionKind.HOLD, code=code, reason="; ".join(reasons) or "nothing to do",
+                        leverage_after=pt.leverage, liquidation_distance_after=pt.liq_distance, **base)
+    return Decision(kind=DecisionKind.REBALANCE, code=code, reason="; ".join(reasons), size_delta=delta,
+                    margin_delta=deposit, expected_fill_price=pt.fill_price if delta else 0,
+                    expected_fee=pt.fee, leverage_after=pt.leverage, liquidation_distance_after=pt.liq_distance,
+                    **base)

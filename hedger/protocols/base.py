@@ -1,0 +1,72 @@
+"""The adapter interface every perp protocol implements.
+
+It fits a synchronous market (one call changes the position) and a two-step
+market (an order is submitted, a keeper fills it later): ``two_step`` says
+which, ``read_specs``/``parse`` report a pending order, and ``build_calls``
+turns a TRADE action into either a direct trade or an order submission.
+
+Adding a protocol: one file under ``hedger/protocols/``, its ABI under
+``abis/``, ``@register("name")`` on the class, and the shared adapter test
+suite (``tests/test_adapter_suite.py``) run against it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Callable, ClassVar
+
+from web3 import Web3
+
+from hedger.errors import ConfigError
+from hedger.reader import CallSpec
+from hedger.types import AccountState, Action, Call, ChainView, MarketState
+
+_REGISTRY: dict[str, type["PerpAdapter"]] = {}
+
+
+class PerpAdapter(ABC):
+    """One perp market, seen from one account."""
+
+    name: ClassVar[str]
+
+    def __init__(self, w3: Web3, market: str, collateral: str, *, two_step: bool) -> None:
+        self.w3 = w3
+        self.market = Web3.to_checksum_address(market)
+        self.collateral = Web3.to_checksum_address(collateral)
+        self.two_step = two_step
+
+    @abstractmethod
+    def read_specs(self, account: str) -> list[CallSpec]:
+        """View calls that describe the market and the account (batched with the rest of the cycle)."""
+
+    @abstractmethod
+    def parse(self, results: dict[str, Any], account: str, chain: ChainView) -> tuple[MarketState, AccountState]:
+        """Turn the results of ``read_specs`` into market and account state."""
+
+    @abstractmethod
+    def build_calls(self, actions: tuple[Action, ...], account: AccountState, market: MarketState) -> list[Call]:
+        """Concrete transactions for a plan's actions, in order (approvals bounded to the need)."""
+
+    @abstractmethod
+    def fill_order_call(self, account: str) -> Call | None:
+        """For a protocol keeper: the call that fills ``account``'s pending order (None on a synchronous market)."""
+
+
+def register(name: str) -> Callable[[type[PerpAdapter]], type[PerpAdapter]]:
+    def deco(cls: type[PerpAdapter]) -> type[PerpAdapter]:
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+    return deco
+
+
+def registered() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_adapter(name: str) -> type[PerpAdapter]:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError("HEDGER_PROTOCOL", f"unknown protocol {name!r}",
+                          f"use one of: {', '.join(registered())}") from None

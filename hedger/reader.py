@@ -1,0 +1,130 @@
+"""Batched, block-pinned reads.
+
+A cycle reads in two round trips whatever it reads: the latest block (with
+chain id and, once, the genesis hash), then every ``eth_call`` of the cycle in
+one JSON-RPC batch pinned to that block number, so that all readings are
+mutually consistent.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from eth_abi.exceptions import DecodingError
+from web3 import Web3
+
+from hedger.abi import load_abi
+from hedger.errors import ChainGuardError, RpcError
+from hedger.types import ChainView
+
+
+@dataclass(frozen=True)
+class CallSpec:
+    """One view call: ``key`` names its result."""
+
+    key: str
+    address: str
+    abi: str          # name of a file under abis/
+    fn: str
+    args: tuple[Any, ...] = ()
+    optional: bool = False   # a revert yields None instead of an error
+
+
+class CallFailed(Exception):
+    def __init__(self, spec: CallSpec, reason: str) -> None:
+        super().__init__(f"{spec.fn} on {spec.address} failed: {reason}")
+        self.spec = spec
+        self.reason = reason
+
+
+class ChainReader:
+    def __init__(self, w3: Web3) -> None:
+        self.w3 = w3
+        self.round_trips = 0
+        self._genesis: str | None = None
+        self._contracts: dict[tuple[str, str], Any] = {}
+        self._id = 0
+
+    def _batch(self, requests: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
+        self.round_trips += 1
+        try:
+            resp = self.w3.provider.make_batch_request(requests)  # type: ignore[attr-defined]
+        except Exception as err:
+            raise RpcError(f"RPC batch request failed: {type(err).__name__}: {_clean(err)}") from err
+        if not isinstance(resp, list):
+            raise RpcError(f"RPC answered a batch with a single response: {str(resp)[:200]}")
+        if len(resp) != len(requests):
+            raise RpcError(f"RPC answered {len(resp)} of {len(requests)} batched requests")
+        if all("id" in r for r in resp):
+            resp = sorted(resp, key=lambda r: int(r["id"]))
+        return resp
+
+    def head(self) -> ChainView:
+        """Round trip 1: latest block and chain id (and the genesis hash, first time)."""
+        reqs: list[tuple[str, list[Any]]] = [("eth_getBlockByNumber", ["latest", False]), ("eth_chainId", [])]
+        if self._genesis is None:
+            reqs.append(("eth_getBlockByNumber", ["0x0", False]))
+        resp = self._batch(reqs)
+        for r in resp:
+            if "error" in r or r.get("result") is None:
+                raise RpcError(f"RPC error reading the chain head: {r.get('error')}")
+        block = resp[0]["result"]
+        if self._genesis is None:
+            self._genesis = resp[2]["result"]["hash"]
+        return ChainView(chain_id=int(resp[1]["result"], 16), block_number=int(block["number"], 16),
+                         block_timestamp=int(block["timestamp"], 16), wall_clock=int(time.time()),
+                         genesis_hash=self._genesis or "")
+
+    def _contract(self, address: str, abi: str) -> Any:
+        key = (address, abi)
+        if key not in self._contracts:
+            self._contracts[key] = self.w3.eth.contract(address=Web3.to_checksum_address(address),
+                                                        abi=load_abi(abi))
+        return self._contracts[key]
+
+    def call_many(self, specs: list[CallSpec], block_number: int) -> dict[str, Any]:
+        """Round trip 2: all calls at one block. Returns key -> decoded value (a tuple when
+        the function returns several values). A call to an address without code, or a
+        revert of a non-optional call, raises."""
+        if not specs:
+            return {}
+        fns = []
+        reqs: list[tuple[str, list[Any]]] = []
+        for spec in specs:
+            fn = self._contract(spec.address, spec.abi).get_function_by_name(spec.fn)(*spec.args)
+            fns.append(fn)
+            reqs.append(("eth_call", [{"to": Web3.to_checksum_address(spec.address),
+                                       "data": fn._encode_transaction_data()}, hex(block_number)]))
+        resp = self._batch(reqs)
+        out: dict[str, Any] = {}
+        for spec, fn, r in zip(specs, fns, resp):
+            if "error" in r:
+                if spec.optional:
+                    out[spec.key] = None
+                    continue
+                raise CallFailed(spec, str(r["error"].get("message", r["error"])))
+            raw = bytes.fromhex(r["result"][2:])
+            types = [o["type"] if o["type"] != "tuple" else _tuple_type(o) for o in fn.abi["outputs"]]
+            if not raw and types:
+                raise ChainGuardError(f"{spec.fn}() at {spec.address} returned nothing: no contract there, "
+                                      f"or not the expected interface ({spec.abi})", address=spec.address)
+            try:
+                vals = self.w3.codec.decode(types, raw)
+            except (DecodingError, OverflowError) as err:
+                raise ChainGuardError(f"{spec.fn}() at {spec.address} returned data that is not a {spec.abi} "
+                                      f"answer", address=spec.address) from err
+            out[spec.key] = vals[0] if len(vals) == 1 else tuple(vals)
+        return out
+
+
+def _tuple_type(o: dict[str, Any]) -> str:
+    inner = ",".join(c["type"] if c["type"] != "tuple" else _tuple_type(c) for c in o["components"])
+    return f"({inner})"
+
+
+def _clean(err: Exception) -> str:
+    """An error message with any URL reduced to scheme and host (hosted RPCs put keys in paths)."""
+    from hedger.config import redact_urls
+    return redact_urls(str(err))[:300]

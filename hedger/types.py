@@ -1,0 +1,258 @@
+"""Plain data that flows through a cycle: readings, decisions, plans.
+
+Money is integers. ``Native`` amounts are in a token's own decimals; ``E18``
+values are 18-decimal fixed point (sizes in asset units, USD values, prices,
+fractions such as leverage 2.0 == 2 * 10**18). Conversions happen once, at
+the edge (``fixedpoint``); floats appear only in reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, NewType
+
+Wei = NewType("Wei", int)
+Native = NewType("Native", int)
+E18 = NewType("E18", int)
+Timestamp = NewType("Timestamp", int)
+
+UNIT = 10**18
+
+
+@dataclass(frozen=True)
+class FeedRound:
+    """One ``latestRoundData`` answer, untouched, with the feed's decimals."""
+
+    address: str
+    decimals: int
+    round_id: int
+    answer: int
+    started_at: int
+    updated_at: int
+    description: str = ""
+
+    @property
+    def price_e18(self) -> int:
+        return self.answer * 10 ** (18 - self.decimals) if self.decimals <= 18 else self.answer // 10 ** (self.decimals - 18)
+
+
+@dataclass(frozen=True)
+class ChainView:
+    """Where and when a cycle read: the latest block, and the wall clock for the lag guard."""
+
+    chain_id: int
+    block_number: int
+    block_timestamp: int
+    wall_clock: int
+    genesis_hash: str = ""
+
+
+@dataclass(frozen=True)
+class MarketState:
+    """Market-wide state and parameters, all E18 unless named otherwise."""
+
+    address: str
+    price: int                 # the market's own price (its feed), E18
+    price_invalid: bool
+    skew: int
+    skew_scale: int
+    funding_rate: int          # per day; positive: longs pay shorts
+    funding_velocity: int
+    taker_fee: int
+    maker_fee: int
+    max_leverage: int          # the protocol's hard limit
+    min_initial_margin: int
+    liquidation_buffer_ratio: int
+    liquidation_fee_ratio: int
+    liquidation_premium_multiplier: int
+    min_keeper_fee: int
+    max_keeper_fee: int
+    order_keeper_fee: int      # charged to the trader for a two-step order
+    min_order_delay: int
+    max_order_delay: int
+    collateral_decimals: int
+    two_step: bool             # True when orders are submitted and filled later
+
+
+@dataclass(frozen=True)
+class PendingOrder:
+    """A submitted two-step order that has not been filled or cancelled."""
+
+    size_delta: int
+    desired_fill_price: int
+    submitted_at: int
+    executable_at: int
+    expires_at: int
+
+
+@dataclass(frozen=True)
+class AccountState:
+    """The hedging account on the market and in its wallet."""
+
+    address: str
+    size: int                  # E18, signed; negative is short
+    margin: int                # remaining margin (margin + PnL + funding), E18
+    accessible_margin: int     # withdrawable without breaching initial margin, E18
+    liquidation_price: int     # E18, 0 without a position
+    accrued_funding: int       # E18, signed
+    pnl: int                   # E18, signed
+    pending_order: PendingOrder | None
+    collateral_wallet: int     # Native units of the collateral token in the wallet
+    collateral_allowance: int  # Native units the market may pull
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """Spot exposure to hedge: the wallet's balance plus a declared extra amount held elsewhere."""
+
+    spot_balance: int          # Native units of the spot token
+    spot_decimals: int
+    extra: int                 # E18 asset units (HEDGER_EXTRA_EXPOSURE)
+
+    @property
+    def total(self) -> int:
+        """Total exposure in E18 asset units."""
+        d = self.spot_decimals
+        bal = self.spot_balance * 10 ** (18 - d) if d <= 18 else self.spot_balance // 10 ** (d - 18)
+        return bal + self.extra
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything one cycle read, at one block. The policy decides on this alone."""
+
+    chain: ChainView
+    oracle: FeedRound
+    sequencer: FeedRound | None
+    market: MarketState
+    account: AccountState
+    exposure: Exposure
+    last_rebalance_at: int | None = None   # chain time of the last action, from the journal
+
+
+@dataclass(frozen=True)
+class PolicyParams:
+    """Policy parameters (E18 fractions / USD unless named). Defaults are documented in the README."""
+
+    hedge_ratio: int = UNIT                      # 1.0
+    band: int = 5 * UNIT // 100                  # 5% of the target
+    min_trade_usd: int = 50 * UNIT
+    max_trade_usd: int = 250_000 * UNIT          # per cycle; larger moves split across cycles
+    max_slippage: int = 5 * UNIT // 1000         # 0.5% on the fill price
+    target_leverage: int = 2 * UNIT
+    max_leverage: int = 3 * UNIT                 # top up above this
+    min_leverage: int = 3 * UNIT // 2            # withdraw excess below this
+    liquidation_buffer: int = 25 * UNIT // 100   # top up when liquidation is within 25% of the price
+    min_collateral_usd: int = 10 * UNIT          # skip smaller collateral moves (unless needed for safety)
+    cooldown_s: int = 900
+    oracle_max_age_s: int = 3600
+    sequencer_grace_s: int = 3600
+    max_block_lag_s: int = 0                     # 0 = guard off (local chains)
+
+
+class DecisionKind(StrEnum):
+    HOLD = "hold"          # nothing to do, on purpose
+    REBALANCE = "rebalance"
+    REFUSE = "refuse"      # a guard refused the readings; nothing may be sent
+
+
+class RefusalKind(StrEnum):
+    ORACLE = "oracle"
+    SEQUENCER = "sequencer"
+    CHAIN = "chain"
+    ACCOUNT = "account"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the policy wants, and why. Every decision carries its reason."""
+
+    kind: DecisionKind
+    reason: str
+    code: str                              # short machine-readable reason, e.g. "within_band"
+    target_size: int = 0                   # E18, signed
+    size_delta: int = 0                    # E18, signed
+    margin_delta: int = 0                  # Native collateral units: + deposit, - withdraw
+    cancel_order: bool = False
+    expected_fill_price: int = 0           # E18
+    expected_fee: int = 0                  # E18 USD, trading fee + keeper fee
+    leverage_before: int = 0               # E18
+    leverage_after: int = 0                # E18
+    liquidation_distance_after: int = 0    # E18 fraction of the price
+    refusal: RefusalKind | None = None
+
+    @property
+    def acts(self) -> bool:
+        return self.kind is DecisionKind.REBALANCE and (
+            self.size_delta != 0 or self.margin_delta != 0 or self.cancel_order)
+
+
+class ActionKind(StrEnum):
+    DEPOSIT = "deposit"
+    WITHDRAW = "withdraw"
+    TRADE = "trade"
+    CANCEL_ORDER = "cancel_order"
+
+
+@dataclass(frozen=True)
+class Action:
+    """One protocol-level step of a plan, before it is turned into calls."""
+
+    kind: ActionKind
+    amount: int                 # Native collateral for deposit/withdraw; E18 size delta for trade
+    price_bound: int = 0        # E18 desired fill price for a trade (worst acceptable)
+    risk_reducing: bool = False
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Plan:
+    decision: Decision
+    actions: tuple[Action, ...] = ()
+
+
+@dataclass(frozen=True)
+class Call:
+    """One transaction to send: a contract function with its arguments."""
+
+    to: str
+    contract: str               # a readable name: "market", "collateral"
+    function: str               # e.g. "transferMargin"
+    args: tuple[Any, ...]
+    data: str                   # ABI-encoded call data, 0x-hex
+    action: ActionKind
+    risk_reducing: bool
+    value: int = 0
+    note: str = ""
+
+    def describe(self) -> str:
+        args = ", ".join(str(a) for a in self.args)
+        return f"{self.contract}({self.to}).{self.function}({args})"
+
+
+@dataclass(frozen=True)
+class SentTx:
+    call: Call
+    tx_hash: str
+    nonce: int
+    status: int | None = None
+    gas_used: int | None = None
+    block_number: int | None = None
+    effective_gas_price: int | None = None
+
+
+@dataclass
+class CycleResult:
+    """What one cycle did; the CLI prints it and exits with ``exit_code``."""
+
+    snapshot: Snapshot | None
+    decision: Decision | None
+    plan: Plan | None
+    calls: list[Call] = field(default_factory=list)
+    sent: list[SentTx] = field(default_factory=list)
+    dry_run: bool = False
+    outcome: str = ""          # "held", "acted", "dry_run", "refused", "partial", "failed"
+    exit_code: int = 0
+    error: str | None = None
+    cycle_id: int | None = None

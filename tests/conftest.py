@@ -1,0 +1,123 @@
+"""Shared fixtures: one anvil per test session, the reference protocol deployed once,
+and an EVM snapshot reverted after every test (deploy once, revert after each)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import pytest
+from web3 import Web3
+
+from hedger.abi import contract_artifact
+from hedger.deploy import Deployment, deploy_reference, transact
+from hedger.executor import KeySigner, Secret, TxSender
+from hedger.localchain import Anvil, dev_account, start_anvil
+
+USDC = 10**6
+WETH = 10**18
+PRICE_DECIMALS = 8
+
+
+@dataclass
+class Chain:
+    """Test helpers around the local chain: time, prices, funding accounts."""
+
+    anvil: Anvil
+    w3: Web3
+    deployer: TxSender
+    d: Deployment
+
+    def contract(self, name: str, address: str) -> Any:
+        return self.w3.eth.contract(address=address, abi=contract_artifact(name)["abi"])
+
+    @property
+    def market(self) -> Any:
+        return self.contract("PerpMarket", self.d.market)
+
+    @property
+    def feed(self) -> Any:
+        return self.contract("PriceFeed", self.d.oracle)
+
+    @property
+    def sequencer(self) -> Any:
+        return self.contract("PriceFeed", self.d.sequencer_feed)
+
+    @property
+    def usdc(self) -> Any:
+        return self.contract("ReferenceToken", self.d.collateral)
+
+    @property
+    def weth(self) -> Any:
+        return self.contract("ReferenceToken", self.d.spot)
+
+    def sender(self, index: int) -> TxSender:
+        return TxSender(self.w3, KeySigner(Secret(dev_account(index).key.hex())))
+
+    def admin(self, name: str, address: str, fn: str, *args: Any) -> dict[str, Any]:
+        return transact(self.deployer, name, address, fn, *args)
+
+    def set_price(self, usd: float | int) -> None:
+        """Publish a new round at the current block time (price in whole or fractional USD)."""
+        self.admin("PriceFeed", self.d.oracle, "setAnswer", int(round(usd * 10**PRICE_DECIMALS)))
+
+    def mint_usdc(self, to: str, amount: int) -> None:
+        self.admin("ReferenceToken", self.d.collateral, "mint", to, amount)
+
+    def mint_weth(self, to: str, amount: int) -> None:
+        self.admin("ReferenceToken", self.d.spot, "mint", to, amount)
+
+    def advance(self, seconds: int) -> None:
+        self.w3.provider.make_request("evm_increaseTime", [seconds])
+        self.w3.provider.make_request("evm_mine", [])
+
+    def now(self) -> int:
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def call_as(self, index: int, name: str, address: str, fn: str, *args: Any) -> dict[str, Any]:
+        return transact(self.sender(index), name, address, fn, *args)
+
+    def deposit(self, index: int, amount: int) -> None:
+        """Mint, approve and deposit ``amount`` USDC units as dev account ``index``."""
+        addr = dev_account(index).address
+        self.mint_usdc(addr, amount)
+        self.call_as(index, "ReferenceToken", self.d.collateral, "approve", self.d.market, amount)
+        self.call_as(index, "PerpMarket", self.d.market, "transferMargin", amount)
+
+    def trade(self, index: int, size_delta: int, bound: int | None = None) -> dict[str, Any]:
+        if bound is None:
+            bound = 2**255 if size_delta > 0 else 0
+        bound = min(bound, 2**256 - 1)
+        return self.call_as(index, "PerpMarket", self.d.market, "modifyPosition", size_delta, bound)
+
+
+@pytest.fixture(scope="session")
+def anvil() -> Iterator[Anvil]:
+    node = start_anvil()
+    yield node
+    node.stop()
+
+
+@pytest.fixture(scope="session")
+def w3(anvil: Anvil) -> Web3:
+    return Web3(Web3.HTTPProvider(anvil.url, request_kwargs={"timeout": 30}))
+
+
+@pytest.fixture(scope="session")
+def deployment(w3: Web3) -> Deployment:
+    deployer = TxSender(w3, KeySigner(Secret(dev_account(0).key.hex())))
+    return deploy_reference(deployer)
+
+
+@pytest.fixture()
+def chain(anvil: Anvil, w3: Web3, deployment: Deployment) -> Iterator[Chain]:
+    """The deployed protocol, reverted to its pristine state after the test."""
+    snap = w3.provider.make_request("evm_snapshot", [])["result"]
+    deployer = TxSender(w3, KeySigner(Secret(dev_account(0).key.hex())))
+    c = Chain(anvil=anvil, w3=w3, deployer=deployer, d=deployment)
+    # a fresh round so the feed is not stale whatever time earlier tests moved
+    c.set_price(3000)
+    try:
+        yield c
+    finally:
+        w3.provider.make_request("evm_revert", [snap])
