@@ -75,9 +75,10 @@ def transact(sender: TxSender, name: str, address: str, fn: str, *args: Any) -> 
 
 def deploy_reference(sender: TxSender, *, oracle: str | None = None, collateral: str | None = None,
                      params: MarketParams | None = None, initial_price: int = 3000 * 10**8,
-                     feed_decimals: int = 8) -> Deployment:
+                     feed_decimals: int = 8, seed_liquidity_usd: int = 10_000_000) -> Deployment:
     """Deploy the reference protocol and return its addresses."""
     params = params or MarketParams()
+    own_collateral = collateral is None
     if collateral is None:
         collateral = deploy_contract(sender, "ReferenceToken", "USD Coin (reference)", "USDC", 6)
     spot = deploy_contract(sender, "ReferenceToken", "Wrapped Ether (reference)", "WETH", 18)
@@ -88,6 +89,10 @@ def deploy_reference(sender: TxSender, *, oracle: str | None = None, collateral:
     transact(sender, "PriceFeed", sequencer, "setAnswer", 0)
     market = deploy_contract(sender, "PerpMarket", Web3.to_checksum_address(collateral),
                              Web3.to_checksum_address(oracle), params.as_tuple())
+    if own_collateral and seed_liquidity_usd > 0:
+        # The market pays traders' profits from its balance, as a real market's
+        # liquidity pool (Synthetix's debt pool, GMX's GM pool) does.
+        transact(sender, "ReferenceToken", collateral, "mint", market, seed_liquidity_usd * 10**6)
     return Deployment(market=market, oracle=Web3.to_checksum_address(oracle),
                       collateral=Web3.to_checksum_address(collateral), spot=spot, sequencer_feed=sequencer,
                       deployer=sender.signer.address, chain_id=sender.chain_id)

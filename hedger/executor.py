@@ -118,7 +118,7 @@ class TxSender:
     """Fees, nonce, simulation, signing, sending and waiting for one transaction at a time."""
 
     def __init__(self, w3: Web3, signer: Signer, *, receipt_timeout: float = 120.0,
-                 priority_fee: int | None = None, gas_margin_bps: int = 2000) -> None:
+                 priority_fee: int | None = None, gas_margin_bps: int = 2500) -> None:
         self.w3 = w3
         self.signer = signer
         self.receipt_timeout = receipt_timeout
@@ -145,14 +145,18 @@ class TxSender:
         if to:
             tx["to"] = to
         try:
-            gas = int(self.w3.eth.estimate_gas(tx))
+            # at "pending": the next block's time, so time-dependent storage writes
+            # (funding recomputation) are priced as they will be when mined
+            gas = int(self.w3.eth.estimate_gas(tx, "pending"))
         except (ContractLogicError, ContractCustomError, ContractPanicError) as err:
             raise SimulationFailed(f"simulation reverted: {_revert_reason(err)}",
                                    revert_reason=_revert_reason(err)) from err
         except Web3RPCError as err:
             raise SimulationFailed(f"simulation failed: {_revert_reason(err)}",
                                    revert_reason=_revert_reason(err)) from err
-        return gas + gas * self.gas_margin_bps // 10_000
+        # margin: a storage slot written with an unchanged value in the estimate can cost
+        # ~20k more when the value changes by the time the transaction is mined
+        return gas + gas * self.gas_margin_bps // 10_000 + 25_000
 
     def send(self, to: str | None, data: str, value: int = 0, *, gas: int | None = None,
              on_signed: Callable[[str, int, bytes], None] | None = None) -> dict[str, Any]:
@@ -181,6 +185,8 @@ class TxSender:
         receipt["nonce"] = nonce
         if receipt.get("status") != 1:
             reason = self._replay_reason(tx, receipt)
+            if receipt.get("gasUsed", 0) >= gas:
+                reason = f"out of gas (limit {gas}); {reason}"
             raise TransactionReverted(f"transaction reverted: {reason}", tx_hash=tx_hash, revert_reason=reason)
         return receipt
 
@@ -205,8 +211,9 @@ class Executor:
         return sorted(calls, key=lambda c: 0 if c.risk_reducing else 1)
 
     def execute(self, calls: list[Call], *, on_signed: Callable[[Call, str, int], None] | None = None,
-                on_mined: Callable[[SentTx], None] | None = None) -> list[SentTx]:
-        sent: list[SentTx] = []
+                on_mined: Callable[[SentTx], None] | None = None, sent: list[SentTx] | None = None) -> list[SentTx]:
+        """Send ``calls``; each mined transaction is appended to ``sent`` (also when a later step fails)."""
+        sent = [] if sent is None else sent
         for call in self.order(calls):
             step = f"{call.contract}.{call.function}"
             try:

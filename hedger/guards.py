@@ -39,6 +39,10 @@ def check(s: Snapshot, p: PolicyParams) -> Decision | None:
     if age > p.oracle_max_age_s:
         return _refuse(RefusalKind.ORACLE, "oracle_stale",
                        f"{feed} is stale: last update {age}s ago, max age {p.oracle_max_age_s}s (HEDGER_ORACLE_MAX_AGE)")
+    if s.market.price_invalid:
+        return _refuse(RefusalKind.ORACLE, "market_price_invalid",
+                       f"market {s.market.address} reports its own price invalid (its feed is stale or broken): "
+                       "it would refuse every trade and margin move")
     q = s.sequencer
     if q is not None:
         if q.answer != 0:

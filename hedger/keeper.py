@@ -134,8 +134,8 @@ class Keeper:
         ex = Executor(sender)
         j = self.journal
         try:
-            res.sent = ex.execute(
-                calls,
+            ex.execute(
+                calls, sent=res.sent,
                 on_signed=(lambda c, h, n: j.record_signed(cid, c, h, n)) if j and cid else None,
                 on_mined=j.record_mined if j else None)
             res.outcome = "acted"

@@ -121,3 +121,66 @@ def chain(anvil: Anvil, w3: Web3, deployment: Deployment) -> Iterator[Chain]:
         yield c
     finally:
         w3.provider.make_request("evm_revert", [snap])
+
+
+HEDGER = 1      # dev account index of the hedged account
+PROTOCOL_KEEPER = 2
+
+
+@dataclass
+class Hedge:
+    """A hedged account (dev account 1) holding spot WETH and USDC, and the settings to hedge it."""
+
+    chain: Chain
+    env: dict[str, str]
+
+    @property
+    def address(self) -> str:
+        return dev_account(HEDGER).address
+
+    def keeper(self, **overrides: str) -> Any:
+        from hedger.config import Settings
+        from hedger.keeper import Keeper
+        return Keeper.from_settings(Settings.from_env({**self.env, **overrides}))
+
+    def cycle(self, **overrides: str) -> Any:
+        return self.keeper(**overrides).cycle()
+
+    def position(self) -> tuple[int, int]:
+        """(size E18, remaining margin E18)."""
+        m = self.chain.market.functions
+        return m.positions(self.address).call()[1], m.remainingMargin(self.address).call()[0]
+
+    def leverage(self) -> float:
+        size, margin = self.position()
+        price = self.chain.market.functions.assetPrice().call()[0]
+        return abs(size) * price / 10**18 / margin
+
+    def nonce(self) -> int:
+        return self.chain.w3.eth.get_transaction_count(self.address)
+
+    def fill_orders(self) -> list[str]:
+        from hedger.keeper import fill_due_orders
+        from hedger.protocols.reference import ReferenceMarket
+        adapter = ReferenceMarket(self.chain.w3, self.chain.d.market, self.chain.d.collateral, two_step=True)
+        return fill_due_orders(self.chain.w3, adapter, self.chain.sender(PROTOCOL_KEEPER), [self.address])
+
+
+@pytest.fixture()
+def hedge(chain: Chain, tmp_path: Any) -> Hedge:
+    acct = dev_account(HEDGER)
+    chain.mint_weth(acct.address, 10 * WETH)
+    chain.mint_usdc(acct.address, 50_000 * USDC)
+    env = {
+        "HEDGER_RPC_URL": chain.anvil.url,
+        "HEDGER_PRIVATE_KEY": acct.key.hex(),
+        "HEDGER_MARKET": chain.d.market,
+        "HEDGER_ORACLE": chain.d.oracle,
+        "HEDGER_SPOT_TOKEN": chain.d.spot,
+        "HEDGER_COLLATERAL_TOKEN": chain.d.collateral,
+        "HEDGER_SEQUENCER_FEED": chain.d.sequencer_feed,
+        "HEDGER_SEQUENCER_GRACE": "0",
+        "HEDGER_JOURNAL_PATH": str(tmp_path / "journal.sqlite"),
+        "HEDGER_CHAIN_ID": "31337",
+    }
+    return Hedge(chain=chain, env=env)
