@@ -36,9 +36,28 @@ def redact_url(url: str) -> str:
     return f"{parts.scheme}://{host}" if parts.scheme else "<URL>"
 
 
+_SECRET_FRAGMENTS: set[str] = set()
+
+
+def register_rpc_url(url: str) -> None:
+    """Remember the parts of an RPC URL beyond scheme and host (path, query, user info), which
+    hosted RPCs use for API keys, so that :func:`redact_urls` removes them wherever they appear
+    (library errors quote a bare path, not only the full URL)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return
+    for frag in (parts.path, parts.query, parts.username, parts.password, parts.netloc.rpartition("@")[0]):
+        if frag and len(frag) > 1 and frag != "/":
+            _SECRET_FRAGMENTS.add(frag)
+
+
 def redact_urls(text: str) -> str:
-    """Replace every URL in ``text`` by its scheme and host."""
-    return _URL_RE.sub(lambda m: f"{m.group(1)}{m.group(3)}", text)
+    """Replace every URL in ``text`` by its scheme and host, and blank known secret URL parts."""
+    text = _URL_RE.sub(lambda m: f"{m.group(1)}{m.group(3)}", text)
+    for frag in sorted(_SECRET_FRAGMENTS, key=len, reverse=True):
+        text = text.replace(frag, "***")
+    return text
 
 
 def _dec(name: str, raw: str, *, lo: Decimal | None = None, hi: Decimal | None = None,
@@ -144,6 +163,7 @@ class Settings:
         g = lambda k: env.get(k) if env.get(k, "").strip() != "" else None  # noqa: E731
 
         rpc = g("HEDGER_RPC_URL") or cls.rpc_url
+        register_rpc_url(rpc)
         scheme = urlsplit(rpc).scheme
         if scheme not in ("http", "https"):
             raise ConfigError("HEDGER_RPC_URL", f"scheme {scheme or '(none)'!r} is not supported",

@@ -194,8 +194,12 @@ def decide(s: Snapshot, p: PolicyParams) -> Decision:
         want = _margin_target(s, p, pt.notional) - pt.margin
         want_native = -(-want // scale)
         deposit = max(0, min(want_native, wallet))
-        why = (f"leverage {_lev(pt.leverage)} above {_lev(p.max_leverage)}" if pt.leverage > p.max_leverage
-               else f"liquidation within {fmt_units(max(pt.liq_distance, 0) * 100, 18, 1)}% of the price")
+        if a.size == 0:
+            why = "new short needs collateral"
+        elif pt.leverage > p.max_leverage:
+            why = f"leverage {_lev(pt.leverage)} above {_lev(p.max_leverage)}"
+        else:
+            why = f"liquidation within {fmt_units(max(pt.liq_distance, 0) * 100, 18, 1)}% of the price"
         if deposit > 0:
             reasons.append(f"{why}: top up {fmt_units(deposit, m.collateral_decimals, 2)} collateral "
                            f"toward {_lev(p.target_leverage)}")

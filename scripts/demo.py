@@ -1,0 +1,130 @@
+"""`make demo`: the hedger keeping a spot ETH holding delta-neutral on a local chain.
+
+Starts anvil, deploys the reference protocol, gives a demo account 10 WETH and
+60,000 USDC, then moves the price (and the holding) step by step, running one
+hedge cycle after each step -- the same `Keeper.cycle` that `hedger run-once`
+runs -- and prints what the hedger saw and did. No RPC URL, no key needed: the
+accounts are anvil's public development accounts.
+
+    python scripts/demo.py [--mode direct|delayed] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from web3 import Web3  # noqa: E402
+
+from hedger.cli import print_status_table, status_dict  # noqa: E402
+from hedger.config import Settings  # noqa: E402
+from hedger.deploy import deploy_reference, transact  # noqa: E402
+from hedger.executor import KeySigner, Secret, TxSender  # noqa: E402
+from hedger.keeper import Keeper, fill_due_orders  # noqa: E402
+from hedger.localchain import dev_account, start_anvil  # noqa: E402
+from hedger import policy  # noqa: E402
+
+USDC, WETH = 10**6, 10**18
+
+# (hours forward, ETH price in USD, change of the demo account's WETH holding, what happens)
+STEPS = [
+    (1, 3000, 0, "start: 10 WETH held, unhedged"),
+    (1, 3090, 0, "+3%: nothing to do"),
+    (1, 3120, 5, "the holder buys 5 WETH"),
+    (1, 3900, 0, "rally +25%: the short loses, leverage rises"),
+    (1, 4350, 0, "rally continues"),
+    (1, 3400, 0, "drop -22%"),
+    (1, 2500, -8, "crash -26%; the holder sells 8 WETH"),
+    (1, 2550, 0, "calm"),
+]
+
+
+def line(k: Keeper) -> str:
+    s = k.read()
+    a = s.account
+    price = s.oracle.price_e18 / 1e18
+    lev = policy.leverage(a.size, s.oracle.price_e18, a.margin)
+    lev_s = "-" if lev == 0 else ("inf" if lev >= policy.INFINITE else f"{lev / 1e18:.2f}x")
+    liq = f"{a.liquidation_price / 1e18:,.0f}" if a.size else "-"
+    return (f"price {price:>8,.2f} | spot {s.exposure.total / 1e18:>6.2f} ETH | perp {a.size / 1e18:>+8.3f} | "
+            f"margin {a.margin / 1e18:>10,.2f} | lev {lev_s:>5} | liq {liq:>6} | "
+            f"delta {(s.exposure.total + a.size) / 1e18:>+7.3f} ETH")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mode", choices=["direct", "delayed"], default="direct",
+                    help="direct trades, or two-step orders filled by a protocol keeper")
+    ap.add_argument("--keep", action="store_true", help="leave anvil running at the end (prints its URL)")
+    args = ap.parse_args(argv)
+
+    anvil = start_anvil()
+    try:
+        w3 = Web3(Web3.HTTPProvider(anvil.url))
+        deployer = TxSender(w3, KeySigner(Secret(dev_account(0).key.hex())))
+        d = deploy_reference(deployer)
+        holder, protocol_keeper, other = dev_account(1), dev_account(2), dev_account(3)
+        transact(deployer, "ReferenceToken", d.spot, "mint", holder.address, 10 * WETH)
+        transact(deployer, "ReferenceToken", d.collateral, "mint", holder.address, 60_000 * USDC)
+        # another trader is net long, so the market has skew and funding moves
+        other_tx = TxSender(w3, KeySigner(Secret(other.key.hex())))
+        transact(deployer, "ReferenceToken", d.collateral, "mint", other.address, 1_000_000 * USDC)
+        transact(other_tx, "ReferenceToken", d.collateral, "approve", d.market, 1_000_000 * USDC)
+        transact(other_tx, "PerpMarket", d.market, "transferMargin", 1_000_000 * USDC)
+        transact(other_tx, "PerpMarket", d.market, "modifyPosition", 500 * WETH, 2**255)
+
+        journal = Path(tempfile.mkdtemp(prefix="hedger-demo-")) / "journal.sqlite"
+        env = {"HEDGER_RPC_URL": anvil.url, "HEDGER_PRIVATE_KEY": holder.key.hex(), "HEDGER_MARKET": d.market,
+               "HEDGER_ORACLE": d.oracle, "HEDGER_SPOT_TOKEN": d.spot, "HEDGER_COLLATERAL_TOKEN": d.collateral,
+               "HEDGER_SEQUENCER_FEED": d.sequencer_feed, "HEDGER_SEQUENCER_GRACE": "0",
+               "HEDGER_ORDER_MODE": args.mode, "HEDGER_JOURNAL_PATH": str(journal)}
+        keeper = Keeper.from_settings(Settings.from_env(env, dotenv=False))
+        pk_sender = TxSender(w3, KeySigner(Secret(protocol_keeper.key.hex())))
+
+        print(f"local chain {anvil.url} (chain id {d.chain_id}); market {d.market} ({args.mode} orders)")
+        print(f"hedged account {holder.address}; policy: ratio 1.0, band 5%, leverage 2x in [1.5x, 3x]\n")
+        for i, (hours, price, spot_change, what) in enumerate(STEPS, 1):
+            w3.provider.make_request("evm_increaseTime", [hours * 3600])
+            transact(deployer, "PriceFeed", d.oracle, "setAnswer", price * 10**8)
+            if spot_change > 0:
+                transact(deployer, "ReferenceToken", d.spot, "mint", holder.address, spot_change * WETH)
+            elif spot_change < 0:
+                transact(TxSender(w3, KeySigner(Secret(holder.key.hex()))), "ReferenceToken", d.spot, "transfer",
+                         deployer.signer.address, -spot_change * WETH)
+            print(f"step {i}: {what}")
+            print(f"  saw:  {line(keeper)}")
+            res = keeper.cycle()
+            print(f"  did:  {res.decision.kind.value} [{res.decision.code}] {res.decision.reason}")
+            for t in res.sent:
+                print(f"        tx {t.call.contract}.{t.call.function}{t.call.args}  gas {t.gas_used:,}")
+            if res.exit_code:
+                print(f"        outcome {res.outcome} (exit {res.exit_code}): {res.error}")
+            if args.mode == "delayed" and any(t.call.function == "submitDelayedOrder" for t in res.sent):
+                w3.provider.make_request("evm_increaseTime", [15])
+                w3.provider.make_request("evm_mine", [])
+                filled = fill_due_orders(w3, keeper.adapter, pk_sender, [holder.address])
+                print(f"        protocol keeper filled {len(filled)} order(s) after the 15 s minimum delay")
+            print(f"  now:  {line(keeper)}\n")
+
+        snap = keeper.read()
+        print("hedger status:")
+        print_status_table(status_dict(snap, policy.decide(snap, keeper.params(snap))))
+        rows = keeper.journal.cycles() if keeper.journal else []
+        acted = sum(1 for r in rows if r["outcome"] == "acted")
+        print(f"\njournal {journal}: {len(rows)} cycles, {acted} acted, "
+              f"{sum(1 for r in rows if r['outcome'] == 'held')} held")
+        if args.keep:
+            print(f"anvil left running at {anvil.url} (pid {anvil.process.pid})")
+            return 0
+    finally:
+        if not args.keep:
+            anvil.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

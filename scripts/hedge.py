@@ -1,0 +1,32 @@
+"""`ape run hedge [--network ...]`: one hedge cycle on the network ape selects.
+
+Reads the HEDGER_* settings (environment or .env) like `hedger run-once`; the
+RPC comes from ape's provider instead of HEDGER_RPC_URL. Set HEDGER_DRY_RUN=1
+to print the planned calls without sending. Exits with the same codes as
+`hedger run-once`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main() -> None:
+    from ape import chain
+
+    from hedger.cli import print_cycle
+    from hedger.config import Settings
+    from hedger.errors import HedgerError
+    from hedger.keeper import Keeper
+
+    try:
+        settings = Settings.from_env({**os.environ, "HEDGER_RPC_URL": chain.provider.uri})
+        res = Keeper.from_settings(settings).cycle(dry_run=os.environ.get("HEDGER_DRY_RUN") == "1")
+    except HedgerError as err:
+        print(f"hedger: {type(err).__name__}: {err}", file=sys.stderr)
+        raise SystemExit(err.exit_code)
+    print_cycle(res)
+    if res.exit_code:
+        print(f"hedger: {res.outcome}: {res.error}", file=sys.stderr)
+        raise SystemExit(res.exit_code)
