@@ -11,7 +11,7 @@ a failure after some steps were mined raises :class:`PartialExecution`
 from __future__ import annotations
 
 import logging
-import time
+import os
 from abc import ABC, abstractmethod
 from dataclasses import replace
 from typing import Any, Callable
@@ -87,6 +87,14 @@ class ApeAccountSigner(Signer):
             raise ConfigError("HEDGER_APE_ACCOUNT", f"no ape account named {alias!r} ({type(err).__name__})",
                               "create it with `ape accounts import ALIAS` or set HEDGER_PRIVATE_KEY") from None
         self.address = str(self._account.address)
+        passphrase = os.environ.get(f"APE_ACCOUNTS_{alias}_PASSPHRASE")
+        if passphrase and hasattr(self._account, "set_autosign"):
+            # unattended (cron, keeper): sign without ape's confirmation prompt
+            try:
+                self._account.set_autosign(True, passphrase=passphrase)
+            except Exception:
+                raise ConfigError(f"APE_ACCOUNTS_{alias}_PASSPHRASE", "does not unlock the ape account",
+                                  "set the account's passphrase") from None
 
     def sign_transaction(self, tx: dict[str, Any]) -> bytes:
         from ape import networks
