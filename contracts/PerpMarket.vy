@@ -331,7 +331,9 @@ def _trade(account: address, sizeDelta: int256, desiredFillPrice: uint256, keepe
     if not reducing:
         um: uint256 = convert(m, uint256)
         assert um >= self._initialMarginRequired(newSize, price), "max leverage exceeded"
-        assert um > self._liquidationMargin(newSize, price) + self._liquidationPremium(newSize, price), "position would be liquidatable"
+        # marked to the oracle price, as canLiquidate will see it right after (PnL from fill to price)
+        newPos: Position = Position(margin=um, size=newSize, lastPrice=fill, lastFundingEntry=self.fundingIndexLast)
+        assert not self._canLiquidate(newPos, price), "position would be liquidatable"
     # market sizes
     if pos.size > 0:
         self.longSize -= convert(pos.size, uint256)
@@ -350,6 +352,10 @@ def _trade(account: address, sizeDelta: int256, desiredFillPrice: uint256, keepe
 @internal
 def _transferMargin(account: address, marginDelta: int256, price: uint256):
     assert marginDelta != 0, "marginDelta is zero"
+    # settle funding into the index first: the entry recorded below must be a
+    # recorded index value, or a later price move re-prices funding accrued
+    # before this transfer (the unrecorded part is priced at the current price)
+    self._recomputeFunding(price)
     pos: Position = self.positions[account]
     m: int256 = self._marginPlusPnl(pos, price)
     scale: int256 = convert(self.collateralScale, int256)
