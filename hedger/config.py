@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field, replace
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal, InvalidOperation, localcontext
 from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlsplit
@@ -47,8 +47,11 @@ def register_rpc_url(url: str) -> None:
         parts = urlsplit(url)
     except ValueError:
         return
-    for frag in (parts.path, parts.query, parts.username, parts.password, parts.netloc.rpartition("@")[0]):
-        if frag and len(frag) > 1 and frag != "/":
+    for frag in (parts.path, parts.query):
+        if frag and len(frag.strip("/")) >= 6:
+            _SECRET_FRAGMENTS.add(frag)
+    for frag in (parts.username, parts.password):
+        if frag and len(frag) >= 3:
             _SECRET_FRAGMENTS.add(frag)
 
 
@@ -60,30 +63,40 @@ def redact_urls(text: str) -> str:
     return text
 
 
+def _show(raw: str) -> str:
+    """A raw value fit to quote in an error: short ones as they are, long ones (a key pasted into
+    the wrong variable) only by their length."""
+    raw = raw.strip()
+    return repr(raw) if len(raw) <= 24 else f"a {len(raw)}-character value"
+
+
 def _dec(name: str, raw: str, *, lo: Decimal | None = None, hi: Decimal | None = None,
          lo_open: bool = False, what: str = "a decimal number") -> Decimal:
     try:
         v = Decimal(raw.strip())
     except InvalidOperation:
-        raise ConfigError(name, f"{raw!r} is not a number", f"set it to {what}") from None
+        raise ConfigError(name, f"{_show(raw)} is not a number", f"set it to {what}") from None
     if not v.is_finite():
-        raise ConfigError(name, f"{raw!r} is not finite", f"set it to {what}")
+        raise ConfigError(name, f"{_show(raw)} is not finite", f"set it to {what}")
     if lo is not None and (v < lo or (lo_open and v == lo)):
-        raise ConfigError(name, f"{raw} is too small", f"set it to {what}")
+        raise ConfigError(name, f"{_show(raw)} is too small", f"set it to {what}")
     if hi is not None and v > hi:
-        raise ConfigError(name, f"{raw} is too large", f"set it to {what}")
+        raise ConfigError(name, f"{_show(raw)} is too large", f"set it to {what}")
     return v
 
 
 def _e18(v: Decimal) -> int:
-    return int((v * UNIT).to_integral_value(rounding="ROUND_DOWN"))
+    """Exact: the product is computed with enough digits for any finite input."""
+    with localcontext() as ctx:
+        ctx.prec = max(80, len(v.as_tuple().digits) + 40)
+        return int((v * UNIT).to_integral_value(rounding=ROUND_DOWN))
 
 
 def _int(name: str, raw: str, *, lo: int = 0, what: str = "a whole number") -> int:
     try:
         v = int(raw.strip())
     except ValueError:
-        raise ConfigError(name, f"{raw!r} is not a whole number", f"set it to {what}") from None
+        raise ConfigError(name, f"{_show(raw)} is not a whole number", f"set it to {what}") from None
     if v < lo:
         raise ConfigError(name, f"{v} is below {lo}", f"set it to {what}")
     return v
@@ -97,7 +110,7 @@ def _address(name: str, raw: str | None, required: bool = True) -> str | None:
         return None
     raw = raw.strip()
     if not ADDRESS_RE.match(raw):
-        raise ConfigError(name, f"{raw!r} is not an address", "use 0x followed by 40 hex digits")
+        raise ConfigError(name, f"{_show(raw)} is not an address", "use 0x followed by 40 hex digits")
     from web3 import Web3
     return Web3.to_checksum_address(raw)
 
@@ -163,11 +176,11 @@ class Settings:
         g = lambda k: env.get(k) if env.get(k, "").strip() != "" else None  # noqa: E731
 
         rpc = g("HEDGER_RPC_URL") or cls.rpc_url
-        register_rpc_url(rpc)
         scheme = urlsplit(rpc).scheme
         if scheme not in ("http", "https"):
-            raise ConfigError("HEDGER_RPC_URL", f"scheme {scheme or '(none)'!r} is not supported",
+            raise ConfigError("HEDGER_RPC_URL", f"scheme {_show(scheme or '(none)')} is not supported",
                               "use an http:// or https:// JSON-RPC URL")
+        register_rpc_url(rpc)
         key = g("HEDGER_PRIVATE_KEY")
         ape_alias = g("HEDGER_APE_ACCOUNT")
         if key and ape_alias:
@@ -198,11 +211,11 @@ class Settings:
                         "(1 for Ethereum)") if g("HEDGER_CHAIN_ID") else None
         mode = (g("HEDGER_ORDER_MODE") or "direct").strip().lower()
         if mode not in ("direct", "delayed"):
-            raise ConfigError("HEDGER_ORDER_MODE", f"{mode!r} is not a mode", "set it to direct or delayed")
+            raise ConfigError("HEDGER_ORDER_MODE", f"{_show(mode)} is not a mode", "set it to direct or delayed")
         protocol = (g("HEDGER_PROTOCOL") or "reference").strip()
         from hedger.protocols import registered
         if protocol not in registered():
-            raise ConfigError("HEDGER_PROTOCOL", f"unknown protocol {protocol!r}",
+            raise ConfigError("HEDGER_PROTOCOL", f"unknown protocol {_show(protocol)}",
                               f"use one of: {', '.join(registered())}")
         extra = _e18(_dec("HEDGER_EXTRA_EXPOSURE", g("HEDGER_EXTRA_EXPOSURE") or "0",
                           what="an amount of the spot asset held elsewhere, e.g. 2.5"))
@@ -234,6 +247,10 @@ class Settings:
         if not pol.min_leverage < pol.target_leverage < pol.max_leverage:
             raise ConfigError("HEDGER_TARGET_LEVERAGE", "must lie strictly between HEDGER_MIN_LEVERAGE and "
                               "HEDGER_MAX_LEVERAGE", "e.g. min 1.5, target 2, max 3")
+        if pol.liquidation_buffer * pol.target_leverage >= UNIT * UNIT:
+            raise ConfigError("HEDGER_LIQUIDATION_BUFFER", "cannot be met at the target leverage (a position at "
+                              "leverage L is liquidated less than 1/L away from the price)",
+                              "lower HEDGER_LIQUIDATION_BUFFER below 1/HEDGER_TARGET_LEVERAGE, e.g. 0.25 with 2x")
         lag = g("HEDGER_MAX_BLOCK_LAG")
         journal = Path(g("HEDGER_JOURNAL_PATH") or "hedger-journal.sqlite")
         if journal.exists() and journal.is_dir():

@@ -99,17 +99,29 @@ def _margin_target(s: Snapshot, p: PolicyParams, notional: int) -> int:
     return max(notional * UNIT // p.target_leverage, s.market.min_initial_margin * 5 // 4)
 
 
-def _safe(pt: PostTrade, p: PolicyParams) -> bool:
-    return pt.size == 0 or pt.leverage <= p.max_leverage
+def _acceptable(s: Snapshot, p: PolicyParams, pt: PostTrade, growing: bool) -> bool:
+    """Leverage after the action within the policy's maximum; a growing position must also meet
+    the market's own opening checks (initial margin, minimum margin, not liquidatable), with a
+    2% cushion for the gap between fill and mark price."""
+    if pt.size == 0:
+        return True
+    if pt.leverage > p.max_leverage:
+        return False
+    if growing:
+        m = s.market
+        required = max(pt.notional * UNIT // m.max_leverage, m.min_initial_margin) * 102 // 100
+        if pt.margin < required or pt.liq_distance <= 0:
+            return False
+    return True
 
 
-def _largest_safe(s: Snapshot, p: PolicyParams, delta: int, deposit: int) -> int:
-    """Largest part of ``delta`` (same sign, toward zero) that keeps leverage <= max."""
+def _largest_acceptable(s: Snapshot, p: PolicyParams, delta: int, deposit: int) -> int:
+    """Largest part of a growing ``delta`` (same sign, toward zero) that is acceptable."""
     lo, hi = 0, abs(delta)
     sign = 1 if delta > 0 else -1
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if _safe(post_trade(s, sign * mid, deposit), p):
+        if _acceptable(s, p, post_trade(s, sign * mid, deposit), growing=True):
             lo = mid
         else:
             hi = mid - 1
@@ -123,7 +135,7 @@ def _smallest_deleverage(s: Snapshot, p: PolicyParams, deposit: int) -> int:
     lo, hi = 0, abs(size)
     while lo < hi:
         mid = (lo + hi) // 2
-        if _safe(post_trade(s, sign * mid, deposit), p):
+        if _acceptable(s, p, post_trade(s, sign * mid, deposit), growing=False):
             hi = mid
         else:
             lo = mid + 1
@@ -190,34 +202,49 @@ def decide(s: Snapshot, p: PolicyParams) -> Decision:
     deposit = 0
     pt = post_trade(s, delta, 0)
     wallet = a.collateral_wallet
-    if pt.size != 0 and (pt.leverage > p.max_leverage or pt.liq_distance < p.liquidation_buffer):
-        want = _margin_target(s, p, pt.notional) - pt.margin
-        want_native = -(-want // scale)
-        deposit = max(0, min(want_native, wallet))
+    growing = delta != 0 and abs(a.size + delta) > abs(a.size)
+    needs_margin = pt.size != 0 and (pt.leverage > p.max_leverage or pt.liq_distance < p.liquidation_buffer
+                                     or not _acceptable(s, p, pt, growing))
+    if needs_margin:
         if a.size == 0:
             why = "new short needs collateral"
         elif pt.leverage > p.max_leverage:
             why = f"leverage {_lev(pt.leverage)} above {_lev(p.max_leverage)}"
         else:
             why = f"liquidation within {fmt_units(max(pt.liq_distance, 0) * 100, 18, 1)}% of the price"
+        want = _margin_target(s, p, pt.notional) - pt.margin
+        deposit = max(0, min(-(-want // scale), wallet))
+        pt = post_trade(s, delta, deposit)
+        cut_note = ""
+        if not _acceptable(s, p, pt, growing):
+            short_of = f"collateral short ({fmt_units(wallet, m.collateral_decimals, 2)} in wallet)"
+            if growing:
+                wanted = delta
+                delta = _largest_acceptable(s, p, delta, deposit)
+                if delta != 0:
+                    code = "collateral_limited"
+                    cut_note = (f"{short_of}: hedge grown by {_units(delta)} of {_units(wanted)} only, "
+                                f"to keep leverage <= {_lev(p.max_leverage)}")
+                else:
+                    code = "collateral_short"
+                    cut_note = f"{short_of}: cannot fund growing the hedge by {_units(wanted)}"
+            if not _acceptable(s, p, post_trade(s, delta, deposit), growing=False):
+                delta, code = _smallest_deleverage(s, p, deposit), "deleverage"
+                cut_note = (f"{short_of}: reducing the hedge by {_units(delta)} "
+                            f"to keep leverage <= {_lev(p.max_leverage)}")
+        if delta == 0 and deposit > 0:
+            # a deposit only where it serves: the position as it stands must need it
+            cur = post_trade(s, 0, 0)
+            if cur.size == 0 or (cur.leverage <= p.max_leverage and cur.liq_distance >= p.liquidation_buffer):
+                deposit = 0
         if deposit > 0:
             reasons.append(f"{why}: top up {fmt_units(deposit, m.collateral_decimals, 2)} collateral "
                            f"toward {_lev(p.target_leverage)}")
-            code = code if delta else "top_up"
+            if delta == 0 and code not in ("collateral_short", "deleverage"):
+                code = "top_up"
+        if cut_note:
+            reasons.append(cut_note)
         pt = post_trade(s, delta, deposit)
-        if not _safe(pt, p):
-            short_of = f"collateral short ({fmt_units(wallet, m.collateral_decimals, 2)} in wallet)"
-            if delta != 0 and abs(a.size + delta) > abs(a.size):
-                delta = _largest_safe(s, p, delta, deposit)
-                if delta != 0:
-                    code = "collateral_limited"
-                    reasons.append(f"{short_of}: hedge grown by {_units(delta)} only, "
-                                   f"to keep leverage <= {_lev(p.max_leverage)}")
-            if not _safe(post_trade(s, delta, deposit), p):
-                delta, code = _smallest_deleverage(s, p, deposit), "deleverage"
-                reasons.append(f"{short_of}: reducing the hedge by {_units(delta)} "
-                               f"to keep leverage <= {_lev(p.max_leverage)}")
-            pt = post_trade(s, delta, deposit)
     elif pt.leverage < p.min_leverage and not (m.two_step and delta != 0):
         # (on a two-step market a withdrawal waits until the order has filled)
         excess = pt.margin - _margin_target(s, p, pt.notional)

@@ -1,0 +1,178 @@
+"""The planner (``hedger.planner``): a decision -> ordered actions with price bounds. No chain."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hedger import planner, policy
+from hedger.fixedpoint import UNIT
+from hedger.types import ActionKind, Decision, DecisionKind, PolicyParams, RefusalKind, Snapshot
+from tests.snapshots import eth, frac, make_snapshot, usd, usdc
+from tests.test_policy import policy_params, snapshots
+
+P = PolicyParams()                       # max slippage 0.5%
+FILL = usd(3000)
+
+
+def rebalance(**kw: object) -> Decision:
+    base: dict[str, object] = dict(kind=DecisionKind.REBALANCE, reason="test", code="rebalance",
+                                   expected_fill_price=FILL)
+    base.update(kw)
+    return Decision(**base)  # type: ignore[arg-type]
+
+
+def kinds(plan: object) -> list[ActionKind]:
+    return [a.kind for a in plan.actions]  # type: ignore[attr-defined]
+
+
+# ---- price bounds ----
+
+def test_price_bound_examples() -> None:
+    assert planner.price_bound(FILL, eth(1), frac("0.005")) == usd(3015)      # buy: at most +0.5%
+    assert planner.price_bound(FILL, -eth(1), frac("0.005")) == usd(2985)     # sell: at least -0.5%
+    assert planner.price_bound(FILL, eth(1), 0) == FILL
+    assert planner.price_bound(FILL, -eth(1), 0) == FILL
+
+
+def test_price_bound_rounding_direction() -> None:
+    # 1 wei at 50% slippage: exactly 1.5 for a buy (-> 1, down), 0.5 for a sell (-> 1, up)
+    assert planner.price_bound(1, 1, UNIT // 2) == 1
+    assert planner.price_bound(1, -1, UNIT // 2) == 1
+    # 2999.985000000000000001 at 0.5%: buy 3014.984925000000000001005 -> ...001, sell 2984.985075000000000000995 -> ...001
+    fill = 2_999_985_000_000_000_000_001
+    assert planner.price_bound(fill, 1, frac("0.005")) == 3_014_984_925_000_000_000_001
+    assert planner.price_bound(fill, -1, frac("0.005")) == 2_984_985_075_000_000_000_001
+
+
+@settings(max_examples=300, deadline=None)
+@given(fill=st.integers(1, 10**30), slip=st.integers(0, UNIT // 2), size=st.integers(1, 10**24))
+def test_price_bound_never_looser_than_max_slippage(fill: int, slip: int, size: int) -> None:
+    buy = planner.price_bound(fill, size, slip)
+    sell = planner.price_bound(fill, -size, slip)
+    # buy: the largest integer not above fill * (1 + slip)
+    assert buy * UNIT <= fill * (UNIT + slip) < (buy + 1) * UNIT
+    assert fill <= buy and (buy - fill) * UNIT <= slip * fill
+    # sell: the smallest integer not below fill * (1 - slip)
+    assert (sell - 1) * UNIT < fill * (UNIT - slip) <= sell * UNIT
+    assert sell <= fill and (fill - sell) * UNIT <= slip * fill
+
+
+# ---- ordering ----
+
+def test_deposit_before_growing_trade() -> None:
+    d = rebalance(size_delta=-eth(10), margin_delta=usdc(15_000))
+    plan = planner.plan(d, P, current_size=0)
+    assert kinds(plan) == [ActionKind.DEPOSIT, ActionKind.TRADE]
+    dep, trade = plan.actions
+    assert dep.amount == usdc(15_000) and dep.risk_reducing
+    assert trade.amount == -eth(10) and not trade.risk_reducing
+    assert trade.price_bound == usd(2985)
+
+
+def test_reducing_trade_before_withdrawal() -> None:
+    d = rebalance(size_delta=eth(4), margin_delta=-usdc(6000))
+    plan = planner.plan(d, P, current_size=-eth(10))
+    assert kinds(plan) == [ActionKind.TRADE, ActionKind.WITHDRAW]
+    trade, wd = plan.actions
+    assert trade.risk_reducing and trade.amount == eth(4) and trade.price_bound == usd(3015)
+    assert not wd.risk_reducing and wd.amount == usdc(6000)          # a positive amount
+
+
+def test_closing_trade_is_risk_reducing() -> None:
+    plan = planner.plan(rebalance(size_delta=eth(10)), P, current_size=-eth(10))
+    assert plan.actions[0].risk_reducing
+
+
+def test_flipping_trade_is_not_risk_reducing() -> None:
+    # -1 -> +2: crosses zero, a new (long) position
+    plan = planner.plan(rebalance(size_delta=eth(3)), P, current_size=-eth(1))
+    assert not plan.actions[0].risk_reducing
+
+
+def test_growing_trade_then_withdrawal_keeps_order() -> None:
+    d = rebalance(size_delta=-eth(1), margin_delta=-usdc(100))
+    assert kinds(planner.plan(d, P, current_size=-eth(10))) == [ActionKind.TRADE, ActionKind.WITHDRAW]
+
+
+def test_deposit_and_deleverage_both_first() -> None:
+    d = rebalance(code="deleverage", size_delta=eth(5), margin_delta=usdc(1000))
+    plan = planner.plan(d, P, current_size=-eth(10))
+    assert kinds(plan) == [ActionKind.DEPOSIT, ActionKind.TRADE]
+    assert all(a.risk_reducing for a in plan.actions)
+
+
+def test_cancel_comes_first() -> None:
+    d = rebalance(cancel_order=True, size_delta=-eth(1), margin_delta=usdc(500))
+    plan = planner.plan(d, P, current_size=0)
+    assert kinds(plan) == [ActionKind.CANCEL_ORDER, ActionKind.DEPOSIT, ActionKind.TRADE]
+    assert plan.actions[0].risk_reducing
+
+
+def test_cancel_only() -> None:
+    plan = planner.plan(rebalance(code="cancel_expired_order", cancel_order=True, expected_fill_price=0), P, 0)
+    assert kinds(plan) == [ActionKind.CANCEL_ORDER]
+
+
+def test_hold_and_refuse_give_empty_plans() -> None:
+    hold = Decision(kind=DecisionKind.HOLD, reason="r", code="within_band")
+    refuse = Decision(kind=DecisionKind.REFUSE, reason="r", code="oracle_stale", refusal=RefusalKind.ORACLE)
+    # even if a malformed decision carried amounts, nothing is planned
+    odd = replace(hold, size_delta=eth(1), margin_delta=usdc(1), cancel_order=True)
+    for d in (hold, refuse, odd, replace(refuse, size_delta=-eth(1))):
+        plan = planner.plan(d, P, current_size=-eth(10))
+        assert plan.actions == () and plan.decision is d
+
+
+def test_slippage_parameter_is_used() -> None:
+    p = replace(P, max_slippage=frac("0.01"))
+    assert planner.plan(rebalance(size_delta=eth(1)), p, 0).actions[0].price_bound == usd(3030)
+    assert planner.plan(rebalance(size_delta=-eth(1)), p, 0).actions[0].price_bound == usd(2970)
+
+
+# ---- plans of real decisions ----
+
+@settings(max_examples=200, deadline=None)
+@given(s=snapshots(pending=None), p=policy_params(trading=True))
+def test_plans_of_policy_decisions_are_ordered_and_faithful(s: Snapshot, p: PolicyParams) -> None:
+    d = policy.decide(s, p)
+    plan = planner.plan(d, p, s.account.size)
+    if not d.acts:
+        assert plan.actions == ()
+        return
+    ks = kinds(plan)
+    assert len(ks) == len(set(ks))                                   # each kind at most once
+    flags = [a.risk_reducing for a in plan.actions]
+    assert flags == sorted(flags, reverse=True)                      # risk-reducing first
+    if ActionKind.CANCEL_ORDER in ks:
+        assert ks == [ActionKind.CANCEL_ORDER]                       # a cancel is a cycle of its own
+    if ActionKind.DEPOSIT in ks and ActionKind.TRADE in ks:
+        assert ks.index(ActionKind.DEPOSIT) < ks.index(ActionKind.TRADE)
+    if ActionKind.WITHDRAW in ks:
+        assert ks[-1] is ActionKind.WITHDRAW
+    by = {a.kind: a for a in plan.actions}
+    assert (ActionKind.TRADE in by) == (d.size_delta != 0)
+    if d.size_delta:
+        t = by[ActionKind.TRADE]
+        assert t.amount == d.size_delta
+        assert t.price_bound == planner.price_bound(d.expected_fill_price, d.size_delta, p.max_slippage)
+        if d.size_delta > 0:
+            assert d.expected_fill_price <= t.price_bound
+        else:
+            assert t.price_bound <= d.expected_fill_price
+    if d.margin_delta > 0:
+        assert by[ActionKind.DEPOSIT].amount == d.margin_delta
+    if d.margin_delta < 0:
+        assert by[ActionKind.WITHDRAW].amount == -d.margin_delta
+
+
+def test_plan_of_the_opening_decision() -> None:
+    s = make_snapshot(spot=eth(10), wallet=usdc(50_000))
+    d = policy.decide(s, P)
+    plan = planner.plan(d, P, s.account.size)
+    dep, trade = plan.actions
+    assert dep.kind is ActionKind.DEPOSIT and dep.amount == usdc("15018.14991")
+    # sell bound: 2999.985 * 0.995 = 2984.985075, exact
+    assert trade.kind is ActionKind.TRADE and trade.price_bound == usd("2984.985075")
