@@ -136,3 +136,12 @@ def test_ape_run_hedge_on_the_network_ape_selects(hedge: Hedge, tmp_path: Path) 
     assert p.returncode == 0, p.stdout + p.stderr
     assert "outcome: acted" in p.stdout
     assert hedge.position()[0] == -10 * 10**18
+
+
+def test_ape_run_deploy_prints_addresses(hedge: Hedge, tmp_path: Path) -> None:
+    env = {"HEDGER_PRIVATE_KEY": dev_account(6).key.hex(), "HEDGER_DEPLOY_ORACLE": hedge.chain.d.oracle}
+    p = run([str(BIN / "ape"), "run", "deploy", "--network", hedge.chain.anvil.url], env, timeout=180)
+    assert p.returncode == 0, p.stdout + p.stderr
+    d = json.loads(p.stdout.strip().splitlines()[-1])
+    assert d["oracle"] == hedge.chain.d.oracle and d["deployer"] == dev_account(6).address
+    assert hedge.chain.w3.eth.get_code(d["market"]) != b""
