@@ -11,6 +11,8 @@ Exit codes (also in the README):
   7  partial, safe: some steps were mined, then one failed; the rest was not sent
   8  RPC unreachable or answering nonsense
   9  refused: the account needs manual action (no margin left)
+ 10  alarm: a risk-reducing step (top-up, hedge reduction) was blocked by gas above the emergency ceiling
+ 11  another hedger holds this account's lock (overlapping runs); nothing was done
 """
 
 from __future__ import annotations
@@ -62,6 +64,10 @@ def status_dict(s: Snapshot, decision: Any) -> dict[str, Any]:
         "accrued_funding": _f(a.accrued_funding), "pnl": _f(a.pnl),
         "funding_rate": _f(m.funding_rate), "funding_rate_annual": _f(m.funding_rate) * 365,
         "skew": _f(m.skew),
+        "second_price_source": s.reference_source,
+        "second_price": None if s.reference_price is None else _f(s.reference_price),
+        "second_price_problem": s.reference_problem,
+        "collateral_problem": s.collateral_status.problem(),
         "pending_order": None if o is None else {"size_delta": _f(o.size_delta), "executable_at": o.executable_at,
                                                  "expires_at": o.expires_at},
         "decision": {"kind": decision.kind.value, "code": decision.code, "reason": decision.reason,
@@ -95,6 +101,11 @@ def print_status_table(d: dict[str, Any]) -> None:
         ("accrued funding", fmt(d["accrued_funding"], nd=2)),
         ("pending order", "none" if d["pending_order"] is None else
          f"{d['pending_order']['size_delta']:+.4f} (executable at {d['pending_order']['executable_at']})"),
+        ("second price", "NONE: no independent second price source is configured (set HEDGER_SECOND_ORACLE)"
+         if d["second_price_source"] == "none" else
+         f"{fmt(d['second_price'], nd=2)} from {d['second_price_source']}" +
+         (f"  UNUSABLE: {d['second_price_problem']}" if d["second_price_problem"] else "")),
+        ("collateral token", d["collateral_problem"].upper() if d["collateral_problem"] else "ok"),
         ("decision", f"{d['decision']['kind']} [{d['decision']['code']}]"),
         ("reason", d["decision"]["reason"]),
     ]
@@ -106,13 +117,15 @@ def print_status_table(d: dict[str, Any]) -> None:
 def print_cycle(res: CycleResult, *, as_json: bool = False) -> None:
     d = res.decision
     if as_json:
-        out = {"outcome": res.outcome, "exit_code": res.exit_code, "dry_run": res.dry_run,
+        out = {"outcome": res.outcome, "exit_code": res.exit_code, "dry_run": res.dry_run, "notes": res.notes,
                "decision": None if d is None else {"kind": d.kind.value, "code": d.code, "reason": d.reason},
                "calls": [c.describe() for c in res.calls],
                "txs": [{"hash": t.tx_hash, "function": t.call.function, "gas_used": t.gas_used} for t in res.sent],
                "error": res.error, "cycle_id": res.cycle_id}
         print(json.dumps(out))
         return
+    for note in res.notes:
+        print(f"reconciled: {note}")
     if d is not None:
         print(f"decision: {d.kind.value} [{d.code}] {d.reason}")
     if res.dry_run and res.calls:
@@ -122,6 +135,8 @@ def print_cycle(res: CycleResult, *, as_json: bool = False) -> None:
             print(f"  {c.describe()}   # {c.note}")
     for t in res.sent:
         print(f"  sent {t.call.contract}.{t.call.function}{t.call.args} tx {t.tx_hash} gas {t.gas_used}")
+    if res.error and res.exit_code == 0:
+        print(f"note: {res.error}")
     print(f"outcome: {res.outcome}")
 
 

@@ -14,12 +14,15 @@ import re
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_DOWN, Decimal, InvalidOperation, localcontext
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 from urllib.parse import urlsplit
 
 from hedger.errors import ConfigError
 from hedger.executor import ApeAccountSigner, KeySigner, Secret, Signer
 from hedger.types import UNIT, PolicyParams
+
+if TYPE_CHECKING:
+    from hedger.executor import GasPolicy
 
 ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
 LOCAL_CHAIN_IDS = {31337, 1337}
@@ -131,9 +134,24 @@ class Settings:
     order_mode: str = "direct"
     extra_exposure: int = 0          # E18 asset units held elsewhere
     journal_path: Path = Path("hedger-journal.sqlite")
-    receipt_timeout: float = 120.0
+    receipt_timeout: float = 180.0
     max_block_lag_s: int | None = None   # None: 300 s, or off on a local chain
     policy: PolicyParams = field(default_factory=PolicyParams)
+    second_oracle: str | None = None     # an independent price feed for the sanity check
+    max_fee: int | None = 200 * 10**9          # wei; ceiling for risk-increasing steps
+    emergency_max_fee: int | None = 2000 * 10**9  # wei; ceiling for risk-reducing steps
+    priority_fee: int | None = None      # wei; None: the node's suggestion (capped at 2 gwei)
+    replace_after: float = 30.0
+    max_replacements: int = 3
+    rpc_timeout: float = 20.0
+    max_action_usd: int | None = 1_000_000 * UNIT
+    unlimited_approval: bool = False
+
+    def gas_policy(self) -> "GasPolicy":
+        from hedger.executor import GasPolicy
+        return GasPolicy(max_fee=self.max_fee, emergency_max_fee=self.emergency_max_fee,
+                         priority_fee=self.priority_fee, replace_after=self.replace_after,
+                         max_replacements=self.max_replacements, receipt_timeout=self.receipt_timeout)
 
     @property
     def rpc_display(self) -> str:
@@ -243,6 +261,8 @@ class Settings:
                                   what="the feed's heartbeat in seconds, e.g. 3600"),
             sequencer_grace_s=_int("HEDGER_SEQUENCER_GRACE", g("HEDGER_SEQUENCER_GRACE") or "3600",
                                    what="seconds, e.g. 3600"),
+            max_price_divergence=frac("HEDGER_MAX_PRICE_DIVERGENCE", "0.02", "0", "1",
+                                      "a fraction between 0 and 1, e.g. 0.02", lo_open=True),
         )
         if not pol.min_leverage < pol.target_leverage < pol.max_leverage:
             raise ConfigError("HEDGER_TARGET_LEVERAGE", "must lie strictly between HEDGER_MIN_LEVERAGE and "
@@ -258,7 +278,36 @@ class Settings:
         if not journal.parent.exists() and str(journal.parent) not in ("", "."):
             raise ConfigError("HEDGER_JOURNAL_PATH", f"folder {journal.parent} does not exist",
                               "create it or choose another path")
+        def gwei(name: str, default: str | None) -> int | None:
+            raw = g(name) or default
+            if raw is None or raw.strip().lower() in ("none", "off"):
+                return None
+            return int(_dec(name, raw, lo=Decimal(0), hi=Decimal(10**7), lo_open=True,
+                            what="a fee in gwei, e.g. 200 (or 'off')") * 10**9)
+
+        max_fee = gwei("HEDGER_MAX_FEE_GWEI", "200")
+        emergency = gwei("HEDGER_EMERGENCY_MAX_FEE_GWEI", "2000")
+        if max_fee is not None and emergency is not None and emergency < max_fee:
+            raise ConfigError("HEDGER_EMERGENCY_MAX_FEE_GWEI", "is below HEDGER_MAX_FEE_GWEI",
+                              "the emergency ceiling (for top-ups and hedge reductions) must be at least the normal one")
+        cap = g("HEDGER_MAX_ACTION_USD") or "1000000"
+        unlimited = (g("HEDGER_UNLIMITED_APPROVAL") or "false").strip().lower()
+        if unlimited not in ("1", "0", "true", "false", "yes", "no"):
+            raise ConfigError("HEDGER_UNLIMITED_APPROVAL", f"{_show(unlimited)} is not true or false",
+                              "set it to true to approve an unlimited allowance, false (default) for exact approvals")
         return cls(
+            second_oracle=_address("HEDGER_SECOND_ORACLE", g("HEDGER_SECOND_ORACLE"), required=False),
+            max_fee=max_fee, emergency_max_fee=emergency,
+            priority_fee=gwei("HEDGER_PRIORITY_FEE_GWEI", None),
+            replace_after=float(_int("HEDGER_REPLACE_AFTER", g("HEDGER_REPLACE_AFTER") or "30", lo=1,
+                                     what="seconds a transaction may stay pending before a replacement")),
+            max_replacements=_int("HEDGER_MAX_REPLACEMENTS", g("HEDGER_MAX_REPLACEMENTS") or "3",
+                                  what="how many fee-bumped replacements, e.g. 3"),
+            rpc_timeout=float(_int("HEDGER_RPC_TIMEOUT", g("HEDGER_RPC_TIMEOUT") or "20", lo=1,
+                                   what="seconds for one RPC request")),
+            max_action_usd=None if cap.strip().lower() in ("none", "off") else _e18(
+                _dec("HEDGER_MAX_ACTION_USD", cap, lo=Decimal(0), lo_open=True, what="a USD amount, e.g. 1000000")),
+            unlimited_approval=unlimited in ("1", "true", "yes"),
             rpc_url=rpc, private_key=secret, ape_account=ape_alias, account=account, chain_id=chain_id,
             protocol=protocol,
             market=_address("HEDGER_MARKET", g("HEDGER_MARKET"), required=not for_deploy) or "",
@@ -267,7 +316,7 @@ class Settings:
             collateral_token=_address("HEDGER_COLLATERAL_TOKEN", g("HEDGER_COLLATERAL_TOKEN"), required=not for_deploy) or "",
             sequencer_feed=_address("HEDGER_SEQUENCER_FEED", g("HEDGER_SEQUENCER_FEED"), required=False),
             order_mode=mode, extra_exposure=extra, journal_path=journal,
-            receipt_timeout=float(_int("HEDGER_RECEIPT_TIMEOUT", g("HEDGER_RECEIPT_TIMEOUT") or "120", lo=1,
+            receipt_timeout=float(_int("HEDGER_RECEIPT_TIMEOUT", g("HEDGER_RECEIPT_TIMEOUT") or "180", lo=1,
                                        what="seconds to wait for a receipt")),
             max_block_lag_s=_int("HEDGER_MAX_BLOCK_LAG", lag, what="seconds (0 turns the guard off)") if lag else None,
             policy=pol,

@@ -9,9 +9,14 @@
     │   ├── SequencerDownError       L2 sequencer down or inside its grace period
     │   └── ChainGuardError          wrong chain id, block lagging the wall clock, no code at an address
     ├── RpcError (ConnectionError)   the node could not be reached or answered nonsense
+    ├── LockHeld                     another hedger process holds this account's lock
     └── ExecutionError               sending a plan failed; carries step, tx hash, revert reason
         ├── SimulationFailed         a step reverted in simulation, before it was sent
+        │   └── ActionTooLarge       one action is above the per-action notional cap
         ├── TransactionReverted      a mined transaction reverted
+        ├── StuckTransaction         nothing landed at a nonce despite replacements
+        ├── GasHeld                  a risk-increasing step waits: fees above the ceiling (on purpose)
+        ├── GasTooHigh               a risk-reducing step blocked: fees above the emergency ceiling
         └── PartialExecution         some steps were mined, then one failed; the rest was not sent
 
 Errors from web3/ape are converted into these at one place (``raise ... from err``),
@@ -95,6 +100,40 @@ class SimulationFailed(ExecutionError):
     """A step reverted when simulated just before sending; it was not sent."""
 
     exit_code = 6
+
+
+class ActionTooLarge(SimulationFailed):
+    """One action moves more notional than HEDGER_MAX_ACTION_USD allows; the plan was not sent."""
+
+    exit_code = 6
+
+
+class StuckTransaction(ExecutionError):
+    """A transaction (and its fee-bumped replacements) did not land within the timeout."""
+
+    exit_code = 7
+
+
+class GasHeld(ExecutionError):
+    """A risk-increasing step was held because fees are above the ceiling. On purpose: exit 0."""
+
+    exit_code = 0
+
+
+class GasTooHigh(ExecutionError):
+    """A step's fees would exceed its ceiling; for a risk-reducing step that is an alarm."""
+
+    exit_code = 10
+
+    def __init__(self, message: str, *, risk_reducing: bool = False, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.risk_reducing = risk_reducing
+
+
+class LockHeld(HedgerError):
+    """Another hedger process holds the lock for this account (overlapping cron runs)."""
+
+    exit_code = 11
 
 
 class TransactionReverted(ExecutionError):

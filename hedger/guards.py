@@ -10,11 +10,34 @@ the wall clock by more than a limit (off on local chains).
 
 from __future__ import annotations
 
-from hedger.types import Decision, DecisionKind, PolicyParams, RefusalKind, Snapshot
+from hedger.types import Decision, DecisionKind, FeedRound, PolicyParams, RefusalKind, Snapshot
 
 
 def _refuse(kind: RefusalKind, code: str, reason: str) -> Decision:
     return Decision(kind=DecisionKind.REFUSE, reason=reason, code=code, refusal=kind)
+
+
+def _feed_check(o: FeedRound, now: int, max_age: int) -> tuple[str, str] | None:
+    """(code, reason) when a price round must not be used."""
+    feed = f"feed {o.address}"
+    if o.round_id == 0:
+        return "oracle_zero_round", f"{feed} returned round id 0 (no data)"
+    if o.answer <= 0:
+        return "oracle_nonpositive", f"{feed} answered {o.answer} (not positive)"
+    if o.updated_at == 0:
+        return "oracle_no_timestamp", f"{feed} round {o.round_id} has updatedAt 0"
+    if o.updated_at > now:
+        return "oracle_future", f"{feed} round {o.round_id} is dated {o.updated_at - now}s in the future of block time {now}"
+    age = now - o.updated_at
+    if age > max_age:
+        return "oracle_stale", f"{feed} is stale: last update {age}s ago, max age {max_age}s (HEDGER_ORACLE_MAX_AGE)"
+    return None
+
+
+def feed_problem(o: FeedRound, now: int, max_age: int) -> str | None:
+    """Why a price round must not be used, or None."""
+    found = _feed_check(o, now, max_age)
+    return None if found is None else found[1]
 
 
 def check(s: Snapshot, p: PolicyParams) -> Decision | None:
@@ -24,21 +47,9 @@ def check(s: Snapshot, p: PolicyParams) -> Decision | None:
         return _refuse(RefusalKind.CHAIN, "block_lag",
                        f"latest block {s.chain.block_number} is {s.chain.wall_clock - now}s behind the wall clock "
                        f"(limit {p.max_block_lag_s}s): the node is out of date")
-    o = s.oracle
-    feed = f"feed {o.address}"
-    if o.round_id == 0:
-        return _refuse(RefusalKind.ORACLE, "oracle_zero_round", f"{feed} returned round id 0 (no data)")
-    if o.answer <= 0:
-        return _refuse(RefusalKind.ORACLE, "oracle_nonpositive", f"{feed} answered {o.answer} (not positive)")
-    if o.updated_at == 0:
-        return _refuse(RefusalKind.ORACLE, "oracle_no_timestamp", f"{feed} round {o.round_id} has updatedAt 0")
-    if o.updated_at > now:
-        return _refuse(RefusalKind.ORACLE, "oracle_future",
-                       f"{feed} round {o.round_id} is dated {o.updated_at - now}s in the future of block time {now}")
-    age = now - o.updated_at
-    if age > p.oracle_max_age_s:
-        return _refuse(RefusalKind.ORACLE, "oracle_stale",
-                       f"{feed} is stale: last update {age}s ago, max age {p.oracle_max_age_s}s (HEDGER_ORACLE_MAX_AGE)")
+    found = _feed_check(s.oracle, now, p.oracle_max_age_s)
+    if found is not None:
+        return _refuse(RefusalKind.ORACLE, *found)
     if s.market.price_invalid:
         return _refuse(RefusalKind.ORACLE, "market_price_invalid",
                        f"market {s.market.address} reports its own price invalid (its feed is stale or broken): "

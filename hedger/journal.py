@@ -55,9 +55,23 @@ CREATE TABLE IF NOT EXISTS txs (
     status INTEGER,
     gas_used INTEGER,
     effective_gas_price INTEGER,
-    block_number INTEGER
+    block_number INTEGER,
+    raw TEXT,
+    fields TEXT,
+    state TEXT NOT NULL DEFAULT 'signed'
 );
+CREATE INDEX IF NOT EXISTS txs_nonce ON txs (nonce);
 """
+
+# Columns added after the first release: (table, column, definition). New fields always
+# have defaults, so an older journal opens and is upgraded in place.
+MIGRATIONS = [
+    ("txs", "raw", "TEXT"),
+    ("txs", "fields", "TEXT"),
+    ("txs", "state", "TEXT NOT NULL DEFAULT 'signed'"),
+]
+
+# tx states: signed (journaled, maybe broadcast) -> mined | reverted | replaced | dropped | superseded
 
 
 def _jsonable(o: Any) -> Any:
@@ -93,8 +107,13 @@ class Journal:
         self.db.execute("PRAGMA synchronous=FULL")
         with self._tx():
             for stmt in SCHEMA.split(";"):
-                if stmt.strip():
+                if stmt.strip() and not stmt.strip().startswith("CREATE INDEX IF NOT EXISTS txs_nonce"):
                     self.db.execute(stmt)
+            for table, column, definition in MIGRATIONS:
+                cols = {r["name"] for r in self.db.execute(f"PRAGMA table_info({table})")}
+                if column not in cols:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+            self.db.execute("CREATE INDEX IF NOT EXISTS txs_nonce ON txs (nonce)")
 
     def _tx(self) -> "_Tx":
         return _Tx(self.db)
@@ -114,17 +133,58 @@ class Journal:
                  int(dry_run), to_json(snapshot), to_json({"plan": plan, "calls": [cl.describe() for cl in calls]})))
             return int(cur.lastrowid)
 
-    def record_signed(self, cycle_id: int, call: Call, tx_hash: str, nonce: int) -> None:
+    def record_signed(self, cycle_id: int, call: Call, tx_hash: str, nonce: int, raw: bytes | None = None,
+                      fields: dict[str, Any] | None = None) -> None:
+        """Written before the transaction is broadcast: a crash after this line leaves a hash to look for."""
         with self._tx():
-            self.db.execute("INSERT INTO txs (cycle_id, contract, function, args, tx_hash, nonce, signed_at) "
-                            "VALUES (?,?,?,?,?,?,?)",
-                            (cycle_id, call.contract, call.function, to_json(call.args), tx_hash, nonce, time.time()))
+            self.db.execute("INSERT OR IGNORE INTO txs (cycle_id, contract, function, args, tx_hash, nonce, "
+                            "signed_at, raw, fields, state) VALUES (?,?,?,?,?,?,?,?,?, 'signed')",
+                            (cycle_id, call.contract, call.function, to_json(call.args), tx_hash, nonce, time.time(),
+                             None if raw is None else "0x" + bytes(raw).hex(), None if fields is None else to_json(fields)))
+
+    def record_receipt(self, tx_hash: str, status: int, gas_used: int, effective_gas_price: int | None,
+                       block_number: int) -> None:
+        """A mined transaction; the other transactions signed at its nonce in the same cycle were replaced."""
+        with self._tx():
+            self.db.execute("UPDATE txs SET status=?, gas_used=?, effective_gas_price=?, block_number=?, state=? "
+                            "WHERE tx_hash=?",
+                            (status, gas_used, effective_gas_price, block_number,
+                             "mined" if status == 1 else "reverted", tx_hash))
+            row = self.db.execute("SELECT cycle_id, nonce FROM txs WHERE tx_hash=?", (tx_hash,)).fetchone()
+            if row is not None:
+                self.db.execute("UPDATE txs SET state='replaced' WHERE cycle_id=? AND nonce=? AND tx_hash<>? "
+                                "AND state='signed'", (row["cycle_id"], row["nonce"], tx_hash))
 
     def record_mined(self, tx: SentTx) -> None:
+        self.record_receipt(tx.tx_hash, int(tx.status or 0), int(tx.gas_used or 0), tx.effective_gas_price,
+                            int(tx.block_number or 0))
+
+    def mark_tx(self, tx_hash: str, state: str) -> None:
         with self._tx():
-            self.db.execute("UPDATE txs SET status=?, gas_used=?, effective_gas_price=?, block_number=? "
-                            "WHERE tx_hash=?",
-                            (tx.status, tx.gas_used, tx.effective_gas_price, tx.block_number, tx.tx_hash))
+            self.db.execute("UPDATE txs SET state=? WHERE tx_hash=?", (state, tx_hash))
+
+    def unresolved_txs(self, chain_id: int, genesis_hash: str, account: str) -> list[sqlite3.Row]:
+        """Transactions signed by earlier runs on this chain whose outcome was never recorded."""
+        return list(self.db.execute(
+            "SELECT t.*, c.market FROM txs t JOIN cycles c ON c.id = t.cycle_id WHERE c.chain_id=? AND "
+            "c.genesis_hash=? AND c.account=? AND t.state='signed' ORDER BY t.nonce, t.id",
+            (chain_id, genesis_hash, account)))
+
+    def unfinished_cycles(self, chain_id: int, genesis_hash: str, account: str) -> list[sqlite3.Row]:
+        return list(self.db.execute(
+            "SELECT * FROM cycles WHERE chain_id=? AND genesis_hash=? AND account=? AND outcome='started'",
+            (chain_id, genesis_hash, account)))
+
+    def has_loose_ends(self, account: str) -> bool:
+        """Anything an earlier run left unrecorded for this account, on any chain (no RPC needed)."""
+        row = self.db.execute(
+            "SELECT 1 FROM cycles c WHERE c.account=? AND (c.outcome='started' OR EXISTS (SELECT 1 FROM txs t "
+            "WHERE t.cycle_id=c.id AND t.state='signed')) LIMIT 1", (account,)).fetchone()
+        return row is not None
+
+    def record_note(self, cycle_id: int, note: str) -> None:
+        with self._tx():
+            self.db.execute("UPDATE cycles SET error=COALESCE(error || '; ', '') || ? WHERE id=?", (note, cycle_id))
 
     def close_cycle(self, cycle_id: int, outcome: str, exit_code: int, error: str | None = None) -> None:
         with self._tx():
@@ -135,7 +195,8 @@ class Journal:
         """Chain time of the last cycle that sent something (for the cooldown)."""
         row = self.db.execute(
             "SELECT block_timestamp FROM cycles WHERE chain_id=? AND genesis_hash=? AND account=? AND market=? "
-            "AND outcome IN ('acted', 'partial') ORDER BY id DESC LIMIT 1",
+            "AND outcome IN ('acted', 'partial', 'interrupted', 'held_gas') AND id IN (SELECT cycle_id FROM txs "
+            "WHERE state IN ('mined', 'reverted')) ORDER BY id DESC LIMIT 1",
             (chain_id, genesis_hash, account, market)).fetchone()
         return int(row["block_timestamp"]) if row else None
 

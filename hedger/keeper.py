@@ -15,22 +15,31 @@ from web3 import Web3
 from hedger import planner, policy
 from hedger.abi import ERC20
 from hedger.config import Settings, redact_urls
-from hedger.errors import (ChainGuardError, ConfigError, ExecutionError, HedgerError, PartialExecution, RpcError,
-                           SimulationFailed)
+from hedger import guards
+from hedger.errors import (ChainGuardError, ConfigError, ExecutionError, GasHeld, GasTooHigh, HedgerError,
+                           PartialExecution, RpcError, SimulationFailed, StuckTransaction)
 from hedger.executor import Executor, Signer, TxSender
 from hedger.journal import Journal
+from hedger.lock import AccountLock
 from hedger.oracle import feed_specs, parse_feed
 from hedger.protocols import PerpAdapter, get_adapter
 from hedger.reader import CallFailed, CallSpec, ChainReader
-from hedger.types import Call, CycleResult, DecisionKind, Exposure, PolicyParams, RefusalKind, Snapshot
+from hedger.types import (Call, CollateralStatus, CycleResult, DecisionKind, Exposure, PolicyParams, RefusalKind,
+                          Snapshot)
 
 log = logging.getLogger("hedger.keeper")
 
 REFUSAL_EXIT = {RefusalKind.ORACLE: 3, RefusalKind.SEQUENCER: 4, RefusalKind.CHAIN: 5, RefusalKind.ACCOUNT: 9}
 
 
-def make_web3(rpc_url: str, timeout: float = 30.0) -> Web3:
-    return Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+FIAT_TOKEN = "FiatToken"   # optional views of USDC-like tokens: paused(), isBlacklisted(address)
+
+
+def make_web3(rpc_url: str, timeout: float = 20.0) -> Web3:
+    """web3's own silent retries are off: reads are retried by the reader (counted, bounded),
+    and a send is never repeated blindly (its hash is watched instead)."""
+    return Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout},
+                                  exception_retry_configuration=None))
 
 
 @dataclass
@@ -42,11 +51,12 @@ class Keeper:
     reader: ChainReader
     journal: Journal | None
     account: str
+    _sender: TxSender | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, w3: Web3 | None = None, signer: Signer | None = None,
                       journal: Journal | None = None, use_journal: bool = True) -> "Keeper":
-        w3 = w3 or make_web3(settings.rpc_url)
+        w3 = w3 or make_web3(settings.rpc_url, settings.rpc_timeout)
         signer = signer if signer is not None else settings.build_signer()
         account = settings.account
         if signer is not None:
@@ -57,7 +67,8 @@ class Keeper:
         if account is None:
             raise ConfigError("HEDGER_ACCOUNT", "no account to hedge", "set HEDGER_ACCOUNT or a signer")
         adapter = get_adapter(settings.protocol)(w3, settings.market, settings.collateral_token,
-                                                 two_step=settings.order_mode == "delayed")
+                                                 two_step=settings.order_mode == "delayed",
+                                                 unlimited_approval=settings.unlimited_approval)
         if journal is None and use_journal:
             journal = Journal(settings.journal_path)
         return cls(settings=settings, w3=w3, signer=signer, adapter=adapter, reader=ChainReader(w3),
@@ -69,8 +80,15 @@ class Keeper:
         specs = feed_specs("oracle", s.oracle)
         if s.sequencer_feed:
             specs += feed_specs("sequencer", s.sequencer_feed)
+        if s.second_oracle:
+            specs += feed_specs("second", s.second_oracle)
         specs += [CallSpec("spot.balance", s.spot_token, ERC20, "balanceOf", (self.account,)),
-                  CallSpec("spot.decimals", s.spot_token, ERC20, "decimals")]
+                  CallSpec("spot.decimals", s.spot_token, ERC20, "decimals"),
+                  CallSpec("c.paused", s.collateral_token, FIAT_TOKEN, "paused", optional=True),
+                  CallSpec("c.blacklisted", s.collateral_token, FIAT_TOKEN, "isBlacklisted", (self.account,),
+                           optional=True),
+                  CallSpec("c.marketBlacklisted", s.collateral_token, FIAT_TOKEN, "isBlacklisted",
+                           (self.adapter.market,), optional=True)]
         return specs + self.adapter.read_specs(self.account)
 
     def read(self) -> Snapshot:
@@ -96,23 +114,71 @@ class Keeper:
         last = None
         if self.journal is not None:
             last = self.journal.last_action_at(head.chain_id, head.genesis_hash, self.account, market.address)
+        ref_price, ref_source, ref_problem = self._second_source(r, oracle, market, head)
+        status = CollateralStatus(paused=_opt_bool(r.get("c.paused")), account_blacklisted=_opt_bool(
+            r.get("c.blacklisted")), market_blacklisted=_opt_bool(r.get("c.marketBlacklisted")))
         return Snapshot(chain=head, oracle=oracle, sequencer=seq, market=market, account=account,
-                        exposure=exposure, last_rebalance_at=last)
+                        exposure=exposure, last_rebalance_at=last, reference_price=ref_price,
+                        reference_source=ref_source, reference_problem=ref_problem, collateral_status=status)
+
+    def _second_source(self, r: dict[str, Any], oracle: Any, market: Any, head: Any) -> tuple[int | None, str, str | None]:
+        """An independent price: a second configured feed, else the market's own price when the
+        market reads a different feed than the hedger. (price, source, problem)."""
+        s = self.settings
+        if s.second_oracle:
+            second = parse_feed("second", s.second_oracle, r)
+            source = f"second feed {s.second_oracle}"
+            refused = guards.feed_problem(second, head.block_timestamp, s.policy.oracle_max_age_s)
+            if refused is not None:
+                return None, source, refused
+            return second.price_e18, source, None
+        if market.feed and market.feed != Web3.to_checksum_address(s.oracle):
+            source = f"market feed {market.feed}"
+            if market.price_invalid:
+                return None, source, "the market reports its price invalid"
+            return market.price, source, None
+        return None, "none", None
 
     def params(self, snapshot: Snapshot) -> PolicyParams:
         return self.settings.policy_for_chain(snapshot.chain.chain_id)
 
     # ----------------------------------------------------------------- cycle
-    def cycle(self, dry_run: bool = False) -> CycleResult:
-        """One cycle. Never raises for a refusal or a failed send: the result carries the exit code.
-        Raises ConfigError / RpcError / ChainGuardError when the readings themselves cannot be had."""
+    def lock(self) -> AccountLock:
+        return AccountLock(self.settings.journal_path, self.account)
+
+    def cycle(self, dry_run: bool = False, *, locked: bool = False) -> CycleResult:
+        """One cycle under the account's lock (unless the caller holds it). Never raises for a
+        refusal or a failed send: the result carries the exit code. Raises ConfigError /
+        RpcError / ChainGuardError / LockHeld when the cycle cannot even start."""
+        if locked:
+            return self._cycle(dry_run)
+        with self.lock():
+            return self._cycle(dry_run)
+
+    def sender(self) -> TxSender:
+        assert self.signer is not None
+        if self._sender is None:
+            self._sender = TxSender(self.w3, self.signer, gas=self.settings.gas_policy())
+        return self._sender
+
+    def reconcile(self) -> list[str]:
+        """Before a cycle: settle what earlier runs left unrecorded (a crash between broadcast and
+        receipt). Mined transactions are recorded, pending ones are waited for (and replaced if
+        stuck), forgotten ones marked dropped, and interrupted cycles closed. Returns notes."""
+        from hedger.reconcile import reconcile
+        if self.journal is None:
+            return []
+        return reconcile(self)
+
+    def _cycle(self, dry_run: bool) -> CycleResult:
+        notes = self.reconcile()
         snapshot = self.read()
         params = self.params(snapshot)
         decision = policy.decide(snapshot, params)
         plan = planner.plan(decision, params, snapshot.account.size)
         calls = self.adapter.build_calls(plan.actions, snapshot.account, snapshot.market)
         dry = dry_run or self.signer is None
-        res = CycleResult(snapshot=snapshot, decision=decision, plan=plan, calls=calls, dry_run=dry)
+        res = CycleResult(snapshot=snapshot, decision=decision, plan=plan, calls=calls, dry_run=dry, notes=notes)
         cid = self.journal.open_cycle(snapshot, decision, plan, calls, dry) if self.journal else None
         res.cycle_id = cid
         log.info("decision %s (%s): %s", decision.kind.value, decision.code, decision.reason)
@@ -129,16 +195,19 @@ class Keeper:
         return res
 
     def _execute(self, res: CycleResult, calls: list[Call], cid: int | None) -> None:
-        assert self.signer is not None
-        sender = TxSender(self.w3, self.signer, receipt_timeout=self.settings.receipt_timeout)
-        ex = Executor(sender)
+        ex = Executor(self.sender(), max_action_usd=self.settings.max_action_usd)
         j = self.journal
         try:
             ex.execute(
                 calls, sent=res.sent,
-                on_signed=(lambda c, h, n: j.record_signed(cid, c, h, n)) if j and cid else None,
+                on_signed=(lambda c, h, n, raw, f: j.record_signed(cid, c, h, n, raw, {**f, "riskReducing": c.risk_reducing}))
+                if j and cid else None,
                 on_mined=j.record_mined if j else None)
             res.outcome = "acted"
+        except GasHeld as err:
+            res.outcome, res.exit_code, res.error = "held_gas", 0, redact_urls(str(err))
+        except GasTooHigh as err:
+            res.outcome, res.exit_code, res.error = "gas_too_high", err.exit_code, redact_urls(str(err))
         except SimulationFailed as err:
             res.outcome, res.exit_code, res.error = "failed", err.exit_code, redact_urls(str(err))
         except PartialExecution as err:
@@ -163,3 +232,7 @@ def fill_due_orders(w3: Web3, adapter: PerpAdapter, keeper_sender: TxSender, acc
             continue
         hashes.append(Web3.to_hex(receipt["transactionHash"]))
     return hashes
+
+
+def _opt_bool(v: Any) -> bool | None:
+    return None if v is None else bool(v)

@@ -19,7 +19,7 @@ Rules, in order (defaults in :class:`hedger.types.PolicyParams`, documented in t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hedger import guards
 from hedger.fixedpoint import UNIT, fmt_units, market_fill_price, market_order_fee, sdiv
@@ -115,8 +115,15 @@ def _acceptable(s: Snapshot, p: PolicyParams, pt: PostTrade, growing: bool) -> b
     return True
 
 
+def _with_cushion(p: PolicyParams) -> PolicyParams:
+    """The searches below aim 1% inside the maximum leverage: funding accrued and prices moved
+    between reading and mining would otherwise leave the result a hair above it."""
+    return replace(p, max_leverage=p.max_leverage * 99 // 100)
+
+
 def _largest_acceptable(s: Snapshot, p: PolicyParams, delta: int, deposit: int) -> int:
     """Largest part of a growing ``delta`` (same sign, toward zero) that is acceptable."""
+    p = _with_cushion(p)
     lo, hi = 0, abs(delta)
     sign = 1 if delta > 0 else -1
     while lo < hi:
@@ -130,6 +137,7 @@ def _largest_acceptable(s: Snapshot, p: PolicyParams, delta: int, deposit: int) 
 
 def _smallest_deleverage(s: Snapshot, p: PolicyParams, deposit: int) -> int:
     """Smallest reduction of the position (toward zero) that brings leverage <= max."""
+    p = _with_cushion(p)
     size = s.account.size
     sign = -1 if size > 0 else 1
     lo, hi = 0, abs(size)
@@ -140,6 +148,20 @@ def _smallest_deleverage(s: Snapshot, p: PolicyParams, deposit: int) -> int:
         else:
             lo = mid + 1
     return sign * lo
+
+
+def _price_doubt(s: Snapshot, p: PolicyParams) -> str | None:
+    """Why the oracle's price is in doubt (an independent source disagrees or is unusable), or None."""
+    if s.reference_problem:
+        return f"second price source {s.reference_source} unusable ({s.reference_problem})"
+    if s.reference_price is None:
+        return None
+    price = s.oracle.price_e18
+    div = abs(price - s.reference_price) * UNIT // price
+    if div > p.max_price_divergence:
+        return (f"oracle {_usd(price)} and {s.reference_source} {_usd(s.reference_price)} disagree by "
+                f"{fmt_units(div * 100, 18, 2)}% (limit {fmt_units(p.max_price_divergence * 100, 18, 2)}%)")
+    return None
 
 
 def decide(s: Snapshot, p: PolicyParams) -> Decision:
@@ -198,11 +220,20 @@ def decide(s: Snapshot, p: PolicyParams) -> Decision:
             reasons.append(f"position {_units(a.size)} off target {_units(target)} by {_units(error)}: "
                            f"trade {_units(delta)}")
 
+    # risk-increasing actions need a price that an independent source confirms
+    restricted = _price_doubt(s, p)
+    growing = delta != 0 and abs(a.size + delta) > abs(a.size)
+    if restricted and growing:
+        reasons.append(f"{restricted}: not growing the hedge (risk-reducing actions only)")
+        delta, code, growing = 0, "price_divergence", False
+
     # 2. collateral
     deposit = 0
     pt = post_trade(s, delta, 0)
-    wallet = a.collateral_wallet
-    growing = delta != 0 and abs(a.size + delta) > abs(a.size)
+    cs = s.collateral_status
+    wallet = a.collateral_wallet if cs.can_move else 0
+    if not cs.can_move and (delta != 0 or pt.leverage > p.max_leverage or pt.leverage < p.min_leverage):
+        reasons.append(f"{cs.problem()}: no collateral can be deposited or withdrawn")
     needs_margin = pt.size != 0 and (pt.leverage > p.max_leverage or pt.liq_distance < p.liquidation_buffer
                                      or not _acceptable(s, p, pt, growing))
     if needs_margin:
@@ -245,7 +276,7 @@ def decide(s: Snapshot, p: PolicyParams) -> Decision:
         if cut_note:
             reasons.append(cut_note)
         pt = post_trade(s, delta, deposit)
-    elif pt.leverage < p.min_leverage and not (m.two_step and delta != 0):
+    elif pt.leverage < p.min_leverage and not (m.two_step and delta != 0) and cs.can_move and not restricted:
         # (on a two-step market a withdrawal waits until the order has filled)
         excess = pt.margin - _margin_target(s, p, pt.notional)
         if pt.size == 0:

@@ -40,25 +40,43 @@ class CallFailed(Exception):
 
 
 class ChainReader:
-    def __init__(self, w3: Web3) -> None:
+    def __init__(self, w3: Web3, *, retries: int = 2, backoff: float = 0.25) -> None:
         self.w3 = w3
+        self.retries = retries
+        self.backoff = backoff
         self.round_trips = 0
         self._genesis: str | None = None
         self._contracts: dict[tuple[str, str], Any] = {}
         self._id = 0
 
     def _batch(self, requests: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
+        """One JSON-RPC batch; transient failures (timeout, HTTP error, malformed or incomplete
+        answer) are retried ``retries`` times with a short backoff, then raise RpcError."""
+        last: Exception | None = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * attempt)
+            try:
+                return self._batch_once(requests)
+            except RpcError as err:
+                last = err
+        assert last is not None
+        raise RpcError(f"{last} (after {self.retries + 1} attempts)") from last
+
+    def _batch_once(self, requests: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
         self.round_trips += 1
         try:
             resp = self.w3.provider.make_batch_request(requests)  # type: ignore[attr-defined]
         except Exception as err:
             raise RpcError(f"RPC batch request failed: {type(err).__name__}: {_clean(err)}") from err
         if not isinstance(resp, list):
-            raise RpcError(f"RPC answered a batch with a single response: {str(resp)[:200]}")
+            raise RpcError(f"RPC answered a batch with a single response: {_clean(Exception(str(resp)[:200]))}")
         if len(resp) != len(requests):
             raise RpcError(f"RPC answered {len(resp)} of {len(requests)} batched requests")
-        if all("id" in r for r in resp):
-            resp = sorted(resp, key=lambda r: int(r["id"]))
+        ids = [r.get("id") for r in resp]
+        if None in ids:
+            raise RpcError("RPC answered a batch entry without an id")
+        resp = sorted(resp, key=lambda r: int(r["id"]))
         return resp
 
     def head(self) -> ChainView:

@@ -73,6 +73,7 @@ class MarketState:
     max_order_delay: int
     collateral_decimals: int
     two_step: bool             # True when orders are submitted and filled later
+    feed: str | None = None    # the price feed the market itself reads, when it tells
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,29 @@ class Exposure:
 
 
 @dataclass(frozen=True)
+class CollateralStatus:
+    """USDC-style faults of the collateral token (None: the token has no such switch)."""
+
+    paused: bool | None = None
+    account_blacklisted: bool | None = None
+    market_blacklisted: bool | None = None
+
+    @property
+    def can_move(self) -> bool:
+        """Deposits and withdrawals can go through (both move the token between account and market)."""
+        return not (self.paused or self.account_blacklisted or self.market_blacklisted)
+
+    def problem(self) -> str | None:
+        if self.paused:
+            return "the collateral token is paused"
+        if self.account_blacklisted:
+            return "the collateral token blacklists the hedged account"
+        if self.market_blacklisted:
+            return "the collateral token blacklists the market"
+        return None
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """Everything one cycle read, at one block. The policy decides on this alone."""
 
@@ -129,6 +153,10 @@ class Snapshot:
     account: AccountState
     exposure: Exposure
     last_rebalance_at: int | None = None   # chain time of the last action, from the journal
+    reference_price: int | None = None     # E18, an independent second price source, if any
+    reference_source: str = "none"         # "feed 0x..", "market feed 0x..", or "none"
+    reference_problem: str | None = None   # the second source exists but is unusable
+    collateral_status: CollateralStatus = field(default_factory=CollateralStatus)
 
 
 @dataclass(frozen=True)
@@ -149,6 +177,7 @@ class PolicyParams:
     oracle_max_age_s: int = 3600
     sequencer_grace_s: int = 3600
     max_block_lag_s: int = 0                     # 0 = guard off (local chains)
+    max_price_divergence: int = 2 * UNIT // 100  # 2%: refuse risk-increasing actions beyond it
 
 
 class DecisionKind(StrEnum):
@@ -225,6 +254,7 @@ class Call:
     risk_reducing: bool
     value: int = 0
     note: str = ""
+    notional_usd: int = 0       # E18 USD moved or traded, for the per-action cap
 
     def describe(self) -> str:
         args = ", ".join(str(a) for a in self.args)
@@ -256,3 +286,4 @@ class CycleResult:
     exit_code: int = 0
     error: str | None = None
     cycle_id: int | None = None
+    notes: list[str] = field(default_factory=list)   # reconciliation of earlier runs

@@ -121,6 +121,9 @@ def chain(anvil: Anvil, w3: Web3, deployment: Deployment) -> Iterator[Chain]:
         yield c
     finally:
         w3.provider.make_request("evm_revert", [snap])
+        # a test may have pushed the base fee up; the override outlives the revert
+        w3.provider.make_request("anvil_setNextBlockBaseFeePerGas", [hex(10**9)])
+        w3.provider.make_request("evm_setAutomine", [True])
 
 
 HEDGER = 1      # dev account index of the hedged account

@@ -29,11 +29,13 @@ class PerpAdapter(ABC):
 
     name: ClassVar[str]
 
-    def __init__(self, w3: Web3, market: str, collateral: str, *, two_step: bool) -> None:
+    def __init__(self, w3: Web3, market: str, collateral: str, *, two_step: bool,
+                 unlimited_approval: bool = False) -> None:
         self.w3 = w3
         self.market = Web3.to_checksum_address(market)
         self.collateral = Web3.to_checksum_address(collateral)
         self.two_step = two_step
+        self.unlimited_approval = unlimited_approval
 
     @abstractmethod
     def read_specs(self, account: str) -> list[CallSpec]:

@@ -22,8 +22,9 @@ PARAM_FIELDS = ("maxOracleAge", "skewScale", "maxFundingVelocity", "takerFee", "
 
 @register("reference")
 class ReferenceMarket(PerpAdapter):
-    def __init__(self, w3: Web3, market: str, collateral: str, *, two_step: bool) -> None:
-        super().__init__(w3, market, collateral, two_step=two_step)
+    def __init__(self, w3: Web3, market: str, collateral: str, *, two_step: bool,
+                 unlimited_approval: bool = False) -> None:
+        super().__init__(w3, market, collateral, two_step=two_step, unlimited_approval=unlimited_approval)
         self._market_c = w3.eth.contract(address=self.market, abi=load_abi(PERP_MARKET))
         self._token_c = w3.eth.contract(address=self.collateral, abi=load_abi(ERC20))
 
@@ -36,6 +37,7 @@ class ReferenceMarket(PerpAdapter):
             CallSpec("m.fundingRate", m, PERP_MARKET, "currentFundingRate"),
             CallSpec("m.fundingVelocity", m, PERP_MARKET, "currentFundingVelocity"),
             CallSpec("m.collateral", m, PERP_MARKET, "collateral"),
+            CallSpec("m.feed", m, PERP_MARKET, "feed"),
             CallSpec("a.position", m, PERP_MARKET, "positions", (a,)),
             CallSpec("a.remaining", m, PERP_MARKET, "remainingMargin", (a,)),
             CallSpec("a.accessible", m, PERP_MARKET, "accessibleMargin", (a,)),
@@ -61,7 +63,8 @@ class ReferenceMarket(PerpAdapter):
             liquidation_premium_multiplier=p["liquidationPremiumMultiplier"], min_keeper_fee=p["minKeeperFee"],
             max_keeper_fee=p["maxKeeperFee"], order_keeper_fee=p["orderKeeperFee"] if self.two_step else 0,
             min_order_delay=p["minOrderDelay"], max_order_delay=p["maxOrderDelay"],
-            collateral_decimals=int(r["c.decimals"]), two_step=self.two_step)
+            collateral_decimals=int(r["c.decimals"]), two_step=self.two_step,
+            feed=Web3.to_checksum_address(r["m.feed"]))
         _margin, size, _last_price, _entry = r["a.position"]
         o_size, o_desired, _o_fee, o_at = r["a.order"]
         pending = None
@@ -77,28 +80,32 @@ class ReferenceMarket(PerpAdapter):
         return market, acct
 
     def _call(self, contract: Any, name: str, fn: str, args: tuple[Any, ...], action: ActionKind,
-              risk_reducing: bool, note: str) -> Call:
+              risk_reducing: bool, note: str, notional_usd: int = 0) -> Call:
         data = contract.get_function_by_name(fn)(*args)._encode_transaction_data()
         return Call(to=contract.address, contract=name, function=fn, args=args, data=data, action=action,
-                    risk_reducing=risk_reducing, note=note)
+                    risk_reducing=risk_reducing, note=note, notional_usd=notional_usd)
 
     def build_calls(self, actions: tuple[Action, ...], account: AccountState, market: MarketState) -> list[Call]:
         calls: list[Call] = []
+        scale = 10 ** (18 - market.collateral_decimals)
         for act in actions:
             if act.kind is ActionKind.DEPOSIT:
                 if account.collateral_allowance < act.amount:
-                    # bounded to this deposit, never unlimited
-                    calls.append(self._call(self._token_c, "collateral", "approve", (self.market, act.amount),
-                                            act.kind, act.risk_reducing, "approve exactly the deposit"))
+                    # bounded to this deposit unless HEDGER_UNLIMITED_APPROVAL is set
+                    amount = 2**256 - 1 if self.unlimited_approval else act.amount
+                    calls.append(self._call(self._token_c, "collateral", "approve", (self.market, amount),
+                                            act.kind, act.risk_reducing,
+                                            "unlimited approval (configured)" if self.unlimited_approval
+                                            else "approve exactly the deposit", act.amount * scale))
                 calls.append(self._call(self._market_c, "market", "transferMargin", (act.amount,), act.kind,
-                                        act.risk_reducing, act.note))
+                                        act.risk_reducing, act.note, act.amount * scale))
             elif act.kind is ActionKind.WITHDRAW:
                 calls.append(self._call(self._market_c, "market", "transferMargin", (-act.amount,), act.kind,
-                                        act.risk_reducing, act.note))
+                                        act.risk_reducing, act.note, act.amount * scale))
             elif act.kind is ActionKind.TRADE:
                 fn = "submitDelayedOrder" if self.two_step else "modifyPosition"
                 calls.append(self._call(self._market_c, "market", fn, (act.amount, act.price_bound), act.kind,
-                                        act.risk_reducing, act.note))
+                                        act.risk_reducing, act.note, abs(act.amount) * market.price // 10**18))
             elif act.kind is ActionKind.CANCEL_ORDER:
                 calls.append(self._call(self._market_c, "market", "cancelDelayedOrder", (account.address,),
                                         act.kind, act.risk_reducing, act.note))
