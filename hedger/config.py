@@ -134,16 +134,16 @@ class Settings:
     order_mode: str = "direct"
     extra_exposure: int = 0          # E18 asset units held elsewhere
     journal_path: Path = Path("hedger-journal.sqlite")
-    receipt_timeout: float = 180.0
+    receipt_timeout: int = 180          # seconds (timeouts are whole seconds)
     max_block_lag_s: int | None = None   # None: 300 s, or off on a local chain
     policy: PolicyParams = field(default_factory=PolicyParams)
     second_oracle: str | None = None     # an independent price feed for the sanity check
     max_fee: int | None = 200 * 10**9          # wei; ceiling for risk-increasing steps
     emergency_max_fee: int | None = 2000 * 10**9  # wei; ceiling for risk-reducing steps
     priority_fee: int | None = None      # wei; None: the node's suggestion (capped at 2 gwei)
-    replace_after: float = 30.0
+    replace_after: int = 30
     max_replacements: int = 3
-    rpc_timeout: float = 20.0
+    rpc_timeout: int = 20
     max_action_usd: int | None = 1_000_000 * UNIT
     unlimited_approval: bool = False
 
@@ -299,12 +299,12 @@ class Settings:
             second_oracle=_address("HEDGER_SECOND_ORACLE", g("HEDGER_SECOND_ORACLE"), required=False),
             max_fee=max_fee, emergency_max_fee=emergency,
             priority_fee=gwei("HEDGER_PRIORITY_FEE_GWEI", None),
-            replace_after=float(_int("HEDGER_REPLACE_AFTER", g("HEDGER_REPLACE_AFTER") or "30", lo=1,
-                                     what="seconds a transaction may stay pending before a replacement")),
+            replace_after=_int("HEDGER_REPLACE_AFTER", g("HEDGER_REPLACE_AFTER") or "30", lo=1,
+                                     what="seconds a transaction may stay pending before a replacement"),
             max_replacements=_int("HEDGER_MAX_REPLACEMENTS", g("HEDGER_MAX_REPLACEMENTS") or "3",
                                   what="how many fee-bumped replacements, e.g. 3"),
-            rpc_timeout=float(_int("HEDGER_RPC_TIMEOUT", g("HEDGER_RPC_TIMEOUT") or "20", lo=1,
-                                   what="seconds for one RPC request")),
+            rpc_timeout=_int("HEDGER_RPC_TIMEOUT", g("HEDGER_RPC_TIMEOUT") or "20", lo=1,
+                                   what="seconds for one RPC request"),
             max_action_usd=None if cap.strip().lower() in ("none", "off") else _e18(
                 _dec("HEDGER_MAX_ACTION_USD", cap, lo=Decimal(0), lo_open=True, what="a USD amount, e.g. 1000000")),
             unlimited_approval=unlimited in ("1", "true", "yes"),
@@ -316,8 +316,8 @@ class Settings:
             collateral_token=_address("HEDGER_COLLATERAL_TOKEN", g("HEDGER_COLLATERAL_TOKEN"), required=not for_deploy) or "",
             sequencer_feed=_address("HEDGER_SEQUENCER_FEED", g("HEDGER_SEQUENCER_FEED"), required=False),
             order_mode=mode, extra_exposure=extra, journal_path=journal,
-            receipt_timeout=float(_int("HEDGER_RECEIPT_TIMEOUT", g("HEDGER_RECEIPT_TIMEOUT") or "180", lo=1,
-                                       what="seconds to wait for a receipt")),
+            receipt_timeout=_int("HEDGER_RECEIPT_TIMEOUT", g("HEDGER_RECEIPT_TIMEOUT") or "180", lo=1,
+                                       what="seconds to wait for a receipt"),
             max_block_lag_s=_int("HEDGER_MAX_BLOCK_LAG", lag, what="seconds (0 turns the guard off)") if lag else None,
             policy=pol,
         )

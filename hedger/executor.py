@@ -390,7 +390,7 @@ class TxSender:
             raise ExecutionError(f"node rejected the transaction: {complaint}", tx_hash=tx_hash)
         self.nonces.used(nonce, tx_hash)
         hashes = [tx_hash]
-        receipt = self._wait(tx, raw, hashes, risk_reducing, on_signed)
+        receipt = self.watch(tx, raw, hashes, risk_reducing, on_signed)
         fault_point("after_receipt")
         receipt["nonce"] = nonce
         receipt["hashes"] = list(hashes)
@@ -402,7 +402,7 @@ class TxSender:
                                       revert_reason=reason)
         return receipt
 
-    def _wait(self, tx: dict[str, Any], raw: bytes, hashes: list[str], risk_reducing: bool,
+    def watch(self, tx: dict[str, Any], raw: bytes, hashes: list[str], risk_reducing: bool,
               on_signed: Callable[[str, int, bytes, dict[str, Any]], None] | None) -> dict[str, Any]:
         """Watch every hash sent at this nonce until one is mined; replace with bumped fees when
         pending too long; rebroadcast when the node forgot it (dropped)."""

@@ -61,6 +61,19 @@ CREATE TABLE IF NOT EXISTS txs (
     state TEXT NOT NULL DEFAULT 'signed'
 );
 CREATE INDEX IF NOT EXISTS txs_nonce ON txs (nonce);
+CREATE TABLE IF NOT EXISTS orders (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    chain_id INTEGER NOT NULL,
+    genesis_hash TEXT NOT NULL,
+    account TEXT NOT NULL,
+    market TEXT NOT NULL,
+    tx_hash TEXT NOT NULL UNIQUE,
+    size_delta TEXT NOT NULL,
+    size_before TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    resolved_at REAL,
+    note TEXT
+);
 """
 
 # Columns added after the first release: (table, column, definition). New fields always
@@ -69,6 +82,7 @@ MIGRATIONS = [
     ("txs", "raw", "TEXT"),
     ("txs", "fields", "TEXT"),
     ("txs", "state", "TEXT NOT NULL DEFAULT 'signed'"),
+    ("cycles", "notes", "TEXT"),
 ]
 
 # tx states: signed (journaled, maybe broadcast) -> mined | reverted | replaced | dropped | superseded
@@ -107,13 +121,14 @@ class Journal:
         self.db.execute("PRAGMA synchronous=FULL")
         with self._tx():
             for stmt in SCHEMA.split(";"):
-                if stmt.strip() and not stmt.strip().startswith("CREATE INDEX IF NOT EXISTS txs_nonce"):
+                if stmt.strip() and "txs_nonce" not in stmt and "TABLE IF NOT EXISTS orders" not in stmt:
                     self.db.execute(stmt)
             for table, column, definition in MIGRATIONS:
                 cols = {r["name"] for r in self.db.execute(f"PRAGMA table_info({table})")}
                 if column not in cols:
                     self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
             self.db.execute("CREATE INDEX IF NOT EXISTS txs_nonce ON txs (nonce)")
+            self.db.execute(SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS orders"):].rstrip().rstrip(";"))
 
     def _tx(self) -> "_Tx":
         return _Tx(self.db)
@@ -136,11 +151,16 @@ class Journal:
     def record_signed(self, cycle_id: int, call: Call, tx_hash: str, nonce: int, raw: bytes | None = None,
                       fields: dict[str, Any] | None = None) -> None:
         """Written before the transaction is broadcast: a crash after this line leaves a hash to look for."""
+        self.record_signed_parts(cycle_id, call.contract, call.function, call.args, tx_hash, nonce, raw, fields)
+
+    def record_signed_parts(self, cycle_id: int, contract: str, function: str, args: Any, tx_hash: str, nonce: int,
+                            raw: bytes | None = None, fields: dict[str, Any] | None = None) -> None:
         with self._tx():
             self.db.execute("INSERT OR IGNORE INTO txs (cycle_id, contract, function, args, tx_hash, nonce, "
                             "signed_at, raw, fields, state) VALUES (?,?,?,?,?,?,?,?,?, 'signed')",
-                            (cycle_id, call.contract, call.function, to_json(call.args), tx_hash, nonce, time.time(),
-                             None if raw is None else "0x" + bytes(raw).hex(), None if fields is None else to_json(fields)))
+                            (cycle_id, contract, function, args if isinstance(args, str) else to_json(args), tx_hash,
+                             nonce, time.time(), None if raw is None else "0x" + bytes(raw).hex(),
+                             None if fields is None else to_json(fields)))
 
     def record_receipt(self, tx_hash: str, status: int, gas_used: int, effective_gas_price: int | None,
                        block_number: int) -> None:
@@ -150,10 +170,20 @@ class Journal:
                             "WHERE tx_hash=?",
                             (status, gas_used, effective_gas_price, block_number,
                              "mined" if status == 1 else "reverted", tx_hash))
-            row = self.db.execute("SELECT cycle_id, nonce FROM txs WHERE tx_hash=?", (tx_hash,)).fetchone()
+            row = self.db.execute(
+                "SELECT t.cycle_id, t.nonce, t.function, t.args, c.chain_id, c.genesis_hash, c.account, c.market, "
+                "c.snapshot FROM txs t JOIN cycles c ON c.id=t.cycle_id WHERE t.tx_hash=?", (tx_hash,)).fetchone()
             if row is not None:
                 self.db.execute("UPDATE txs SET state='replaced' WHERE cycle_id=? AND nonce=? AND tx_hash<>? "
                                 "AND state='signed'", (row["cycle_id"], row["nonce"], tx_hash))
+                if status == 1 and row["function"] == "submitDelayedOrder":
+                    size_delta = int(json.loads(row["args"])[0])
+                    size_before = int(json.loads(row["snapshot"] or "{}").get("account", {}).get("size", 0))
+                    self.db.execute(
+                        "INSERT OR IGNORE INTO orders (chain_id, genesis_hash, account, market, tx_hash, size_delta, "
+                        "size_before) VALUES (?,?,?,?,?,?,?)",
+                        (row["chain_id"], row["genesis_hash"], row["account"], row["market"], tx_hash,
+                         str(size_delta), str(size_before)))
 
     def record_mined(self, tx: SentTx) -> None:
         self.record_receipt(tx.tx_hash, int(tx.status or 0), int(tx.gas_used or 0), tx.effective_gas_price,
@@ -175,16 +205,47 @@ class Journal:
             "SELECT * FROM cycles WHERE chain_id=? AND genesis_hash=? AND account=? AND outcome='started'",
             (chain_id, genesis_hash, account)))
 
+    def pending_orders(self, chain_id: int, genesis_hash: str, account: str, market: str) -> list[sqlite3.Row]:
+        return list(self.db.execute(
+            "SELECT * FROM orders WHERE chain_id=? AND genesis_hash=? AND account=? AND market=? AND state='pending'",
+            (chain_id, genesis_hash, account, market)))
+
+    def resolve_order(self, order_id: int, state: str, note: str) -> None:
+        with self._tx():
+            self.db.execute("UPDATE orders SET state=?, note=?, resolved_at=? WHERE id=?",
+                            (state, note, time.time(), order_id))
+
+    def expected_position(self, chain_id: int, genesis_hash: str, account: str, market: str) -> int | None:
+        """The position the journal expects: the last cycle's reading plus its mined direct trades
+        and the two-step orders known filled since (None without history)."""
+        row = self.db.execute(
+            "SELECT id, snapshot FROM cycles WHERE chain_id=? AND genesis_hash=? AND account=? AND market=? "
+            "AND snapshot IS NOT NULL ORDER BY id DESC LIMIT 1", (chain_id, genesis_hash, account, market)).fetchone()
+        if row is None:
+            return None
+        size = int(json.loads(row["snapshot"]).get("account", {}).get("size", 0))
+        for t in self.db.execute("SELECT args FROM txs WHERE cycle_id=? AND function='modifyPosition' AND "
+                                 "state='mined'", (row["id"],)):
+            size += int(json.loads(t["args"])[0])
+        return size
+
+    def max_nonce(self, chain_id: int, genesis_hash: str, account: str) -> int | None:
+        row = self.db.execute(
+            "SELECT MAX(t.nonce) AS n FROM txs t JOIN cycles c ON c.id=t.cycle_id WHERE c.chain_id=? AND "
+            "c.genesis_hash=? AND c.account=? AND t.state IN ('mined', 'reverted')",
+            (chain_id, genesis_hash, account)).fetchone()
+        return None if row is None or row["n"] is None else int(row["n"])
+
+    def set_notes(self, cycle_id: int, notes: list[str]) -> None:
+        with self._tx():
+            self.db.execute("UPDATE cycles SET notes=? WHERE id=?", ("\n".join(notes), cycle_id))
+
     def has_loose_ends(self, account: str) -> bool:
         """Anything an earlier run left unrecorded for this account, on any chain (no RPC needed)."""
         row = self.db.execute(
             "SELECT 1 FROM cycles c WHERE c.account=? AND (c.outcome='started' OR EXISTS (SELECT 1 FROM txs t "
             "WHERE t.cycle_id=c.id AND t.state='signed')) LIMIT 1", (account,)).fetchone()
         return row is not None
-
-    def record_note(self, cycle_id: int, note: str) -> None:
-        with self._tx():
-            self.db.execute("UPDATE cycles SET error=COALESCE(error || '; ', '') || ? WHERE id=?", (note, cycle_id))
 
     def close_cycle(self, cycle_id: int, outcome: str, exit_code: int, error: str | None = None) -> None:
         with self._tx():

@@ -94,7 +94,7 @@ class Keeper:
     def read(self) -> Snapshot:
         """Two round trips: the chain head, then every view call pinned to that block."""
         try:
-            head = self.reader.head()
+            head = self.reader.head(self.account)
         except RpcError as err:
             raise RpcError(f"cannot read the chain at {self.settings.rpc_display}: {err}") from err
         if self.settings.chain_id is not None and head.chain_id != self.settings.chain_id:
@@ -171,8 +171,11 @@ class Keeper:
         return reconcile(self)
 
     def _cycle(self, dry_run: bool) -> CycleResult:
+        from hedger.reconcile import reconcile_state
         notes = self.reconcile()
         snapshot = self.read()
+        if self.journal is not None:
+            notes += reconcile_state(self.journal, snapshot)
         params = self.params(snapshot)
         decision = policy.decide(snapshot, params)
         plan = planner.plan(decision, params, snapshot.account.size)
@@ -181,6 +184,8 @@ class Keeper:
         res = CycleResult(snapshot=snapshot, decision=decision, plan=plan, calls=calls, dry_run=dry, notes=notes)
         cid = self.journal.open_cycle(snapshot, decision, plan, calls, dry) if self.journal else None
         res.cycle_id = cid
+        if cid is not None and notes and self.journal is not None:
+            self.journal.set_notes(cid, notes)
         log.info("decision %s (%s): %s", decision.kind.value, decision.code, decision.reason)
         if decision.kind is DecisionKind.REFUSE:
             res.outcome, res.exit_code, res.error = "refused", REFUSAL_EXIT[decision.refusal], decision.reason

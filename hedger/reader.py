@@ -79,9 +79,12 @@ class ChainReader:
         resp = sorted(resp, key=lambda r: int(r["id"]))
         return resp
 
-    def head(self) -> ChainView:
-        """Round trip 1: latest block and chain id (and the genesis hash, first time)."""
+    def head(self, account: str | None = None) -> ChainView:
+        """Round trip 1: latest block and chain id (the genesis hash the first time, and the
+        account's mined nonce when an account is given)."""
         reqs: list[tuple[str, list[Any]]] = [("eth_getBlockByNumber", ["latest", False]), ("eth_chainId", [])]
+        if account is not None:
+            reqs.append(("eth_getTransactionCount", [account, "latest"]))
         if self._genesis is None:
             reqs.append(("eth_getBlockByNumber", ["0x0", False]))
         resp = self._batch(reqs)
@@ -90,10 +93,11 @@ class ChainReader:
                 raise RpcError(f"RPC error reading the chain head: {r.get('error')}")
         block = resp[0]["result"]
         if self._genesis is None:
-            self._genesis = resp[2]["result"]["hash"]
+            self._genesis = resp[-1]["result"]["hash"]
         return ChainView(chain_id=int(resp[1]["result"], 16), block_number=int(block["number"], 16),
                          block_timestamp=int(block["timestamp"], 16), wall_clock=int(time.time()),
-                         genesis_hash=self._genesis or "")
+                         genesis_hash=self._genesis or "",
+                         account_nonce=int(resp[2]["result"], 16) if account is not None else None)
 
     def _contract(self, address: str, abi: str) -> Any:
         key = (address, abi)

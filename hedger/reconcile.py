@@ -28,7 +28,9 @@ from web3.exceptions import TransactionNotFound
 from hedger.errors import StuckTransaction
 
 if TYPE_CHECKING:
+    from hedger.journal import Journal
     from hedger.keeper import Keeper
+    from hedger.types import Snapshot
 
 
 def _receipt(w3: Web3, h: str) -> dict[str, Any] | None:
@@ -90,13 +92,10 @@ def reconcile(k: "Keeper") -> list[str]:
             risk_reducing = bool(json.loads(last["fields"] or "{}").get("riskReducing", False))
             raw = bytes.fromhex(last["raw"][2:]) if last["raw"] else b""
             cycle_id = int(last["cycle_id"])
-
-            class _Call:   # what the journal needs to record a replacement
-                contract, function, args = last["contract"], last["function"], tuple(json.loads(last["args"]))
-
-            receipt = k.sender()._wait(
+            receipt = k.sender().watch(
                 tx, raw, list(hashes), risk_reducing,
-                lambda h, n, r, f: j.record_signed(cycle_id, _Call, h, n, r, {**f, "riskReducing": risk_reducing}))
+                lambda h, n, r, f: j.record_signed_parts(cycle_id, last["contract"], last["function"], last["args"],
+                                                         h, n, r, {**f, "riskReducing": risk_reducing}))
             j.record_receipt(Web3.to_hex(receipt["transactionHash"]), int(receipt["status"]), int(receipt["gasUsed"]),
                              receipt.get("effectiveGasPrice"), int(receipt["blockNumber"]))
             notes.append(f"tx {Web3.to_hex(receipt['transactionHash'])} (nonce {nonce}) from an earlier run was "
@@ -111,4 +110,42 @@ def reconcile(k: "Keeper") -> list[str]:
     for c in j.unfinished_cycles(head.chain_id, head.genesis_hash, k.account):
         j.close_cycle(int(c["id"]), "interrupted", 7, "the process stopped during this cycle; reconciled by the next run")
         notes.append(f"cycle {c['id']} was interrupted; closed")
+    return notes
+
+
+def reconcile_state(j: "Journal", s: "Snapshot") -> list[str]:
+    """Compare what the journal expects with what the chain reports, at the start of a cycle
+    (before this cycle is journaled): two-step orders, the position, the account's nonce.
+    The chain is the truth; differences become notes (journaled and printed)."""
+    key = (s.chain.chain_id, s.chain.genesis_hash, s.account.address, s.market.address)
+    notes: list[str] = []
+    on_chain = s.account.pending_order
+    filled = 0
+    matched = False
+    for o in j.pending_orders(*key):
+        delta = int(o["size_delta"])
+        if on_chain is not None and on_chain.size_delta == delta and not matched:
+            matched = True
+            continue
+        moved = s.account.size - int(o["size_before"])
+        if moved == delta or (delta != 0 and moved * delta > 0 and abs(moved) >= abs(delta)):
+            j.resolve_order(int(o["id"]), "filled", "the market reports the position moved by the order")
+            filled += delta
+            notes.append(f"two-step order {o['tx_hash']} of {delta / 1e18:+.4f} was filled")
+        else:
+            j.resolve_order(int(o["id"]), "gone", "no longer pending and the position did not move by it")
+            notes.append(f"two-step order {o['tx_hash']} of {delta / 1e18:+.4f} is gone unfilled "
+                         "(cancelled or expired)")
+    if on_chain is not None and not matched:
+        notes.append(f"a pending order of {on_chain.size_delta / 1e18:+.4f} on the market was not submitted by "
+                     "this hedger's journal")
+    expected = j.expected_position(*key)
+    if expected is not None and s.account.size != expected + filled:
+        notes.append(f"position {s.account.size / 1e18:+.6f} differs from the journal's "
+                     f"{(expected + filled) / 1e18:+.6f}: changed outside the hedger (a manual trade or a "
+                     "liquidation)")
+    mined = j.max_nonce(s.chain.chain_id, s.chain.genesis_hash, s.account.address)
+    if mined is not None and s.chain.account_nonce is not None and s.chain.account_nonce > mined + 1:
+        notes.append(f"{s.chain.account_nonce - mined - 1} transaction(s) were sent from this account outside "
+                     "the hedger since its last one")
     return notes

@@ -46,6 +46,7 @@ class ChainView:
     block_timestamp: int
     wall_clock: int
     genesis_hash: str = ""
+    account_nonce: int | None = None   # the hedged account's mined transaction count
 
 
 @dataclass(frozen=True)

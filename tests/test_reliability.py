@@ -465,3 +465,43 @@ def test_blacklisted_market_blocks_deposits_clearly(hedge: Hedge) -> None:
     assert res.outcome == "held" and res.decision.code == "collateral_short", res.decision.reason
     assert "blacklists the market" in res.decision.reason
     assert hedge.nonce() == n
+
+
+# ------------------------------------------------------------------ journal against chain state
+
+def test_reconcile_tracks_two_step_orders_in_journal_and_on_chain(hedge: Hedge) -> None:
+    env = {"HEDGER_ORDER_MODE": "delayed"}
+    hedge.cycle(**env)
+    j = Journal(hedge.env["HEDGER_JOURNAL_PATH"])
+    orders = j.db.execute("SELECT * FROM orders").fetchall()
+    assert len(orders) == 1 and orders[0]["state"] == "pending" and int(orders[0]["size_delta"]) == -10 * WETH
+    hedge.chain.advance(15)
+    hedge.fill_orders()
+    res = hedge.cycle(**env)
+    assert any("was filled" in n for n in res.notes), res.notes
+    assert j.db.execute("SELECT state FROM orders").fetchone()["state"] == "filled"
+    assert not any("outside the hedger" in n for n in res.notes)
+
+
+def test_reconcile_notices_an_order_cancelled_by_someone_else(hedge: Hedge) -> None:
+    env = {"HEDGER_ORDER_MODE": "delayed"}
+    hedge.cycle(**env)
+    hedge.chain.advance(121)
+    hedge.chain.call_as(2, "PerpMarket", hedge.chain.d.market, "cancelDelayedOrder", hedge.address)
+    hedge.chain.set_price(3000)
+    res = hedge.cycle(**env, HEDGER_COOLDOWN="0")
+    assert any("gone unfilled" in n for n in res.notes), res.notes
+    assert [t.call.function for t in res.sent] == ["submitDelayedOrder"]   # re-submitted, once
+
+
+def test_reconcile_notices_position_and_nonce_changed_outside(hedge: Hedge) -> None:
+    hedge.cycle()
+    # the operator trades by hand from the same account
+    hedge.chain.trade(1, 2 * WETH)
+    res = hedge.cycle()
+    assert any("changed outside the hedger" in n for n in res.notes), res.notes
+    assert any("sent from this account outside the hedger" in n for n in res.notes), res.notes
+    j = Journal(hedge.env["HEDGER_JOURNAL_PATH"])
+    assert "outside the hedger" in j.cycles()[0]["notes"]
+    assert_short = hedge.position()[0]
+    assert -10.5 * WETH <= assert_short <= -9.5 * WETH     # and the hedge was restored
