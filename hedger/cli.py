@@ -13,6 +13,7 @@ Exit codes (also in the README):
   9  refused: the account needs manual action (no margin left)
  10  alarm: a risk-reducing step (top-up, hedge reduction) was blocked by gas above the emergency ceiling
  11  another hedger holds this account's lock (overlapping runs); nothing was done
+ 12  watch: the circuit breaker stopped the keeper after N failed cycles in a row
 """
 
 from __future__ import annotations
@@ -155,10 +156,28 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run_once(args: argparse.Namespace) -> int:
+def cmd_check(args: argparse.Namespace) -> int:
+    from hedger.check import print_checks, run_checks
     from hedger.keeper import Keeper
     settings = Settings.from_env()
+    k = Keeper.from_settings(settings, use_journal=False)
+    checks = run_checks(k)
+    print_checks(checks)
+    return 0 if all(c.ok for c in checks) else 5
+
+
+def _checked_keeper(settings: Settings) -> "Any":
+    """A keeper whose configuration passed `hedger check` (else ChainGuardError, exit 5)."""
+    from hedger.check import require_ok, run_checks
+    from hedger.keeper import Keeper
     k = Keeper.from_settings(settings)
+    require_ok(run_checks(k))
+    return k
+
+
+def cmd_run_once(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    k = _checked_keeper(settings)
     if k.signer is None and not args.dry_run:
         print("no signer configured (HEDGER_PRIVATE_KEY / HEDGER_APE_ACCOUNT): dry run, nothing is sent",
               file=sys.stderr)
@@ -185,6 +204,18 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    from hedger.watch import WatchOptions, Watcher
+    settings = Settings.from_env()
+    k = _checked_keeper(settings)
+    if k.signer is None and not args.dry_run:
+        print("no signer configured: watching in dry-run mode, nothing is sent", file=sys.stderr)
+    opts = WatchOptions(interval=args.interval, every_block=args.every_block, max_failures=args.max_failures,
+                        backoff_max=args.backoff_max, max_cycles=args.max_cycles, json_logs=args.json_logs,
+                        dry_run=args.dry_run)
+    return Watcher(k, opts).run()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hedger", description="On-chain perp hedger: keep a spot holding delta-neutral.")
     p.add_argument("-v", "--verbose", action="store_true", help="log each step to stderr")
@@ -196,6 +227,17 @@ def build_parser() -> argparse.ArgumentParser:
     ro.add_argument("--dry-run", action="store_true", help="print the planned calls, send nothing")
     ro.add_argument("--json", action="store_true", help="print the result as one JSON object")
     ro.set_defaults(func=cmd_run_once)
+    ch = sub.add_parser("check", help="confirm addresses, interfaces, chain id and signer gas on chain")
+    ch.set_defaults(func=cmd_check)
+    wa = sub.add_parser("watch", help="the long-running keeper: a cycle every N seconds or on each new block")
+    wa.add_argument("--interval", type=float, default=60.0, help="seconds between cycles (default 60)")
+    wa.add_argument("--every-block", action="store_true", help="run a cycle on each new block")
+    wa.add_argument("--max-failures", type=int, default=5, help="circuit breaker: stop after N failed cycles in a row")
+    wa.add_argument("--backoff-max", type=float, default=300.0, help="longest wait between retries after errors")
+    wa.add_argument("--max-cycles", type=int, default=None, help="stop after N cycles")
+    wa.add_argument("--json-logs", action="store_true", help="one JSON object per line")
+    wa.add_argument("--dry-run", action="store_true", help="decide and print, send nothing")
+    wa.set_defaults(func=cmd_watch)
     de = sub.add_parser("deploy", help="deploy the reference protocol; prints its addresses as JSON")
     de.add_argument("--oracle", help="reuse this AggregatorV3 price feed instead of deploying one")
     de.add_argument("--collateral", help="reuse this ERC20 as collateral instead of deploying one")

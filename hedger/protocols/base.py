@@ -50,6 +50,11 @@ class PerpAdapter(ABC):
         """Concrete transactions for a plan's actions, in order (approvals bounded to the need)."""
 
     @abstractmethod
+    def interface_check(self) -> tuple[bool, str]:
+        """For `hedger check`: does the market answer its interface, and take the configured
+        collateral? (ok, detail)"""
+
+    @abstractmethod
     def fill_order_call(self, account: str) -> Call | None:
         """For a protocol keeper: the call that fills ``account``'s pending order (None on a synchronous market)."""
 

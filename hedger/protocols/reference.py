@@ -111,6 +111,17 @@ class ReferenceMarket(PerpAdapter):
                                         act.kind, act.risk_reducing, act.note))
         return calls
 
+    def interface_check(self) -> tuple[bool, str]:
+        params = dict(zip(PARAM_FIELDS, self._market_c.functions.params().call()))
+        collateral = Web3.to_checksum_address(self._market_c.functions.collateral().call())
+        feed = Web3.to_checksum_address(self._market_c.functions.feed().call())
+        ok = collateral == self.collateral and params["skewScale"] > 0 and params["maxLeverage"] >= 10**18
+        detail = (f"{self.market} reads feed {feed}, takes collateral {collateral}"
+                  + ("" if collateral == self.collateral else f" (configured: {self.collateral})")
+                  + f", max leverage {params['maxLeverage'] / 10**18:g}x, order delays "
+                    f"{params['minOrderDelay']}-{params['maxOrderDelay']}s")
+        return ok, detail
+
     def fill_order_call(self, account: str) -> Call | None:
         if not self.two_step:
             return None

@@ -1,0 +1,109 @@
+"""`hedger check`: confirm on chain that the configuration points at what it should.
+
+Every configured address has code and answers its interface with sane values
+(feeds: decimals and a round; tokens: decimals; the market: its own checks,
+including that it takes the configured collateral), the RPC reports the
+configured chain id, and the signer has gas. `run-once` and `watch` run it at
+start and refuse (exit 5) when something is wrong; each failure says how to fix it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from web3 import Web3
+
+from hedger.abi import AGGREGATOR_V3, ERC20, load_abi
+from hedger.errors import ChainGuardError, RpcError
+from hedger.types import UNIT
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+MIN_GAS_BALANCE = UNIT // 100   # 0.01 ETH: a few hedge cycles at high fees
+
+
+def _call(w3: Web3, address: str, abi: str, fn: str, *args: Any) -> Any:
+    c = w3.eth.contract(address=Web3.to_checksum_address(address), abi=load_abi(abi))
+    return c.get_function_by_name(fn)(*args).call()
+
+
+def run_checks(k: Any, min_gas_balance: int = MIN_GAS_BALANCE) -> list[Check]:
+    """All checks for a Keeper's configuration. Raises RpcError when the RPC cannot be reached."""
+    s, w3 = k.settings, k.w3
+    out: list[Check] = []
+    try:
+        chain_id = int(w3.eth.chain_id)
+    except Exception as err:
+        raise RpcError(f"cannot reach the RPC at {s.rpc_display}: {type(err).__name__}") from err
+    if s.chain_id is not None:
+        out.append(Check("chain id", chain_id == s.chain_id, f"RPC reports {chain_id}, HEDGER_CHAIN_ID is {s.chain_id}",
+                         "point HEDGER_RPC_URL at the right chain, or fix HEDGER_CHAIN_ID"))
+    else:
+        out.append(Check("chain id", True, f"RPC reports {chain_id} (HEDGER_CHAIN_ID not set: not enforced)"))
+
+    def probe(label: str, var: str, address: str | None, fn: Callable[[], tuple[bool, str]], fix: str) -> None:
+        if not address:
+            return
+        if w3.eth.get_code(Web3.to_checksum_address(address)) in (b"", None):
+            out.append(Check(label, False, f"no contract at {address}", f"check {var}: nothing is deployed there "
+                                                                         f"on chain {chain_id}"))
+            return
+        try:
+            ok, detail = fn()
+        except Exception as err:
+            ok, detail = False, f"{address} does not answer as expected ({type(err).__name__})"
+        out.append(Check(label, ok, detail, fix if not ok else ""))
+
+    def feed(address: str) -> Callable[[], tuple[bool, str]]:
+        def f() -> tuple[bool, str]:
+            dec = _call(w3, address, AGGREGATOR_V3, "decimals")
+            rid, answer, _, updated, _ = _call(w3, address, AGGREGATOR_V3, "latestRoundData")
+            desc = _call(w3, address, AGGREGATOR_V3, "description")
+            return dec <= 18, f"{address} '{desc}', {dec} decimals, round {rid}, answer {answer}"
+        return f
+
+    def token(address: str) -> Callable[[], tuple[bool, str]]:
+        def f() -> tuple[bool, str]:
+            dec = _call(w3, address, ERC20, "decimals")
+            sym = _call(w3, address, ERC20, "symbol")
+            return dec <= 18, f"{address} {sym}, {dec} decimals"
+        return f
+
+    probe("price feed", "HEDGER_ORACLE", s.oracle, feed(s.oracle), "HEDGER_ORACLE must be an AggregatorV3 proxy")
+    probe("sequencer feed", "HEDGER_SEQUENCER_FEED", s.sequencer_feed, feed(s.sequencer_feed or ""),
+          "HEDGER_SEQUENCER_FEED must be a sequencer-uptime feed")
+    probe("second price feed", "HEDGER_SECOND_ORACLE", s.second_oracle, feed(s.second_oracle or ""),
+          "HEDGER_SECOND_ORACLE must be an AggregatorV3 proxy")
+    probe("spot token", "HEDGER_SPOT_TOKEN", s.spot_token, token(s.spot_token), "HEDGER_SPOT_TOKEN must be an ERC20")
+    probe("collateral token", "HEDGER_COLLATERAL_TOKEN", s.collateral_token, token(s.collateral_token),
+          "HEDGER_COLLATERAL_TOKEN must be an ERC20")
+    probe("market", "HEDGER_MARKET", s.market, lambda: k.adapter.interface_check(),
+          f"HEDGER_MARKET must be a {s.protocol} market that takes HEDGER_COLLATERAL_TOKEN")
+    if k.signer is not None:
+        bal = int(w3.eth.get_balance(k.signer.address))
+        out.append(Check("signer gas", bal >= min_gas_balance,
+                         f"{k.signer.address} holds {bal / UNIT:.4f} ETH (minimum {min_gas_balance / UNIT:.4f})",
+                         f"send ETH to {k.signer.address} for gas"))
+    else:
+        out.append(Check("signer", True, "none configured: dry run (nothing will be sent)"))
+    return out
+
+
+def require_ok(checks: list[Check]) -> None:
+    bad = [c for c in checks if not c.ok]
+    if bad:
+        raise ChainGuardError("; ".join(f"{c.name}: {c.detail}. Fix: {c.fix}" for c in bad))
+
+
+def print_checks(checks: list[Check]) -> None:
+    w = max(len(c.name) for c in checks)
+    for c in checks:
+        print(f"{'OK  ' if c.ok else 'FAIL'} {c.name.ljust(w)}  {c.detail}" + (f"\n     fix: {c.fix}" if c.fix else ""))

@@ -1,0 +1,133 @@
+"""`hedger watch`: the long-running keeper.
+
+A cycle every N seconds (or on each new block), under the account's lock for
+the whole run (a second keeper refuses, naming the holder). SIGINT/SIGTERM ask
+for a clean stop: the cycle in progress finishes (its transactions recorded),
+then the loop exits 0. RPC errors back off exponentially; a circuit breaker
+stops the keeper with exit 12 after N failed cycles in a row (a refusal counts:
+a keeper that can only refuse needs a human).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from hedger.config import redact_urls
+from hedger.errors import HedgerError, RpcError
+from hedger.keeper import Keeper
+from hedger.types import CycleResult
+
+CIRCUIT_BREAKER_EXIT = 12
+
+
+@dataclass
+class WatchOptions:
+    interval: float = 60.0           # seconds between cycles (ignored with every_block)
+    every_block: bool = False
+    max_failures: int = 5            # circuit breaker
+    backoff_max: float = 300.0
+    max_cycles: int | None = None    # for tests and one-off runs
+    json_logs: bool = False
+    dry_run: bool = False
+
+
+@dataclass
+class Watcher:
+    keeper: Keeper
+    opts: WatchOptions
+    out: Callable[[str], None] = field(default=lambda line: print(line, flush=True))
+    stopping: bool = False
+    cycles: int = 0
+    failures: int = 0
+
+    def _request_stop(self, signum: int, _frame: Any) -> None:
+        self.stopping = True
+        self.log({"event": "stop_requested", "signal": signal.Signals(signum).name})
+
+    def log(self, record: dict[str, Any]) -> None:
+        record = {"ts": int(time.time()), **record}
+        if self.opts.json_logs:
+            self.out(json.dumps(record))
+        else:
+            self.out(" ".join(f"{k}={v}" for k, v in record.items()))
+
+    def _sleep(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while not self.stopping and time.monotonic() < end:
+            time.sleep(min(0.2, max(0.0, end - time.monotonic())))
+
+    def _wait_next(self, last_block: int | None) -> None:
+        if not self.opts.every_block:
+            self._sleep(self.opts.interval)
+            return
+        while not self.stopping:
+            try:
+                if self.keeper.w3.eth.block_number != last_block:
+                    return
+            except Exception:
+                return   # let the cycle meet the RPC error and back off
+            self._sleep(min(1.0, self.opts.interval))
+
+    def _record(self, res: CycleResult) -> None:
+        d = res.decision
+        self.log({"event": "cycle", "n": self.cycles, "outcome": res.outcome, "exit_code": res.exit_code,
+                  "decision": None if d is None else d.code,
+                  "reason": None if d is None else d.reason,
+                  "txs": [t.tx_hash for t in res.sent], "error": res.error, "notes": res.notes})
+
+    def run(self) -> int:
+        old = {s: signal.signal(s, self._request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            with self.keeper.lock():
+                return self._loop()
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+    def _loop(self) -> int:
+        first_backoff = min(1.0, self.opts.backoff_max)
+        backoff = first_backoff
+        last_block: int | None = None
+        self.log({"event": "start", "account": self.keeper.account, "market": self.keeper.adapter.market,
+                  "rpc": self.keeper.settings.rpc_display})
+        while not self.stopping:
+            self.cycles += 1
+            ok = False
+            try:
+                res = self.keeper.cycle(dry_run=self.opts.dry_run, locked=True)
+                self._record(res)
+                last_block = res.snapshot.chain.block_number if res.snapshot else last_block
+                ok = res.exit_code == 0
+            except RpcError as err:
+                self.log({"event": "rpc_error", "n": self.cycles, "error": redact_urls(str(err)),
+                          "retry_in_s": backoff})
+            except HedgerError as err:
+                self.log({"event": "error", "n": self.cycles, "kind": type(err).__name__,
+                          "error": redact_urls(str(err)), "exit_code": err.exit_code})
+            except Exception as err:  # a keeper survives the unexpected, and counts it
+                self.log({"event": "unexpected", "n": self.cycles, "kind": type(err).__name__,
+                          "error": redact_urls(str(err))[:300]})
+            if ok:
+                self.failures, backoff = 0, first_backoff
+            else:
+                self.failures += 1
+                if self.failures >= self.opts.max_failures:
+                    self.log({"event": "circuit_breaker", "failures": self.failures,
+                              "message": f"{self.failures} failed cycles in a row: stopping"})
+                    return CIRCUIT_BREAKER_EXIT
+            if self.opts.max_cycles is not None and self.cycles >= self.opts.max_cycles:
+                break
+            if self.stopping:
+                break
+            if ok:
+                self._wait_next(last_block)
+            else:
+                self._sleep(backoff)
+                backoff = min(backoff * 2, self.opts.backoff_max)
+        self.log({"event": "stopped", "cycles": self.cycles})
+        return 0
