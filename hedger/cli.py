@@ -213,7 +213,14 @@ def cmd_watch(args: argparse.Namespace) -> int:
     opts = WatchOptions(interval=args.interval, every_block=args.every_block, max_failures=args.max_failures,
                         backoff_max=args.backoff_max, max_cycles=args.max_cycles, json_logs=args.json_logs,
                         dry_run=args.dry_run)
-    return Watcher(k, opts).run()
+    observers = []
+    if args.metrics_port is not None:
+        from hedger.metrics import build as build_metrics
+        observers.append(build_metrics(args.metrics_port, host=args.metrics_host))
+    if settings.alert_webhook is not None:
+        from hedger.alerts import build as build_alerts
+        observers.append(build_alerts(settings))
+    return Watcher(k, opts, observers=observers).run()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -237,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     wa.add_argument("--max-cycles", type=int, default=None, help="stop after N cycles")
     wa.add_argument("--json-logs", action="store_true", help="one JSON object per line")
     wa.add_argument("--dry-run", action="store_true", help="decide and print, send nothing")
+    wa.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
+    wa.add_argument("--metrics-host", default="127.0.0.1", help="address for the metrics endpoint (default loopback)")
     wa.set_defaults(func=cmd_watch)
     de = sub.add_parser("deploy", help="deploy the reference protocol; prints its addresses as JSON")
     de.add_argument("--oracle", help="reuse this AggregatorV3 price feed instead of deploying one")

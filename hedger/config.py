@@ -146,6 +146,10 @@ class Settings:
     rpc_timeout: int = 20
     max_action_usd: int | None = 1_000_000 * UNIT
     unlimited_approval: bool = False
+    alert_webhook: Secret | None = None  # webhook URLs carry tokens: never shown
+    alert_liq_distance: int = 15 * UNIT // 100   # alert when liquidation is closer than 15% of the price
+    alert_min_gas: int = 5 * UNIT // 100         # wei; alert when the signer holds less than 0.05 ETH
+    alert_refusal_streak: int = 3                # alert after this many refusals in a row
 
     def gas_policy(self) -> "GasPolicy":
         from hedger.executor import GasPolicy
@@ -295,7 +299,20 @@ class Settings:
         if unlimited not in ("1", "0", "true", "false", "yes", "no"):
             raise ConfigError("HEDGER_UNLIMITED_APPROVAL", f"{_show(unlimited)} is not true or false",
                               "set it to true to approve an unlimited allowance, false (default) for exact approvals")
+        hook = g("HEDGER_ALERT_WEBHOOK")
+        if hook is not None:
+            if urlsplit(hook.strip()).scheme not in ("http", "https"):
+                raise ConfigError("HEDGER_ALERT_WEBHOOK", "is not an http(s) URL",
+                                  "set it to the webhook's https:// URL")
+            register_rpc_url(hook.strip())
         return cls(
+            alert_webhook=Secret(hook.strip()) if hook else None,
+            alert_liq_distance=frac("HEDGER_ALERT_LIQ_DISTANCE", "0.15", "0", "1",
+                                    "a fraction of the price, e.g. 0.15"),
+            alert_min_gas=int(_dec("HEDGER_ALERT_MIN_GAS_ETH", g("HEDGER_ALERT_MIN_GAS_ETH") or "0.05",
+                                   lo=Decimal(0), hi=Decimal(10**6), what="an amount of ETH, e.g. 0.05") * UNIT),
+            alert_refusal_streak=_int("HEDGER_ALERT_REFUSAL_STREAK", g("HEDGER_ALERT_REFUSAL_STREAK") or "3", lo=1,
+                                      what="a number of refusals in a row, e.g. 3"),
             second_oracle=_address("HEDGER_SECOND_ORACLE", g("HEDGER_SECOND_ORACLE"), required=False),
             max_fee=max_fee, emergency_max_fee=emergency,
             priority_fee=gwei("HEDGER_PRIORITY_FEE_GWEI", None),

@@ -85,6 +85,7 @@ class ChainReader:
         reqs: list[tuple[str, list[Any]]] = [("eth_getBlockByNumber", ["latest", False]), ("eth_chainId", [])]
         if account is not None:
             reqs.append(("eth_getTransactionCount", [account, "latest"]))
+            reqs.append(("eth_getBalance", [account, "latest"]))
         if self._genesis is None:
             reqs.append(("eth_getBlockByNumber", ["0x0", False]))
         resp = self._batch(reqs)
@@ -97,7 +98,8 @@ class ChainReader:
         return ChainView(chain_id=int(resp[1]["result"], 16), block_number=int(block["number"], 16),
                          block_timestamp=int(block["timestamp"], 16), wall_clock=int(time.time()),
                          genesis_hash=self._genesis or "",
-                         account_nonce=int(resp[2]["result"], 16) if account is not None else None)
+                         account_nonce=int(resp[2]["result"], 16) if account is not None else None,
+                         account_balance=int(resp[3]["result"], 16) if account is not None else None)
 
     def _contract(self, address: str, abi: str) -> Any:
         key = (address, abi)

@@ -47,6 +47,7 @@ class ChainView:
     wall_clock: int
     genesis_hash: str = ""
     account_nonce: int | None = None   # the hedged account's mined transaction count
+    account_balance: int | None = None # the hedged account's native balance (wei), for gas
 
 
 @dataclass(frozen=True)

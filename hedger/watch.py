@@ -25,6 +25,26 @@ from hedger.types import CycleResult
 CIRCUIT_BREAKER_EXIT = 12
 
 
+class CycleObserver:
+    """Something that watches the keeper: metrics (``hedger.metrics``), alerts (``hedger.alerts``).
+    Every method has a do-nothing default; an observer's own failure never stops the keeper."""
+
+    def on_start(self, keeper: Keeper) -> None:
+        """Once, before the first cycle."""
+
+    def on_cycle(self, res: CycleResult) -> None:
+        """After every completed cycle (acted, held, refused, failed...)."""
+
+    def on_error(self, kind: str, message: str) -> None:
+        """A cycle that could not run (RPC error, configuration or chain guard); ``message`` is redacted."""
+
+    def on_circuit_breaker(self, failures: int) -> None:
+        """The keeper is about to stop after ``failures`` failed cycles in a row."""
+
+    def heartbeat(self) -> None:
+        """Each loop iteration, whatever happened."""
+
+
 @dataclass
 class WatchOptions:
     interval: float = 60.0           # seconds between cycles (ignored with every_block)
@@ -41,6 +61,7 @@ class Watcher:
     keeper: Keeper
     opts: WatchOptions
     out: Callable[[str], None] = field(default=lambda line: print(line, flush=True))
+    observers: list[CycleObserver] = field(default_factory=list)
     stopping: bool = False
     cycles: int = 0
     failures: int = 0
@@ -73,7 +94,16 @@ class Watcher:
                 return   # let the cycle meet the RPC error and back off
             self._sleep(min(1.0, self.opts.interval))
 
+    def _notify(self, method: str, *args: Any) -> None:
+        for o in self.observers:
+            try:
+                getattr(o, method)(*args)
+            except Exception as err:  # an observer must not take the keeper down
+                self.log({"event": "observer_error", "observer": type(o).__name__, "method": method,
+                          "error": redact_urls(str(err))[:200]})
+
     def _record(self, res: CycleResult) -> None:
+        self._notify("on_cycle", res)
         d = res.decision
         self.log({"event": "cycle", "n": self.cycles, "outcome": res.outcome, "exit_code": res.exit_code,
                   "decision": None if d is None else d.code,
@@ -95,7 +125,9 @@ class Watcher:
         last_block: int | None = None
         self.log({"event": "start", "account": self.keeper.account, "market": self.keeper.adapter.market,
                   "rpc": self.keeper.settings.rpc_display})
+        self._notify("on_start", self.keeper)
         while not self.stopping:
+            self._notify("heartbeat")
             self.cycles += 1
             ok = False
             try:
@@ -106,12 +138,15 @@ class Watcher:
             except RpcError as err:
                 self.log({"event": "rpc_error", "n": self.cycles, "error": redact_urls(str(err)),
                           "retry_in_s": backoff})
+                self._notify("on_error", "rpc", redact_urls(str(err)))
             except HedgerError as err:
                 self.log({"event": "error", "n": self.cycles, "kind": type(err).__name__,
                           "error": redact_urls(str(err)), "exit_code": err.exit_code})
+                self._notify("on_error", type(err).__name__, redact_urls(str(err)))
             except Exception as err:  # a keeper survives the unexpected, and counts it
                 self.log({"event": "unexpected", "n": self.cycles, "kind": type(err).__name__,
                           "error": redact_urls(str(err))[:300]})
+                self._notify("on_error", "unexpected", redact_urls(str(err))[:300])
             if ok:
                 self.failures, backoff = 0, first_backoff
             else:
@@ -119,6 +154,7 @@ class Watcher:
                 if self.failures >= self.opts.max_failures:
                     self.log({"event": "circuit_breaker", "failures": self.failures,
                               "message": f"{self.failures} failed cycles in a row: stopping"})
+                    self._notify("on_circuit_breaker", self.failures)
                     return CIRCUIT_BREAKER_EXIT
             if self.opts.max_cycles is not None and self.cycles >= self.opts.max_cycles:
                 break

@@ -6,13 +6,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterator
 
+import os
+
 import pytest
+from hypothesis import settings as hypothesis_settings
 from web3 import Web3
 
 from hedger.abi import contract_artifact
 from hedger.deploy import Deployment, deploy_reference, transact
 from hedger.executor import KeySigner, Secret, TxSender
 from hedger.localchain import Anvil, dev_account, start_anvil
+
+# CI runs the property tests on a fixed set of examples (reproducible from run to run);
+# a developer's run explores new ones each time.
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 USDC = 10**6
 WETH = 10**18

@@ -1,0 +1,215 @@
+"""Webhook alerts for `hedger watch` (``HEDGER_ALERT_WEBHOOK``).
+
+An observer of the keeper loop (:class:`hedger.watch.CycleObserver`) that
+POSTs one JSON object per alert to the webhook:
+
+    {"kind": "liquidation_distance", "severity": "critical", "message": "...",
+     "account": "0x..", "market": "0x..", "chain_id": 31337, "ts": 1700000000,
+     "details": {...}}
+
+| kind | severity | when | again |
+|---|---|---|---|
+| ``refusal_streak`` | warning | ``HEDGER_ALERT_REFUSAL_STREAK`` refused cycles in a row (a cycle refused by a guard, or one that could not run) | after a cycle that was not refused |
+| ``circuit_breaker`` | critical | the keeper stops after N failed cycles in a row | each trip (the keeper exits) |
+| ``liquidation_distance`` | critical | the liquidation price is closer than ``HEDGER_ALERT_LIQ_DISTANCE`` of the price (read at the start of the cycle) | after a reading at or beyond it, or without a position |
+| ``gas_low`` | warning | the account holds less than ``HEDGER_ALERT_MIN_GAS_ETH`` | after a reading at or above it |
+| ``collateral_fault`` | critical | the collateral token is paused or blacklists the account or the market | for each distinct problem; again after it clears |
+| ``gas_too_high`` | critical | a risk-reducing step (top-up, hedge reduction) was blocked by gas above the emergency ceiling | after a cycle with another outcome |
+
+Delivery is synchronous with a 5 s timeout, so an alert sent just before the
+circuit breaker stops the process is not lost; any failure (refused
+connection, timeout, HTTP error) is swallowed and counted (``failed``), and
+logged by its exception type only. The webhook URL is a secret (it carries
+the token): it is never printed, logged or put in a payload. Every message
+passes :func:`hedger.config.redact_urls` and a scrub of the private key, the
+webhook URL and the RPC URL's path, query and user info.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import urllib.request
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from hedger.config import Settings, redact_urls, register_rpc_url
+from hedger.types import UNIT, CycleResult, Snapshot
+from hedger.watch import CycleObserver
+
+log = logging.getLogger(__name__)
+
+TIMEOUT_S = 5.0
+
+
+def _url_secrets(url: str) -> list[str]:
+    """The parts of a URL that may carry a token: the whole URL, its path, query and user info."""
+    out = [url]
+    try:
+        p = urlsplit(url)
+    except ValueError:
+        return out
+    for frag in (p.path, p.query, p.username, p.password):
+        if frag and len(frag.strip("/")) >= 4:
+            out.append(frag)
+    return out
+
+
+class Alerts(CycleObserver):
+    """Decides when to alert, builds the payload, POSTs it. ``clock`` gives ``ts`` (tests fix it)."""
+
+    def __init__(self, settings: Settings, *, timeout: float = TIMEOUT_S,
+                 clock: Callable[[], float] = time.time) -> None:
+        if settings.alert_webhook is None:
+            raise ValueError("HEDGER_ALERT_WEBHOOK is not set")
+        self._url = settings.alert_webhook.get_secret_value()
+        self.timeout = timeout
+        self.clock = clock
+        self.account = settings.account
+        self.market = settings.market
+        self.chain_id = settings.chain_id
+        self.liq_threshold = settings.alert_liq_distance      # E18 fraction
+        self.min_gas = settings.alert_min_gas                 # wei
+        self.streak_limit = max(1, settings.alert_refusal_streak)
+        # redact_urls blanks registered URL parts everywhere; also scrub locally (settings built by hand)
+        register_rpc_url(settings.rpc_url)
+        register_rpc_url(self._url)
+        secrets = _url_secrets(self._url) + _url_secrets(settings.rpc_url)[1:]
+        self._secrets = sorted(set(secrets), key=len, reverse=True)
+        self._key_re: re.Pattern[str] | None = None
+        if settings.private_key is not None:
+            hexkey = settings.private_key.get_secret_value().lower().removeprefix("0x")
+            self._key_re = re.compile(r"(0x)?" + re.escape(hexkey), re.IGNORECASE)
+        # episode state
+        self.streak = 0
+        self._streak_armed = True
+        self._liq_armed = True
+        self._gas_armed = True
+        self._gas_high_armed = True
+        self._collateral_problem: str | None = None
+        # delivery counters
+        self.sent = 0
+        self.delivered = 0
+        self.failed = 0
+
+    # ---- payloads ----
+
+    def scrub(self, text: str) -> str:
+        """No key, no webhook, no RPC URL beyond scheme and host."""
+        for s in self._secrets:
+            text = text.replace(s, "***")
+        text = redact_urls(text)
+        if self._key_re is not None:
+            text = self._key_re.sub("***", text)
+        return text
+
+    def payload(self, kind: str, severity: str, message: str, **details: Any) -> dict[str, Any]:
+        return {"kind": kind, "severity": severity, "message": self.scrub(message),
+                "account": self.account, "market": self.market, "chain_id": self.chain_id,
+                "ts": int(self.clock()),
+                "details": {k: self.scrub(v) if isinstance(v, str) else v for k, v in details.items()}}
+
+    def send(self, kind: str, severity: str, message: str, **details: Any) -> None:
+        body = json.dumps(self.payload(kind, severity, message, **details)).encode()
+        self.sent += 1
+        req = urllib.request.Request(self._url, data=body, method="POST",
+                                     headers={"Content-Type": "application/json", "User-Agent": "hedger-alerts"})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                resp.read(4096)
+            self.delivered += 1
+        except Exception as err:   # a dead webhook must never stop the keeper; the URL is never shown
+            self.failed += 1
+            log.warning("alert %s not delivered (%s); %d undelivered so far", kind, type(err).__name__, self.failed)
+
+    # ---- observer ----
+
+    def on_start(self, keeper: Any) -> None:
+        self.account = self.account or getattr(keeper, "account", None)
+        adapter = getattr(keeper, "adapter", None)
+        self.market = self.market or getattr(adapter, "market", None)
+
+    def on_cycle(self, res: CycleResult) -> None:
+        if res.snapshot is not None:
+            self.chain_id = res.snapshot.chain.chain_id
+        if res.outcome == "refused":
+            d = res.decision
+            last = f"{d.code}: {d.reason}" if d is not None else (res.error or "refused")
+            self._refused(d.code if d is not None else "refused", last)
+        else:
+            self.streak, self._streak_armed = 0, True
+        if res.outcome == "gas_too_high":
+            if self._gas_high_armed:
+                self._gas_high_armed = False
+                msg = "a risk-reducing step (top-up or hedge reduction) was blocked by gas above the emergency ceiling"
+                self.send("gas_too_high", "critical", f"{msg}: {res.error}" if res.error else msg,
+                          exit_code=res.exit_code)
+        else:
+            self._gas_high_armed = True
+        if res.snapshot is not None:
+            self._check_snapshot(res.snapshot, res.outcome)
+
+    def on_error(self, kind: str, message: str) -> None:
+        self._refused(kind, f"{kind}: {message}")
+
+    def on_circuit_breaker(self, failures: int) -> None:
+        self.send("circuit_breaker", "critical",
+                  f"the circuit breaker stopped the keeper after {failures} failed cycles in a row; "
+                  "nothing is hedged until it is restarted", failures=failures)
+
+    # ---- rules ----
+
+    def _refused(self, reason: str, last: str) -> None:
+        self.streak += 1
+        if self.streak >= self.streak_limit and self._streak_armed:
+            self._streak_armed = False
+            self.send("refusal_streak", "warning",
+                      f"{self.streak} refused cycles in a row; the hedger cannot act. Last: {last}",
+                      streak=self.streak, reason=reason)
+
+    def _check_snapshot(self, s: Snapshot, outcome: str) -> None:
+        problem = s.collateral_status.problem()
+        if problem is not None and problem != self._collateral_problem:
+            self.send("collateral_fault", "critical",
+                      f"{problem}: no margin can be deposited or withdrawn", problem=problem)
+        self._collateral_problem = problem
+
+        px = s.oracle.price_e18
+        size = s.account.size
+        if size != 0 and px > 0:
+            liq = s.account.liquidation_price
+            dist_e18 = abs(liq - px) * UNIT // px
+            if dist_e18 < self.liq_threshold:
+                if self._liq_armed:
+                    self._liq_armed = False
+                    dist, thr = abs(liq - px) / px, self.liq_threshold / UNIT
+                    self.send("liquidation_distance", "critical",
+                              f"liquidation price {liq / UNIT:,.2f} USD is {dist:.2%} from the price "
+                              f"{px / UNIT:,.2f} USD (alert below {thr:.2%}); cycle outcome: {outcome}",
+                              liquidation_distance=dist, threshold=thr, liquidation_price=liq / UNIT,
+                              price=px / UNIT, position_size=size / UNIT, outcome=outcome)
+            else:
+                self._liq_armed = True
+        else:
+            self._liq_armed = True
+
+        bal = s.chain.account_balance
+        if bal is not None:
+            if bal < self.min_gas:
+                if self._gas_armed:
+                    self._gas_armed = False
+                    self.send("gas_low", "warning",
+                              f"the hedged account holds {bal / UNIT:.6f} ETH for gas, below "
+                              f"{self.min_gas / UNIT:.6f} ETH: fund it or transactions will fail",
+                              balance_eth=bal / UNIT, min_eth=self.min_gas / UNIT)
+            else:
+                self._gas_armed = True
+
+
+def build(settings: Settings) -> CycleObserver:
+    """The alerting observer for ``settings.alert_webhook`` (a do-nothing observer without one)."""
+    if settings.alert_webhook is None:
+        return CycleObserver()
+    return Alerts(settings)

@@ -1,0 +1,150 @@
+"""Prometheus metrics for `hedger watch` (``--metrics-port``).
+
+An observer of the keeper loop (:class:`hedger.watch.CycleObserver`) that keeps
+its own :class:`prometheus_client.CollectorRegistry` (never the process-global
+one) and serves it over HTTP on the given address, loopback by default.
+
+Metrics (floats: they are reports; each is converted once from the snapshot's
+integers):
+
+| name | type | labels | value |
+|---|---|---|---|
+| ``hedger_cycles_total`` | counter | ``outcome`` | completed cycles by outcome (acted, held, refused, held_gas, gas_too_high, partial, failed, dry_run), plus ``error`` for a cycle that could not run |
+| ``hedger_actions_total`` | counter | ``function`` | mined transactions, by contract function (``transferMargin``, ``modifyPosition``, ``approve``...) |
+| ``hedger_refusals_total`` | counter | ``reason`` | refused cycles by decision code (``oracle_stale``...), and cycles that could not run by error kind (``rpc``, ``ChainGuardError``, ``unexpected``...) |
+| ``hedger_circuit_breaker_trips_total`` | counter | | circuit breaker trips |
+| ``hedger_oracle_age_seconds`` | gauge | | latest block time minus the price round's ``updatedAt`` |
+| ``hedger_oracle_price_usd`` | gauge | | the feed's price |
+| ``hedger_position_size`` | gauge | | signed position size in asset units (negative: short) |
+| ``hedger_margin_usd`` | gauge | | remaining margin |
+| ``hedger_leverage`` | gauge | | abs(size) x price / margin; 0 without a position, +Inf with a position and no margin |
+| ``hedger_liquidation_distance`` | gauge | | abs(liquidation price - price) / price, a fraction; NaN without a position |
+| ``hedger_hedge_error`` | gauge | | net delta in asset units: position size + spot exposure |
+| ``hedger_gas_balance_eth`` | gauge | | the hedged account's native balance; NaN until read |
+| ``hedger_last_exit_code`` | gauge | | exit code of the last completed cycle |
+| ``hedger_heartbeat_timestamp_seconds`` | gauge | | wall clock of the last loop iteration or cycle |
+
+Labels carry only bounded, non-secret values (outcomes, decision codes,
+function names, error class names), never a message, a URL or a key.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+from hedger.types import UNIT, CycleResult, Snapshot
+from hedger.watch import CycleObserver
+
+_LABEL_MAX = 64
+
+
+def _label(value: str | None) -> str:
+    """A label value: short and plain (the values are codes and names, never free text)."""
+    v = (value or "unknown").strip() or "unknown"
+    return "".join(c if c.isalnum() or c in "_-." else "_" for c in v)[:_LABEL_MAX]
+
+
+class Metrics(CycleObserver):
+    """The keeper's Prometheus metrics. Construct, then :meth:`serve` (``build`` does both)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.cycles = Counter("hedger_cycles", "Keeper cycles, by outcome", ["outcome"], registry=r)
+        self.actions = Counter("hedger_actions", "Mined transactions, by contract function", ["function"],
+                               registry=r)
+        self.refusals = Counter("hedger_refusals", "Refused cycles by decision code, and cycles that could "
+                                "not run by error kind", ["reason"], registry=r)
+        self.breaker_trips = Counter("hedger_circuit_breaker_trips", "Circuit breaker trips", registry=r)
+        self.oracle_age = Gauge("hedger_oracle_age_seconds", "Block time minus the price round's updatedAt",
+                                registry=r)
+        self.price = Gauge("hedger_oracle_price_usd", "The price feed's answer in USD", registry=r)
+        self.position_size = Gauge("hedger_position_size", "Signed position size in asset units "
+                                   "(negative: short)", registry=r)
+        self.margin = Gauge("hedger_margin_usd", "Remaining margin in USD", registry=r)
+        self.leverage = Gauge("hedger_leverage", "abs(size) * price / margin / 2; 0 without a position", registry=r)
+        self.liquidation_distance = Gauge("hedger_liquidation_distance", "abs(liquidation price - price) / "
+                                          "price; NaN without a position", registry=r)
+        self.hedge_error = Gauge("hedger_hedge_error", "Net delta in asset units: position size + spot exposure",
+                                 registry=r)
+        self.gas_balance = Gauge("hedger_gas_balance_eth", "The hedged account's native balance", registry=r)
+        self.last_exit_code = Gauge("hedger_last_exit_code", "Exit code of the last completed cycle", registry=r)
+        self.heartbeat_ts = Gauge("hedger_heartbeat_timestamp_seconds", "Wall clock of the last loop iteration",
+                                  registry=r)
+        self.liquidation_distance.set(math.nan)
+        self.gas_balance.set(math.nan)                # unknown until a balance is read
+        self._server: Any = None
+        self._thread: Any = None
+
+    # ---- serving ----
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> "Metrics":
+        self._server, self._thread = start_http_server(port, addr=host, registry=self.registry)
+        return self
+
+    @property
+    def port(self) -> int | None:
+        return None if self._server is None else int(self._server.server_address[1])
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    # ---- observer ----
+
+    def heartbeat(self) -> None:
+        self.heartbeat_ts.set(time.time())
+
+    def on_cycle(self, res: CycleResult) -> None:
+        self.heartbeat_ts.set(time.time())
+        self.cycles.labels(outcome=_label(res.outcome)).inc()
+        self.last_exit_code.set(res.exit_code)
+        if res.outcome == "refused":
+            self.refusals.labels(reason=_label(res.decision.code if res.decision else None)).inc()
+        for tx in res.sent:          # the executor lists only mined, successful transactions
+            self.actions.labels(function=_label(tx.call.function)).inc()
+        if res.snapshot is not None:
+            self._observe(res.snapshot)
+
+    def on_error(self, kind: str, message: str) -> None:
+        self.cycles.labels(outcome="error").inc()
+        self.refusals.labels(reason=_label(kind)).inc()
+
+    def on_circuit_breaker(self, failures: int) -> None:
+        self.breaker_trips.inc()
+
+    def _observe(self, s: Snapshot) -> None:
+        price = s.oracle.price_e18 / UNIT
+        size = s.account.size / UNIT
+        margin = s.account.margin / UNIT
+        self.oracle_age.set(s.chain.block_timestamp - s.oracle.updated_at)
+        self.price.set(price)
+        self.position_size.set(size)
+        self.margin.set(margin)
+        self.hedge_error.set((s.account.size + s.exposure.total) / UNIT)
+        if s.account.size == 0:
+            self.leverage.set(0.0)
+            self.liquidation_distance.set(math.nan)
+        else:
+            self.leverage.set(abs(size) * price / margin if margin > 0 else math.inf)
+            self.liquidation_distance.set(abs(s.account.liquidation_price / UNIT - price) / price
+                                          if price > 0 else math.nan)
+        if s.chain.account_balance is not None:
+            self.gas_balance.set(s.chain.account_balance / UNIT)
+
+
+def build(port: int, host: str = "127.0.0.1") -> Metrics:
+    """The metrics observer, serving on ``host:port`` (``hedger watch --metrics-port``)."""
+    from hedger.errors import ConfigError
+    m = Metrics()
+    try:
+        return m.serve(port, host)
+    except OSError as err:
+        raise ConfigError("--metrics-port", f"cannot serve metrics on {host}:{port} ({err.strerror or err})",
+                          "choose a free port (or another --metrics-host)") from None
