@@ -64,7 +64,8 @@ class Alerts(CycleObserver):
                  clock: Callable[[], float] = time.time) -> None:
         if settings.alert_webhook is None:
             raise ValueError("HEDGER_ALERT_WEBHOOK is not set")
-        self._url = settings.alert_webhook.get_secret_value()
+        self._webhook = settings.alert_webhook                  # a Secret until the moment of sending
+        url = self._webhook.get_secret_value()
         self.timeout = timeout
         self.clock = clock
         self.account = settings.account
@@ -75,8 +76,8 @@ class Alerts(CycleObserver):
         self.streak_limit = max(1, settings.alert_refusal_streak)
         # redact_urls blanks registered URL parts everywhere; also scrub locally (settings built by hand)
         register_rpc_url(settings.rpc_url)
-        register_rpc_url(self._url)
-        secrets = _url_secrets(self._url) + _url_secrets(settings.rpc_url)[1:]
+        register_rpc_url(url)
+        secrets = _url_secrets(url) + _url_secrets(settings.rpc_url)[1:]
         self._secrets = sorted(set(secrets), key=len, reverse=True)
         self._key_re: re.Pattern[str] | None = None
         if settings.private_key is not None:
@@ -114,7 +115,7 @@ class Alerts(CycleObserver):
     def send(self, kind: str, severity: str, message: str, **details: Any) -> None:
         body = json.dumps(self.payload(kind, severity, message, **details)).encode()
         self.sent += 1
-        req = urllib.request.Request(self._url, data=body, method="POST",
+        req = urllib.request.Request(self._webhook.get_secret_value(), data=body, method="POST",
                                      headers={"Content-Type": "application/json", "User-Agent": "hedger-alerts"})
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:

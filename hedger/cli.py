@@ -107,6 +107,7 @@ def print_status_table(d: dict[str, Any]) -> None:
          f"{fmt(d['second_price'], nd=2)} from {d['second_price_source']}" +
          (f"  UNUSABLE: {d['second_price_problem']}" if d["second_price_problem"] else "")),
         ("collateral token", d["collateral_problem"].upper() if d["collateral_problem"] else "ok"),
+        ("paused", "no" if not d.get("paused") else f"YES since {d['paused']['since']}: {d['paused']['reason']}"),
         ("decision", f"{d['decision']['kind']} [{d['decision']['code']}]"),
         ("reason", d["decision"]["reason"]),
     ]
@@ -149,11 +150,42 @@ def cmd_status(args: argparse.Namespace) -> int:
     snap = k.read()
     decision = policy.decide(snap, k.params(snap))
     d = status_dict(snap, decision)
+    pause = k.paused()
+    d["paused"] = pause
     if args.json:
         print(json.dumps(d))
     else:
         print_status_table(d)
     return 0
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    from hedger.keeper import Keeper
+    k = Keeper.from_settings(Settings.from_env())
+    k.set_paused(args.reason)
+    print(f"paused: cycles for {k.account} on {k.adapter.market} read and report but send nothing "
+          f"(`hedger resume` to undo)")
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from hedger.keeper import Keeper
+    k = Keeper.from_settings(Settings.from_env())
+    k.set_paused(None)
+    print(f"resumed: cycles for {k.account} on {k.adapter.market} send again")
+    return 0
+
+
+def cmd_unwind(args: argparse.Namespace) -> int:
+    from hedger.unwind import unwind
+    settings = Settings.from_env()
+    k = _checked_keeper(settings)
+    if k.signer is None and not args.dry_run:
+        raise ConfigError("HEDGER_PRIVATE_KEY", "unwinding needs a signer", "set HEDGER_PRIVATE_KEY or "
+                          "HEDGER_APE_ACCOUNT (or use --dry-run)")
+    r = unwind(k, timeout=args.timeout, dry_run=args.dry_run)
+    print(r.message, file=sys.stderr if r.exit_code else sys.stdout)
+    return r.exit_code
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -234,6 +266,14 @@ def build_parser() -> argparse.ArgumentParser:
     ro.add_argument("--dry-run", action="store_true", help="print the planned calls, send nothing")
     ro.add_argument("--json", action="store_true", help="print the result as one JSON object")
     ro.set_defaults(func=cmd_run_once)
+    pa = sub.add_parser("pause", help="pause: cycles read and report but send nothing")
+    pa.add_argument("--reason", default="paused by the operator", help="shown by status and every cycle")
+    pa.set_defaults(func=cmd_pause)
+    sub.add_parser("resume", help="undo pause").set_defaults(func=cmd_resume)
+    un = sub.add_parser("unwind", help="close the short and withdraw the margin, in safe steps")
+    un.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for pending two-step orders")
+    un.add_argument("--dry-run", action="store_true", help="show the first step, send nothing")
+    un.set_defaults(func=cmd_unwind)
     ch = sub.add_parser("check", help="confirm addresses, interfaces, chain id and signer gas on chain")
     ch.set_defaults(func=cmd_check)
     wa = sub.add_parser("watch", help="the long-running keeper: a cycle every N seconds or on each new block")

@@ -150,6 +150,8 @@ class Settings:
     alert_liq_distance: int = 15 * UNIT // 100   # alert when liquidation is closer than 15% of the price
     alert_min_gas: int = 5 * UNIT // 100         # wei; alert when the signer holds less than 0.05 ETH
     alert_refusal_streak: int = 3                # alert after this many refusals in a row
+    daily_max_notional_usd: int | None = 5_000_000 * UNIT   # E18 USD traded per UTC day (chain time)
+    daily_max_gas: int | None = UNIT                        # wei of gas spent per UTC day (1 ETH)
 
     def gas_policy(self) -> "GasPolicy":
         from hedger.executor import GasPolicy
@@ -305,7 +307,16 @@ class Settings:
                 raise ConfigError("HEDGER_ALERT_WEBHOOK", "is not an http(s) URL",
                                   "set it to the webhook's https:// URL")
             register_rpc_url(hook.strip())
+        def limit(name: str, default: str, what: str) -> int | None:
+            raw = (g(name) or default).strip()
+            if raw.lower() in ("none", "off"):
+                return None
+            return _e18(_dec(name, raw, lo=Decimal(0), lo_open=True, what=what))
+
         return cls(
+            daily_max_notional_usd=limit("HEDGER_DAILY_MAX_NOTIONAL_USD", "5000000",
+                                         "a USD amount per day, e.g. 5000000 (or 'off')"),
+            daily_max_gas=limit("HEDGER_DAILY_MAX_GAS_ETH", "1", "an amount of ETH per day, e.g. 1 (or 'off')"),
             alert_webhook=Secret(hook.strip()) if hook else None,
             alert_liq_distance=frac("HEDGER_ALERT_LIQ_DISTANCE", "0.15", "0", "1",
                                     "a fraction of the price, e.g. 0.15"),

@@ -61,6 +61,14 @@ CREATE TABLE IF NOT EXISTS txs (
     state TEXT NOT NULL DEFAULT 'signed'
 );
 CREATE INDEX IF NOT EXISTS txs_nonce ON txs (nonce);
+CREATE TABLE IF NOT EXISTS controls (
+    account TEXT NOT NULL,
+    market TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (account, market, key)
+);
 CREATE TABLE IF NOT EXISTS orders (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     chain_id INTEGER NOT NULL,
@@ -83,7 +91,10 @@ MIGRATIONS = [
     ("txs", "fields", "TEXT"),
     ("txs", "state", "TEXT NOT NULL DEFAULT 'signed'"),
     ("cycles", "notes", "TEXT"),
+    ("txs", "notional", "TEXT"),
 ]
+
+TRADE_FUNCTIONS = ("modifyPosition", "submitDelayedOrder")
 
 # tx states: signed (journaled, maybe broadcast) -> mined | reverted | replaced | dropped | superseded
 
@@ -121,14 +132,17 @@ class Journal:
         self.db.execute("PRAGMA synchronous=FULL")
         with self._tx():
             for stmt in SCHEMA.split(";"):
-                if stmt.strip() and "txs_nonce" not in stmt and "TABLE IF NOT EXISTS orders" not in stmt:
+                if stmt.strip() and "txs_nonce" not in stmt and "TABLE IF NOT EXISTS orders" not in stmt \
+                        and "TABLE IF NOT EXISTS controls" not in stmt:
                     self.db.execute(stmt)
             for table, column, definition in MIGRATIONS:
                 cols = {r["name"] for r in self.db.execute(f"PRAGMA table_info({table})")}
                 if column not in cols:
                     self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
             self.db.execute("CREATE INDEX IF NOT EXISTS txs_nonce ON txs (nonce)")
-            self.db.execute(SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS orders"):].rstrip().rstrip(";"))
+            for table in ("controls", "orders"):
+                start = SCHEMA.index(f"CREATE TABLE IF NOT EXISTS {table}")
+                self.db.execute(SCHEMA[start:SCHEMA.index(");", start) + 1])
 
     def _tx(self) -> "_Tx":
         return _Tx(self.db)
@@ -151,16 +165,45 @@ class Journal:
     def record_signed(self, cycle_id: int, call: Call, tx_hash: str, nonce: int, raw: bytes | None = None,
                       fields: dict[str, Any] | None = None) -> None:
         """Written before the transaction is broadcast: a crash after this line leaves a hash to look for."""
-        self.record_signed_parts(cycle_id, call.contract, call.function, call.args, tx_hash, nonce, raw, fields)
+        self.record_signed_parts(cycle_id, call.contract, call.function, call.args, tx_hash, nonce, raw, fields,
+                                 call.notional_usd if call.function != "approve" else 0)
 
     def record_signed_parts(self, cycle_id: int, contract: str, function: str, args: Any, tx_hash: str, nonce: int,
-                            raw: bytes | None = None, fields: dict[str, Any] | None = None) -> None:
+                            raw: bytes | None = None, fields: dict[str, Any] | None = None,
+                            notional: int = 0) -> None:
         with self._tx():
             self.db.execute("INSERT OR IGNORE INTO txs (cycle_id, contract, function, args, tx_hash, nonce, "
-                            "signed_at, raw, fields, state) VALUES (?,?,?,?,?,?,?,?,?, 'signed')",
+                            "signed_at, raw, fields, state, notional) VALUES (?,?,?,?,?,?,?,?,?, 'signed', ?)",
                             (cycle_id, contract, function, args if isinstance(args, str) else to_json(args), tx_hash,
                              nonce, time.time(), None if raw is None else "0x" + bytes(raw).hex(),
-                             None if fields is None else to_json(fields)))
+                             None if fields is None else to_json(fields), str(notional)))
+
+    # ------------------------------------------------------------- operator controls
+
+    def set_control(self, account: str, market: str, key: str, value: dict[str, Any] | None) -> None:
+        with self._tx():
+            if value is None:
+                self.db.execute("DELETE FROM controls WHERE account=? AND market=? AND key=?", (account, market, key))
+            else:
+                self.db.execute("INSERT OR REPLACE INTO controls (account, market, key, value, updated_at) "
+                                "VALUES (?,?,?,?,?)", (account, market, key, json.dumps(value), time.time()))
+
+    def get_control(self, account: str, market: str, key: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT value FROM controls WHERE account=? AND market=? AND key=?",
+                              (account, market, key)).fetchone()
+        return None if row is None else json.loads(row["value"])
+
+    def spent(self, chain_id: int, genesis_hash: str, account: str, since_ts: int) -> tuple[int, int]:
+        """(traded notional E18 USD, gas wei) of transactions mined in cycles since chain time ``since_ts``."""
+        notional = gas = 0
+        for r in self.db.execute(
+                "SELECT t.function, t.notional, t.gas_used, t.effective_gas_price, t.state FROM txs t JOIN cycles c "
+                "ON c.id=t.cycle_id WHERE c.chain_id=? AND c.genesis_hash=? AND c.account=? AND c.block_timestamp>=? "
+                "AND t.state IN ('mined', 'reverted')", (chain_id, genesis_hash, account, since_ts)):
+            gas += int(r["gas_used"] or 0) * int(r["effective_gas_price"] or 0)
+            if r["state"] == "mined" and r["function"] in TRADE_FUNCTIONS:
+                notional += int(r["notional"] or 0)
+        return notional, gas
 
     def record_receipt(self, tx_hash: str, status: int, gas_used: int, effective_gas_price: int | None,
                        block_number: int) -> None:

@@ -7,15 +7,15 @@ demo and the simulator all run.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from typing import Any
 
 from web3 import Web3
 
-from hedger import planner, policy
+from hedger import guards, planner, policy
 from hedger.abi import ERC20
 from hedger.config import Settings, redact_urls
-from hedger import guards
 from hedger.errors import (ChainGuardError, ConfigError, ExecutionError, GasHeld, GasTooHigh, HedgerError,
                            PartialExecution, RpcError, SimulationFailed, StuckTransaction)
 from hedger.executor import Executor, Signer, TxSender
@@ -24,8 +24,8 @@ from hedger.lock import AccountLock
 from hedger.oracle import feed_specs, parse_feed
 from hedger.protocols import PerpAdapter, get_adapter
 from hedger.reader import CallFailed, CallSpec, ChainReader
-from hedger.types import (Call, CollateralStatus, CycleResult, DecisionKind, Exposure, PolicyParams, RefusalKind,
-                          Snapshot)
+from hedger.types import (Call, CollateralStatus, CycleResult, DailyBudget, DecisionKind, Exposure, PolicyParams,
+                          RefusalKind, Snapshot)
 
 log = logging.getLogger("hedger.keeper")
 
@@ -146,14 +146,44 @@ class Keeper:
     def lock(self) -> AccountLock:
         return AccountLock(self.settings.journal_path, self.account)
 
-    def cycle(self, dry_run: bool = False, *, locked: bool = False) -> CycleResult:
+    def cycle(self, dry_run: bool = False, *, locked: bool = False, params: PolicyParams | None = None) -> CycleResult:
         """One cycle under the account's lock (unless the caller holds it). Never raises for a
         refusal or a failed send: the result carries the exit code. Raises ConfigError /
-        RpcError / ChainGuardError / LockHeld when the cycle cannot even start."""
+        RpcError / ChainGuardError / LockHeld when the cycle cannot even start.
+        ``params`` replaces the policy parameters for this cycle (``hedger unwind``)."""
         if locked:
-            return self._cycle(dry_run)
+            return self._cycle(dry_run, params)
         with self.lock():
-            return self._cycle(dry_run)
+            return self._cycle(dry_run, params)
+
+    # --------------------------------------------------------- operator controls
+    PAUSE = "pause"
+
+    def paused(self) -> dict[str, Any] | None:
+        """The pause record ({since, reason}) when the operator paused this account, else None."""
+        if self.journal is None:
+            return None
+        return self.journal.get_control(self.account, self.adapter.market, self.PAUSE)
+
+    def set_paused(self, reason: str | None) -> None:
+        """Pause (with a reason) or, with None, resume. Needs the journal."""
+        if self.journal is None:
+            raise ConfigError("HEDGER_JOURNAL_PATH", "pausing needs the journal", "set HEDGER_JOURNAL_PATH")
+        value = None if reason is None else {"since": int(time.time()), "reason": reason}
+        self.journal.set_control(self.account, self.adapter.market, self.PAUSE, value)
+
+    def _daily_budget(self, snapshot: Snapshot) -> DailyBudget | None:
+        """Room left today under HEDGER_DAILY_MAX_NOTIONAL_USD and HEDGER_DAILY_MAX_GAS_ETH
+        (UTC day of chain time), from what the journal recorded as mined."""
+        s = self.settings
+        if self.journal is None or (s.daily_max_notional_usd is None and s.daily_max_gas is None):
+            return None
+        day_start = snapshot.chain.block_timestamp - snapshot.chain.block_timestamp % 86_400
+        notional, gas = self.journal.spent(snapshot.chain.chain_id, snapshot.chain.genesis_hash, self.account,
+                                           day_start)
+        return DailyBudget(
+            notional_left=None if s.daily_max_notional_usd is None else s.daily_max_notional_usd - notional,
+            gas_left=None if s.daily_max_gas is None else s.daily_max_gas - gas)
 
     def sender(self) -> TxSender:
         assert self.signer is not None
@@ -170,17 +200,22 @@ class Keeper:
             return []
         return reconcile(self)
 
-    def _cycle(self, dry_run: bool) -> CycleResult:
+    def _cycle(self, dry_run: bool, params: PolicyParams | None = None) -> CycleResult:
         from hedger.reconcile import reconcile_state
         notes = self.reconcile()
         snapshot = self.read()
         if self.journal is not None:
             notes += reconcile_state(self.journal, snapshot)
-        params = self.params(snapshot)
+        snapshot = replace(snapshot, daily=self._daily_budget(snapshot))
+        params = params or self.params(snapshot)
         decision = policy.decide(snapshot, params)
         plan = planner.plan(decision, params, snapshot.account.size)
         calls = self.adapter.build_calls(plan.actions, snapshot.account, snapshot.market)
-        dry = dry_run or self.signer is None
+        pause = self.paused()
+        if pause is not None:
+            notes.append(f"paused by the operator since {pause['since']} ({pause['reason']}): reading and "
+                         "reporting only, nothing is sent")
+        dry = dry_run or self.signer is None or pause is not None
         res = CycleResult(snapshot=snapshot, decision=decision, plan=plan, calls=calls, dry_run=dry, notes=notes)
         cid = self.journal.open_cycle(snapshot, decision, plan, calls, dry) if self.journal else None
         res.cycle_id = cid
@@ -190,7 +225,9 @@ class Keeper:
         if decision.kind is DecisionKind.REFUSE:
             res.outcome, res.exit_code, res.error = "refused", REFUSAL_EXIT[decision.refusal], decision.reason
         elif not calls:
-            res.outcome = "held"
+            res.outcome = "held_limit" if decision.code == "daily_limit" else "held"
+        elif pause is not None:
+            res.outcome = "paused"
         elif dry:
             res.outcome = "dry_run"
         else:

@@ -66,7 +66,7 @@ class Metrics(CycleObserver):
         self.position_size = Gauge("hedger_position_size", "Signed position size in asset units "
                                    "(negative: short)", registry=r)
         self.margin = Gauge("hedger_margin_usd", "Remaining margin in USD", registry=r)
-        self.leverage = Gauge("hedger_leverage", "abs(size) * price / margin / 2; 0 without a position", registry=r)
+        self.leverage = Gauge("hedger_leverage", "abs(size) * price / margin; 0 without a position", registry=r)
         self.liquidation_distance = Gauge("hedger_liquidation_distance", "abs(liquidation price - price) / "
                                           "price; NaN without a position", registry=r)
         self.hedge_error = Gauge("hedger_hedge_error", "Net delta in asset units: position size + spot exposure",

@@ -220,12 +220,20 @@ def decide(s: Snapshot, p: PolicyParams) -> Decision:
             reasons.append(f"position {_units(a.size)} off target {_units(target)} by {_units(error)}: "
                            f"trade {_units(delta)}")
 
-    # risk-increasing actions need a price that an independent source confirms
+    # risk-increasing actions need a price that an independent source confirms, and room
+    # under today's limits
     restricted = _price_doubt(s, p)
     growing = delta != 0 and abs(a.size + delta) > abs(a.size)
     if restricted and growing:
         reasons.append(f"{restricted}: not growing the hedge (risk-reducing actions only)")
         delta, code, growing = 0, "price_divergence", False
+    if growing and s.daily is not None:
+        over = s.daily.blocks(abs(delta) * price // UNIT)
+        if over:
+            reasons.append(f"{over}: growing the hedge waits until the next day")
+            delta, code, growing = 0, "daily_limit", False
+    if s.daily is not None and not restricted:
+        restricted = s.daily.blocks(0)
 
     # 2. collateral
     deposit = 0

@@ -145,6 +145,23 @@ class CollateralStatus:
 
 
 @dataclass(frozen=True)
+class DailyBudget:
+    """Today's room under the operator's daily limits (UTC day of chain time)."""
+
+    notional_left: int | None      # E18 USD that may still be traded today (None: no limit)
+    gas_left: int | None           # wei of gas that may still be spent today (None: no limit)
+
+    def blocks(self, trade_notional: int) -> str | None:
+        """Why a risk-increasing action of ``trade_notional`` (0 for a withdrawal) must wait, or None."""
+        if self.gas_left is not None and self.gas_left <= 0:
+            return "daily gas limit reached (HEDGER_DAILY_MAX_GAS_ETH)"
+        if self.notional_left is not None and trade_notional > self.notional_left:
+            return (f"daily notional limit: ${trade_notional / 10**18:,.2f} more would pass what is left today, "
+                    f"${max(self.notional_left, 0) / 10**18:,.2f} (HEDGER_DAILY_MAX_NOTIONAL_USD)")
+        return None
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """Everything one cycle read, at one block. The policy decides on this alone."""
 
@@ -159,6 +176,7 @@ class Snapshot:
     reference_source: str = "none"         # "feed 0x..", "market feed 0x..", or "none"
     reference_problem: str | None = None   # the second source exists but is unusable
     collateral_status: CollateralStatus = field(default_factory=CollateralStatus)
+    daily: "DailyBudget | None" = None      # what today's limits still allow (None: no limits)
 
 
 @dataclass(frozen=True)
