@@ -188,6 +188,29 @@ def cmd_unwind(args: argparse.Namespace) -> int:
     return r.exit_code
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from hedger.journal import Journal
+    from hedger.report import build_report, print_report, write_csv
+    settings = Settings.from_env()
+    if not settings.journal_path.exists():
+        raise ConfigError("HEDGER_JOURNAL_PATH", f"no journal at {settings.journal_path}",
+                          "point it at the journal the hedger writes")
+    from hedger.keeper import Keeper
+    k = Keeper.from_settings(settings)
+    eth_usd = None
+    if args.eth_usd is not None:
+        from decimal import Decimal
+        eth_usd = int(Decimal(args.eth_usd) * 10**18)
+    rep = build_report(Journal(settings.journal_path), k.account, k.adapter.market, eth_usd=eth_usd)
+    print_report(rep)
+    if args.csv:
+        write_csv(rep, Path(args.csv))
+        print(f"written: {args.csv}")
+    return 0
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from hedger.check import print_checks, run_checks
     from hedger.keeper import Keeper
@@ -274,6 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
     un.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for pending two-step orders")
     un.add_argument("--dry-run", action="store_true", help="show the first step, send nothing")
     un.set_defaults(func=cmd_unwind)
+    rp = sub.add_parser("report", help="funding, fees, gas, PnL and hedge cost per day, from the journal")
+    rp.add_argument("--csv", help="also write the table to this CSV file")
+    rp.add_argument("--eth-usd", help="price gas at this ETH/USD (default: the oracle's, when it prices ETH)")
+    rp.set_defaults(func=cmd_report)
     ch = sub.add_parser("check", help="confirm addresses, interfaces, chain id and signer gas on chain")
     ch.set_defaults(func=cmd_check)
     wa = sub.add_parser("watch", help="the long-running keeper: a cycle every N seconds or on each new block")

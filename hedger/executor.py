@@ -479,9 +479,11 @@ class TxSender:
 class Executor:
     """Sends a plan's calls in order, stopping at the first failure."""
 
-    def __init__(self, sender: TxSender, *, max_action_usd: int | None = None) -> None:
+    def __init__(self, sender: TxSender, *, max_action_usd: int | None = None,
+                 fee_of: Callable[[dict[str, Any]], int | None] | None = None) -> None:
         self.sender = sender
         self.max_action_usd = max_action_usd
+        self.fee_of = fee_of
 
     @staticmethod
     def order(calls: list[Call]) -> list[Call]:
@@ -540,7 +542,8 @@ class Executor:
                                        step=step, sent=len(sent)) from err
             tx = SentTx(call=call, tx_hash=Web3.to_hex(receipt["transactionHash"]), nonce=receipt["nonce"],
                         status=receipt["status"], gas_used=receipt["gasUsed"], block_number=receipt["blockNumber"],
-                        effective_gas_price=receipt.get("effectiveGasPrice"))
+                        effective_gas_price=receipt.get("effectiveGasPrice"),
+                        fee=self.fee_of(receipt) if self.fee_of else None)
             sent.append(tx)
             log.info("mined %s %s gas=%s", step, tx.tx_hash, tx.gas_used)
             if on_mined:

@@ -92,6 +92,7 @@ MIGRATIONS = [
     ("txs", "state", "TEXT NOT NULL DEFAULT 'signed'"),
     ("cycles", "notes", "TEXT"),
     ("txs", "notional", "TEXT"),
+    ("txs", "fee", "TEXT"),
 ]
 
 TRADE_FUNCTIONS = ("modifyPosition", "submitDelayedOrder")
@@ -231,6 +232,9 @@ class Journal:
     def record_mined(self, tx: SentTx) -> None:
         self.record_receipt(tx.tx_hash, int(tx.status or 0), int(tx.gas_used or 0), tx.effective_gas_price,
                             int(tx.block_number or 0))
+        if tx.fee is not None:
+            with self._tx():
+                self.db.execute("UPDATE txs SET fee=? WHERE tx_hash=?", (str(tx.fee), tx.tx_hash))
 
     def mark_tx(self, tx_hash: str, state: str) -> None:
         with self._tx():

@@ -237,7 +237,8 @@ class Keeper:
         return res
 
     def _execute(self, res: CycleResult, calls: list[Call], cid: int | None) -> None:
-        ex = Executor(self.sender(), max_action_usd=self.settings.max_action_usd)
+        ex = Executor(self.sender(), max_action_usd=self.settings.max_action_usd,
+                      fee_of=lambda r: self.adapter.trade_fee(r, self.account))
         j = self.journal
         try:
             ex.execute(

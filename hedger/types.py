@@ -290,6 +290,7 @@ class SentTx:
     gas_used: int | None = None
     block_number: int | None = None
     effective_gas_price: int | None = None
+    fee: int | None = None      # E18 USD trading fee the market charged in this transaction
 
 
 @dataclass

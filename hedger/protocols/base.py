@@ -50,6 +50,11 @@ class PerpAdapter(ABC):
         """Concrete transactions for a plan's actions, in order (approvals bounded to the need)."""
 
     @abstractmethod
+    def trade_fee(self, receipt: dict[str, Any], account: str) -> int | None:
+        """The trading fee (E18 USD) the market charged ``account`` in this receipt, from its
+        events; None when the receipt holds no trade (for `hedger report`)."""
+
+    @abstractmethod
     def interface_check(self) -> tuple[bool, str]:
         """For `hedger check`: does the market answer its interface, and take the configured
         collateral? (ok, detail)"""

@@ -111,6 +111,13 @@ class ReferenceMarket(PerpAdapter):
                                         act.kind, act.risk_reducing, act.note))
         return calls
 
+    def trade_fee(self, receipt: dict[str, Any], account: str) -> int | None:
+        from web3.logs import DISCARD
+        fees = [int(ev["args"]["fee"]) + int(ev["args"]["keeperFee"])
+                for ev in self._market_c.events.PositionModified().process_receipt(receipt, errors=DISCARD)
+                if ev["args"]["account"] == account]
+        return sum(fees) if fees else None
+
     def interface_check(self) -> tuple[bool, str]:
         params = dict(zip(PARAM_FIELDS, self._market_c.functions.params().call()))
         collateral = Web3.to_checksum_address(self._market_c.functions.collateral().call())

@@ -1,0 +1,190 @@
+"""`hedger report`: what hedging cost and earned, per day and in total, from the journal.
+
+Between two consecutive cycles (chain time), with oracle prices P0 -> P1:
+- spot PnL   = exposure x (P1 - P0)
+- perp PnL   = position held x (P1 - P0)        (mark to market at the oracle)
+- funding    = change of the market's accrued funding (reset when our transactions settle it)
+- fees       = the trading fees the market charged, read from its events when our
+               transaction traded; for a two-step order filled by a keeper, the fee the
+               policy expected (marked as an estimate)
+- gas        = gas used x effective gas price of every mined transaction (in ETH; in USD when
+               the oracle prices ETH, or at --eth-usd)
+Net = spot + perp + funding - fees - gas. Hedge cost = fees + gas - funding; in basis points
+per year of the hedged notional (the position's notional integrated over time).
+Amounts are integers (E18) throughout; they become decimal strings only when printed.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hedger.fixedpoint import UNIT, fmt_units
+from hedger.journal import Journal
+
+YEAR = 365 * 86_400
+POSITION_TXS = ("modifyPosition", "transferMargin")
+
+
+@dataclass
+class Row:
+    day: str
+    funding: int = 0          # E18 USD, + received
+    fees: int = 0             # E18 USD paid
+    fee_estimated: bool = False
+    gas_wei: int = 0
+    gas_usd: int = 0          # E18 USD (0 when gas cannot be priced)
+    spot_pnl: int = 0
+    perp_pnl: int = 0
+    notional_seconds: int = 0  # E18 USD x seconds
+
+    @property
+    def net(self) -> int:
+        return self.spot_pnl + self.perp_pnl + self.funding - self.fees - self.gas_usd
+
+    @property
+    def cost(self) -> int:
+        return self.fees + self.gas_usd - self.funding
+
+    @property
+    def cost_bps_per_year(self) -> int | None:
+        """Integer bps/yr (rounded toward zero); None without hedged notional."""
+        if self.notional_seconds <= 0:
+            return None
+        return self.cost * 10_000 * YEAR // self.notional_seconds if self.cost >= 0 else \
+            -((-self.cost) * 10_000 * YEAR // self.notional_seconds)
+
+    def add(self, o: "Row") -> None:
+        for f in ("funding", "fees", "gas_wei", "gas_usd", "spot_pnl", "perp_pnl", "notional_seconds"):
+            setattr(self, f, getattr(self, f) + getattr(o, f))
+        self.fee_estimated |= o.fee_estimated
+
+
+@dataclass
+class Report:
+    days: list[Row]
+    total: Row
+    perp_unrealised: int = 0    # E18: PnL and funding not yet settled into margin, at the last reading
+    perp_realised: int = 0      # E18: the rest of the perp's mark-to-market PnL and funding
+    spot_unrealised: int = 0
+    cycles: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _day(ts: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(ts))
+
+
+def build_report(j: Journal, account: str, market: str, *, eth_usd: int | None = None) -> Report:
+    cycles = [c for c in j.db.execute(
+        "SELECT * FROM cycles WHERE account=? AND market=? AND snapshot IS NOT NULL ORDER BY id", (account, market))]
+    if not cycles:
+        return Report(days=[], total=Row(day="total"), notes=["the journal has no cycles for this account and market"])
+    # one chain only: the newest (a restarted local chain is another chain)
+    key = (cycles[-1]["chain_id"], cycles[-1]["genesis_hash"])
+    cycles = [c for c in cycles if (c["chain_id"], c["genesis_hash"]) == key]
+    days: dict[str, Row] = {}
+    snaps = [json.loads(c["snapshot"]) for c in cycles]
+
+    def row(ts: int) -> Row:
+        return days.setdefault(_day(ts), Row(day=_day(ts)))
+
+    def price_of(sn: dict[str, Any]) -> int:
+        o = sn["oracle"]
+        d = int(o["decimals"])
+        return int(o["answer"]) * 10 ** (18 - d)
+
+    def exposure_of(sn: dict[str, Any]) -> int:
+        e = sn["exposure"]
+        d = int(e["spot_decimals"])
+        return int(e["spot_balance"]) * 10 ** (18 - d) + int(e["extra"])
+
+    notes: list[str] = []
+    for c, sn in zip(cycles, snaps):
+        txs = j.txs(int(c["id"]))
+        r = row(int(c["block_timestamp"]))
+        oracle_is_eth = "ETH" in (sn["oracle"].get("description") or "").upper()
+        for t in txs:
+            if t["state"] not in ("mined", "reverted"):
+                continue
+            wei = int(t["gas_used"] or 0) * int(t["effective_gas_price"] or 0)
+            r.gas_wei += wei
+            px = eth_usd if eth_usd is not None else (price_of(sn) if oracle_is_eth else None)
+            if px is not None:
+                r.gas_usd += wei * px // UNIT
+            if t["state"] == "mined" and t["fee"] is not None:
+                r.fees += int(t["fee"])
+            elif t["state"] == "mined" and t["function"] == "submitDelayedOrder":
+                plan = json.loads(c["plan"] or "{}")
+                r.fees += int(plan.get("plan", {}).get("decision", {}).get("expected_fee", 0))
+                r.fee_estimated = True
+        if eth_usd is None and not oracle_is_eth and any(t["gas_used"] for t in txs):
+            notes.append("gas is shown in ETH only: the oracle does not price ETH (pass --eth-usd)")
+    for (c0, s0), (c1, s1) in zip(zip(cycles, snaps), zip(cycles[1:], snaps[1:])):
+        t0, t1 = int(c0["block_timestamp"]), int(c1["block_timestamp"])
+        p0, p1 = price_of(s0), price_of(s1)
+        txs0 = [t for t in j.txs(int(c0["id"])) if t["state"] == "mined"]
+        size0 = int(s0["account"]["size"])
+        if any(t["function"] == "submitDelayedOrder" for t in txs0):
+            held = int(s1["account"]["size"])      # a keeper filled it seconds after
+            settled = True
+        else:
+            held = size0 + sum(int(json.loads(t["args"])[0]) for t in txs0 if t["function"] == "modifyPosition")
+            settled = any(t["function"] in POSITION_TXS for t in txs0)
+        r = row(t1)
+        r.spot_pnl += exposure_of(s0) * (p1 - p0) // UNIT
+        r.perp_pnl += held * (p1 - p0) // UNIT
+        base = 0 if settled else int(s0["account"]["accrued_funding"])
+        r.funding += int(s1["account"]["accrued_funding"]) - base
+        r.notional_seconds += abs(held) * p0 // UNIT * max(t1 - t0, 0)
+    total = Row(day="total")
+    ordered = [days[d] for d in sorted(days)]
+    for r in ordered:
+        total.add(r)
+    last = snaps[-1]["account"]
+    unreal = int(last["pnl"]) + int(last["accrued_funding"])
+    return Report(days=ordered, total=total, perp_unrealised=unreal,
+                  perp_realised=total.perp_pnl + total.funding - unreal, spot_unrealised=total.spot_pnl,
+                  cycles=len(cycles), notes=sorted(set(notes)))
+
+
+COLUMNS = ["day", "funding_usd", "fees_usd", "gas_eth", "gas_usd", "spot_pnl_usd", "perp_pnl_usd", "net_usd",
+           "hedge_cost_bps_per_year"]
+
+
+def _values(r: Row) -> list[str]:
+    bps = r.cost_bps_per_year
+    return [r.day, fmt_units(r.funding, 18, 6).replace(",", ""),
+            fmt_units(r.fees, 18, 6).replace(",", "") + ("~" if r.fee_estimated else ""),
+            fmt_units(r.gas_wei, 18, 8).replace(",", ""), fmt_units(r.gas_usd, 18, 6).replace(",", ""),
+            fmt_units(r.spot_pnl, 18, 6).replace(",", ""), fmt_units(r.perp_pnl, 18, 6).replace(",", ""),
+            fmt_units(r.net, 18, 6).replace(",", ""), "" if bps is None else str(bps)]
+
+
+def write_csv(rep: Report, path: Path) -> None:
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(COLUMNS)
+        for r in rep.days + [rep.total]:
+            w.writerow(_values(r))
+
+
+def print_report(rep: Report) -> None:
+    head = ["day", "funding", "fees", "gas ETH", "gas USD", "spot PnL", "perp PnL", "net", "cost bps/yr"]
+    rows = [head] + [_values(r) for r in rep.days] + [_values(rep.total)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    for n, r in enumerate(rows):
+        print("  ".join(v.rjust(w) for v, w in zip(r, widths)))
+        if n == 0 or n == len(rows) - 2:
+            print("  ".join("-" * w for w in widths))
+    print(f"\n{rep.cycles} cycles. Perp: realised {fmt_units(rep.perp_realised, 18, 2)} USD, unrealised "
+          f"{fmt_units(rep.perp_unrealised, 18, 2)} USD (PnL and funding not yet settled). Spot: unrealised "
+          f"{fmt_units(rep.spot_unrealised, 18, 2)} USD (mark to market; sales are not tracked).")
+    if any(r.fee_estimated for r in rep.days):
+        print("~ fees of two-step orders filled by keepers are the policy's estimate")
+    for n in rep.notes:
+        print(f"note: {n}")
