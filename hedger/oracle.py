@@ -1,9 +1,7 @@
 """Price and sequencer feeds through Chainlink's AggregatorV3Interface.
 
 Reading is batched with the rest of the cycle (:mod:`hedger.reader`); the
-guards that decide whether a round may be used are pure (:mod:`hedger.guards`)
-and :func:`require_usable` raises the project's errors for callers that want
-an exception rather than a refusal decision.
+guards that decide whether a round may be used are pure (:mod:`hedger.guards`).
 """
 
 from __future__ import annotations
@@ -11,10 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from hedger.abi import AGGREGATOR_V3
-from hedger.errors import OracleError, SequencerDownError
-from hedger.guards import check
 from hedger.reader import CallSpec
-from hedger.types import DecisionKind, FeedRound, PolicyParams, RefusalKind, Snapshot
+from hedger.types import FeedRound
 
 
 def feed_specs(prefix: str, address: str) -> list[CallSpec]:
@@ -27,13 +23,3 @@ def parse_feed(prefix: str, address: str, r: dict[str, Any]) -> FeedRound:
     rid, answer, started, updated, _ = r[f"{prefix}.round"]
     return FeedRound(address=address, decimals=int(r[f"{prefix}.decimals"]), round_id=int(rid), answer=int(answer),
                      started_at=int(started), updated_at=int(updated), description=r.get(f"{prefix}.description") or "")
-
-
-def require_usable(s: Snapshot, p: PolicyParams) -> None:
-    """Raise OracleError / SequencerDownError when the guards refuse the snapshot."""
-    d = check(s, p)
-    if d is None or d.kind is not DecisionKind.REFUSE:
-        return
-    if d.refusal is RefusalKind.SEQUENCER:
-        raise SequencerDownError(d.reason, code=d.code)
-    raise OracleError(d.reason, code=d.code)

@@ -3,7 +3,8 @@
 Between two consecutive cycles (chain time), with oracle prices P0 -> P1:
 - spot PnL   = exposure x (P1 - P0)
 - perp PnL   = position held x (P1 - P0)        (mark to market at the oracle)
-- funding    = change of the market's accrued funding (reset when our transactions settle it)
+- funding    = change of the market's accrued funding (reset when our transactions settle it),
+               counted as received or paid interval by interval
 - fees       = the trading fees the market charged, read from its events when our
                transaction traded; for a two-step order filled by a keeper, the fee the
                policy expected (marked as an estimate)
@@ -33,7 +34,8 @@ POSITION_TXS = ("modifyPosition", "transferMargin")
 @dataclass
 class Row:
     day: str
-    funding: int = 0          # E18 USD, + received
+    funding_received: int = 0  # E18 USD
+    funding_paid: int = 0      # E18 USD (positive number)
     fees: int = 0             # E18 USD paid
     fee_estimated: bool = False
     gas_wei: int = 0
@@ -41,6 +43,11 @@ class Row:
     spot_pnl: int = 0
     perp_pnl: int = 0
     notional_seconds: int = 0  # E18 USD x seconds
+
+    @property
+    def funding(self) -> int:
+        """Net funding, + received."""
+        return self.funding_received - self.funding_paid
 
     @property
     def net(self) -> int:
@@ -59,7 +66,7 @@ class Row:
             -((-self.cost) * 10_000 * YEAR // self.notional_seconds)
 
     def add(self, o: "Row") -> None:
-        for f in ("funding", "fees", "gas_wei", "gas_usd", "spot_pnl", "perp_pnl", "notional_seconds"):
+        for f in ("funding_received", "funding_paid", "fees", "gas_wei", "gas_usd", "spot_pnl", "perp_pnl", "notional_seconds"):
             setattr(self, f, getattr(self, f) + getattr(o, f))
         self.fee_estimated |= o.fee_estimated
 
@@ -139,7 +146,11 @@ def build_report(j: Journal, account: str, market: str, *, eth_usd: int | None =
         r.spot_pnl += exposure_of(s0) * (p1 - p0) // UNIT
         r.perp_pnl += held * (p1 - p0) // UNIT
         base = 0 if settled else int(s0["account"]["accrued_funding"])
-        r.funding += int(s1["account"]["accrued_funding"]) - base
+        accrued = int(s1["account"]["accrued_funding"]) - base
+        if accrued >= 0:
+            r.funding_received += accrued
+        else:
+            r.funding_paid += -accrued
         r.notional_seconds += abs(held) * p0 // UNIT * max(t1 - t0, 0)
     total = Row(day="total")
     ordered = [days[d] for d in sorted(days)]
@@ -152,13 +163,14 @@ def build_report(j: Journal, account: str, market: str, *, eth_usd: int | None =
                   cycles=len(cycles), notes=sorted(set(notes)))
 
 
-COLUMNS = ["day", "funding_usd", "fees_usd", "gas_eth", "gas_usd", "spot_pnl_usd", "perp_pnl_usd", "net_usd",
+COLUMNS = ["day", "funding_received_usd", "funding_paid_usd", "fees_usd", "gas_eth", "gas_usd", "spot_pnl_usd", "perp_pnl_usd", "net_usd",
            "hedge_cost_bps_per_year"]
 
 
 def _values(r: Row) -> list[str]:
     bps = r.cost_bps_per_year
-    return [r.day, fmt_units(r.funding, 18, 6).replace(",", ""),
+    return [r.day, fmt_units(r.funding_received, 18, 6).replace(",", ""),
+            fmt_units(r.funding_paid, 18, 6).replace(",", ""),
             fmt_units(r.fees, 18, 6).replace(",", "") + ("~" if r.fee_estimated else ""),
             fmt_units(r.gas_wei, 18, 8).replace(",", ""), fmt_units(r.gas_usd, 18, 6).replace(",", ""),
             fmt_units(r.spot_pnl, 18, 6).replace(",", ""), fmt_units(r.perp_pnl, 18, 6).replace(",", ""),
@@ -174,7 +186,7 @@ def write_csv(rep: Report, path: Path) -> None:
 
 
 def print_report(rep: Report) -> None:
-    head = ["day", "funding", "fees", "gas ETH", "gas USD", "spot PnL", "perp PnL", "net", "cost bps/yr"]
+    head = ["day", "funding in", "funding out", "fees", "gas ETH", "gas USD", "spot PnL", "perp PnL", "net", "cost bps/yr"]
     rows = [head] + [_values(r) for r in rep.days] + [_values(rep.total)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     for n, r in enumerate(rows):

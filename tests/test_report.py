@@ -37,8 +37,9 @@ def test_report_matches_the_chain(hedge: Hedge, tmp_path: Path) -> None:
     hashes = [t["tx_hash"] for c in j.cycles(1000) for t in j.txs(c["id"]) if t["state"] == "mined"]
     receipts = [w3.eth.get_transaction_receipt(h) for h in hashes]
     assert rep.total.gas_wei == sum(r["gasUsed"] * r["effectiveGasPrice"] for r in receipts) > 0
-    # shorts received funding in a long-skewed market
-    assert rep.total.funding > 0
+    # shorts received funding in a long-skewed market, and paid none
+    assert rep.total.funding_received > 0 and rep.total.funding_paid == 0
+    assert rep.total.funding == rep.total.funding_received
     # 10 WETH held from 3000 to 2900: spot lost 1,000 USD, marked at the oracle
     assert rep.total.spot_pnl == 10 * (2900 - 3000) * 10**18
     # the hedge offsets it up to the band
