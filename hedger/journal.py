@@ -132,18 +132,15 @@ class Journal:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         with self._tx():
+            # every statement is IF NOT EXISTS, so an older journal gets the new tables;
+            # the columns added since go in through MIGRATIONS
             for stmt in SCHEMA.split(";"):
-                if stmt.strip() and "txs_nonce" not in stmt and "TABLE IF NOT EXISTS orders" not in stmt \
-                        and "TABLE IF NOT EXISTS controls" not in stmt:
+                if stmt.strip():
                     self.db.execute(stmt)
             for table, column, definition in MIGRATIONS:
                 cols = {r["name"] for r in self.db.execute(f"PRAGMA table_info({table})")}
                 if column not in cols:
                     self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
-            self.db.execute("CREATE INDEX IF NOT EXISTS txs_nonce ON txs (nonce)")
-            for table in ("controls", "orders"):
-                start = SCHEMA.index(f"CREATE TABLE IF NOT EXISTS {table}")
-                self.db.execute(SCHEMA[start:SCHEMA.index(");", start) + 1])
 
     def _tx(self) -> "_Tx":
         return _Tx(self.db)

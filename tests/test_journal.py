@@ -1,0 +1,50 @@
+"""The journal: an older file is upgraded in place, and every write is one transaction."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from hedger.journal import Journal
+
+FIRST_RELEASE = """
+CREATE TABLE cycles (id INTEGER PRIMARY KEY AUTOINCREMENT, started_at REAL NOT NULL, finished_at REAL,
+ chain_id INTEGER NOT NULL, genesis_hash TEXT NOT NULL, account TEXT NOT NULL, market TEXT NOT NULL,
+ block_number INTEGER, block_timestamp INTEGER, kind TEXT, code TEXT, reason TEXT, dry_run INTEGER NOT NULL DEFAULT 0,
+ snapshot TEXT, plan TEXT, outcome TEXT NOT NULL DEFAULT 'started', exit_code INTEGER, error TEXT);
+CREATE TABLE txs (id INTEGER PRIMARY KEY AUTOINCREMENT, cycle_id INTEGER NOT NULL, contract TEXT NOT NULL,
+ function TEXT NOT NULL, args TEXT NOT NULL, tx_hash TEXT NOT NULL UNIQUE, nonce INTEGER NOT NULL,
+ signed_at REAL NOT NULL, status INTEGER, gas_used INTEGER, effective_gas_price INTEGER, block_number INTEGER);
+INSERT INTO cycles (started_at, chain_id, genesis_hash, account, market, block_timestamp, outcome)
+ VALUES (1, 1, '0xg', 'a', 'm', 100, 'acted');
+INSERT INTO txs (cycle_id, contract, function, args, tx_hash, nonce, signed_at, status, gas_used, effective_gas_price)
+ VALUES (1, 'market', 'modifyPosition', '[1, 2]', '0xh', 0, 1, 1, 21000, 7);
+"""
+
+
+def test_first_release_journal_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(FIRST_RELEASE)
+    db.commit()
+    db.close()
+    j = Journal(path)
+    cols = {r["name"] for r in j.db.execute("PRAGMA table_info(txs)")}
+    assert {"raw", "fields", "state", "notional", "fee"} <= cols
+    assert {r["name"] for r in j.db.execute("PRAGMA table_info(cycles)")} >= {"notes"}
+    assert j.db.execute("SELECT state FROM txs").fetchone()["state"] == "signed"   # the new column's default
+    j.set_control("a", "m", "pause", {"reason": "x"})                              # new tables exist
+    assert j.get_control("a", "m", "pause") == {"reason": "x"}
+    assert j.pending_orders(1, "0xg", "a", "m") == []
+    Journal(path)                                                                  # opening twice is harmless
+
+
+def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.sqlite")
+    with pytest.raises(sqlite3.Error):
+        with j._tx():
+            j.db.execute("INSERT INTO controls (account, market, key, value, updated_at) VALUES ('a','m','k','{}',1)")
+            j.db.execute("INSERT INTO no_such_table VALUES (1)")
+    assert j.get_control("a", "m", "k") is None
