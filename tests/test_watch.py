@@ -101,3 +101,19 @@ def test_refusal_streak_trips_the_breaker_and_recovery_resets_it(hedge: Hedge, t
     out, _ = p.communicate(timeout=120)
     assert p.returncode == 12
     assert [e.get("exit_code") for e in lines(out) if e["event"] == "cycle"] == [3, 3]
+
+
+def test_every_block_waits_for_a_new_block(hedge: Hedge, tmp_path: Path) -> None:
+    p = start(hedge, tmp_path, "--every-block", "--interval", "0.2", "--max-cycles", "3")
+    assert p.stdout is not None
+    cycles = 0
+    while cycles < 2:                           # the acting cycle mines blocks: the next one follows
+        line = p.stdout.readline()
+        if line.startswith("{") and json.loads(line)["event"] == "cycle":
+            cycles += 1
+    time.sleep(1.5)
+    assert p.poll() is None                     # no new block since the held cycle: still waiting
+    hedge.chain.w3.provider.make_request("evm_mine", [])
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    assert [e["event"] for e in lines(out)].count("cycle") == 1
