@@ -146,6 +146,7 @@ class Settings:
     rpc_timeout: int = 20
     max_action_usd: int | None = 1_000_000 * UNIT
     unlimited_approval: bool = False
+    multicall: str | None = None         # read through this Multicall3 (aggregate3) instead of a JSON-RPC batch
     alert_webhook: Secret | None = None  # webhook URLs carry tokens: never shown
     alert_liq_distance: int = 15 * UNIT // 100   # alert when liquidation is closer than 15% of the price
     alert_min_gas: int = 5 * UNIT // 100         # wei; alert when the signer holds less than 0.05 ETH
@@ -325,6 +326,7 @@ class Settings:
             alert_refusal_streak=_int("HEDGER_ALERT_REFUSAL_STREAK", g("HEDGER_ALERT_REFUSAL_STREAK") or "3", lo=1,
                                       what="a number of refusals in a row, e.g. 3"),
             second_oracle=_address("HEDGER_SECOND_ORACLE", g("HEDGER_SECOND_ORACLE"), required=False),
+            multicall=_address("HEDGER_MULTICALL", g("HEDGER_MULTICALL"), required=False),
             max_fee=max_fee, emergency_max_fee=emergency,
             priority_fee=gwei("HEDGER_PRIORITY_FEE_GWEI", None),
             replace_after=_int("HEDGER_REPLACE_AFTER", g("HEDGER_REPLACE_AFTER") or "30", lo=1,

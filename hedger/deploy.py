@@ -53,6 +53,7 @@ class Deployment:
     sequencer_feed: str
     deployer: str
     chain_id: int
+    multicall: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,6 +72,17 @@ def transact(sender: TxSender, name: str, address: str, fn: str, *args: Any) -> 
     c = sender.w3.eth.contract(address=Web3.to_checksum_address(address), abi=contract_artifact(name)["abi"])
     data = c.get_function_by_name(fn)(*args)._encode_transaction_data()
     return sender.send(address, data)
+
+
+CANONICAL_MULTICALL3 = "0xcA11bde05977b3631167028862bE2a173976CA11"
+
+
+def multicall_address(sender: TxSender) -> str:
+    """The canonical Multicall3 where the chain has it (a fork of a real chain), else a
+    compatible one deployed here (a bare local chain)."""
+    if sender.w3.eth.get_code(CANONICAL_MULTICALL3) not in (b"", None):
+        return CANONICAL_MULTICALL3
+    return deploy_contract(sender, "Multicall3")
 
 
 def deploy_reference(sender: TxSender, *, oracle: str | None = None, collateral: str | None = None,
@@ -93,6 +105,7 @@ def deploy_reference(sender: TxSender, *, oracle: str | None = None, collateral:
         # The market pays traders' profits from its balance, as a real market's
         # liquidity pool (Synthetix's debt pool, GMX's GM pool) does.
         transact(sender, "ReferenceToken", collateral, "mint", market, seed_liquidity_usd * 10**6)
-    return Deployment(market=market, oracle=Web3.to_checksum_address(oracle),
+    multicall = multicall_address(sender)
+    return Deployment(multicall=multicall, market=market, oracle=Web3.to_checksum_address(oracle),
                       collateral=Web3.to_checksum_address(collateral), spot=spot, sequencer_feed=sequencer,
                       deployer=sender.signer.address, chain_id=sender.chain_id)

@@ -71,7 +71,8 @@ class Keeper:
                                                  unlimited_approval=settings.unlimited_approval)
         if journal is None and use_journal:
             journal = Journal(settings.journal_path)
-        return cls(settings=settings, w3=w3, signer=signer, adapter=adapter, reader=ChainReader(w3),
+        return cls(settings=settings, w3=w3, signer=signer, adapter=adapter,
+                   reader=ChainReader(w3, multicall=settings.multicall),
                    journal=journal, account=Web3.to_checksum_address(account))
 
     # ------------------------------------------------------------------ read

@@ -40,8 +40,9 @@ class CallFailed(Exception):
 
 
 class ChainReader:
-    def __init__(self, w3: Web3, *, retries: int = 2, backoff: float = 0.25) -> None:
+    def __init__(self, w3: Web3, *, retries: int = 2, backoff: float = 0.25, multicall: str | None = None) -> None:
         self.w3 = w3
+        self.multicall = Web3.to_checksum_address(multicall) if multicall else None
         self.retries = retries
         self.backoff = backoff
         self.round_trips = 0
@@ -114,22 +115,22 @@ class ChainReader:
         revert of a non-optional call, raises."""
         if not specs:
             return {}
-        fns = []
-        reqs: list[tuple[str, list[Any]]] = []
-        for spec in specs:
-            fn = self._contract(spec.address, spec.abi).get_function_by_name(spec.fn)(*spec.args)
-            fns.append(fn)
-            reqs.append(("eth_call", [{"to": Web3.to_checksum_address(spec.address),
-                                       "data": fn._encode_transaction_data()}, hex(block_number)]))
-        resp = self._batch(reqs)
+        fns = [self._contract(spec.address, spec.abi).get_function_by_name(spec.fn)(*spec.args) for spec in specs]
+        if self.multicall:
+            answers = self._via_multicall(specs, fns, block_number)
+        else:
+            reqs = [("eth_call", [{"to": Web3.to_checksum_address(spec.address),
+                                   "data": fn._encode_transaction_data()}, hex(block_number)])
+                    for spec, fn in zip(specs, fns)]
+            answers = [(None, bytes.fromhex(r["result"][2:])) if "error" not in r
+                       else (str(r["error"].get("message", r["error"])), b"") for r in self._batch(reqs)]
         out: dict[str, Any] = {}
-        for spec, fn, r in zip(specs, fns, resp):
-            if "error" in r:
+        for spec, fn, (failure, raw) in zip(specs, fns, answers):
+            if failure is not None:
                 if spec.optional:
                     out[spec.key] = None
                     continue
-                raise CallFailed(spec, str(r["error"].get("message", r["error"])))
-            raw = bytes.fromhex(r["result"][2:])
+                raise CallFailed(spec, failure)
             types = [o["type"] if o["type"] != "tuple" else _tuple_type(o) for o in fn.abi["outputs"]]
             if not raw and types:
                 raise ChainGuardError(f"{spec.fn}() at {spec.address} returned nothing: no contract there, "
@@ -141,6 +142,22 @@ class ChainReader:
                                       f"answer", address=spec.address) from err
             out[spec.key] = vals[0] if len(vals) == 1 else tuple(vals)
         return out
+
+    def _via_multicall(self, specs: list[CallSpec], fns: list[Any], block_number: int) -> list[tuple[str | None, bytes]]:
+        """All calls in one eth_call to a Multicall3-compatible aggregate3 (allowFailure on every
+        call; the failures are sorted out per call afterwards). Returns (failure or None, data)."""
+        from hedger.executor import decode_revert_data
+        mc = self._contract(self.multicall, "Multicall3")   # type: ignore[arg-type]
+        calls = [(Web3.to_checksum_address(spec.address), True, bytes.fromhex(fn._encode_transaction_data()[2:]))
+                 for spec, fn in zip(specs, fns)]
+        data = mc.functions.aggregate3(calls)._encode_transaction_data()
+        (r,) = self._batch([("eth_call", [{"to": self.multicall, "data": data}, hex(block_number)])])
+        if "error" in r:
+            raise RpcError(f"aggregate3 at {self.multicall} failed: {r['error'].get('message', r['error'])}")
+        (results,) = self.w3.codec.decode(["(bool,bytes)[]"], bytes.fromhex(r["result"][2:]))
+        if len(results) != len(specs):
+            raise RpcError(f"aggregate3 answered {len(results)} of {len(specs)} calls")
+        return [(None, bytes(ret)) if ok else (decode_revert_data(bytes(ret)), b"") for ok, ret in results]
 
 
 def _tuple_type(o: dict[str, Any]) -> str:

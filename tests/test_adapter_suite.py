@@ -95,3 +95,25 @@ def test_adapter_contract(hedge: Hedge, name: str, two_step: bool) -> None:
         assert acct3.pending_order is None and acct3.size == -2 * WETH
     else:
         assert adapter.fill_order_call(hedge.address) is None
+
+
+def test_multicall_reads_equal_batched_reads(hedge: Hedge) -> None:
+    """The same cycle read through Multicall3's aggregate3 (one eth_call) and through a JSON-RPC
+    batch: identical results, two round trips either way."""
+    from hedger.deploy import CANONICAL_MULTICALL3
+    mc = hedge.chain.d.multicall
+    assert mc and mc != CANONICAL_MULTICALL3          # a bare local chain: our compatible one
+    assert hedge.cycle(HEDGER_MULTICALL=mc).outcome == "acted"     # a whole cycle reads through it
+    a, b = hedge.keeper(), hedge.keeper(HEDGER_MULTICALL=mc)
+    assert b.reader.multicall == mc
+    sa, sb = a.read(), b.read()
+    assert sa.account == sb.account and sa.market == sb.market and sa.oracle == sb.oracle
+    assert sa.exposure == sb.exposure and sa.collateral_status == sb.collateral_status
+    assert sa.account.size == -10 * WETH
+    assert a.reader.round_trips == b.reader.round_trips == 2
+    # a reverting call (paused() asked of a token that has no such function) is None either way
+    from hedger.reader import CallSpec
+    spec = [CallSpec("x", hedge.chain.d.spot, "FiatToken", "isBlacklisted", (hedge.address,), optional=True),
+            CallSpec("y", hedge.chain.d.market, "PerpMarket", "fillPrice", (-(2**254),), optional=True)]
+    block = hedge.chain.w3.eth.block_number
+    assert a.reader.call_many(spec, block)["y"] is None and b.reader.call_many(spec, block)["y"] is None
