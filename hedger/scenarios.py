@@ -1,0 +1,210 @@
+"""Market scenarios for replaying price paths through the keeper (the simulator's inputs).
+
+A scenario is a list of steps, one per feed update: the seconds since the previous step,
+the feed's answer (an integer with ``PRICE_DECIMALS``; ``None`` when the feed does not
+update, as in an outage), the next block's base fee in wei, and the change of the hedged
+spot holding (integer, 18 decimals). Paths are generated with ``random.Random(seed)``, so
+a seed reproduces a run exactly. Prices are modelled in floating point and become integer
+feed answers once, here.
+
+Names: gbm, crash, rally, chop, funding-long, funding-short, gap-up, oracle-outage,
+csv:PATH (``timestamp,price`` rows, as in ``../shared/data``).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import random
+from decimal import Decimal, InvalidOperation
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PRICE_DECIMALS = 8
+GWEI = 10**9
+UNIT = 10**18
+
+
+@dataclass(frozen=True)
+class Step:
+    dt: int                      # seconds since the previous step
+    answer: int | None           # feed answer (PRICE_DECIMALS), None: no update this step
+    base_fee: int                # wei
+    spot_change: int = 0         # E18 units of the spot asset added (+) or removed (-)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    steps: tuple[Step, ...]
+    skew_bias: int = 0           # E18 asset units other traders lean long (+) or short (-) per step
+    lp_units_at_start: int = 0   # E18: an LP leg whose asset amount moves as 1/sqrt(price)
+    description: str = ""
+    meta: dict[str, str] = field(default_factory=dict)
+
+    def prices(self) -> list[int]:
+        """The feed answers, carrying the last one through outages."""
+        out, last = [], None
+        for s in self.steps:
+            last = s.answer if s.answer is not None else last
+            out.append(last)
+        return out
+
+
+def _answer(price: float) -> int:
+    return max(1, int(round(price * 10**PRICE_DECIMALS)))
+
+
+def _base_fees(rng: random.Random, n: int, calm_gwei: float = 15.0, spike_at: int | None = None,
+               spike_x: float = 40.0) -> list[int]:
+    """Calm base fees around ``calm_gwei``; with ``spike_at``, a spike of ``spike_x`` decaying after it."""
+    out = []
+    for i in range(n):
+        fee = calm_gwei * math.exp(rng.gauss(0, 0.15))
+        if spike_at is not None and i >= spike_at:
+            fee *= 1 + (spike_x - 1) * math.exp(-(i - spike_at) / 3)
+        out.append(int(fee * GWEI))
+    return out
+
+
+def gbm(seed: int, *, steps: int = 168, dt: int = 3600, start: float = 3000.0, drift: float = 0.0,
+        vol: float = 0.8) -> Scenario:
+    """Geometric Brownian motion; ``drift`` and ``vol`` annualised (0.8 is ETH-like)."""
+    rng = random.Random(seed)
+    years = dt / (365 * 86400)
+    p, answers = start, []
+    for _ in range(steps):
+        p *= math.exp((drift - vol * vol / 2) * years + vol * math.sqrt(years) * rng.gauss(0, 1))
+        answers.append(_answer(p))
+    fees = _base_fees(rng, steps)
+    return Scenario("gbm", tuple(Step(dt, a, f) for a, f in zip(answers, fees)),
+                    description=f"GBM drift {drift:.0%}/yr vol {vol:.0%}/yr, {steps} x {dt}s")
+
+
+def crash(seed: int, *, start: float = 3000.0) -> Scenario:
+    """A day of calm, then -40% within one hour (12 five-minute updates), then a day of aftermath;
+    gas spikes with the crash."""
+    rng = random.Random(seed)
+    steps: list[tuple[int, float]] = []
+    p = start
+    for _ in range(24):
+        p *= math.exp(rng.gauss(0, 0.006))
+        steps.append((3600, p))
+    for i in range(12):
+        p *= 0.6 ** (1 / 12)
+        steps.append((300, p))
+    for _ in range(24):
+        p *= math.exp(rng.gauss(0, 0.012))
+        steps.append((3600, p))
+    fees = _base_fees(rng, len(steps), spike_at=24)
+    return Scenario("crash", tuple(Step(dt, _answer(px), f) for (dt, px), f in zip(steps, fees)),
+                    description="-40% within an hour, gas x40 at the crash")
+
+
+def rally(seed: int, *, start: float = 3000.0) -> Scenario:
+    """+60% over one day (hourly), between calm days."""
+    rng = random.Random(seed)
+    p, steps = start, []
+    for i in range(72):
+        if 24 <= i < 48:
+            p *= 1.6 ** (1 / 24) * math.exp(rng.gauss(0, 0.004))
+        else:
+            p *= math.exp(rng.gauss(0, 0.006))
+        steps.append(p)
+    fees = _base_fees(rng, len(steps))
+    return Scenario("rally", tuple(Step(3600, _answer(px), f) for px, f in zip(steps, fees)),
+                    description="+60% over one day")
+
+
+def chop(seed: int, *, start: float = 3000.0, steps: int = 168, kappa: float = 0.3, vol: float = 0.02) -> Scenario:
+    """Choppy mean reversion (Ornstein-Uhlenbeck on the log price), hourly."""
+    rng = random.Random(seed)
+    x, mu, out = 0.0, 0.0, []
+    for _ in range(steps):
+        x += kappa * (mu - x) + vol * rng.gauss(0, 1)
+        out.append(start * math.exp(x))
+    fees = _base_fees(rng, steps)
+    return Scenario("chop", tuple(Step(3600, _answer(px), f) for px, f in zip(out, fees)),
+                    description="mean-reverting chop")
+
+
+def funding(seed: int, *, direction: int) -> Scenario:
+    """A persistently skewed market: other traders lean long (+1) or short (-1) every step."""
+    base = gbm(seed, steps=168, vol=0.5)
+    name = "funding-long" if direction > 0 else "funding-short"
+    return Scenario(name, base.steps, skew_bias=direction * 2_000 * UNIT,
+                    description=f"others lean {'long' if direction > 0 else 'short'} 2,000 ETH per step")
+
+
+def gap_up(seed: int, *, start: float = 3000.0) -> Scenario:
+    """+25% in a single update, between calm stretches."""
+    rng = random.Random(seed)
+    p, out = start, []
+    for i in range(48):
+        p = p * 1.25 if i == 24 else p * math.exp(rng.gauss(0, 0.005))
+        out.append(p)
+    fees = _base_fees(rng, len(out))
+    return Scenario("gap-up", tuple(Step(3600, _answer(px), f) for px, f in zip(out, fees)),
+                    description="+25% in one update")
+
+
+def oracle_outage(seed: int) -> Scenario:
+    """The feed stops updating for six hours while time (and the market) moves on."""
+    base = gbm(seed, steps=48, vol=0.6)
+    steps = tuple(Step(s.dt, None if 20 <= i < 26 else s.answer, s.base_fee) for i, s in enumerate(base.steps))
+    return Scenario("oracle-outage", steps, description="no feed update for 6 hours")
+
+
+def from_csv(path: Path, *, limit: int | None = None, calm_gwei: float = 15.0) -> Scenario:
+    """User-supplied ``timestamp,price`` rows (unix seconds, ascending), e.g. ``../shared/data``."""
+    rows: list[tuple[int, int]] = []   # (timestamp, feed answer): exact, through Decimal
+    with Path(path).open() as fh:
+        reader = csv.reader(fh)
+        header = next(reader)
+        if [h.strip().lower() for h in header[:2]] != ["timestamp", "price"]:
+            raise ValueError(f"{path}: the first line must be 'timestamp,price'")
+        for n, row in enumerate(reader, start=2):
+            try:
+                ts = int(row[0])
+                answer = int((Decimal(row[1].strip()) * 10**PRICE_DECIMALS).to_integral_value())
+            except (ValueError, IndexError, InvalidOperation):
+                raise ValueError(f"{path}:{n}: expected 'timestamp,price', got {row!r}") from None
+            if rows and ts <= rows[-1][0]:
+                raise ValueError(f"{path}:{n}: timestamps must increase ({ts} after {rows[-1][0]})")
+            if answer <= 0:
+                raise ValueError(f"{path}:{n}: price must be positive")
+            rows.append((ts, answer))
+            if limit is not None and len(rows) >= limit:
+                break
+    if not rows:
+        raise ValueError(f"{path}: no rows")
+    fees = _base_fees(random.Random(0), len(rows), calm_gwei=calm_gwei)
+    steps = tuple(Step(0 if i == 0 else ts - rows[i - 1][0], answer, f)
+                  for i, ((ts, answer), f) in enumerate(zip(rows, fees)))
+    return Scenario(f"csv:{Path(path).name}", steps, description=f"{len(rows)} rows from {path}")
+
+
+def with_flows(sc: Scenario, flows: dict[int, int]) -> Scenario:
+    """Scheduled inflows (+) and outflows (-) of the spot asset, E18 units by step index."""
+    steps = tuple(Step(s.dt, s.answer, s.base_fee, s.spot_change + flows.get(i, 0)) for i, s in enumerate(sc.steps))
+    return Scenario(sc.name, steps, sc.skew_bias, sc.lp_units_at_start, sc.description, dict(sc.meta))
+
+
+def lp_units(units_at_start: int, start_answer: int, answer: int) -> int:
+    """A constant-product LP's asset amount: x = x0 * sqrt(P0 / P), in integers (E18)."""
+    return units_at_start * math.isqrt(start_answer * 10**36 // answer) // 10**18
+
+
+SCENARIOS = {"gbm": gbm, "crash": crash, "rally": rally, "chop": chop,
+             "funding-long": lambda seed: funding(seed, direction=+1),
+             "funding-short": lambda seed: funding(seed, direction=-1),
+             "gap-up": gap_up, "oracle-outage": oracle_outage}
+
+
+def make(name: str, seed: int) -> Scenario:
+    """A scenario by name (``csv:PATH`` reads a file)."""
+    if name.startswith("csv:"):
+        return from_csv(Path(name[4:]))
+    if name not in SCENARIOS:
+        raise ValueError(f"unknown scenario {name!r}: use one of {', '.join(SCENARIOS)} or csv:PATH")
+    return SCENARIOS[name](seed)
