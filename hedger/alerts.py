@@ -33,7 +33,6 @@ import re
 import time
 import urllib.request
 from typing import Any, Callable
-from urllib.parse import urlsplit
 
 from hedger.config import Settings, redact_urls, register_rpc_url
 from hedger.types import UNIT, CycleResult, Snapshot
@@ -42,19 +41,6 @@ from hedger.watch import CycleObserver
 log = logging.getLogger(__name__)
 
 TIMEOUT_S = 5.0
-
-
-def _url_secrets(url: str) -> list[str]:
-    """The parts of a URL that may carry a token: the whole URL, its path, query and user info."""
-    out = [url]
-    try:
-        p = urlsplit(url)
-    except ValueError:
-        return out
-    for frag in (p.path, p.query, p.username, p.password):
-        if frag and len(frag.strip("/")) >= 4:
-            out.append(frag)
-    return out
 
 
 class Alerts(CycleObserver):
@@ -74,11 +60,10 @@ class Alerts(CycleObserver):
         self.liq_threshold = settings.alert_liq_distance      # E18 fraction
         self.min_gas = settings.alert_min_gas                 # wei
         self.streak_limit = max(1, settings.alert_refusal_streak)
-        # redact_urls blanks registered URL parts everywhere; also scrub locally (settings built by hand)
+        # redact_urls reduces URLs to scheme and host and blanks registered URL parts wherever
+        # they appear (settings built by hand may not have registered them yet)
         register_rpc_url(settings.rpc_url)
         register_rpc_url(url)
-        secrets = _url_secrets(url) + _url_secrets(settings.rpc_url)[1:]
-        self._secrets = sorted(set(secrets), key=len, reverse=True)
         self._key_re: re.Pattern[str] | None = None
         if settings.private_key is not None:
             hexkey = settings.private_key.get_secret_value().lower().removeprefix("0x")
@@ -99,8 +84,6 @@ class Alerts(CycleObserver):
 
     def scrub(self, text: str) -> str:
         """No key, no webhook, no RPC URL beyond scheme and host."""
-        for s in self._secrets:
-            text = text.replace(s, "***")
         text = redact_urls(text)
         if self._key_re is not None:
             text = self._key_re.sub("***", text)

@@ -24,8 +24,8 @@ from hedger.lock import AccountLock
 from hedger.oracle import feed_specs, parse_feed
 from hedger.protocols import PerpAdapter, get_adapter
 from hedger.reader import CallFailed, CallSpec, ChainReader
-from hedger.types import (Call, CollateralStatus, CycleResult, DailyBudget, DecisionKind, Exposure, PolicyParams,
-                          RefusalKind, Snapshot)
+from hedger.types import (Call, ChainView, CollateralStatus, CycleResult, DailyBudget, DecisionKind, Exposure,
+                          MarketState, PolicyParams, RefusalKind, Snapshot)
 
 log = logging.getLogger("hedger.keeper")
 
@@ -115,14 +115,15 @@ class Keeper:
         last = None
         if self.journal is not None:
             last = self.journal.last_action_at(head.chain_id, head.genesis_hash, self.account, market.address)
-        ref_price, ref_source, ref_problem = self._second_source(r, oracle, market, head)
+        ref_price, ref_source, ref_problem = self._second_source(r, market, head)
         status = CollateralStatus(paused=_opt_bool(r.get("c.paused")), account_blacklisted=_opt_bool(
             r.get("c.blacklisted")), market_blacklisted=_opt_bool(r.get("c.marketBlacklisted")))
         return Snapshot(chain=head, oracle=oracle, sequencer=seq, market=market, account=account,
                         exposure=exposure, last_rebalance_at=last, reference_price=ref_price,
                         reference_source=ref_source, reference_problem=ref_problem, collateral_status=status)
 
-    def _second_source(self, r: dict[str, Any], oracle: Any, market: Any, head: Any) -> tuple[int | None, str, str | None]:
+    def _second_source(self, r: dict[str, Any], market: MarketState,
+                       head: ChainView) -> tuple[int | None, str, str | None]:
         """An independent price: a second configured feed, else the market's own price when the
         market reads a different feed than the hedger. (price, source, problem)."""
         s = self.settings
