@@ -270,7 +270,16 @@ class Settings:
                                    what="seconds, e.g. 3600"),
             max_price_divergence=frac("HEDGER_MAX_PRICE_DIVERGENCE", "0.02", "0", "1",
                                       "a fraction between 0 and 1, e.g. 0.02", lo_open=True),
+            funding_threshold=frac("HEDGER_FUNDING_THRESHOLD", "0.10", "0", "100",
+                                   "an annual funding rate, e.g. 0.10 for 10% a year"),
         )
+        hedge_min = g("HEDGER_FUNDING_HEDGE_MIN")
+        pol = replace(pol, funding_min_ratio=frac(
+            "HEDGER_FUNDING_HEDGE_MIN", hedge_min or str(Decimal(pol.hedge_ratio) / UNIT), "0", "2",
+            "the lowest hedge ratio while the hedge pays funding, e.g. 0.8 (equal to HEDGER_HEDGE_RATIO: off)"))
+        if pol.funding_min_ratio > pol.hedge_ratio:
+            raise ConfigError("HEDGER_FUNDING_HEDGE_MIN", "is above HEDGER_HEDGE_RATIO",
+                              "set it between 0 and HEDGER_HEDGE_RATIO, e.g. 0.8 with a hedge ratio of 1.0")
         if not pol.min_leverage < pol.target_leverage < pol.max_leverage:
             raise ConfigError("HEDGER_TARGET_LEVERAGE", "must lie strictly between HEDGER_MIN_LEVERAGE and "
                               "HEDGER_MAX_LEVERAGE", "e.g. min 1.5, target 2, max 3")

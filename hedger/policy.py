@@ -4,8 +4,10 @@ Rules, in order (defaults in :class:`hedger.types.PolicyParams`, documented in t
 
 1. Guards (``hedger.guards``): refuse on a doubtful oracle, sequencer or chain.
 2. A two-step order still pending: hold (never submit a second); once expired, cancel it.
-3. Target short = -(exposure x hedge ratio). Trade when the position is outside the
-   band (a fraction of the target) and the error is worth at least the minimum trade
+3. Target short = -(exposure x hedge ratio). Funding-aware option: while the hedge side
+   pays funding above ``funding_threshold`` a year, any ratio inside
+   [``funding_min_ratio``, ``hedge_ratio``] is on target (outside it, the nearest edge is).
+   Trade when the position is outside the band (a fraction of the target) and the error is worth at least the minimum trade
    size; during the cooldown after a rebalance, hold unless the error exceeds twice
    the band. A trade is capped per cycle (larger moves split across cycles) and never
    overshoots the target.
@@ -164,6 +166,22 @@ def _price_doubt(s: Snapshot, p: PolicyParams) -> str | None:
     return None
 
 
+def _funding_range(s: Snapshot, p: PolicyParams, target: int) -> str | None:
+    """When the hedge side pays funding above ``funding_threshold`` a year and a range is
+    configured (``funding_min_ratio`` below ``hedge_ratio``): why the range applies, else None."""
+    if target == 0 or p.funding_min_ratio >= p.hedge_ratio:
+        return None
+    # positive rate: longs pay shorts. The hedge pays when its side is the paying one.
+    paying = -s.market.funding_rate if target < 0 else s.market.funding_rate
+    annual = paying * 365
+    if annual <= p.funding_threshold:
+        return None
+    side = "shorts" if target < 0 else "longs"
+    return (f"{side} pay {fmt_units(annual * 100, 18, 1)}%/yr funding (above "
+            f"{fmt_units(p.funding_threshold * 100, 18, 1)}%), so the hedge ratio may sit between "
+            f"{fmt_units(p.funding_min_ratio, 18, 2)} and {fmt_units(p.hedge_ratio, 18, 2)}")
+
+
 def decide(s: Snapshot, p: PolicyParams) -> Decision:
     refused = guards.check(s, p)
     if refused is not None:
@@ -189,14 +207,25 @@ def decide(s: Snapshot, p: PolicyParams) -> Decision:
         return Decision(kind=DecisionKind.REFUSE, refusal=RefusalKind.ACCOUNT, code="no_margin",
                         reason="the position has no remaining margin (liquidatable): act by hand", **base)
 
-    # 1. size
+    # 1. size (with the funding-aware range, the target is the nearest point of the range)
+    funding_note = _funding_range(s, p, target)
+    in_range = False
+    if funding_note is not None:
+        edge = -sdiv(s.exposure.total * p.funding_min_ratio, UNIT)
+        lo, hi = min(edge, target), max(edge, target)
+        in_range = lo <= a.size <= hi
+        target = min(max(a.size, lo), hi)
+        base["target_size"] = target
     error = a.size - target
     band_abs = abs(target) * p.band // UNIT
     err_usd = abs(error) * price // UNIT
     cooling = s.last_rebalance_at is not None and now - s.last_rebalance_at < p.cooldown_s
     delta = 0
     reasons: list[str] = []
-    if abs(error) <= band_abs:
+    if in_range:
+        code = "funding_range"
+        reasons.append(f"position {_units(a.size)} inside the funding-aware range: {funding_note}")
+    elif abs(error) <= band_abs:
         code = "within_band"
         reasons.append(f"position {_units(a.size)} within {fmt_units(p.band * 100, 18, 1)}% band of target "
                        f"{_units(target)}")
@@ -219,6 +248,8 @@ def decide(s: Snapshot, p: PolicyParams) -> Decision:
         else:
             reasons.append(f"position {_units(a.size)} off target {_units(target)} by {_units(error)}: "
                            f"trade {_units(delta)}")
+        if funding_note is not None:
+            reasons.append(f"target is the nearest edge of the funding-aware range ({funding_note})")
 
     # risk-increasing actions need a price that an independent source confirms, and room
     # under today's limits

@@ -198,6 +198,10 @@ class PolicyParams:
     sequencer_grace_s: int = 3600
     max_block_lag_s: int = 0                     # 0 = guard off (local chains)
     max_price_divergence: int = 2 * UNIT // 100  # 2%: refuse risk-increasing actions beyond it
+    # funding-aware range: while shorts pay funding above ``funding_threshold`` a year, the hedge
+    # ratio may sit anywhere in [funding_min_ratio, hedge_ratio]; equal to hedge_ratio = off
+    funding_min_ratio: int = UNIT
+    funding_threshold: int = 10 * UNIT // 100    # 10% a year
 
 
 class DecisionKind(StrEnum):

@@ -312,3 +312,17 @@ def test_policy_for_chain_explicit_block_lag(env: dict[str, str]) -> None:
     assert s.policy_for_chain(31337).max_block_lag_s == 60
     off = load(env, HEDGER_MAX_BLOCK_LAG="0")
     assert off.policy_for_chain(1).max_block_lag_s == 0
+
+
+def test_funding_aware_range(env: dict[str, str]) -> None:
+    s = load(env)
+    assert s.policy.funding_min_ratio == s.policy.hedge_ratio          # off by default
+    assert s.policy.funding_threshold == UNIT // 10
+    s = load(env, HEDGER_FUNDING_HEDGE_MIN="0.8", HEDGER_FUNDING_THRESHOLD="0.25")
+    assert s.policy.funding_min_ratio == 8 * UNIT // 10 and s.policy.funding_threshold == UNIT // 4
+    with pytest.raises(ConfigError) as e:
+        load(env, HEDGER_FUNDING_HEDGE_MIN="1.2")
+    assert e.value.variable == "HEDGER_FUNDING_HEDGE_MIN" and "HEDGER_HEDGE_RATIO" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        load(env, HEDGER_FUNDING_THRESHOLD="ten")
+    assert e.value.variable == "HEDGER_FUNDING_THRESHOLD"
