@@ -116,15 +116,19 @@ def print_status_table(d: dict[str, Any]) -> None:
         print(f"{k.ljust(w)}  {v}")
 
 
+def cycle_dict(res: CycleResult) -> dict[str, Any]:
+    d = res.decision
+    return {"outcome": res.outcome, "exit_code": res.exit_code, "dry_run": res.dry_run, "notes": res.notes,
+            "decision": None if d is None else {"kind": d.kind.value, "code": d.code, "reason": d.reason},
+            "calls": [c.describe() for c in res.calls],
+            "txs": [{"hash": t.tx_hash, "function": t.call.function, "gas_used": t.gas_used} for t in res.sent],
+            "error": res.error, "cycle_id": res.cycle_id}
+
+
 def print_cycle(res: CycleResult, *, as_json: bool = False) -> None:
     d = res.decision
     if as_json:
-        out = {"outcome": res.outcome, "exit_code": res.exit_code, "dry_run": res.dry_run, "notes": res.notes,
-               "decision": None if d is None else {"kind": d.kind.value, "code": d.code, "reason": d.reason},
-               "calls": [c.describe() for c in res.calls],
-               "txs": [{"hash": t.tx_hash, "function": t.call.function, "gas_used": t.gas_used} for t in res.sent],
-               "error": res.error, "cycle_id": res.cycle_id}
-        print(json.dumps(out))
+        print(json.dumps(cycle_dict(res)))
         return
     for note in res.notes:
         print(f"reconciled: {note}")
@@ -146,6 +150,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     from hedger import policy
     from hedger.keeper import Keeper
     settings = Settings.from_env()
+    if settings.markets:
+        return _status_multi(settings, args)
     k = Keeper.from_settings(settings, use_journal=settings.journal_path.exists())
     snap = k.read()
     decision = policy.decide(snap, k.params(snap))
@@ -159,9 +165,36 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status_multi(settings: Settings, args: argparse.Namespace) -> int:
+    from hedger.multimarket import MultiKeeper
+    mk = MultiKeeper.from_settings(settings, use_journal=settings.journal_path.exists())
+    blocks = []
+    for name, snap, decision, pause in mk.status():
+        d = {"name": name, **status_dict(snap, decision), "paused": pause}
+        blocks.append(d)
+    if args.json:
+        print(json.dumps({"markets": blocks}))
+        return 0
+    for i, d in enumerate(blocks):
+        if i:
+            print()
+        print(f"== {d['name']} ==")
+        print_status_table(d)
+    return 0
+
+
+def _single_market(settings: Settings, command: str) -> Settings:
+    """Commands that act on one market refuse a configuration that only lists HEDGER_MARKETS."""
+    if settings.markets and not (settings.market and settings.oracle and settings.spot_token):
+        raise ConfigError("HEDGER_MARKET", f"is not set: `hedger {command}` acts on one market (HEDGER_MARKETS is "
+                          "read by run-once, status and check)", "set HEDGER_MARKET, HEDGER_ORACLE and "
+                          "HEDGER_SPOT_TOKEN to the market to act on")
+    return settings
+
+
 def cmd_pause(args: argparse.Namespace) -> int:
     from hedger.keeper import Keeper
-    k = Keeper.from_settings(Settings.from_env())
+    k = Keeper.from_settings(_single_market(Settings.from_env(), "pause"))
     k.set_paused(args.reason)
     print(f"paused: cycles for {k.account} on {k.adapter.market} read and report but send nothing "
           f"(`hedger resume` to undo)")
@@ -170,7 +203,7 @@ def cmd_pause(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from hedger.keeper import Keeper
-    k = Keeper.from_settings(Settings.from_env())
+    k = Keeper.from_settings(_single_market(Settings.from_env(), "resume"))
     k.set_paused(None)
     print(f"resumed: cycles for {k.account} on {k.adapter.market} send again")
     return 0
@@ -178,7 +211,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def cmd_unwind(args: argparse.Namespace) -> int:
     from hedger.unwind import unwind
-    settings = Settings.from_env()
+    settings = _single_market(Settings.from_env(), "unwind")
     k = _checked_keeper(settings)
     if k.signer is None and not args.dry_run:
         raise ConfigError("HEDGER_PRIVATE_KEY", "unwinding needs a signer", "set HEDGER_PRIVATE_KEY or "
@@ -193,7 +226,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     from hedger.journal import Journal
     from hedger.report import build_report, print_report, write_csv
-    settings = Settings.from_env()
+    settings = _single_market(Settings.from_env(), "report")
     if not settings.journal_path.exists():
         raise ConfigError("HEDGER_JOURNAL_PATH", f"no journal at {settings.journal_path}",
                           "point it at the journal the hedger writes")
@@ -215,8 +248,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     from hedger.check import print_checks, run_checks
     from hedger.keeper import Keeper
     settings = Settings.from_env()
-    k = Keeper.from_settings(settings, use_journal=False)
-    checks = run_checks(k)
+    if settings.markets:
+        from hedger.multimarket import MultiKeeper
+        checks = MultiKeeper.from_settings(settings, use_journal=False).checks()
+    else:
+        checks = run_checks(Keeper.from_settings(settings, use_journal=False))
     print_checks(checks)
     return 0 if all(c.ok for c in checks) else 5
 
@@ -232,6 +268,8 @@ def _checked_keeper(settings: Settings) -> "Any":
 
 def cmd_run_once(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
+    if settings.markets:
+        return _run_once_multi(settings, args)
     k = _checked_keeper(settings)
     if k.signer is None and not args.dry_run:
         print("no signer configured (HEDGER_PRIVATE_KEY / HEDGER_APE_ACCOUNT): dry run, nothing is sent",
@@ -240,6 +278,33 @@ def cmd_run_once(args: argparse.Namespace) -> int:
     print_cycle(res, as_json=args.json)
     if res.exit_code != 0:
         print(f"hedger: {res.outcome}: {res.error}", file=sys.stderr)
+    return res.exit_code
+
+
+def _run_once_multi(settings: Settings, args: argparse.Namespace) -> int:
+    from hedger.check import require_ok
+    from hedger.multimarket import MultiKeeper
+    mk = MultiKeeper.from_settings(settings)
+    require_ok(mk.checks())
+    if mk.signer is None and not args.dry_run:
+        print("no signer configured (HEDGER_PRIVATE_KEY / HEDGER_APE_ACCOUNT): dry run, nothing is sent",
+              file=sys.stderr)
+    res = mk.cycle(dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps({"exit_code": res.exit_code, "notes": res.notes,
+                          "markets": [{"name": name, "market": mk.keepers[name].adapter.market, **cycle_dict(r)}
+                                      for name, r in res.results.items()]}))
+    else:
+        for note in res.notes:
+            print(f"reconciled: {note}")
+        for i, (name, r) in enumerate(res.results.items()):
+            if i:
+                print()
+            print(f"== {name} ({mk.keepers[name].adapter.market}) ==")
+            print_cycle(r)
+    for name, r in res.results.items():
+        if r.exit_code != 0:
+            print(f"hedger: {name}: {r.outcome}: {r.error}", file=sys.stderr)
     return res.exit_code
 
 
@@ -261,7 +326,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     from hedger.watch import WatchOptions, Watcher
-    settings = Settings.from_env()
+    settings = _single_market(Settings.from_env(), "watch")
     k = _checked_keeper(settings)
     if k.signer is None and not args.dry_run:
         print("no signer configured: watching in dry-run mode, nothing is sent", file=sys.stderr)

@@ -119,6 +119,98 @@ def _address(name: str, raw: str | None, required: bool = True) -> str | None:
 
 
 @dataclass(frozen=True)
+class MarketConfig:
+    """One entry of ``HEDGER_MARKETS``: a market hedged in the same cycle as the others, by the
+    same account, with the same collateral token (``HEDGER_COLLATERAL_TOKEN``)."""
+
+    name: str
+    market: str
+    oracle: str
+    spot_token: str
+    sequencer_feed: str | None = None    # None: HEDGER_SEQUENCER_FEED
+    second_oracle: str | None = None     # this asset's independent second feed, if any
+    extra_exposure: int = 0              # E18 asset units held elsewhere
+    hedge_ratio: int | None = None       # E18; None: HEDGER_HEDGE_RATIO
+
+
+MARKETS_VAR = "HEDGER_MARKETS"
+_MARKET_KEYS = ("name", "market", "oracle", "spot_token", "sequencer_feed", "second_oracle", "extra_exposure",
+                "hedge_ratio")
+_MARKETS_EXAMPLE = ('a JSON list, one object per market, e.g. [{"name":"ETH","market":"0x..","oracle":"0x..",'
+                    '"spot_token":"0x.."},{"name":"BTC",...}]')
+
+
+def _markets(raw: str | None) -> tuple[MarketConfig, ...]:
+    """Parse ``HEDGER_MARKETS`` exactly (JSON numbers as Decimal, never float)."""
+    import json
+    if raw is None:
+        return ()
+    try:
+        items = json.loads(raw, parse_float=Decimal)
+    except ValueError as err:
+        msg = getattr(err, "msg", str(err))
+        where = f" (line {err.lineno}, column {err.colno})" if isinstance(err, json.JSONDecodeError) else ""
+        raise ConfigError(MARKETS_VAR, f"is not valid JSON: {msg}{where}", f"set it to {_MARKETS_EXAMPLE}") from None
+    if not isinstance(items, list) or not items:
+        raise ConfigError(MARKETS_VAR, "is not a non-empty JSON list", f"set it to {_MARKETS_EXAMPLE}")
+    out: list[MarketConfig] = []
+    names: dict[str, int] = {}
+    markets: dict[str, int] = {}
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ConfigError(MARKETS_VAR, f"entry {i} is not a JSON object", f"write each entry as {{\"name\": "
+                              f"..., \"market\": \"0x..\", \"oracle\": \"0x..\", \"spot_token\": \"0x..\"}}")
+        unknown = sorted(set(item) - set(_MARKET_KEYS))
+        if unknown:
+            raise ConfigError(MARKETS_VAR, f"entry {i} has unknown key(s) {', '.join(map(repr, unknown))}",
+                              f"use only the keys {', '.join(_MARKET_KEYS)}")
+        name = item.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(MARKETS_VAR, f"entry {i} has no \"name\"", "give every entry a unique name, e.g. "
+                              "\"name\": \"ETH\"")
+        name = name.strip()
+        label = f"entry {i} ({name!r})"
+        if name.lower() in names:
+            raise ConfigError(MARKETS_VAR, f"{label} repeats the name of entry {names[name.lower()]}",
+                              "give every entry a unique name")
+        names[name.lower()] = i
+
+        def addr(key: str, required: bool) -> str | None:
+            v = item.get(key)
+            if v is not None and not isinstance(v, str):
+                raise ConfigError(MARKETS_VAR, f"{label} {key}: is not a string",
+                                  "write the address as a string, \"0x\" followed by 40 hex digits")
+            try:
+                return _address(key, v, required=required)
+            except ConfigError as err:
+                raise ConfigError(MARKETS_VAR, f"{label} {key}: {err.problem}", err.fix) from None
+
+        def amount(key: str, default: str, hi: Decimal | None, what: str) -> int:
+            v = item.get(key, default)
+            if isinstance(v, bool) or not isinstance(v, (str, int, Decimal)):
+                raise ConfigError(MARKETS_VAR, f"{label} {key}: is not a number", f"set it to {what}")
+            try:
+                return _e18(_dec(key, str(v), lo=Decimal(0), hi=hi, what=what))
+            except ConfigError as err:
+                raise ConfigError(MARKETS_VAR, f"{label} {key}: {err.problem}", err.fix) from None
+
+        cfg = MarketConfig(
+            name=name, market=addr("market", True) or "", oracle=addr("oracle", True) or "",
+            spot_token=addr("spot_token", True) or "", sequencer_feed=addr("sequencer_feed", False),
+            second_oracle=addr("second_oracle", False),
+            extra_exposure=amount("extra_exposure", "0", None, "an amount of the spot asset held elsewhere, "
+                                  "as a decimal string, e.g. \"2.5\""),
+            hedge_ratio=amount("hedge_ratio", "1", Decimal(2), "a ratio between 0 and 2, e.g. \"1.0\"")
+            if "hedge_ratio" in item else None)
+        if cfg.market in markets:
+            raise ConfigError(MARKETS_VAR, f"{label} market: {cfg.market} is already entry {markets[cfg.market]}",
+                              "list each market once")
+        markets[cfg.market] = i
+        out.append(cfg)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class Settings:
     rpc_url: str = "http://127.0.0.1:8545"
     private_key: Secret | None = None
@@ -153,6 +245,7 @@ class Settings:
     alert_refusal_streak: int = 3                # alert after this many refusals in a row
     daily_max_notional_usd: int | None = 5_000_000 * UNIT   # E18 USD traded per UTC day (chain time)
     daily_max_gas: int | None = UNIT                        # wei of gas spent per UTC day (1 ETH)
+    markets: tuple[MarketConfig, ...] = ()   # HEDGER_MARKETS: several markets in one cycle (hedger.multimarket)
 
     def gas_policy(self) -> "GasPolicy":
         from hedger.executor import GasPolicy
@@ -323,7 +416,9 @@ class Settings:
                 return None
             return _e18(_dec(name, raw, lo=Decimal(0), lo_open=True, what=what))
 
+        markets = () if for_deploy else _markets(g(MARKETS_VAR))
         return cls(
+            markets=markets,
             daily_max_notional_usd=limit("HEDGER_DAILY_MAX_NOTIONAL_USD", "5000000",
                                          "a USD amount per day, e.g. 5000000 (or 'off')"),
             daily_max_gas=limit("HEDGER_DAILY_MAX_GAS_ETH", "1", "an amount of ETH per day, e.g. 1 (or 'off')"),
@@ -349,9 +444,9 @@ class Settings:
             unlimited_approval=unlimited in ("1", "true", "yes"),
             rpc_url=rpc, private_key=secret, ape_account=ape_alias, account=account, chain_id=chain_id,
             protocol=protocol,
-            market=_address("HEDGER_MARKET", g("HEDGER_MARKET"), required=not for_deploy) or "",
-            oracle=_address("HEDGER_ORACLE", g("HEDGER_ORACLE"), required=not for_deploy) or "",
-            spot_token=_address("HEDGER_SPOT_TOKEN", g("HEDGER_SPOT_TOKEN"), required=not for_deploy) or "",
+            market=_address("HEDGER_MARKET", g("HEDGER_MARKET"), required=not for_deploy and not markets) or "",
+            oracle=_address("HEDGER_ORACLE", g("HEDGER_ORACLE"), required=not for_deploy and not markets) or "",
+            spot_token=_address("HEDGER_SPOT_TOKEN", g("HEDGER_SPOT_TOKEN"), required=not for_deploy and not markets) or "",
             collateral_token=_address("HEDGER_COLLATERAL_TOKEN", g("HEDGER_COLLATERAL_TOKEN"), required=not for_deploy) or "",
             sequencer_feed=_address("HEDGER_SEQUENCER_FEED", g("HEDGER_SEQUENCER_FEED"), required=False),
             order_mode=mode, extra_exposure=extra, journal_path=journal,

@@ -85,6 +85,38 @@ def multicall_address(sender: TxSender) -> str:
     return deploy_contract(sender, "Multicall3")
 
 
+@dataclass(frozen=True)
+class MarketDeployment:
+    """A further market beside a reference deployment: its own spot token and feed, shared collateral."""
+
+    market: str
+    oracle: str
+    spot: str
+    collateral: str
+    spot_decimals: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def deploy_market(sender: TxSender, collateral: str, *, name: str, symbol: str, decimals: int,
+                  initial_price: int, params: MarketParams | None = None, feed_decimals: int = 8,
+                  seed_liquidity: int = 0) -> MarketDeployment:
+    """Deploy one more market on an existing collateral token (e.g. a BTC market beside the ETH one):
+    a spot token with ``decimals``, a price feed answering ``initial_price`` (in ``feed_decimals``),
+    and the market. ``seed_liquidity`` (native collateral units) is minted to the market, which
+    needs ``sender`` to own the collateral token."""
+    params = params or MarketParams()
+    spot = deploy_contract(sender, "ReferenceToken", f"{name} (reference)", symbol, decimals)
+    oracle = deploy_contract(sender, "PriceFeed", feed_decimals, f"{symbol} / USD", 1)
+    transact(sender, "PriceFeed", oracle, "setAnswer", initial_price)
+    collateral = Web3.to_checksum_address(collateral)
+    market = deploy_contract(sender, "PerpMarket", collateral, oracle, params.as_tuple())
+    if seed_liquidity > 0:
+        transact(sender, "ReferenceToken", collateral, "mint", market, seed_liquidity)
+    return MarketDeployment(market=market, oracle=oracle, spot=spot, collateral=collateral, spot_decimals=decimals)
+
+
 def deploy_reference(sender: TxSender, *, oracle: str | None = None, collateral: str | None = None,
                      params: MarketParams | None = None, initial_price: int = 3000 * 10**8,
                      feed_decimals: int = 8, seed_liquidity_usd: int = 10_000_000) -> Deployment:

@@ -106,6 +106,10 @@ class Keeper:
         except CallFailed as err:
             raise ChainGuardError(f"{err}: check that the address is right and has the expected interface "
                                   f"(run `hedger status` to see all readings)", address=err.spec.address) from err
+        return self.snapshot_from(r, head)
+
+    def snapshot_from(self, r: dict[str, Any], head: ChainView) -> Snapshot:
+        """The snapshot from the answers to :meth:`_specs` (keyed as there), read at ``head``."""
         s = self.settings
         oracle = parse_feed("oracle", s.oracle, r)
         seq = parse_feed("sequencer", s.sequencer_feed, r) if s.sequencer_feed else None

@@ -48,6 +48,7 @@ class ChainReader:
         self.round_trips = 0
         self._genesis: str | None = None
         self._contracts: dict[tuple[str, str], Any] = {}
+        self._encoding: dict[tuple[Any, ...], tuple[str, str, list[str]]] = {}
         self._id = 0
 
     def _batch(self, requests: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
@@ -83,10 +84,17 @@ class ChainReader:
     def head(self, account: str | None = None) -> ChainView:
         """Round trip 1: latest block and chain id (the genesis hash the first time, and the
         account's mined nonce when an account is given)."""
+        return self.head_with_code(account)[0]
+
+    def head_with_code(self, account: str | None = None, code_at: str | None = None) -> tuple[ChainView, bool | None]:
+        """:meth:`head`, and in the same round trip whether ``code_at`` holds code at the latest
+        block (None when no address is given)."""
         reqs: list[tuple[str, list[Any]]] = [("eth_getBlockByNumber", ["latest", False]), ("eth_chainId", [])]
         if account is not None:
             reqs.append(("eth_getTransactionCount", [account, "latest"]))
             reqs.append(("eth_getBalance", [account, "latest"]))
+        if code_at is not None:
+            reqs.append(("eth_getCode", [Web3.to_checksum_address(code_at), "latest"]))
         if self._genesis is None:
             reqs.append(("eth_getBlockByNumber", ["0x0", False]))
         resp = self._batch(reqs)
@@ -94,13 +102,16 @@ class ChainReader:
             if "error" in r or r.get("result") is None:
                 raise RpcError(f"RPC error reading the chain head: {r.get('error')}")
         block = resp[0]["result"]
+        has_code = None
+        if code_at is not None:
+            has_code = resp[4 if account is not None else 2]["result"] not in ("0x", "0x0", "")
         if self._genesis is None:
             self._genesis = resp[-1]["result"]["hash"]
         return ChainView(chain_id=int(resp[1]["result"], 16), block_number=int(block["number"], 16),
                          block_timestamp=int(block["timestamp"], 16), wall_clock=int(time.time()),
                          genesis_hash=self._genesis or "",
                          account_nonce=int(resp[2]["result"], 16) if account is not None else None,
-                         account_balance=int(resp[3]["result"], 16) if account is not None else None)
+                         account_balance=int(resp[3]["result"], 16) if account is not None else None), has_code
 
     def _contract(self, address: str, abi: str) -> Any:
         key = (address, abi)
@@ -115,23 +126,20 @@ class ChainReader:
         revert of a non-optional call, raises."""
         if not specs:
             return {}
-        fns = [self._contract(spec.address, spec.abi).get_function_by_name(spec.fn)(*spec.args) for spec in specs]
+        encoded = [self._encoded(spec) for spec in specs]
         if self.multicall:
-            answers = self._via_multicall(specs, fns, block_number)
+            answers = self._via_multicall(specs, encoded, block_number)
         else:
-            reqs = [("eth_call", [{"to": Web3.to_checksum_address(spec.address),
-                                   "data": fn._encode_transaction_data()}, hex(block_number)])
-                    for spec, fn in zip(specs, fns)]
+            reqs = [("eth_call", [{"to": to, "data": data}, hex(block_number)]) for to, data, _ in encoded]
             answers = [(None, bytes.fromhex(r["result"][2:])) if "error" not in r
                        else (str(r["error"].get("message", r["error"])), b"") for r in self._batch(reqs)]
         out: dict[str, Any] = {}
-        for spec, fn, (failure, raw) in zip(specs, fns, answers):
+        for spec, (_, _, types), (failure, raw) in zip(specs, encoded, answers):
             if failure is not None:
                 if spec.optional:
                     out[spec.key] = None
                     continue
                 raise CallFailed(spec, failure)
-            types = [o["type"] if o["type"] != "tuple" else _tuple_type(o) for o in fn.abi["outputs"]]
             if not raw and types:
                 raise ChainGuardError(f"{spec.fn}() at {spec.address} returned nothing: no contract there, "
                                       f"or not the expected interface ({spec.abi})", address=spec.address)
@@ -143,14 +151,27 @@ class ChainReader:
             out[spec.key] = vals[0] if len(vals) == 1 else tuple(vals)
         return out
 
-    def _via_multicall(self, specs: list[CallSpec], fns: list[Any], block_number: int) -> list[tuple[str | None, bytes]]:
+    def _encoded(self, spec: CallSpec) -> tuple[str, str, list[str]]:
+        """(checksummed address, call data, output types) of a view call, encoded once: a
+        keeper reads the same views every cycle, and web3's encoder is slow."""
+        key = (spec.address, spec.abi, spec.fn, spec.args)
+        hit = self._encoding.get(key)
+        if hit is None:
+            fn = self._contract(spec.address, spec.abi).get_function_by_name(spec.fn)(*spec.args)
+            types = [o["type"] if o["type"] != "tuple" else _tuple_type(o) for o in fn.abi["outputs"]]
+            hit = (Web3.to_checksum_address(spec.address), fn._encode_transaction_data(), types)
+            self._encoding[key] = hit
+        return hit
+
+    AGGREGATE3 = "0x82ad56cb"   # aggregate3((address,bool,bytes)[])
+
+    def _via_multicall(self, specs: list[CallSpec], encoded: list[tuple[str, str, list[str]]],
+                       block_number: int) -> list[tuple[str | None, bytes]]:
         """All calls in one eth_call to a Multicall3-compatible aggregate3 (allowFailure on every
         call; the failures are sorted out per call afterwards). Returns (failure or None, data)."""
         from hedger.executor import decode_revert_data
-        mc = self._contract(self.multicall, "Multicall3")   # type: ignore[arg-type]
-        calls = [(Web3.to_checksum_address(spec.address), True, bytes.fromhex(fn._encode_transaction_data()[2:]))
-                 for spec, fn in zip(specs, fns)]
-        data = mc.functions.aggregate3(calls)._encode_transaction_data()
+        calls = [(to, True, bytes.fromhex(data[2:])) for to, data, _ in encoded]
+        data = self.AGGREGATE3 + self.w3.codec.encode(["(address,bool,bytes)[]"], [calls]).hex()
         (r,) = self._batch([("eth_call", [{"to": self.multicall, "data": data}, hex(block_number)])])
         if "error" in r:
             raise RpcError(f"aggregate3 at {self.multicall} failed: {r['error'].get('message', r['error'])}")
