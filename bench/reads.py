@@ -3,6 +3,8 @@
 - sequential: one eth_call per view, one HTTP request each (the baseline)
 - batch: the head, then every view in one JSON-RPC batch pinned to that block (the default)
 - multicall: the head, then every view in one eth_call to Multicall3's aggregate3
+- keeper: a whole keeper read (``MultiKeeper.read`` with HEDGER_MARKETS, through Multicall3),
+  parsed into snapshots
 
 HTTP round trips are counted by a loopback proxy in front of anvil, wall time is the
 median of the repetitions. Prints the figures and the ratios against the baseline.
@@ -13,8 +15,10 @@ median of the repetitions. Prints the figures and the ratios against the baselin
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,6 +28,8 @@ sys.path.insert(0, str(ROOT))
 from web3 import Web3  # noqa: E402
 
 from hedger.abi import ERC20  # noqa: E402
+from hedger.config import Settings  # noqa: E402
+from hedger.multimarket import MultiKeeper  # noqa: E402
 from hedger.deploy import MarketParams, deploy_contract, deploy_reference, transact  # noqa: E402
 from hedger.executor import KeySigner, Secret, TxSender  # noqa: E402
 from hedger.localchain import dev_account, start_anvil  # noqa: E402
@@ -62,10 +68,21 @@ def measure(label: str, fn, proxy: FaultProxy, reps: int) -> tuple[float, float]
     return statistics.median(times) * 1000, statistics.median(trips)
 
 
+def multi_keeper(url: str, w3: Web3, d, markets: list[str], account: str, tmp: Path) -> MultiKeeper:  # noqa: ANN001
+    """The production read path: a HEDGER_MARKETS keeper (one spot token and feed per market here,
+    all the reference deployment's), reading through Multicall3."""
+    entries = [{"name": f"M{i}", "market": m, "oracle": d.oracle, "spot_token": d.spot} for i, m in enumerate(markets)]
+    env = {"HEDGER_RPC_URL": url, "HEDGER_ACCOUNT": account, "HEDGER_COLLATERAL_TOKEN": d.collateral,
+           "HEDGER_MARKETS": json.dumps(entries), "HEDGER_MULTICALL": d.multicall,
+           "HEDGER_JOURNAL_PATH": str(tmp / f"bench-{len(markets)}.sqlite")}
+    return MultiKeeper.from_settings(Settings.from_env(env, dotenv=False), w3=w3, use_journal=False)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=20)
     args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-reads-"))
     with start_anvil() as node, FaultProxy(node.url) as proxy:
         w3d = Web3(Web3.HTTPProvider(node.url))
         dep = TxSender(w3d, KeySigner(Secret(dev_account(0).key.hex())))
@@ -82,10 +99,12 @@ def main() -> int:
             specs = specs_for(markets[:n], d, account, w3)
             batch = ChainReader(w3)
             multi = ChainReader(w3, multicall=d.multicall)
+            keeper = multi_keeper(proxy.url(), w3, d, markets[:n], account, tmp)
             rows = [
                 ("sequential", lambda: sequential(w3, batch, specs)),
                 ("batch", lambda: batch.call_many(specs, batch.head(account).block_number)),
                 ("multicall", lambda: multi.call_many(specs, multi.head(account).block_number)),
+                ("keeper", keeper.read),
             ]
             base = None
             for label, fn in rows:

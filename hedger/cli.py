@@ -383,6 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--oracle", help="reuse this AggregatorV3 price feed instead of deploying one")
     de.add_argument("--collateral", help="reuse this ERC20 as collateral instead of deploying one")
     de.set_defaults(func=cmd_deploy)
+    from hedger.simcli import add_parser as add_simulate
+    add_simulate(sub)
     return p
 
 

@@ -37,7 +37,10 @@ class Step:
 class Scenario:
     name: str
     steps: tuple[Step, ...]
-    skew_bias: int = 0           # E18 asset units other traders lean long (+) or short (-) per step
+    # E18 asset units: the net position other traders lean to, long (+) or short (-). Arbitrage
+    # against funding pulls them back (hedger.simulate.TraderModel). ETH perps mostly lean
+    # long (funding ~8-11%/yr over 2021-2024), so a neutral market leans 300 ETH long.
+    skew_bias: int = 300 * UNIT
     lp_units_at_start: int = 0   # E18: an LP leg whose asset amount moves as 1/sqrt(price)
     description: str = ""
     meta: dict[str, str] = field(default_factory=dict)
@@ -129,11 +132,13 @@ def chop(seed: int, *, start: float = 3000.0, steps: int = 168, kappa: float = 0
 
 
 def funding(seed: int, *, direction: int) -> Scenario:
-    """A persistently skewed market: other traders lean long (+1) or short (-1) every step."""
+    """A persistently skewed market: other traders lean long (+1, shorts earn funding) or short
+    (-1, shorts pay funding: where the funding-aware option matters)."""
     base = gbm(seed, steps=168, vol=0.5)
     name = "funding-long" if direction > 0 else "funding-short"
-    return Scenario(name, base.steps, skew_bias=direction * 2_000 * UNIT,
-                    description=f"others lean {'long' if direction > 0 else 'short'} 2,000 ETH per step")
+    lean = 2_000 if direction > 0 else 1_500
+    return Scenario(name, base.steps, skew_bias=direction * lean * UNIT,
+                    description=f"others lean {'long' if direction > 0 else 'short'} {lean:,} ETH")
 
 
 def gap_up(seed: int, *, start: float = 3000.0) -> Scenario:

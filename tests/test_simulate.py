@@ -1,0 +1,219 @@
+"""The simulator on a real fork: an upstream anvil (chain id 1) with the reference protocol,
+forked through ape-foundry, the production keeper running each step.
+
+Runs are short (a few to a few dozen steps) to keep the suite fast; the headline figures
+come from ``hedger simulate`` (README)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+from statistics import pvariance
+
+import pytest
+from hedger import simreport
+from hedger.abi import PROJECT_ROOT, load_abi
+from hedger.deploy import deploy_reference
+from hedger.executor import KeySigner, Secret, TxSender
+from hedger.keeper import make_web3
+from hedger.localchain import dev_account, start_anvil
+from hedger.simulate import Exposure, Job, Runner, SimChain, SimOptions, policies, run_jobs
+from hedger.types import UNIT, PolicyParams
+
+POL = policies(PolicyParams())
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory):
+    c = SimChain().start()
+    yield c
+    c.stop()
+
+
+@pytest.fixture(scope="module")
+def runner(chain: SimChain, tmp_path_factory: pytest.TempPathFactory) -> Runner:
+    return Runner(chain, SimOptions(workdir=tmp_path_factory.mktemp("sim")))
+
+
+def test_fork_is_chain_1_through_ape_foundry(chain: SimChain) -> None:
+    assert chain.w3.eth.chain_id == 1
+    assert chain.upstream is not None and chain.fork_uri != chain.upstream.url
+    # the protocol was deployed on the upstream; the fork reads it from there
+    up = make_web3(chain.upstream.url)
+    assert up.eth.get_code(chain.d.market) == chain.w3.eth.get_code(chain.d.market) != b""
+
+
+def test_default_policy_hedges_and_tracks_the_target(runner: Runner) -> None:
+    r = runner.run(Job("gbm", 3, POL["default"], steps=24))
+    assert len(r.steps) == 24 and r.liquidations == 0
+    band = PolicyParams().band / UNIT
+    for s in r.steps[1:]:
+        # after each cycle the short is within the band (plus the per-cycle cap at the opening)
+        assert abs(s.position - s.target) <= band * abs(s.target) + 1e-9, s
+    vr = simreport.variance_reduction([r])
+    assert vr is not None and vr > 0.95
+    assert pvariance(r.hedged_changes()) < pvariance(r.unhedged_changes()) / 20
+    # gas had a price: the base-fee path was set on the chain each step
+    assert r.gas_used > 0 and r.gas_usd > 0 and all(s.base_fee_gwei > 1 for s in r.steps)
+    assert r.gas_wei >= r.gas_used * 5 * 10**9
+    assert r.reserve_used_usd > 0
+
+
+def test_same_seed_same_run(runner: Runner) -> None:
+    a = runner.run(Job("chop", 5, POL["band-only"], steps=8))
+    b = runner.run(Job("chop", 5, POL["band-only"], steps=8))
+    assert a.steps == b.steps and a.txs == b.txs and a.gas_used == b.gas_used
+    c = runner.run(Job("chop", 6, POL["band-only"], steps=8))
+    assert [s.price for s in c.steps] != [s.price for s in a.steps]
+
+
+def test_fixed_interval_trades_more_than_the_band(runner: Runner) -> None:
+    fixed = runner.run(Job("gbm", 4, POL["fixed-interval"], steps=12))
+    band = runner.run(Job("gbm", 4, POL["default"], steps=12))
+    assert fixed.txs > band.txs and fixed.gas_used > band.gas_used
+    # exact target every step: the residual delta stays small
+    assert max(abs(s.exposure + s.position) for s in fixed.steps[1:]) < 0.5
+    # a 3-hour interval runs the keeper every third step only
+    every3 = runner.run(Job("gbm", 4, replace(POL["fixed-interval"], interval_s=3 * 3600), steps=12))
+    assert sum(1 for s in every3.steps if s.decision != "skipped") == 4
+
+
+def test_gap_up_no_liquidation_by_default_but_liquidated_when_overlevered(runner: Runner) -> None:
+    safe = runner.run(Job("gap-up", 1, POL["default"], steps=27))
+    assert safe.liquidations == 0
+    # the same jump against a short kept at ~9x with no top-ups: the liquidation keeper takes it
+    reckless = replace(PolicyParams(), target_leverage=9 * UNIT, max_leverage=10 * UNIT, min_leverage=8 * UNIT,
+                       liquidation_buffer=0)
+    r = runner.run(Job("gap-up", 1, replace(POL["default"], params=reckless), steps=27))
+    assert r.liquidations >= 1
+    assert min(s.margin_ratio for s in r.steps if s.margin_ratio is not None) < 0.12
+
+
+def test_oracle_outage_refuses_while_the_feed_is_stale(runner: Runner) -> None:
+    r = runner.run(Job("oracle-outage", 2, POL["default"], steps=28))
+    assert r.outcomes.get("refused", 0) >= 1
+    decisions = [s.decision for s in r.steps]
+    assert set(decisions[21:26]) <= {"oracle_stale", "market_price_invalid"}, decisions
+    assert "oracle_stale" in decisions[21:26] and decisions[27] not in ("oracle_stale", "market_price_invalid")
+
+
+def test_funding_aware_holds_less_short_when_shorts_pay(runner: Runner) -> None:
+    base = runner.run(Job("funding-short", 1, POL["default"], steps=36))
+    aware = runner.run(Job("funding-short", 1, POL["funding-aware"], steps=36))
+    assert base.steps[-1].funding_rate_yr < -0.10         # shorts pay more than the 10%/yr threshold
+    assert any(s.decision == "funding_range" for s in aware.steps)
+    # the aware hedge sits inside 0.8..1.0 of the exposure, and pays less funding
+    for s in aware.steps[-10:]:
+        assert 0.8 * s.exposure - 1e-6 <= -s.position <= 1.0 * s.exposure + 1e-6
+    assert aware.funding_usd > base.funding_usd
+
+
+def test_delayed_orders_are_filled_by_the_protocol_keeper(tmp_path: Path) -> None:
+    runs = run_jobs([Job("gbm", 2, POL["default"], steps=4)], chain_kw={"order_mode": "delayed"},
+                    options=SimOptions(workdir=tmp_path), progress=False)
+    r = runs[0]
+    assert abs(r.steps[-1].position - r.steps[-1].target) <= 0.05 * abs(r.steps[-1].target) + 1e-9
+    assert r.fees_usd > 0
+
+
+def test_exposure_moves_with_flows_and_the_lp_leg(runner: Runner) -> None:
+    r = runner.run(Job("rally", 1, POL["band-only"], steps=48))
+    ex = [s.exposure for s in r.steps]
+    # the LP leg sells the asset as the price rises (1/sqrt(P)); the flows add then remove spot
+    assert ex[16] - ex[15] == pytest.approx(12.0, abs=0.5)       # +20% of the 60 spot at n/3
+    assert ex[32] - ex[31] == pytest.approx(-18.0, abs=0.5)      # -30% at 2n/3
+    p0, p47 = r.steps[0].price, r.steps[47].price
+    assert p47 > 1.4 * p0
+    assert ex[47] == pytest.approx(60 + 12 - 18 + 40 * (p0 / p47) ** 0.5, rel=1e-9)
+    no_lp = Exposure(spot=100 * UNIT, lp=0, flows=False)
+    r2 = Runner(runner.chain, replace(runner.o, exposure=no_lp)).run(Job("rally", 1, POL["band-only"], steps=10))
+    assert {s.exposure for s in r2.steps} == {100.0}
+
+
+def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{PROJECT_ROOT / 'node_modules' / '.bin'}:{Path(sys.executable).parent}:"
+                                 f"{os.environ.get('PATH', '')}"}
+    return subprocess.run([sys.executable, "-m", "hedger.cli", "simulate", "--no-progress", *args],
+                          capture_output=True, text=True, timeout=timeout, cwd=PROJECT_ROOT, env=env)
+
+
+def test_cli_json_parallel_and_reproducible(tmp_path: Path, runner: Runner) -> None:
+    out = tmp_path / "sim.json"
+    p = _cli("--scenario", "gbm", "--seed", "7", "--seeds", "2", "--steps", "5", "--policies",
+             "default,fixed-interval", "--workers", "2", "--json", str(out), "--plots", str(tmp_path / "png"))
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "var.red." in p.stdout and "steps/s" in p.stdout
+    doc = json.loads(out.read_text())
+    for name in ("default", "fixed-interval"):
+        pol = doc["policies"][name]
+        for key in ("variance_reduction", "liquidations", "txs", "gas_used", "cost_usd"):
+            assert key in pol, key
+        assert 0 < pol["variance_reduction"] <= 1 and pol["txs"] > 0 and pol["cost_usd"] > 0
+    assert len(list((tmp_path / "png").glob("*.png"))) == 2
+    # the same jobs in this process give the same figures as the two worker processes did
+    again = [runner.run(Job("gbm", seed, POL[name], steps=5)) for seed in (7, 8) for name in ("default", "fixed-interval")]
+    by_key = {(r["seed"], r["policy"]): r for r in doc["runs"]}
+    for r in again:
+        j = by_key[(r.seed, r.policy)]
+        assert j["txs"] == r.txs and j["gas_used"] == r.gas_used
+        assert j["cost_usd"] == pytest.approx(r.cost_usd, rel=1e-12)
+
+
+def test_cli_sweep_reports_a_frontier(tmp_path: Path) -> None:
+    out = tmp_path / "sweep.json"
+    p = _cli("--scenario", "chop", "--steps", "4", "--policies", "fixed-interval", "--sweep", "band=0.02,0.1",
+             "--workers", "1", "--json", str(out))
+    assert p.returncode == 0, p.stderr[-2000:]
+    doc = json.loads(out.read_text())
+    labels = {pt["label"] for pt in doc["frontier"]}
+    assert labels == {"fixed-interval", "default[band=0.02]", "default[band=0.1]"}
+    assert any(pt["frontier"] for pt in doc["frontier"])
+    assert "frontier" in p.stdout
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["--scenario", "moon"], "--scenario"),
+    (["--scenario", "csv:/nonexistent.csv"], "--scenario"),
+    (["--sweep", "band"], "--sweep"),
+    (["--sweep", "spread=1"], "--sweep"),
+    (["--set", "target_leverage=5"], "--set"),
+    (["--policies", "yolo"], "--policies"),
+    (["--json", "/nonexistent/dir/x.json"], "--json"),
+    (["--oracle", "0x0000000000000000000000000000000000000001"], "--oracle"),
+])
+def test_cli_bad_input_names_the_flag(args: list[str], flag: str) -> None:
+    p = _cli(*args, timeout=120)
+    assert p.returncode == 2
+    assert flag in p.stderr and "Fix:" in p.stderr
+
+
+def test_fork_url_reuses_real_contracts_and_etches_the_feed(tmp_path: Path) -> None:
+    """A stand-in for a real chain: chain id 1 with a feed and collateral that the simulator
+    does not own (deployed by another key). It etches the feed and deals the collateral."""
+    real = start_anvil(chain_id=1)
+    try:
+        w3 = make_web3(real.url)
+        other = TxSender(w3, KeySigner(Secret(dev_account(7).key.hex())))
+        d = deploy_reference(other, initial_price=2_000 * 10**8)
+        runs = run_jobs([Job("crash", 1, POL["default"], steps=4)],
+                        chain_kw={"fork_url": real.url, "oracle": d.oracle, "collateral": d.collateral},
+                        options=SimOptions(workdir=tmp_path), progress=False)
+        r = runs[0]
+        assert [round(s.price, 2) for s in r.steps] == [round(p / 1e8, 2) for p in
+                                                         _prices("crash", 1)[:4]]
+        assert r.steps[-1].position < 0 and r.liquidations == 0
+        # the real chain itself was not touched
+        feed = w3.eth.contract(address=d.oracle, abi=load_abi("AggregatorV3Interface"))
+        assert feed.functions.latestRoundData().call()[1] == 2_000 * 10**8
+    finally:
+        real.stop()
+
+
+def _prices(name: str, seed: int) -> list[int]:
+    from hedger.scenarios import make
+    return make(name, seed).prices()
+
