@@ -228,15 +228,7 @@ class Keeper:
         if cid is not None and notes and self.journal is not None:
             self.journal.set_notes(cid, notes)
         log.info("decision %s (%s): %s", decision.kind.value, decision.code, decision.reason)
-        if decision.kind is DecisionKind.REFUSE:
-            res.outcome, res.exit_code, res.error = "refused", REFUSAL_EXIT[decision.refusal], decision.reason
-        elif not calls:
-            res.outcome = "held_limit" if decision.code == "daily_limit" else "held"
-        elif pause is not None:
-            res.outcome = "paused"
-        elif dry:
-            res.outcome = "dry_run"
-        else:
+        if settle_unsent(res, paused=pause is not None):
             self._execute(res, calls, cid)
         if self.journal is not None and cid is not None:
             self.journal.close_cycle(cid, res.outcome, res.exit_code, res.error)
@@ -265,6 +257,25 @@ class Keeper:
             res.outcome, res.exit_code, res.error = "failed", err.exit_code, redact_urls(str(err))
         except HedgerError as err:
             res.outcome, res.exit_code, res.error = "failed", err.exit_code, redact_urls(str(err))
+
+
+def settle_unsent(res: CycleResult, *, paused: bool) -> bool:
+    """Set the outcome of a cycle that sends nothing (refused, held, paused, dry run) and return
+    False; return True when its calls are to be sent."""
+    decision = res.decision
+    assert decision is not None
+    if decision.kind is DecisionKind.REFUSE:
+        assert decision.refusal is not None
+        res.outcome, res.exit_code, res.error = "refused", REFUSAL_EXIT[decision.refusal], decision.reason
+    elif not res.calls:
+        res.outcome = "held_limit" if decision.code == "daily_limit" else "held"
+    elif paused:
+        res.outcome = "paused"
+    elif res.dry_run:
+        res.outcome = "dry_run"
+    else:
+        return True
+    return False
 
 
 def fill_due_orders(w3: Web3, adapter: PerpAdapter, keeper_sender: TxSender, accounts: list[str]) -> list[str]:

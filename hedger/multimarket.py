@@ -35,7 +35,7 @@ from hedger.errors import ActionTooLarge, ChainGuardError, ConfigError, RpcError
 from hedger.executor import Executor, Signer, TxSender
 from hedger.fixedpoint import UNIT, fmt_units
 from hedger.journal import Journal
-from hedger.keeper import REFUSAL_EXIT, Keeper, make_web3
+from hedger.keeper import Keeper, make_web3, settle_unsent
 from hedger.lock import AccountLock
 from hedger.reader import CallFailed, CallSpec, ChainReader
 from hedger.types import Call, ChainView, CycleResult, Decision, DecisionKind, PolicyParams, Snapshot
@@ -289,16 +289,7 @@ class MultiKeeper:
                 if journaled:
                     self.journal.set_notes(res.cycle_id, journaled)
             log.info("%s: decision %s (%s): %s", name, decision.kind.value, decision.code, decision.reason)
-            if decision.kind is DecisionKind.REFUSE:
-                assert decision.refusal is not None
-                res.outcome, res.exit_code, res.error = "refused", REFUSAL_EXIT[decision.refusal], decision.reason
-            elif not calls:
-                res.outcome = "held_limit" if decision.code == "daily_limit" else "held"
-            elif pause is not None:
-                res.outcome = "paused"
-            elif dry:
-                res.outcome = "dry_run"
-            else:
+            if settle_unsent(res, paused=pause is not None):
                 to_send[name] = calls
         if to_send:
             self._execute(to_send, results, allocs)
