@@ -139,6 +139,13 @@ class SimChain:
     _abi_cache: dict[tuple[str, str], tuple[str, list[str]]] = field(default_factory=dict)
 
     def start(self) -> "SimChain":
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()     # no orphaned upstream or fork node when the set-up fails half-way
+            raise
+
+    def _start(self) -> "SimChain":
         if self.fork_url is None:
             self.upstream = start_anvil(chain_id=1)
             up_w3 = make_web3(self.upstream.url)

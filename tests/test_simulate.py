@@ -217,3 +217,18 @@ def _prices(name: str, seed: int) -> list[int]:
     from hedger.scenarios import make
     return make(name, seed).prices()
 
+
+
+def test_ape_run_simulate(tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": f"{PROJECT_ROOT / 'node_modules' / '.bin'}:{Path(sys.executable).parent}:"
+                                 f"{os.environ.get('PATH', '')}"}
+    p = subprocess.run([str(Path(sys.executable).parent / "ape"), "run", "simulate", "--scenario", "gbm", "--steps",
+                        "2", "--policies", "default", "--workers", "1", "--no-progress", "--json",
+                        str(tmp_path / "a.json")], capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT,
+                       env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "var.red." in p.stdout
+    assert json.loads((tmp_path / "a.json").read_text())["policies"]["default"]["runs"] == 1
+    bad = subprocess.run([str(Path(sys.executable).parent / "ape"), "run", "simulate", "--scenario", "moon"],
+                         capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT, env=env)
+    assert bad.returncode == 2 and "--scenario" in bad.stderr
