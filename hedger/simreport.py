@@ -105,21 +105,37 @@ def run_summary(r: RunResult) -> dict[str, Any]:
 
 
 def compare_fixed_interval(pols: dict[str, Any], against: str = "default") -> dict[str, Any] | None:
-    """The cost target: ``against``'s cost over that of the cheapest fixed-interval policy whose
-    residual risk is at least ``against``'s (equal or lower risk for ``against``)."""
+    """The cost target, at equal residual risk: ``against``'s cost over the cost of fixed-interval
+    rebalancing at the same residual risk, read off the fixed-interval runs' cost/risk curve
+    (linear between the two intervals whose risks bracket ``against``'s). When ``against`` is
+    less risky than every fixed interval run, the least risky one is the comparator (at equal
+    risk fixed-interval would cost more still). Also each interval's own cost ratio and risk."""
     mine = pols.get(against)
-    fixed = {k: v for k, v in pols.items() if k.startswith("fixed-interval")}
+    fixed = sorted(((v["residual_risk_usd"], v["cost_usd"], k) for k, v in pols.items()
+                    if k.startswith("fixed-interval")), key=lambda x: x[0])
     if not mine or not fixed:
         return None
-    riskier = {k: v for k, v in fixed.items() if v["residual_risk_usd"] >= mine["residual_risk_usd"]}
-    if not riskier:
-        return {"policy": against, "note": "every fixed-interval policy run had lower residual risk; "
-                                            "run longer intervals (e.g. --policies fixed-interval-24h)"}
-    name, ref = min(riskier.items(), key=lambda kv: kv[1]["cost_usd"])
-    ratio = mine["cost_usd"] / ref["cost_usd"] if ref["cost_usd"] else None
-    return {"policy": against, "against": name, "risk": mine["residual_risk_usd"],
-            "against_risk": ref["residual_risk_usd"], "cost_usd": mine["cost_usd"],
-            "against_cost_usd": ref["cost_usd"], "cost_ratio": ratio}
+    risk, cost = mine["residual_risk_usd"], mine["cost_usd"]
+    per = [{"against": k, "against_risk": r, "against_cost_usd": c, "cost_ratio": cost / c if c else None,
+            "risk_ratio": risk / r if r else None} for r, c, k in fixed]
+    out: dict[str, Any] = {"policy": against, "risk": risk, "cost_usd": cost, "per_interval": per}
+    if risk <= fixed[0][0]:
+        out.update(against=fixed[0][2], equal_risk_cost_usd=fixed[0][1],
+                   how=f"{fixed[0][2]} is the least risky fixed interval run and is riskier still")
+    elif risk > fixed[-1][0]:
+        out["note"] = ("every fixed-interval policy run had lower residual risk; run longer intervals "
+                       "(e.g. --policies fixed-interval-24h)")
+        return out
+    else:
+        for (r0, c0, k0), (r1, c1, k1) in zip(fixed, fixed[1:]):
+            if r0 <= risk <= r1:
+                w = (risk - r0) / (r1 - r0) if r1 > r0 else 0.0
+                out.update(against=f"{k0}..{k1}", equal_risk_cost_usd=c0 + w * (c1 - c0),
+                           how=f"interpolated between {k0} and {k1} at equal residual risk")
+                break
+    eq = out["equal_risk_cost_usd"]
+    out["cost_ratio"] = cost / eq if eq else None
+    return out
 
 
 # ------------------------------------------------------------------------------------ terminal
@@ -155,12 +171,17 @@ def table(doc: dict[str, Any]) -> str:
                                    for i, (c, w) in enumerate(zip(cells, widths)))
     out = [line(cols), line(["-" * w for w in widths])] + [line(b) for b in body]
     cmp = doc.get("comparison")
-    if cmp and cmp.get("cost_ratio") is not None:
+    if cmp:
         out.append("")
-        out.append(f"cost of {cmp['policy']} / cost of {cmp['against']} (residual risk "
-                   f"{cmp['risk']:,.0f} vs {cmp['against_risk']:,.0f} $/step): {cmp['cost_ratio']:.3f}")
-    elif cmp and cmp.get("note"):
-        out += ["", f"cost comparison: {cmp['note']}"]
+        for p in cmp["per_interval"]:
+            ratio = "-" if p["cost_ratio"] is None else f"{p['cost_ratio']:.3f}"
+            out.append(f"cost of {cmp['policy']} / cost of {p['against']}: {ratio} "
+                       f"(residual risk {cmp['risk']:,.0f} vs {p['against_risk']:,.0f} $/step)")
+        if cmp.get("cost_ratio") is not None:
+            out.append(f"cost of {cmp['policy']} / cost of fixed-interval at equal residual risk "
+                       f"({cmp['how']}): {cmp['cost_ratio']:.3f}")
+        elif cmp.get("note"):
+            out.append(f"at equal residual risk: {cmp['note']}")
     return "\n".join(out)
 
 

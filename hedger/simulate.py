@@ -469,7 +469,9 @@ class Runner:
                             gas_wei += tx.gas_used * (tx.effective_gas_price or 0)
                             fees += tx.fee or 0
                     # 7. delayed orders: past the minimum delay, the protocol keeper fills
-                    if chain.order_mode == "delayed" and any(c.function == "submitDelayedOrder" for c in cr.calls):
+                    pending = cr.snapshot is not None and cr.snapshot.account.pending_order is not None
+                    submitted = any(c.function == "submitDelayedOrder" for c in cr.calls) and cr.outcome == "acted"
+                    if chain.order_mode == "delayed" and (submitted or pending):
                         head = int(w3.eth.get_block("latest")["timestamp"])
                         chain.rpc("evm_mine", head + self.chain.market_params.minOrderDelay + 1)
                         for h in fill_due_orders(w3, keeper.adapter, self.order_keeper, [self.hedger]):
