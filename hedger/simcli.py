@@ -106,6 +106,9 @@ def _apply(params: PolicyParams, flag: str, assignments: dict[str, str]) -> Poli
         if field_name not in names:
             raise ConfigError(flag, f"unknown parameter {k!r}", f"use one of {', '.join(TUNABLE)}")
         changes[field_name] = _value(flag, k, raw)
+    if "hedge_ratio" in changes and "funding_min_ratio" not in changes and \
+            params.funding_min_ratio == params.hedge_ratio:
+        changes["funding_min_ratio"] = changes["hedge_ratio"]     # the funding-aware range stays off
     p = replace(params, **changes)
     if not p.min_leverage < p.target_leverage < p.max_leverage:
         raise ConfigError(flag, "target_leverage must lie strictly between min_leverage and max_leverage",

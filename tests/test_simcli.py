@@ -1,0 +1,60 @@
+"""`hedger simulate`'s policy list, --set and --sweep parsing (no chain)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from hedger.errors import ConfigError
+from hedger.simcli import build_policies
+from hedger.types import UNIT, PolicyParams
+
+
+def args(**kw: object) -> argparse.Namespace:
+    base = {"policies": "fixed-interval,band-only,default,funding-aware", "set": [], "sweep": []}
+    return argparse.Namespace(**{**base, **kw})
+
+
+def test_named_policies_and_fixed_interval_hours() -> None:
+    pols = build_policies(args(policies="default,fixed-interval,fixed-interval-4h,fixed-interval-0.5h"))
+    by = {p.name: p for p in pols}
+    assert by["default"].params == PolicyParams() and by["default"].interval_s == 0
+    assert by["fixed-interval"].interval_s == 3600 and by["fixed-interval"].params.band == 0
+    assert by["fixed-interval-4h"].interval_s == 4 * 3600 and by["fixed-interval-0.5h"].interval_s == 1800
+
+
+def test_set_applies_to_every_policy_and_keeps_the_funding_range_off() -> None:
+    pols = {p.name: p for p in build_policies(args(set=["hedge_ratio=0.9", "cooldown=60"]))}
+    assert pols["default"].params.hedge_ratio == 9 * UNIT // 10
+    assert pols["default"].params.funding_min_ratio == pols["default"].params.hedge_ratio   # still off
+    assert pols["funding-aware"].params.funding_min_ratio == 8 * UNIT // 10
+    assert pols["band-only"].params.cooldown_s == 0 and pols["default"].params.cooldown_s == 60
+
+
+def test_sweep_grid_and_intervals() -> None:
+    pols = build_policies(args(policies="default", sweep=["band=0.02,0.1", "target_leverage=1.75,2.5",
+                                                          "interval=2,8"]))
+    names = [p.name for p in pols]
+    assert names == ["default", "fixed-interval-2h", "fixed-interval-8h",
+                     "default[band=0.02,target_leverage=1.75]", "default[band=0.02,target_leverage=2.5]",
+                     "default[band=0.1,target_leverage=1.75]", "default[band=0.1,target_leverage=2.5]"]
+    last = pols[-1].params
+    assert last.band == UNIT // 10 and last.target_leverage == 25 * UNIT // 10
+
+
+@pytest.mark.parametrize("kw, flag", [
+    ({"policies": "yolo"}, "--policies"),
+    ({"policies": "fixed-interval-xh"}, "--policies"),
+    ({"policies": "default,default"}, "--policies"),
+    ({"set": ["band"]}, "--set"),
+    ({"set": ["spread=1"]}, "--set"),
+    ({"set": ["band=abc"]}, "--set"),
+    ({"set": ["target_leverage=4"]}, "--set"),
+    ({"sweep": ["band=0.1,-1"]}, "--sweep"),
+    ({"sweep": ["band="]}, "--sweep"),
+])
+def test_bad_input_names_the_flag(kw: dict[str, object], flag: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        build_policies(args(**kw))
+    assert e.value.variable == flag and e.value.fix
