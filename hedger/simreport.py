@@ -24,6 +24,9 @@ from typing import Any, Iterable
 from hedger.simulate import RunResult
 
 
+COLLATERAL_SHORT = {"collateral_limited", "collateral_short", "deleverage"}
+
+
 def _var(xs: list[float]) -> float:
     return pvariance(xs) if len(xs) > 1 else 0.0
 
@@ -71,6 +74,8 @@ def summarize(runs: list[RunResult]) -> dict[str, Any]:
         "cost_usd_per_run": cost / n,
         "txs_per_run": sum(r.txs for r in runs) / n,
         "reserve_used_usd_max": max(r.reserve_used_usd for r in runs),
+        # cycles where the reserve could not fund what the policy wanted (it grew less or deleveraged)
+        "collateral_short_cycles": sum(1 for r in runs for s in r.steps if s.decision in COLLATERAL_SHORT),
         "funding_rate_yr_mean": fmean(s.funding_rate_yr for r in runs for s in r.steps),
         "funding_rate_yr_min": min(s.funding_rate_yr for r in runs for s in r.steps),
         "funding_rate_yr_max": max(s.funding_rate_yr for r in runs for s in r.steps),
@@ -170,6 +175,11 @@ def table(doc: dict[str, Any]) -> str:
     line = lambda cells: "  ".join(c.rjust(w) if i > 1 else c.ljust(w)  # noqa: E731
                                    for i, (c, w) in enumerate(zip(cells, widths)))
     out = [line(cols), line(["-" * w for w in widths])] + [line(b) for b in body]
+    short = [(sc, pname, s["collateral_short_cycles"]) for sc, pname, s in rows
+             if sc != "(all)" and s["collateral_short_cycles"]]
+    for sc, pname, n in short:
+        out.append(f"note: {sc} / {pname}: the reserve ran short in {n} cycles (the short grew less or was "
+                   f"reduced); raise --reserve-usd to see what it needs")
     cmp = doc.get("comparison")
     if cmp:
         out.append("")

@@ -102,3 +102,12 @@ def test_report_table_and_json(tmp_path: Path) -> None:
     series = simreport.run_series(runs[0])
     assert series["cum_hedged"][-1] == pytest.approx(sum(series[k][-1] for k in (
         "cum_spot", "cum_perp_price", "cum_funding", "cum_fees", "cum_execution", "cum_gas")))
+
+
+def test_reserve_running_short_is_counted_and_noted() -> None:
+    steps = [step(0.0), step(10.0, -10.0), step(-5.0, 5.0)]
+    steps[1].decision = "collateral_limited"
+    steps[2].decision = "deleverage"
+    doc = simreport.report([run(steps, scenario="rally")], {})
+    assert doc["policies"]["default"]["collateral_short_cycles"] == 2
+    assert "rally / default: the reserve ran short in 2 cycles" in simreport.table(doc)
