@@ -393,7 +393,11 @@ class Runner:
                "HEDGER_MARKET": self.d.market, "HEDGER_ORACLE": self.d.oracle, "HEDGER_SPOT_TOKEN": self.d.spot,
                "HEDGER_COLLATERAL_TOKEN": self.d.collateral, "HEDGER_JOURNAL_PATH": str(journal),
                "HEDGER_ORDER_MODE": self.chain.order_mode, "HEDGER_MULTICALL": self.d.multicall,
-               "HEDGER_DAILY_MAX_NOTIONAL_USD": "off", "HEDGER_DAILY_MAX_GAS_ETH": "off"}
+               "HEDGER_DAILY_MAX_NOTIONAL_USD": "off", "HEDGER_DAILY_MAX_GAS_ETH": "off",
+               # the block-lag guard compares block time with the wall clock to catch a stale node;
+               # simulated time is the scenario's, behind the wall clock at a run's start and far
+               # ahead of it later, so the guard would refuse for no reason
+               "HEDGER_MAX_BLOCK_LAG": "0"}
         s = Settings.from_env(env, dotenv=False)
         return replace(s, policy=job.policy.params)
 

@@ -63,6 +63,18 @@ def test_default_policy_hedges_and_tracks_the_target(runner: Runner) -> None:
     assert r.reserve_used_usd > 0
 
 
+def test_wall_clock_does_not_matter(runner: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker's chain starts at its wall-clock time; later runs revert to that start while the
+    wall clock moves on. No guard may refuse because of it (the block-lag guard once did)."""
+    first = runner.run(Job("gbm", 3, POL["default"], steps=6))
+    import hedger.reader
+    real = hedger.reader.time.time
+    monkeypatch.setattr(hedger.reader.time, "time", lambda: real() + 7200)
+    later = runner.run(Job("gbm", 3, POL["default"], steps=6))
+    assert "refused" not in later.outcomes
+    assert later.steps == first.steps
+
+
 def test_same_seed_same_run(runner: Runner) -> None:
     a = runner.run(Job("chop", 5, POL["band-only"], steps=8))
     b = runner.run(Job("chop", 5, POL["band-only"], steps=8))
