@@ -68,6 +68,8 @@ def plot_run(run: dict[str, Sequence[float | None]], path: Path | str, title: st
 
         _plot(ax_pos, x, run, "target", color="tab:orange", lw=1.2, drawstyle="steps-post",
               label="target")
+        _plot(ax_pos, x, run, "target_low", color="tab:orange", lw=1.0, ls=":", drawstyle="steps-post",
+              label="funding-aware range edge")
         _plot(ax_pos, x, run, "position", color="tab:blue", lw=1.5, drawstyle="steps-post",
               label="position")
         _plot(ax_pos, x, run, "exposure", -1.0, color="grey", lw=1.0, ls="--",

@@ -206,7 +206,7 @@ def write_json(doc: dict[str, Any], path: Path) -> None:
 def run_series(r: RunResult) -> dict[str, list[float | None]]:
     """A run as the plot's series (cumulative PnL by component)."""
     series: dict[str, list[float | None]] = {k: [] for k in (
-        "t_hours", "price", "target", "position", "exposure", "leverage", "liq_distance", "cum_spot",
+        "t_hours", "price", "target", "target_low", "position", "exposure", "leverage", "liq_distance", "cum_spot",
         "cum_perp_price", "cum_funding", "cum_fees", "cum_execution", "cum_gas", "cum_hedged", "cum_unhedged")}
     acc = dict(spot=0.0, perp_price=0.0, funding=0.0, fees=0.0, execution=0.0, gas=0.0)
     for s in r.steps:
@@ -219,6 +219,7 @@ def run_series(r: RunResult) -> dict[str, list[float | None]]:
         series["t_hours"].append(s.t_hours)
         series["price"].append(s.price)
         series["target"].append(s.target)
+        series["target_low"].append(s.target_low)
         series["position"].append(s.position)
         series["exposure"].append(s.exposure)
         series["leverage"].append(s.leverage)
@@ -261,9 +262,10 @@ def frontier(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def frontier_table(points: list[dict[str, Any]]) -> str:
-    lines = [f"{'point':<44} {'risk $/step':>12} {'cost $/run':>11} {'var.red.':>9} {'liqs':>5}  frontier"]
+    w = max([5] + [len(p["label"]) for p in points])
+    lines = [f"{'point':<{w}} {'risk $/step':>12} {'cost $/run':>11} {'var.red.':>9} {'liqs':>5}  frontier"]
     for p in points:
-        lines.append(f"{p['label']:<44} {p['risk']:>12,.0f} {p['cost_usd']:>11,.0f} "
+        lines.append(f"{p['label']:<{w}} {p['risk']:>12,.1f} {p['cost_usd']:>11,.0f} "
                      f"{_pct(p['variance_reduction']):>9} {p['liquidations']:>5}  {'*' if p['frontier'] else ''}")
     return "\n".join(lines)
 

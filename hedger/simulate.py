@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 from web3 import Web3
 
-from hedger.abi import ERC20, PERP_MARKET, contract_artifact, load_abi
+from hedger.abi import ERC20, contract_artifact, load_abi
 from hedger.config import Settings, register_rpc_url
 from hedger.deploy import Deployment, MarketParams, deploy_contract, deploy_reference
 from hedger.executor import KeySigner, Secret, TxSender
@@ -322,6 +322,7 @@ class StepRecord:
     base_fee_gwei: float
     decision: str = ""
     txs: int = 0
+    target_low: float | None = None   # the funding-aware range's low edge while it applies
 
 
 @dataclass
@@ -383,7 +384,6 @@ class Runner:
         assert w3 is not None and chain.d is not None
         self.w3 = w3
         self.d = chain.d
-        self.market = w3.eth.contract(address=self.d.market, abi=load_abi(PERP_MARKET))
         self.hedger = chain.address(HEDGER)
         self.signer = KeySigner(Secret(dev_account(HEDGER).key.hex()))
         self.order_keeper = TxSender(w3, KeySigner(Secret(dev_account(ORDER_KEEPER).key.hex())))
@@ -444,7 +444,7 @@ class Runner:
                 else:
                     chain.rpc("evm_mine")
                 # 3. other traders, 4. a liquidation keeper
-                others = self._traders(rng, sc.skew_bias, others, answer)
+                others = self._traders(rng, sc.skew_bias, others)
                 if chain.view("PerpMarket", d.market, "canLiquidate", "bool", self.hedger):
                     if chain.send_as(LIQUIDATOR, "PerpMarket", d.market, "liquidate", self.hedger):
                         res.liquidations += 1
@@ -488,7 +488,7 @@ class Runner:
                 last_block_ts = now["block_ts"]
                 exposure_units = spot_units + lp
                 rec = self._record(i, steps, now, prev, exposure_units, lp0, p0, gas_wei, fees, step,
-                                   keeper.settings.policy.hedge_ratio, decision, n_tx)
+                                   keeper.settings.policy, decision, n_tx)
                 records.append(rec)
                 res.fees_usd += -rec.d_fees
                 res.execution_usd += -rec.d_execution
@@ -510,7 +510,7 @@ class Runner:
         sink = "0x000000000000000000000000000000000000dEaD"
         return c.functions.transfer(sink, amount)._encode_transaction_data()
 
-    def _traders(self, rng: random.Random, bias: int, others: int, answer: int) -> int:
+    def _traders(self, rng: random.Random, bias: int, others: int) -> int:
         rate = self.chain.view("PerpMarket", self.d.market, "currentFundingRate", "int256")
         want = self.o.traders.target(rng, bias, rate)
         delta = want - others
@@ -530,7 +530,7 @@ class Runner:
                 "scale": 10 ** (18 - m.collateral_decimals), "block_ts": snap.chain.block_timestamp}
 
     def _record(self, i: int, steps: list[Step], now: dict[str, Any], prev: dict[str, Any] | None,
-                exposure: int, lp0: int, p0: int, gas_wei: int, fees: int, step: Step, hedge_ratio: int,
+                exposure: int, lp0: int, p0: int, gas_wei: int, fees: int, step: Step, params: PolicyParams,
                 decision: str, n_tx: int) -> StepRecord:
         f = lambda v: v / UNIT  # noqa: E731 - E18 to float, for the report
         price = now["price"]
@@ -553,6 +553,9 @@ class Runner:
             d_fees = -fees
             d_exec = d_equity - d_perp - d_funding - d_fees
         hours = sum(s.dt for s in steps[1: i + 1]) / 3600
+        hedge_ratio = params.hedge_ratio
+        # as the policy sees it (hedger.policy._funding_range): shorts pay when the rate is negative
+        ranged = params.funding_min_ratio < hedge_ratio and -now["rate"] * 365 > params.funding_threshold
         liq = now["liq"]
         rec = StepRecord(
             t_hours=hours, price=f(price), exposure=f(exposure), target=-f(exposure * hedge_ratio // UNIT),
@@ -562,7 +565,8 @@ class Runner:
             liq_distance=(abs(liq - price) / price) if notional and liq else None,
             d_spot=d_spot_f, d_perp_price=f(d_perp), d_funding=f(d_funding),
             d_fees=f(d_fees), d_execution=f(d_exec), d_gas=-f(gas_usd), funding_rate_yr=now["rate"] * 365 / UNIT,
-            base_fee_gwei=step.base_fee / 1e9, decision=decision, txs=n_tx)
+            base_fee_gwei=step.base_fee / 1e9, decision=decision, txs=n_tx,
+            target_low=-f(exposure * params.funding_min_ratio // UNIT) if ranged else None)
         now["equity"] = equity
         return rec
 

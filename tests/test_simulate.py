@@ -118,6 +118,8 @@ def test_funding_aware_holds_less_short_when_shorts_pay(runner: Runner) -> None:
     aware = runner.run(Job("funding-short", 1, POL["funding-aware"], steps=36))
     assert base.steps[-1].funding_rate_yr < -0.10         # shorts pay more than the 10%/yr threshold
     assert any(s.decision == "funding_range" for s in aware.steps)
+    assert all(s.target_low == pytest.approx(-0.8 * s.exposure) for s in aware.steps if s.funding_rate_yr < -0.1)
+    assert all(s.target_low is None for s in base.steps)
     # the aware hedge sits inside 0.8..1.0 of the exposure, and pays less funding
     for s in aware.steps[-10:]:
         assert 0.8 * s.exposure - 1e-6 <= -s.position <= 1.0 * s.exposure + 1e-6
