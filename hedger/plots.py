@@ -98,7 +98,7 @@ def plot_run(run: dict[str, Sequence[float | None]], path: Path | str, title: st
 
         for ax in (ax_price, ax_pos, ax_pnl):
             if ax.get_legend_handles_labels()[0]:
-                ax.legend(loc="upper left", fontsize=8, ncol=2)
+                ax.legend(loc="best", fontsize=8, ncol=2, framealpha=0.8)
         for ax in (ax_price, ax_pos, ax_lev, ax_pnl):
             ax.grid(True, alpha=0.3)
         fig.savefig(path, dpi=DPI, format="png")
