@@ -24,7 +24,8 @@ from hedger.lock import AccountLock
 from hedger.oracle import feed_specs, parse_feed
 from hedger.protocols import PerpAdapter, get_adapter
 from hedger.reader import CallFailed, CallSpec, ChainReader
-from hedger.types import (Call, ChainView, CollateralStatus, CycleResult, DailyBudget, DecisionKind, Exposure,
+from hedger.types import (Call, ChainView, CollateralStatus, CycleResult, DailyBudget, Decision, DecisionKind,
+                          Exposure,
                           MarketState, PolicyParams, RefusalKind, Snapshot)
 
 log = logging.getLogger("hedger.keeper")
@@ -215,6 +216,25 @@ class Keeper:
         snapshot = replace(snapshot, daily=self._daily_budget(snapshot))
         params = params or self.params(snapshot)
         decision = policy.decide(snapshot, params)
+        res, paused = self.prepare(snapshot, decision, params, dry_run, notes)
+        plan, calls, dry = res.plan, res.calls, res.dry_run
+        assert plan is not None
+        cid = self.journal.open_cycle(snapshot, decision, plan, calls, dry) if self.journal else None
+        res.cycle_id = cid
+        if cid is not None and notes and self.journal is not None:
+            self.journal.set_notes(cid, notes)
+        log.info("decision %s (%s): %s", decision.kind.value, decision.code, decision.reason)
+        if settle_unsent(res, paused=paused):
+            self._execute(res, calls, cid)
+        if self.journal is not None and cid is not None:
+            self.journal.close_cycle(cid, res.outcome, res.exit_code, res.error)
+        return res
+
+    def prepare(self, snapshot: Snapshot, decision: Decision, params: PolicyParams, dry_run: bool,
+                notes: list[str]) -> tuple[CycleResult, bool]:
+        """Plan ``decision`` and build its calls; the cycle's result so far (dry run when asked, when
+        there is no signer, or when the operator paused the account, which adds a note), and
+        whether the account is paused."""
         plan = planner.plan(decision, params, snapshot.account.size)
         calls = self.adapter.build_calls(plan.actions, snapshot.account, snapshot.market)
         pause = self.paused()
@@ -222,17 +242,8 @@ class Keeper:
             notes.append(f"paused by the operator since {pause['since']} ({pause['reason']}): reading and "
                          "reporting only, nothing is sent")
         dry = dry_run or self.signer is None or pause is not None
-        res = CycleResult(snapshot=snapshot, decision=decision, plan=plan, calls=calls, dry_run=dry, notes=notes)
-        cid = self.journal.open_cycle(snapshot, decision, plan, calls, dry) if self.journal else None
-        res.cycle_id = cid
-        if cid is not None and notes and self.journal is not None:
-            self.journal.set_notes(cid, notes)
-        log.info("decision %s (%s): %s", decision.kind.value, decision.code, decision.reason)
-        if settle_unsent(res, paused=pause is not None):
-            self._execute(res, calls, cid)
-        if self.journal is not None and cid is not None:
-            self.journal.close_cycle(cid, res.outcome, res.exit_code, res.error)
-        return res
+        return CycleResult(snapshot=snapshot, decision=decision, plan=plan, calls=calls, dry_run=dry,
+                           notes=notes), pause is not None
 
     def _execute(self, res: CycleResult, calls: list[Call], cid: int | None) -> None:
         ex = Executor(self.sender(), max_action_usd=self.settings.max_action_usd,

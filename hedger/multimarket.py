@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 from web3 import Web3
 
-from hedger import planner, policy
+from hedger import policy
 from hedger.config import MARKETS_VAR, MarketConfig, Settings, redact_urls
 from hedger.deploy import CANONICAL_MULTICALL3
 from hedger.errors import ActionTooLarge, ChainGuardError, ConfigError, RpcError
@@ -272,16 +272,10 @@ class MultiKeeper:
         for idx, (name, k) in enumerate(self.keepers.items()):
             a = allocs[name]
             s, decision = a.snapshot, a.decision
-            params = k.params(s)
-            plan = planner.plan(decision, params, s.account.size)
-            calls = k.adapter.build_calls(plan.actions, s.account, s.market)
             mnotes = list(market_notes[name]) + ([a.note] if a.note else [])
-            pause = k.paused()
-            if pause is not None:
-                mnotes.append(f"paused by the operator since {pause['since']} ({pause['reason']}): reading and "
-                              "reporting only, nothing is sent")
-            dry = dry_run or self.signer is None or pause is not None
-            res = CycleResult(snapshot=s, decision=decision, plan=plan, calls=calls, dry_run=dry, notes=mnotes)
+            res, paused = k.prepare(s, decision, k.params(s), dry_run or self.signer is None, mnotes)
+            plan, calls, dry = res.plan, res.calls, res.dry_run
+            assert plan is not None
             results[name] = res
             if self.journal is not None:
                 res.cycle_id = self.journal.open_cycle(s, decision, plan, calls, dry)
@@ -289,7 +283,7 @@ class MultiKeeper:
                 if journaled:
                     self.journal.set_notes(res.cycle_id, journaled)
             log.info("%s: decision %s (%s): %s", name, decision.kind.value, decision.code, decision.reason)
-            if settle_unsent(res, paused=pause is not None):
+            if settle_unsent(res, paused=paused):
                 to_send[name] = calls
         if to_send:
             self._execute(to_send, results, allocs)
