@@ -136,7 +136,14 @@ def allocate_collateral(markets: Sequence[tuple[str, Snapshot, PolicyParams]], w
 def market_settings(settings: Settings, m: MarketConfig) -> Settings:
     """The single-market settings of one ``HEDGER_MARKETS`` entry (shared: RPC, signer, account,
     collateral, journal, limits; per market: addresses, extra exposure, hedge ratio)."""
-    pol = settings.policy if m.hedge_ratio is None else replace(settings.policy, hedge_ratio=m.hedge_ratio)
+    pol = settings.policy
+    if m.hedge_ratio is not None:
+        # the funding-aware range is a fraction of the global ratio; off (equal to it) stays off
+        if pol.funding_min_ratio >= pol.hedge_ratio:
+            low = m.hedge_ratio
+        else:
+            low = pol.funding_min_ratio * m.hedge_ratio // pol.hedge_ratio
+        pol = replace(pol, hedge_ratio=m.hedge_ratio, funding_min_ratio=low)
     return replace(settings, market=m.market, oracle=m.oracle, spot_token=m.spot_token,
                    sequencer_feed=m.sequencer_feed or settings.sequencer_feed, second_oracle=m.second_oracle,
                    extra_exposure=m.extra_exposure, policy=pol, markets=())

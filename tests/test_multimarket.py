@@ -411,3 +411,14 @@ def test_short_collateral_goes_to_the_market_nearest_liquidation(multi: Multi) -
     # the ETH top-up went first
     eth_deposit = deposits[0].block_number
     assert all(t.block_number > eth_deposit for t in btc_r.sent)
+
+
+def test_a_market_hedge_ratio_keeps_the_funding_range_as_configured() -> None:
+    from hedger.config import MarketConfig
+    from hedger.multimarket import market_settings
+    m = MarketConfig(name="BTC", market="0x" + "11" * 20, oracle="0x" + "22" * 20, spot_token="0x" + "33" * 20,
+                     hedge_ratio=12 * UNIT // 10)
+    off = market_settings(Settings(policy=PolicyParams()), m).policy
+    assert off.hedge_ratio == off.funding_min_ratio == 12 * UNIT // 10          # still off
+    on = market_settings(Settings(policy=PolicyParams(funding_min_ratio=8 * UNIT // 10)), m).policy
+    assert on.funding_min_ratio == 96 * UNIT // 100                               # 0.8 of the market's 1.2
