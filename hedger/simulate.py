@@ -46,7 +46,6 @@ from hedger.types import UNIT, PolicyParams
 log = logging.getLogger("hedger.simulate")
 
 FORK_NETWORK = "ethereum:mainnet-fork:foundry"
-USDC = 10**6
 ADMIN, HEDGER, TRADER, LIQUIDATOR, ORDER_KEEPER = 0, 1, 2, 3, 4   # anvil dev account indexes
 MAX_UINT = 2**256 - 1
 SIM_TX_GAS = 3_000_000
@@ -247,14 +246,21 @@ class SimChain:
             bal = self.w3.eth.contract(address=token, abi=load_abi(ERC20)).functions.balanceOf(to).call()
             self.rpc("anvil_dealERC20", to, token, hex(bal + amount))
 
+    @functools.cached_property
+    def collateral_unit(self) -> int:
+        """One whole collateral token in its native units (10**6 for USDC)."""
+        assert self.d is not None
+        return 10 ** int(self.view("ReferenceToken", self.d.collateral, "decimals", "uint8"))
+
     def _setup_accounts(self) -> None:
         d = self.d
         assert d is not None
         m = d.market
-        margin = self.trader_margin_usd * USDC
+        margin = self.trader_margin_usd * self.collateral_unit
         self.mint(d.collateral, self.address(TRADER), 2 * margin)
-        self.send_as(TRADER, "ReferenceToken", d.collateral, "approve", m, MAX_UINT)
-        self.send_as(TRADER, "PerpMarket", m, "transferMargin", margin)
+        if not (self.send_as(TRADER, "ReferenceToken", d.collateral, "approve", m, MAX_UINT)
+                and self.send_as(TRADER, "PerpMarket", m, "transferMargin", margin)):
+            raise RuntimeError(f"the simulated traders could not post margin on {m}")
 
     def revert_to_base(self) -> None:
         assert self._base_snapshot is not None
@@ -412,7 +418,8 @@ class Runner:
             raise ValueError(f"scenario {sc.name} has {len(steps)} steps; at least 2 are needed")
         rng = random.Random(f"traders-{job.scenario}-{job.seed}")
         chain, w3, d = self.chain, self.w3, self.d
-        reserve = self.o.reserve_usd * USDC
+        unit = chain.collateral_unit
+        reserve = self.o.reserve_usd * unit
         chain.mint(d.collateral, self.hedger, reserve)
         chain.mint(d.spot, self.hedger, self.o.exposure.spot)
         journal_path = self.o.workdir / f"sim-{os.getpid()}-{job.scenario.replace('/', '_').replace(':', '_')}-{job.seed}-{job.policy.name}{job.tag}.sqlite"
@@ -502,7 +509,7 @@ class Runner:
             journal.close()
             for suffix in ("", "-wal", "-shm", ".lock"):
                 Path(str(journal_path) + suffix).unlink(missing_ok=True)
-        res.reserve_used_usd = (reserve - min_wallet) / USDC
+        res.reserve_used_usd = (reserve - min_wallet) / unit
         return res
 
     def _transfer_data(self, amount: int) -> str:
@@ -543,7 +550,7 @@ class Runner:
             d_spot_f = 0.0
             d_perp = d_funding = 0
             d_fees = -fees
-            d_exec = equity - self.o.reserve_usd * USDC * now["scale"] - d_fees
+            d_exec = equity - self.o.reserve_usd * self.chain.collateral_unit * now["scale"] - d_fees
         else:
             d_spot_f = f(prev["spot_units"] * (price - prev["price"]) // UNIT) + (
                 _lp_value(lp0, p0, price * 10**PRICE_DECIMALS // UNIT) - prev["lp_value"])

@@ -17,7 +17,7 @@ from statistics import pvariance
 import pytest
 from hedger import simreport
 from hedger.abi import PROJECT_ROOT, load_abi
-from hedger.deploy import deploy_reference
+from hedger.deploy import deploy_contract, deploy_reference
 from hedger.executor import KeySigner, Secret, TxSender
 from hedger.keeper import make_web3
 from hedger.localchain import dev_account, start_anvil
@@ -213,13 +213,16 @@ def test_fork_url_reuses_real_contracts_and_etches_the_feed(tmp_path: Path) -> N
         w3 = make_web3(real.url)
         other = TxSender(w3, KeySigner(Secret(dev_account(7).key.hex())))
         d = deploy_reference(other, initial_price=2_000 * 10**8)
+        # an 18-decimal stablecoin (DAI-like) that the simulator cannot mint: it is dealt
+        dai = deploy_contract(other, "ReferenceToken", "Dai (stand-in)", "DAI", 18)
         runs = run_jobs([Job("crash", 1, POL["default"], steps=4)],
-                        chain_kw={"fork_url": real.url, "oracle": d.oracle, "collateral": d.collateral},
+                        chain_kw={"fork_url": real.url, "oracle": d.oracle, "collateral": dai},
                         options=SimOptions(workdir=tmp_path), progress=False)
         r = runs[0]
         assert [round(s.price, 2) for s in r.steps] == [round(p / 1e8, 2) for p in
                                                          _prices("crash", 1)[:4]]
         assert r.steps[-1].position < 0 and r.liquidations == 0
+        assert 100_000 < r.reserve_used_usd < 200_000        # ~half the notional, in whole DAI
         # the real chain itself was not touched
         feed = w3.eth.contract(address=d.oracle, abi=load_abi("AggregatorV3Interface"))
         assert feed.functions.latestRoundData().call()[1] == 2_000 * 10**8
