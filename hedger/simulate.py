@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import random
+import sys
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,7 +34,7 @@ from typing import Any, Callable
 
 from web3 import Web3
 
-from hedger.abi import ERC20, contract_artifact, load_abi
+from hedger.abi import ERC20, PROJECT_ROOT, contract_artifact, load_abi
 from hedger.config import Settings, register_rpc_url
 from hedger.deploy import Deployment, MarketParams, deploy_contract, deploy_reference
 from hedger.executor import KeySigner, Secret, TxSender
@@ -46,6 +47,8 @@ from hedger.types import UNIT, PolicyParams
 log = logging.getLogger("hedger.simulate")
 
 FORK_NETWORK = "ethereum:mainnet-fork:foundry"
+FORK_SETTINGS = {"host": "auto",
+                 "fork": {"ethereum": {"mainnet": {"upstream_provider": "node", "evm_version": "prague"}}}}
 ADMIN, HEDGER, TRADER, LIQUIDATOR, ORDER_KEEPER = 0, 1, 2, 3, 4   # anvil dev account indexes
 MAX_UINT = 2**256 - 1
 SIM_TX_GAS = 3_000_000
@@ -166,11 +169,17 @@ class SimChain:
 
     def _fork(self, upstream_url: str) -> None:
         """Fork ``upstream_url`` through ape-foundry (its configured upstream, pointed here)."""
+        # ape-foundry looks anvil up on PATH: the one installed from npm, and this venv's tools
+        extra = [str(PROJECT_ROOT / "node_modules" / ".bin"), str(Path(sys.executable).parent)]
+        path = os.environ.get("PATH", "").split(os.pathsep)
+        os.environ["PATH"] = os.pathsep.join([p for p in extra if p not in path] + path)
         from ape import config, networks
         node = config.get_config("node")
         node.ethereum["mainnet"]["uri"] = upstream_url    # ape-config.yaml's upstream, pointed here
         logging.getLogger("ape").setLevel(logging.WARNING)
-        self._ctx = networks.parse_network_choice(FORK_NETWORK)
+        # the same settings as ape-config.yaml, given here too so that a run from another folder
+        # (another ape project) still gets its own port and the Prague EVM
+        self._ctx = networks.parse_network_choice(FORK_NETWORK, provider_settings=FORK_SETTINGS)
         provider = self._ctx.__enter__()
         self.fork_uri = provider.uri
         self.w3 = make_web3(self.fork_uri, timeout=60)
