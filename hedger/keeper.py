@@ -25,8 +25,7 @@ from hedger.oracle import feed_specs, parse_feed
 from hedger.protocols import PerpAdapter, get_adapter
 from hedger.reader import CallFailed, CallSpec, ChainReader
 from hedger.types import (Call, ChainView, CollateralStatus, CycleResult, DailyBudget, Decision, DecisionKind,
-                          Exposure,
-                          MarketState, PolicyParams, RefusalKind, Snapshot)
+                          Exposure, MarketState, PolicyParams, RefusalKind, Snapshot)
 
 log = logging.getLogger("hedger.keeper")
 
