@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from hedger.errors import ConfigError
+from hedger.scenarios import SCENARIOS
 from hedger.types import UNIT, PolicyParams
 
-DEFAULT_SET = ("gbm", "crash", "rally", "chop", "funding-long", "funding-short", "gap-up", "oracle-outage")
+DEFAULT_SET = tuple(SCENARIOS)
 DEFAULT_POLICIES = ("fixed-interval", "band-only", "default", "funding-aware")
 
 # policy parameters a user may set or sweep: name -> (PolicyParams field, kind)
@@ -38,8 +39,8 @@ TUNABLE = {"band": ("band", "frac"), "hedge_ratio": ("hedge_ratio", "frac"),
 def add_parser(sub: Any) -> None:
     sp = sub.add_parser("simulate", help="replay market scenarios on a fork through the keeper; compare policies")
     sp.add_argument("--scenario", action="append", metavar="NAME",
-                    help=f"gbm, crash, rally, chop, funding-long, funding-short, gap-up, oracle-outage or "
-                         f"csv:PATH; repeat for several (default: all {len(DEFAULT_SET)} named ones)")
+                    help=f"{', '.join(DEFAULT_SET)} or csv:PATH; repeat for several (default: all "
+                         f"{len(DEFAULT_SET)} named ones)")
     sp.add_argument("--seed", type=int, default=1, help="first seed (default 1); a seed reproduces a run exactly")
     sp.add_argument("--seeds", type=int, default=1, help="number of seeds from --seed (default 1)")
     sp.add_argument("--steps", type=int, default=None, help="use only the first N steps of each scenario")
@@ -166,13 +167,12 @@ def build_policies(args: argparse.Namespace) -> list[Any]:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from hedger import simreport
     from hedger.config import redact_url, register_rpc_url
-    from hedger.scenarios import make
-    from hedger.simulate import Exposure, Job, SimOptions, TraderModel, run_jobs
+    from hedger.simulate import Holding, Job, SimOptions, TraderModel, run_jobs, scenario
 
     scenarios = args.scenario or list(DEFAULT_SET)
     for sc in scenarios:
         try:
-            make(sc, args.seed)
+            scenario(sc, args.seed)
         except (ValueError, OSError) as err:
             raise ConfigError("--scenario", str(err), "use a named scenario or csv:PATH with timestamp,price rows") from None
     if args.seeds < 1:
@@ -199,7 +199,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     jobs = [Job(sc, seed, p, steps=args.steps) for sc in scenarios for seed in seeds for p in pols]
     workers = args.workers or min(os.cpu_count() or 1, 4)
     workers = max(1, min(workers, len(jobs)))
-    options = SimOptions(exposure=Exposure(spot=spot, lp=lp, flows=not args.no_flows), reserve_usd=args.reserve_usd)
+    options = SimOptions(holding=Holding(spot=spot, lp=lp, flows=not args.no_flows), reserve_usd=args.reserve_usd)
     chain_kw = {"fork_url": args.fork_url, "oracle": args.oracle, "collateral": args.collateral,
                 "order_mode": args.order_mode}
     started = time.monotonic()

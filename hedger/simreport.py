@@ -87,7 +87,7 @@ def summarize(runs: list[RunResult]) -> dict[str, Any]:
 def group(runs: list[RunResult], key: str) -> dict[str, list[RunResult]]:
     out: dict[str, list[RunResult]] = {}
     for r in runs:
-        out.setdefault(getattr(r, key) + (r.tag if key == "policy" else ""), []).append(r)
+        out.setdefault(getattr(r, key), []).append(r)
     return out
 
 
@@ -104,7 +104,7 @@ def report(runs: list[RunResult], meta: dict[str, Any]) -> dict[str, Any]:
 
 def run_summary(r: RunResult) -> dict[str, Any]:
     s = summarize([r])
-    return {"scenario": r.scenario, "seed": r.seed, "policy": r.policy + r.tag, "description": r.description,
+    return {"scenario": r.scenario, "seed": r.seed, "policy": r.policy, "description": r.description,
             "outcomes": r.outcomes, "reserve_start_usd": r.reserve_start_usd,
             "reserve_used_usd": r.reserve_used_usd, **{k: v for k, v in s.items() if k != "runs"}}
 
@@ -239,13 +239,13 @@ def write_plots(runs: list[RunResult], folder: Path) -> list[Path]:
     seen: set[tuple[str, str]] = set()
     out = []
     for r in runs:
-        key = (r.scenario, r.policy + r.tag)
+        key = (r.scenario, r.policy)
         if key in seen:
             continue
         seen.add(key)
-        name = f"{r.scenario}-{r.policy}{r.tag}-seed{r.seed}".replace(":", "_").replace("/", "_")
+        name = f"{r.scenario}-{r.policy}-seed{r.seed}".replace(":", "_").replace("/", "_")
         out.append(plot_run(run_series(r), folder / f"{name}.png",
-                            title=f"{r.scenario} (seed {r.seed}), policy {r.policy}{r.tag}"))
+                            title=f"{r.scenario} (seed {r.seed}), policy {r.policy}"))
     return out
 
 

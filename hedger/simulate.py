@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 from web3 import Web3
 
-from hedger.abi import ERC20, PROJECT_ROOT, contract_artifact, load_abi
+from hedger.abi import PROJECT_ROOT, contract_artifact, load_abi
 from hedger.config import Settings, register_rpc_url
 from hedger.deploy import Deployment, MarketParams, deploy_contract, deploy_reference
 from hedger.executor import KeySigner, Secret, TxSender
@@ -52,6 +52,7 @@ FORK_SETTINGS = {"host": "auto",
 ADMIN, HEDGER, TRADER, LIQUIDATOR, ORDER_KEEPER = 0, 1, 2, 3, 4   # anvil dev account indexes
 MAX_UINT = 2**256 - 1
 SIM_TX_GAS = 3_000_000
+SINK = "0x000000000000000000000000000000000000dEaD"   # where outflows of the spot asset go
 
 
 # ------------------------------------------------------------------------------------ policies
@@ -252,7 +253,7 @@ class SimChain:
     def mint(self, token: str, to: str, amount: int) -> None:
         """Give ``to`` ``amount`` of ``token``: the reference token's minter, else anvil's deal."""
         if not self.admin_call("ReferenceToken", token, "mint", to, amount):
-            bal = self.w3.eth.contract(address=token, abi=load_abi(ERC20)).functions.balanceOf(to).call()
+            bal = self.view("ReferenceToken", token, "balanceOf", "uint256", to)
             self.rpc("anvil_dealERC20", to, token, hex(bal + amount))
 
     @functools.cached_property
@@ -291,7 +292,7 @@ class SimChain:
 # ------------------------------------------------------------------------------------- the run
 
 @dataclass(frozen=True)
-class Exposure:
+class Holding:
     """The hedged holding at the start of a run (E18): wallet spot, an LP leg, scheduled flows."""
 
     spot: int = 60 * UNIT
@@ -312,7 +313,6 @@ class Job:
     seed: int
     policy: PolicySpec
     steps: int | None = None          # cut the scenario to its first N steps
-    tag: str = ""                     # a sweep point's label
 
 
 @dataclass
@@ -345,7 +345,6 @@ class RunResult:
     scenario: str
     seed: int
     policy: str
-    tag: str
     steps: list[StepRecord]
     liquidations: int
     txs: int
@@ -374,7 +373,7 @@ class RunResult:
 
 @dataclass
 class SimOptions:
-    exposure: Exposure = field(default_factory=Exposure)
+    holding: Holding = field(default_factory=Holding)
     reserve_usd: int = 500_000
     traders: TraderModel = field(default_factory=TraderModel)
     workdir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
@@ -418,10 +417,10 @@ class Runner:
 
     def run(self, job: Job, on_step: Callable[[], None] | None = None) -> RunResult:
         self.chain.revert_to_base()
-        sc = make(job.scenario, job.seed)
+        sc = scenario(job.scenario, job.seed)
         if job.steps:
             sc = replace(sc, steps=sc.steps[: job.steps])
-        sc = self.o.exposure.apply(sc)
+        sc = self.o.holding.apply(sc)
         steps = list(sc.steps)
         if len(steps) < 2:
             raise ValueError(f"scenario {sc.name} has {len(steps)} steps; at least 2 are needed")
@@ -430,21 +429,21 @@ class Runner:
         unit = chain.collateral_unit
         reserve = self.o.reserve_usd * unit
         chain.mint(d.collateral, self.hedger, reserve)
-        chain.mint(d.spot, self.hedger, self.o.exposure.spot)
-        journal_path = self.o.workdir / f"sim-{os.getpid()}-{job.scenario.replace('/', '_').replace(':', '_')}-{job.seed}-{job.policy.name}{job.tag}.sqlite"
+        chain.mint(d.spot, self.hedger, self.o.holding.spot)
+        journal_path = self.o.workdir / f"sim-{os.getpid()}-{job.scenario.replace('/', '_').replace(':', '_')}-{job.seed}-{job.policy.name}.sqlite"
         for suffix in ("", "-wal", "-shm", ".lock"):
             Path(str(journal_path) + suffix).unlink(missing_ok=True)
         journal = Journal(journal_path)
         keeper = Keeper.from_settings(self.settings(job, journal_path), w3=w3, signer=self.signer, journal=journal)
         p0 = next(s.answer for s in steps if s.answer is not None)
         lp0 = sc.lp_units_at_start
-        spot_units = self.o.exposure.spot
+        spot_units = self.o.holding.spot
         others = 0
         last_run_at: int | None = None
         t = last_block_ts = int(w3.eth.get_block("latest")["timestamp"])
         prev = None
         records: list[StepRecord] = []
-        res = RunResult(job.scenario, job.seed, job.policy.name, job.tag, records, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0,
+        res = RunResult(job.scenario, job.seed, job.policy.name, records, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0,
                         float(self.o.reserve_usd), 0.0, {}, sc.description)
         min_wallet = reserve
         answer = p0
@@ -469,7 +468,7 @@ class Runner:
                     chain.mint(d.spot, self.hedger, step.spot_change)
                     spot_units += step.spot_change
                 elif step.spot_change < 0:
-                    keeper.sender().send(d.spot, self._transfer_data(-step.spot_change))
+                    keeper.sender().send(d.spot, chain.encode("ReferenceToken", "transfer", SINK, -step.spot_change))
                     spot_units += step.spot_change
                 lp = lp_units(lp0, p0, answer)
                 keeper.settings = replace(keeper.settings, extra_exposure=lp)
@@ -521,10 +520,6 @@ class Runner:
         res.reserve_used_usd = (reserve - min_wallet) / unit
         return res
 
-    def _transfer_data(self, amount: int) -> str:
-        c = self.w3.eth.contract(address=self.d.spot, abi=load_abi(ERC20))
-        sink = "0x000000000000000000000000000000000000dEaD"
-        return c.functions.transfer(sink, amount)._encode_transaction_data()
 
     def _traders(self, rng: random.Random, bias: int, others: int) -> int:
         rate = self.chain.view("PerpMarket", self.d.market, "currentFundingRate", "int256")
@@ -636,8 +631,15 @@ def run_jobs(jobs: list[Job], *, chain_kw: dict[str, Any] | None = None, options
         bar.close()
 
 
+@functools.lru_cache(maxsize=64)
+def scenario(name: str, seed: int) -> Scenario:
+    """A scenario by name and seed, generated (or read from its CSV file) once per process:
+    the progress total and every policy's run of the same seed share it (scenarios are frozen)."""
+    return make(name, seed)
+
+
 def _steps_of(job: Job) -> int:
-    n = len(make(job.scenario, job.seed).steps)
+    n = len(scenario(job.scenario, job.seed).steps)
     return min(n, job.steps) if job.steps else n
 
 

@@ -24,7 +24,7 @@ def step(d_spot: float, d_perp: float = 0.0, *, fees: float = 0.0, gas: float = 
 
 def run(steps: list[StepRecord], policy: str = "default", scenario: str = "gbm", seed: int = 1, *,
         fees: float = 0.0, gas: float = 0.0, liqs: int = 0, txs: int = 0) -> RunResult:
-    return RunResult(scenario, seed, policy, "", steps, liqs, txs, txs * 100_000, 0, fees, 0.0, 0.0, gas,
+    return RunResult(scenario, seed, policy, steps, liqs, txs, txs * 100_000, 0, fees, 0.0, 0.0, gas,
                      500_000.0, 1000.0, {})
 
 

@@ -21,7 +21,7 @@ from hedger.deploy import deploy_contract, deploy_reference
 from hedger.executor import KeySigner, Secret, TxSender
 from hedger.keeper import make_web3
 from hedger.localchain import dev_account, start_anvil
-from hedger.simulate import Exposure, Job, Runner, SimChain, SimOptions, policies, run_jobs
+from hedger.simulate import Holding, Job, Runner, SimChain, SimOptions, policies, run_jobs
 from hedger.types import UNIT, PolicyParams
 
 POL = policies(PolicyParams())
@@ -143,8 +143,8 @@ def test_exposure_moves_with_flows_and_the_lp_leg(runner: Runner) -> None:
     p0, p47 = r.steps[0].price, r.steps[47].price
     assert p47 > 1.4 * p0
     assert ex[47] == pytest.approx(60 + 12 - 18 + 40 * (p0 / p47) ** 0.5, rel=1e-9)
-    no_lp = Exposure(spot=100 * UNIT, lp=0, flows=False)
-    r2 = Runner(runner.chain, replace(runner.o, exposure=no_lp)).run(Job("rally", 1, POL["band-only"], steps=10))
+    no_lp = Holding(spot=100 * UNIT, lp=0, flows=False)
+    r2 = Runner(runner.chain, replace(runner.o, holding=no_lp)).run(Job("rally", 1, POL["band-only"], steps=10))
     assert {s.exposure for s in r2.steps} == {100.0}
 
 
