@@ -95,6 +95,8 @@ MIGRATIONS = [
     ("txs", "fee", "TEXT"),
 ]
 
+_OPEN_TIMEOUT_S = 30.0
+
 TRADE_FUNCTIONS = ("modifyPosition", "submitDelayedOrder")
 
 # tx states: signed (journaled, maybe broadcast) -> mined | reverted | replaced | dropped | superseded
@@ -129,6 +131,20 @@ class Journal:
             raise ConfigError("HEDGER_JOURNAL_PATH", f"cannot open {self.path}: {err}",
                               "point it at a writable file") from err
         self.db.row_factory = sqlite3.Row
+        # Two processes opening a new journal at once (two cron runs start in the same second)
+        # race on the switch to WAL, where SQLite answers "database is locked" at once instead
+        # of waiting out the busy timeout. The set-up is idempotent, so it is simply retried.
+        deadline = time.monotonic() + _OPEN_TIMEOUT_S
+        while True:
+            try:
+                self._set_up()
+                break
+            except sqlite3.OperationalError as err:
+                if ("locked" not in str(err) and "busy" not in str(err)) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def _set_up(self) -> None:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         with self._tx():

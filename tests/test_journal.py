@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.synchronize
 import sqlite3
 from pathlib import Path
 
@@ -48,3 +50,24 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
             j.db.execute("INSERT INTO controls (account, market, key, value, updated_at) VALUES ('a','m','k','{}',1)")
             j.db.execute("INSERT INTO no_such_table VALUES (1)")
     assert j.get_control("a", "m", "k") is None
+
+
+def _open_at_barrier(path: str, barrier: "multiprocessing.synchronize.Barrier") -> None:
+    barrier.wait()
+    Journal(path).close()
+
+
+def test_many_processes_opening_a_new_journal_at_once_all_succeed(tmp_path: Path) -> None:
+    # two cron runs starting in the same second both create the journal; SQLite answers the
+    # loser of the switch to WAL with "database is locked" at once, which once failed a run
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(60):
+        path = str(tmp_path / f"j{round_}.sqlite")
+        barrier = ctx.Barrier(2)
+        procs = [ctx.Process(target=_open_at_barrier, args=(path, barrier)) for _ in range(2)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        assert [p.exitcode for p in procs] == [0] * 2, f"round {round_}"
+        assert {r[0] for r in sqlite3.connect(path).execute("PRAGMA journal_mode")} == {"wal"}

@@ -186,8 +186,9 @@ def test_two_cron_runs_at_once_hedge_once(hedge: Hedge, tmp_path: Path) -> None:
     procs = [subprocess.Popen([str(BIN / "hedger"), "run-once"], cwd=tmp_path, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               env={**os.environ, **hedge.env}) for _ in range(2)]
-    codes = sorted(p.wait(timeout=120) for p in procs)
-    assert codes in ([0, 0], [0, 11])
+    outs = [(*p.communicate(timeout=120), p.returncode) for p in procs]
+    codes = sorted(o[2] for o in outs)
+    assert codes in ([0, 0], [0, 11]), outs
     assert hedge.position()[0] == -10 * WETH     # never -20
 
 
