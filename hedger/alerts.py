@@ -16,6 +16,12 @@ POSTs one JSON object per alert to the webhook:
 | ``collateral_fault`` | critical | the collateral token is paused or blacklists the account or the market | for each distinct problem; again after it clears |
 | ``gas_too_high`` | critical | a risk-reducing step (top-up, hedge reduction) was blocked by gas above the emergency ceiling | after a cycle with another outcome |
 
+With ``HEDGER_MARKETS``, each market keeps its own episodes (a refusal streak,
+a liquidation alarm, a collateral fault, a blocked top-up) and its alerts carry
+that market's address and ``details.market_name``; a cycle that could not run
+at all counts toward every market's refusal streak. The gas balance is the
+account's: one ``gas_low`` episode.
+
 Delivery is synchronous with a 5 s timeout, so an alert sent just before the
 circuit breaker stops the process is not lost; any failure (refused
 connection, timeout, HTTP error) is swallowed and counted (``failed``), and
@@ -32,6 +38,7 @@ import logging
 import re
 import time
 import urllib.request
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from hedger.config import Settings, redact_urls, register_rpc_url
@@ -39,6 +46,18 @@ from hedger.types import UNIT, CycleResult, Snapshot
 from hedger.watch import CycleObserver
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Episodes:
+    """One market's alert state: what has fired and is not yet re-armed."""
+
+    market: str | None               # address for the payload
+    streak: int = 0
+    streak_armed: bool = True
+    liq_armed: bool = True
+    gas_high_armed: bool = True
+    collateral_problem: str | None = None
 
 TIMEOUT_S = 5.0
 
@@ -68,13 +87,9 @@ class Alerts(CycleObserver):
         if settings.private_key is not None:
             hexkey = settings.private_key.get_secret_value().lower().removeprefix("0x")
             self._key_re = re.compile(r"(0x)?" + re.escape(hexkey), re.IGNORECASE)
-        # episode state
-        self.streak = 0
-        self._streak_armed = True
-        self._liq_armed = True
+        # episode state: per market (key None: a single-market keeper), the gas balance account-wide
+        self._episodes: dict[str | None, _Episodes] = {}
         self._gas_armed = True
-        self._gas_high_armed = True
-        self._collateral_problem: str | None = None
         # delivery counters
         self.sent = 0
         self.delivered = 0
@@ -89,14 +104,30 @@ class Alerts(CycleObserver):
             text = self._key_re.sub("***", text)
         return text
 
-    def payload(self, kind: str, severity: str, message: str, **details: Any) -> dict[str, Any]:
+    def episodes(self, market: str | None = None) -> _Episodes:
+        """The alert state of one market (by configured name; None for a single-market keeper)."""
+        if market not in self._episodes:
+            self._episodes[market] = _Episodes(market=self.market)
+        return self._episodes[market]
+
+    @property
+    def streak(self) -> int:
+        """The longest current run of refused cycles among the markets."""
+        return max((e.streak for e in self._episodes.values()), default=0)
+
+    def payload(self, kind: str, severity: str, message: str, *, market: str | None = None,
+                **details: Any) -> dict[str, Any]:
+        """``market``: the configured name with ``HEDGER_MARKETS`` (its address goes in ``market``)."""
+        if market is not None:
+            details = {"market_name": market, **details}
+        address = self._episodes[market].market if market in self._episodes else self.market
         return {"kind": kind, "severity": severity, "message": self.scrub(message),
-                "account": self.account, "market": self.market, "chain_id": self.chain_id,
+                "account": self.account, "market": address, "chain_id": self.chain_id,
                 "ts": int(self.clock()),
                 "details": {k: self.scrub(v) if isinstance(v, str) else v for k, v in details.items()}}
 
-    def send(self, kind: str, severity: str, message: str, **details: Any) -> None:
-        body = json.dumps(self.payload(kind, severity, message, **details)).encode()
+    def send(self, kind: str, severity: str, message: str, *, market: str | None = None, **details: Any) -> None:
+        body = json.dumps(self.payload(kind, severity, message, market=market, **details)).encode()
         self.sent += 1
         req = urllib.request.Request(self._webhook.get_secret_value(), data=body, method="POST",
                                      headers={"Content-Type": "application/json", "User-Agent": "hedger-alerts"})
@@ -114,29 +145,35 @@ class Alerts(CycleObserver):
         self.account = self.account or getattr(keeper, "account", None)
         adapter = getattr(keeper, "adapter", None)
         self.market = self.market or getattr(adapter, "market", None)
+        for name, k in (getattr(keeper, "keepers", None) or {}).items():     # HEDGER_MARKETS
+            self.episodes(name).market = k.adapter.market
 
-    def on_cycle(self, res: CycleResult) -> None:
+    def on_cycle(self, res: CycleResult, market: str | None = None) -> None:
+        ep = self.episodes(market)
         if res.snapshot is not None:
             self.chain_id = res.snapshot.chain.chain_id
+            ep.market = res.snapshot.market.address
         if res.outcome == "refused":
             d = res.decision
             last = f"{d.code}: {d.reason}" if d is not None else (res.error or "refused")
-            self._refused(d.code if d is not None else "refused", last)
+            self._refused(market, d.code if d is not None else "refused", last)
         else:
-            self.streak, self._streak_armed = 0, True
+            ep.streak, ep.streak_armed = 0, True
         if res.outcome == "gas_too_high":
-            if self._gas_high_armed:
-                self._gas_high_armed = False
+            if ep.gas_high_armed:
+                ep.gas_high_armed = False
                 msg = "a risk-reducing step (top-up or hedge reduction) was blocked by gas above the emergency ceiling"
                 self.send("gas_too_high", "critical", f"{msg}: {res.error}" if res.error else msg,
-                          exit_code=res.exit_code)
+                          market=market, exit_code=res.exit_code)
         else:
-            self._gas_high_armed = True
+            ep.gas_high_armed = True
         if res.snapshot is not None:
-            self._check_snapshot(res.snapshot, res.outcome)
+            self._check_snapshot(market, res.snapshot, res.outcome)
 
     def on_error(self, kind: str, message: str) -> None:
-        self._refused(kind, f"{kind}: {message}")
+        # the cycle could not run: no market was hedged
+        for market in list(self._episodes) or [None]:
+            self._refused(market, kind, f"{kind}: {message}")
 
     def on_circuit_breaker(self, failures: int) -> None:
         self.send("circuit_breaker", "critical",
@@ -145,20 +182,22 @@ class Alerts(CycleObserver):
 
     # ---- rules ----
 
-    def _refused(self, reason: str, last: str) -> None:
-        self.streak += 1
-        if self.streak >= self.streak_limit and self._streak_armed:
-            self._streak_armed = False
+    def _refused(self, market: str | None, reason: str, last: str) -> None:
+        ep = self.episodes(market)
+        ep.streak += 1
+        if ep.streak >= self.streak_limit and ep.streak_armed:
+            ep.streak_armed = False
             self.send("refusal_streak", "warning",
-                      f"{self.streak} refused cycles in a row; the hedger cannot act. Last: {last}",
-                      streak=self.streak, reason=reason)
+                      f"{ep.streak} refused cycles in a row; the hedger cannot act. Last: {last}",
+                      market=market, streak=ep.streak, reason=reason)
 
-    def _check_snapshot(self, s: Snapshot, outcome: str) -> None:
+    def _check_snapshot(self, market: str | None, s: Snapshot, outcome: str) -> None:
+        ep = self.episodes(market)
         problem = s.collateral_status.problem()
-        if problem is not None and problem != self._collateral_problem:
+        if problem is not None and problem != ep.collateral_problem:
             self.send("collateral_fault", "critical",
-                      f"{problem}: no margin can be deposited or withdrawn", problem=problem)
-        self._collateral_problem = problem
+                      f"{problem}: no margin can be deposited or withdrawn", market=market, problem=problem)
+        ep.collateral_problem = problem
 
         px = s.oracle.price_e18
         size = s.account.size
@@ -166,18 +205,18 @@ class Alerts(CycleObserver):
             liq = s.account.liquidation_price
             dist_e18 = abs(liq - px) * UNIT // px
             if dist_e18 < self.liq_threshold:
-                if self._liq_armed:
-                    self._liq_armed = False
+                if ep.liq_armed:
+                    ep.liq_armed = False
                     dist, thr = abs(liq - px) / px, self.liq_threshold / UNIT
                     self.send("liquidation_distance", "critical",
                               f"liquidation price {liq / UNIT:,.2f} USD is {dist:.2%} from the price "
                               f"{px / UNIT:,.2f} USD (alert below {thr:.2%}); cycle outcome: {outcome}",
-                              liquidation_distance=dist, threshold=thr, liquidation_price=liq / UNIT,
+                              market=market, liquidation_distance=dist, threshold=thr, liquidation_price=liq / UNIT,
                               price=px / UNIT, position_size=size / UNIT, outcome=outcome)
             else:
-                self._liq_armed = True
+                ep.liq_armed = True
         else:
-            self._liq_armed = True
+            ep.liq_armed = True
 
         bal = s.chain.account_balance
         if bal is not None:

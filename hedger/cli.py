@@ -183,42 +183,67 @@ def _status_multi(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _single_market(settings: Settings, command: str) -> Settings:
-    """Commands that act on one market refuse a configuration that only lists HEDGER_MARKETS."""
-    if settings.markets and not (settings.market and settings.oracle and settings.spot_token):
-        raise ConfigError("HEDGER_MARKET", f"is not set: `hedger {command}` acts on one market (HEDGER_MARKETS is "
-                          "read by run-once, status and check)", "set HEDGER_MARKET, HEDGER_ORACLE and "
-                          "HEDGER_SPOT_TOKEN to the market to act on")
-    return settings
+def _selected(settings: Settings, args: argparse.Namespace, *, checked: bool = False,
+              use_journal: bool = True) -> list[tuple[str | None, Any]]:
+    """The keepers a one-market command acts on: the single market, or with ``HEDGER_MARKETS``
+    every configured market in order (``--market NAME``: that one). Name None: single market."""
+    from hedger.keeper import Keeper
+    name = getattr(args, "market", None)
+    if not settings.markets:
+        if name is not None:
+            raise ConfigError("--market", f"names an entry of HEDGER_MARKETS, which is not set (got {name!r})",
+                              "drop --market: this configuration has one market (HEDGER_MARKET)")
+        k = _checked_keeper(settings) if checked else Keeper.from_settings(settings, use_journal=use_journal)
+        return [(None, k)]
+    from hedger.multimarket import MultiKeeper
+    mk = (_checked_multi_keeper(settings) if checked
+          else MultiKeeper.from_settings(settings, use_journal=use_journal))
+    if name is None:
+        return list(mk.keepers.items())
+    if name not in mk.keepers:
+        raise ConfigError("--market", f"{name!r} is not a name in HEDGER_MARKETS ({', '.join(mk.keepers)})",
+                          "use one of those names, or drop --market to act on every market")
+    return [(name, mk.keepers[name])]
+
+
+def _heading(name: str | None, k: Any, first: bool) -> None:
+    if name is not None:
+        print(("" if first else "\n") + f"== {name} ({k.adapter.market}) ==")
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
-    from hedger.keeper import Keeper
-    k = Keeper.from_settings(_single_market(Settings.from_env(), "pause"))
-    k.set_paused(args.reason)
-    print(f"paused: cycles for {k.account} on {k.adapter.market} read and report but send nothing "
-          f"(`hedger resume` to undo)")
+    for name, k in _selected(Settings.from_env(), args):
+        k.set_paused(args.reason)
+        print(f"paused: cycles for {k.account} on {k.adapter.market}{'' if name is None else f' ({name})'} read "
+              f"and report but send nothing (`hedger resume` to undo)")
     return 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from hedger.keeper import Keeper
-    k = Keeper.from_settings(_single_market(Settings.from_env(), "resume"))
-    k.set_paused(None)
-    print(f"resumed: cycles for {k.account} on {k.adapter.market} send again")
+    for name, k in _selected(Settings.from_env(), args):
+        k.set_paused(None)
+        print(f"resumed: cycles for {k.account} on {k.adapter.market}{'' if name is None else f' ({name})'} "
+              f"send again")
     return 0
 
 
 def cmd_unwind(args: argparse.Namespace) -> int:
+    """Each selected market in turn; a market that cannot be unwound does not stop the next one."""
+    from hedger.multimarket import worst_exit_code
     from hedger.unwind import unwind
-    settings = _single_market(Settings.from_env(), "unwind")
-    k = _checked_keeper(settings)
-    if k.signer is None and not args.dry_run:
+    settings = Settings.from_env()
+    selected = _selected(settings, args, checked=True)
+    if selected[0][1].signer is None and not args.dry_run:
         raise ConfigError("HEDGER_PRIVATE_KEY", "unwinding needs a signer", "set HEDGER_PRIVATE_KEY or "
                           "HEDGER_APE_ACCOUNT (or use --dry-run)")
-    r = unwind(k, timeout=args.timeout, dry_run=args.dry_run)
-    print(r.message, file=sys.stderr if r.exit_code else sys.stdout)
-    return r.exit_code
+    codes = []
+    for i, (name, k) in enumerate(selected):
+        _heading(name, k, i == 0)
+        r = unwind(k, timeout=args.timeout, dry_run=args.dry_run)
+        where = "" if name is None else f"{name}: "
+        print(where + r.message, file=sys.stderr if r.exit_code else sys.stdout)
+        codes.append(r.exit_code)
+    return worst_exit_code(codes)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -226,21 +251,27 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     from hedger.journal import Journal
     from hedger.report import build_report, print_report, write_csv
-    settings = _single_market(Settings.from_env(), "report")
+    settings = Settings.from_env()
     if not settings.journal_path.exists():
         raise ConfigError("HEDGER_JOURNAL_PATH", f"no journal at {settings.journal_path}",
                           "point it at the journal the hedger writes")
-    from hedger.keeper import Keeper
-    k = Keeper.from_settings(settings)
+    selected = _selected(settings, args, use_journal=False)
     eth_usd = None
     if args.eth_usd is not None:
         from decimal import Decimal
         eth_usd = int(Decimal(args.eth_usd) * 10**18)
-    rep = build_report(Journal(settings.journal_path), k.account, k.adapter.market, eth_usd=eth_usd)
-    print_report(rep)
-    if args.csv:
-        write_csv(rep, Path(args.csv))
-        print(f"written: {args.csv}")
+    journal = Journal(settings.journal_path)
+    for i, (name, k) in enumerate(selected):
+        _heading(name, k, i == 0)
+        rep = build_report(journal, k.account, k.adapter.market, eth_usd=eth_usd)
+        print_report(rep)
+        if args.csv:
+            # one file per market: NAME inserted before the suffix (report.csv -> report-BTC.csv)
+            path = Path(args.csv)
+            if name is not None and len(selected) > 1:
+                path = path.with_name(f"{path.stem}-{name}{path.suffix}")
+            write_csv(rep, path)
+            print(f"written: {path}")
     return 0
 
 
@@ -281,11 +312,17 @@ def cmd_run_once(args: argparse.Namespace) -> int:
     return res.exit_code
 
 
-def _run_once_multi(settings: Settings, args: argparse.Namespace) -> int:
+def _checked_multi_keeper(settings: Settings) -> "Any":
+    """A MultiKeeper whose every market passed `hedger check` (else ChainGuardError, exit 5)."""
     from hedger.check import require_ok
     from hedger.multimarket import MultiKeeper
     mk = MultiKeeper.from_settings(settings)
     require_ok(mk.checks())
+    return mk
+
+
+def _run_once_multi(settings: Settings, args: argparse.Namespace) -> int:
+    mk = _checked_multi_keeper(settings)
     if mk.signer is None and not args.dry_run:
         print("no signer configured (HEDGER_PRIVATE_KEY / HEDGER_APE_ACCOUNT): dry run, nothing is sent",
               file=sys.stderr)
@@ -326,8 +363,12 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     from hedger.watch import WatchOptions, Watcher
-    settings = _single_market(Settings.from_env(), "watch")
-    k = _checked_keeper(settings)
+    settings = Settings.from_env()
+    k: Any
+    if settings.markets:
+        k = _checked_multi_keeper(settings)
+    else:
+        k = _checked_keeper(settings)
     if k.signer is None and not args.dry_run:
         print("no signer configured: watching in dry-run mode, nothing is sent", file=sys.stderr)
     opts = WatchOptions(interval=args.interval, every_block=args.every_block, max_failures=args.max_failures,
@@ -336,7 +377,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     observers = []
     if args.metrics_port is not None:
         from hedger.metrics import build as build_metrics
-        observers.append(build_metrics(args.metrics_port, host=args.metrics_host))
+        observers.append(build_metrics(args.metrics_port, host=args.metrics_host,
+                                       markets=[m.name for m in settings.markets]))
     if settings.alert_webhook is not None:
         from hedger.alerts import build as build_alerts
         observers.append(build_alerts(settings))
@@ -357,7 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
     pa = sub.add_parser("pause", help="pause: cycles read and report but send nothing")
     pa.add_argument("--reason", default="paused by the operator", help="shown by status and every cycle")
     pa.set_defaults(func=cmd_pause)
-    sub.add_parser("resume", help="undo pause").set_defaults(func=cmd_resume)
+    re_ = sub.add_parser("resume", help="undo pause")
+    re_.set_defaults(func=cmd_resume)
     un = sub.add_parser("unwind", help="close the short and withdraw the margin, in safe steps")
     un.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for pending two-step orders")
     un.add_argument("--dry-run", action="store_true", help="show the first step, send nothing")
@@ -365,6 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="funding, fees, gas, PnL and hedge cost per day, from the journal")
     rp.add_argument("--csv", help="also write the table to this CSV file")
     rp.add_argument("--eth-usd", help="price gas at this ETH/USD (default: the oracle's, when it prices ETH)")
+    for cmd in (pa, re_, un, rp):
+        cmd.add_argument("--market", metavar="NAME", help="with HEDGER_MARKETS: only this entry (default: every "
+                         "market, in the configured order)")
     rp.set_defaults(func=cmd_report)
     ch = sub.add_parser("check", help="confirm addresses, interfaces, chain id and signer gas on chain")
     ch.set_defaults(func=cmd_check)

@@ -24,15 +24,22 @@ integers):
 | ``hedger_last_exit_code`` | gauge | | exit code of the last completed cycle |
 | ``hedger_heartbeat_timestamp_seconds`` | gauge | | wall clock of the last loop iteration or cycle |
 
+With ``HEDGER_MARKETS`` every metric but the circuit breaker, the heartbeat and
+the gas balance (the account's) also carries a ``market`` label, the entry's configured name (``ETH``, ``BTC``):
+each market's cycle counts under its name, and a cycle that could not run at
+all (an RPC error, a chain guard) under ``market="all"``. A single-market keeper
+exports the metrics without that label.
+
 Labels carry only bounded, non-secret values (outcomes, decision codes,
-function names, error class names), never a message, a URL or a key.
+function names, error class names, configured market names), never a message,
+a URL or a key.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import Any, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
@@ -51,31 +58,37 @@ def _label(value: str | None) -> str:
 class Metrics(CycleObserver):
     """The keeper's Prometheus metrics. Construct, then :meth:`serve` (``build`` does both)."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, markets: Sequence[str] = ()) -> None:
+        """``markets``: the configured names with ``HEDGER_MARKETS`` (adds the ``market`` label)."""
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        self.markets = [_label(m) for m in markets]
         r = self.registry
-        self.cycles = Counter("hedger_cycles", "Keeper cycles, by outcome", ["outcome"], registry=r)
-        self.actions = Counter("hedger_actions", "Mined transactions, by contract function", ["function"],
+        mk = ["market"] if self.markets else []
+        self.cycles = Counter("hedger_cycles", "Keeper cycles, by outcome", ["outcome", *mk], registry=r)
+        self.actions = Counter("hedger_actions", "Mined transactions, by contract function", ["function", *mk],
                                registry=r)
         self.refusals = Counter("hedger_refusals", "Refused cycles by decision code, and cycles that could "
-                                "not run by error kind", ["reason"], registry=r)
+                                "not run by error kind", ["reason", *mk], registry=r)
         self.breaker_trips = Counter("hedger_circuit_breaker_trips", "Circuit breaker trips", registry=r)
         self.oracle_age = Gauge("hedger_oracle_age_seconds", "Block time minus the price round's updatedAt",
-                                registry=r)
-        self.price = Gauge("hedger_oracle_price_usd", "The price feed's answer in USD", registry=r)
+                                mk, registry=r)
+        self.price = Gauge("hedger_oracle_price_usd", "The price feed's answer in USD", mk, registry=r)
         self.position_size = Gauge("hedger_position_size", "Signed position size in asset units "
-                                   "(negative: short)", registry=r)
-        self.margin = Gauge("hedger_margin_usd", "Remaining margin in USD", registry=r)
-        self.leverage = Gauge("hedger_leverage", "abs(size) * price / margin; 0 without a position", registry=r)
+                                   "(negative: short)", mk, registry=r)
+        self.margin = Gauge("hedger_margin_usd", "Remaining margin in USD", mk, registry=r)
+        self.leverage = Gauge("hedger_leverage", "abs(size) * price / margin; 0 without a position", mk,
+                              registry=r)
         self.liquidation_distance = Gauge("hedger_liquidation_distance", "abs(liquidation price - price) / "
-                                          "price; NaN without a position", registry=r)
+                                          "price; NaN without a position", mk, registry=r)
         self.hedge_error = Gauge("hedger_hedge_error", "Net delta in asset units: position size + spot exposure",
-                                 registry=r)
+                                 mk, registry=r)
         self.gas_balance = Gauge("hedger_gas_balance_eth", "The hedged account's native balance", registry=r)
-        self.last_exit_code = Gauge("hedger_last_exit_code", "Exit code of the last completed cycle", registry=r)
+        self.last_exit_code = Gauge("hedger_last_exit_code", "Exit code of the last completed cycle", mk,
+                                    registry=r)
         self.heartbeat_ts = Gauge("hedger_heartbeat_timestamp_seconds", "Wall clock of the last loop iteration",
                                   registry=r)
-        self.liquidation_distance.set(math.nan)
+        for m in self.markets or [None]:
+            self._of(self.liquidation_distance, m).set(math.nan)
         self.gas_balance.set(math.nan)                # unknown until a balance is read
         self._server: Any = None
         self._thread: Any = None
@@ -101,48 +114,55 @@ class Metrics(CycleObserver):
     def heartbeat(self) -> None:
         self.heartbeat_ts.set(time.time())
 
-    def on_cycle(self, res: CycleResult) -> None:
+    def _of(self, metric: Any, market: str | None, **labels: str) -> Any:
+        """The metric's child for these labels (and the market's, with ``HEDGER_MARKETS``)."""
+        if self.markets:
+            labels["market"] = _label(market or "all")
+        return metric.labels(**labels) if labels else metric
+
+    def on_cycle(self, res: CycleResult, market: str | None = None) -> None:
         self.heartbeat_ts.set(time.time())
-        self.cycles.labels(outcome=_label(res.outcome)).inc()
-        self.last_exit_code.set(res.exit_code)
+        self._of(self.cycles, market, outcome=_label(res.outcome)).inc()
+        self._of(self.last_exit_code, market).set(res.exit_code)
         if res.outcome == "refused":
-            self.refusals.labels(reason=_label(res.decision.code if res.decision else None)).inc()
+            self._of(self.refusals, market, reason=_label(res.decision.code if res.decision else None)).inc()
         for tx in res.sent:          # the executor lists only mined, successful transactions
-            self.actions.labels(function=_label(tx.call.function)).inc()
+            self._of(self.actions, market, function=_label(tx.call.function)).inc()
         if res.snapshot is not None:
-            self._observe(res.snapshot)
+            self._observe(res.snapshot, market)
 
     def on_error(self, kind: str, message: str) -> None:
-        self.cycles.labels(outcome="error").inc()
-        self.refusals.labels(reason=_label(kind)).inc()
+        self._of(self.cycles, None, outcome="error").inc()
+        self._of(self.refusals, None, reason=_label(kind)).inc()
 
     def on_circuit_breaker(self, failures: int) -> None:
         self.breaker_trips.inc()
 
-    def _observe(self, s: Snapshot) -> None:
+    def _observe(self, s: Snapshot, market: str | None) -> None:
         price = s.oracle.price_e18 / UNIT
         size = s.account.size / UNIT
         margin = s.account.margin / UNIT
-        self.oracle_age.set(s.chain.block_timestamp - s.oracle.updated_at)
-        self.price.set(price)
-        self.position_size.set(size)
-        self.margin.set(margin)
-        self.hedge_error.set((s.account.size + s.exposure.total) / UNIT)
+        self._of(self.oracle_age, market).set(s.chain.block_timestamp - s.oracle.updated_at)
+        self._of(self.price, market).set(price)
+        self._of(self.position_size, market).set(size)
+        self._of(self.margin, market).set(margin)
+        self._of(self.hedge_error, market).set((s.account.size + s.exposure.total) / UNIT)
         if s.account.size == 0:
-            self.leverage.set(0.0)
-            self.liquidation_distance.set(math.nan)
+            self._of(self.leverage, market).set(0.0)
+            self._of(self.liquidation_distance, market).set(math.nan)
         else:
-            self.leverage.set(abs(size) * price / margin if margin > 0 else math.inf)
-            self.liquidation_distance.set(abs(s.account.liquidation_price / UNIT - price) / price
-                                          if price > 0 else math.nan)
+            self._of(self.leverage, market).set(abs(size) * price / margin if margin > 0 else math.inf)
+            self._of(self.liquidation_distance, market).set(abs(s.account.liquidation_price / UNIT - price) / price
+                                                            if price > 0 else math.nan)
         if s.chain.account_balance is not None:
-            self.gas_balance.set(s.chain.account_balance / UNIT)
+            self.gas_balance.set(s.chain.account_balance / UNIT)      # the account's, whatever the market
 
 
-def build(port: int, host: str = "127.0.0.1") -> Metrics:
-    """The metrics observer, serving on ``host:port`` (``hedger watch --metrics-port``)."""
+def build(port: int, host: str = "127.0.0.1", markets: Sequence[str] = ()) -> Metrics:
+    """The metrics observer, serving on ``host:port`` (``hedger watch --metrics-port``); ``markets``:
+    the configured names with ``HEDGER_MARKETS``."""
     from hedger.errors import ConfigError
-    m = Metrics()
+    m = Metrics(markets=markets)
     try:
         return m.serve(port, host)
     except OSError as err:

@@ -1,7 +1,8 @@
 """`hedger watch`: the long-running keeper.
 
-A cycle every N seconds (or on each new block), under the account's lock for
-the whole run (a second keeper refuses, naming the holder). SIGINT/SIGTERM ask
+A cycle every N seconds (or on each new block), of one market or, with
+``HEDGER_MARKETS``, of every configured market at once (a
+:class:`hedger.multimarket.MultiKeeper`), under the account's lock for the whole run (a second keeper refuses, naming the holder). SIGINT/SIGTERM ask
 for a clean stop: the cycle in progress finishes (its transactions recorded),
 then the loop exits 0. RPC errors back off exponentially; a circuit breaker
 stops the keeper with exit 12 after N failed cycles in a row (a refusal counts:
@@ -15,12 +16,15 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 from hedger.config import redact_urls
 from hedger.errors import HedgerError, RpcError
 from hedger.keeper import Keeper
 from hedger.types import CycleResult
+
+if TYPE_CHECKING:
+    from hedger.multimarket import MultiCycleResult, MultiKeeper
 
 CIRCUIT_BREAKER_EXIT = 12
 
@@ -32,8 +36,9 @@ class CycleObserver:
     def on_start(self, keeper: Keeper) -> None:
         """Once, before the first cycle."""
 
-    def on_cycle(self, res: CycleResult) -> None:
-        """After every completed cycle (acted, held, refused, failed...)."""
+    def on_cycle(self, res: CycleResult, market: str | None = None) -> None:
+        """After every completed cycle (acted, held, refused, failed...). With ``HEDGER_MARKETS``,
+        once per market with the market's configured name; ``None`` for a single-market keeper."""
 
     def on_error(self, kind: str, message: str) -> None:
         """A cycle that could not run (RPC error, configuration or chain guard); ``message`` is redacted."""
@@ -58,7 +63,7 @@ class WatchOptions:
 
 @dataclass
 class Watcher:
-    keeper: Keeper
+    keeper: Union[Keeper, "MultiKeeper"]
     opts: WatchOptions
     out: Callable[[str], None] = field(default=lambda line: print(line, flush=True))
     observers: list[CycleObserver] = field(default_factory=list)
@@ -102,13 +107,26 @@ class Watcher:
                 self.log({"event": "observer_error", "observer": type(o).__name__, "method": method,
                           "error": redact_urls(str(err))[:200]})
 
-    def _record(self, res: CycleResult) -> None:
-        self._notify("on_cycle", res)
-        d = res.decision
-        self.log({"event": "cycle", "n": self.cycles, "outcome": res.outcome, "exit_code": res.exit_code,
-                  "decision": None if d is None else d.code,
-                  "reason": None if d is None else d.reason,
-                  "txs": [t.tx_hash for t in res.sent], "error": res.error, "notes": res.notes})
+    def _record(self, res: Union[CycleResult, "MultiCycleResult"]) -> int | None:
+        """Log and report a completed cycle (a line per market with ``HEDGER_MARKETS``); its block."""
+        if isinstance(res, CycleResult):
+            per_market: list[tuple[str | None, CycleResult]] = [(None, res)]
+        else:
+            per_market = list(res.results.items())
+            if res.notes:
+                self.log({"event": "reconciled", "n": self.cycles, "notes": res.notes})
+        block = None
+        for name, r in per_market:
+            self._notify("on_cycle", r, name)
+            d = r.decision
+            self.log({"event": "cycle", "n": self.cycles, **({} if name is None else {"market": name}),
+                      "outcome": r.outcome, "exit_code": r.exit_code,
+                      "decision": None if d is None else d.code,
+                      "reason": None if d is None else d.reason,
+                      "txs": [t.tx_hash for t in r.sent], "error": r.error, "notes": r.notes})
+            if r.snapshot is not None:
+                block = r.snapshot.chain.block_number
+        return block
 
     def run(self) -> int:
         old = {s: signal.signal(s, self._request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -123,7 +141,10 @@ class Watcher:
         first_backoff = min(1.0, self.opts.backoff_max)
         backoff = first_backoff
         last_block: int | None = None
-        self.log({"event": "start", "account": self.keeper.account, "market": self.keeper.adapter.market,
+        where: dict[str, Any] = (
+            {"market": self.keeper.adapter.market} if isinstance(self.keeper, Keeper)
+            else {"markets": {name: k.adapter.market for name, k in self.keeper.keepers.items()}})
+        self.log({"event": "start", "account": self.keeper.account, **where,
                   "rpc": self.keeper.settings.rpc_display})
         self._notify("on_start", self.keeper)
         while not self.stopping:
@@ -132,8 +153,7 @@ class Watcher:
             ok = False
             try:
                 res = self.keeper.cycle(dry_run=self.opts.dry_run, locked=True)
-                self._record(res)
-                last_block = res.snapshot.chain.block_number if res.snapshot else last_block
+                last_block = self._record(res) or last_block
                 ok = res.exit_code == 0
             except RpcError as err:
                 self.log({"event": "rpc_error", "n": self.cycles, "error": redact_urls(str(err)),

@@ -234,7 +234,42 @@ def test_metrics_use_their_own_registry_and_fail_clearly_on_a_busy_port(metrics:
     assert isinstance(metrics, CycleObserver)
 
 
+def test_metrics_with_several_markets_carry_the_market_label() -> None:
+    m = metrics_mod.Metrics(markets=["ETH", "BTC"])
+    get = m.registry.get_sample_value
+    assert math.isnan(get("hedger_liquidation_distance", {"market": "BTC"}) or 0.0)   # unknown, not 0
+    m.on_cycle(cycle(short(liq=usd(4350)), outcome="acted", sent=[sent_tx("modifyPosition", 1)]), "ETH")
+    m.on_cycle(cycle(make_snapshot(updated_at=0), outcome="refused", code="oracle_stale"), "BTC")
+    m.on_error("rpc", "connection refused")
+    assert get("hedger_cycles_total", {"outcome": "acted", "market": "ETH"}) == 1
+    assert get("hedger_actions_total", {"function": "modifyPosition", "market": "ETH"}) == 1
+    assert get("hedger_refusals_total", {"reason": "oracle_stale", "market": "BTC"}) == 1
+    assert get("hedger_cycles_total", {"outcome": "error", "market": "all"}) == 1     # no market was hedged
+    assert get("hedger_leverage", {"market": "ETH"}) == 2.0
+    assert get("hedger_last_exit_code", {"market": "BTC"}) == 3
+    assert get("hedger_leverage") is None                                        # no unlabelled series
+    assert get("hedger_gas_balance_eth") is not None                              # the account's: unlabelled
+
+
 # ---------------------------------------------------------------- alerts
+
+def test_alerts_keep_an_episode_per_market(hook: Hook) -> None:
+    a = alerts_for(hook, market=None)
+    btc = MARKET_ADDRESS.replace("1", "2")
+    for _ in range(3):
+        a.on_cycle(cycle(outcome="refused", code="oracle_stale", reason="stale"), "BTC")   # 3rd: BTC alert
+        a.on_cycle(cycle(outcome="held"), "ETH")                                           # ETH fine
+    near = short(liq=usd(3300))                                                          # 10% away
+    a.on_cycle(cycle(near, outcome="held"), "ETH")                                       # ETH alarm
+    a.on_cycle(cycle(replace(near, market=replace(near.market, address=btc)), outcome="held"), "BTC")  # BTC alarm
+    a.on_cycle(cycle(near, outcome="held"), "ETH")                                       # same episode: quiet
+    kinds = [(x["kind"], x["details"]["market_name"], x["market"]) for x in hook.payloads]
+    assert kinds == [("refusal_streak", "BTC", MARKET_ADDRESS), ("liquidation_distance", "ETH", MARKET_ADDRESS),
+                     ("liquidation_distance", "BTC", btc)]
+    a.on_error("rpc", "connection refused")          # a cycle that could not run counts for every market
+    assert a.episodes("ETH").streak == 1 and a.episodes("BTC").streak == 1
+
+
 
 def test_refusal_streak_once_per_streak_and_rearmed(hook: Hook) -> None:
     a = alerts_for(hook)

@@ -10,6 +10,7 @@ whatever the number of markets, and a wallet that funds only one market.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -329,9 +330,107 @@ def test_status_and_run_once_from_the_command_line(multi: Multi, tmp_path: Path)
     assert "== ETH (" in p.stdout and "== BTC (" in p.stdout and p.stdout.count("outcome: acted") == 2
     table = hedger(["status"], env, tmp_path)
     assert table.returncode == 0 and "== BTC ==" in table.stdout and table.stdout.count("liquidation price") == 2
-    # commands that act on one market say so instead of guessing
+
+
+def test_pause_resume_report_and_unwind_per_market(multi: Multi, tmp_path: Path) -> None:
+    from tests.test_cli import hedger
+    env = {**multi.env, "HEDGER_MARKETS": json.dumps(multi.markets())}
+    eth_market, btc_market = multi.chain.d.market, multi.btc.market
+    # a name that is not configured is refused, naming the option and the names there are
+    p = hedger(["pause", "--market", "SOL"], env, tmp_path)
+    assert p.returncode == 2 and "--market" in p.stderr and "ETH, BTC" in p.stderr
+    p = hedger(["pause", "--market", "BTC", "--reason", "BTC audit"], env, tmp_path)
+    assert p.returncode == 0 and "(BTC)" in p.stdout and "(ETH)" not in p.stdout
+    out = json.loads(hedger(["run-once", "--json"], env, tmp_path).stdout)
+    by_name = {m["name"]: m for m in out["markets"]}
+    assert (by_name["ETH"]["outcome"], by_name["BTC"]["outcome"]) == ("acted", "paused")
+    assert multi.position(btc_market)[0] == 0 and multi.position(eth_market)[0] < 0
+    assert hedger(["resume", "--market", "BTC"], env, tmp_path).returncode == 0
+    p = hedger(["run-once"], env, tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert multi.position(btc_market)[0] < 0
+    # the report: a table per market; --csv writes one file per market
+    p = hedger(["report", "--csv", str(tmp_path / "r.csv")], env, tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert f"== ETH ({eth_market}) ==" in p.stdout and f"== BTC ({btc_market}) ==" in p.stdout
+    assert (tmp_path / "r-ETH.csv").read_text().count("\n") >= 2 and (tmp_path / "r-BTC.csv").exists()
+    # unwind one market: the other keeps its hedge
+    p = hedger(["unwind", "--market", "ETH"], env, tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert multi.position(eth_market)[0] == 0
+    assert multi.position(eth_market)[1] < 10**18                  # margin withdrawn (under 1 USD left)
+    assert multi.position(btc_market)[0] < 0
+    # pause with no --market pauses every market
     p = hedger(["pause"], env, tmp_path)
-    assert p.returncode == 2 and "HEDGER_MARKET" in p.stderr
+    assert p.returncode == 0 and "(ETH)" in p.stdout and "(BTC)" in p.stdout
+    # --market without HEDGER_MARKETS says it has nothing to name
+    single = {**multi.hedge.env}
+    p = hedger(["pause", "--market", "ETH"], single, tmp_path)
+    assert p.returncode == 2 and "--market" in p.stderr and "HEDGER_MARKETS" in p.stderr
+
+
+def test_watch_hedges_every_market_with_labelled_metrics_and_per_market_alerts(multi: Multi,
+                                                                               tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+
+    from hedger.localchain import free_port
+    from tests.test_cli import BIN
+    from tests.test_metrics_alerts import Hook, scrape, val
+    port, h = free_port(), Hook()
+    env = {**os.environ, **multi.env, "HEDGER_MARKETS": json.dumps(multi.markets()),
+           "HEDGER_ALERT_WEBHOOK": h.url, "HEDGER_ALERT_LIQ_DISTANCE": "0.4"}
+    p = subprocess.Popen([str(BIN / "hedger"), "watch", "--json-logs", "--interval", "0.3", "--metrics-port",
+                          str(port)], cwd=tmp_path, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=env)
+    seen: list[dict[str, Any]] = []
+
+    def next_cycle() -> dict[str, dict[str, Any]]:
+        """The two lines (ETH, BTC) of the next cycle, by market name."""
+        got: dict[str, dict[str, Any]] = {}
+        while len(got) < 2:
+            line = p.stdout.readline()              # type: ignore[union-attr]
+            assert line, "the keeper exited early"
+            if line.startswith("{"):
+                seen.append(json.loads(line))
+                if seen[-1]["event"] == "cycle":
+                    got[seen[-1]["market"]] = seen[-1]
+        assert len({c["n"] for c in got.values()}) == 1
+        return got
+
+    try:
+        first = next_cycle()
+        assert {n: c["outcome"] for n, c in first.items()} == {"ETH": "acted", "BTC": "acted"}
+        assert {c["outcome"] for c in next_cycle().values()} == {"held"}
+        assert h.received == []
+        multi.set_btc_price(72_000)                 # BTC +20%: its short at 4x, liquidation ~24% away
+        deadline = time.time() + 30
+        while not h.received and time.time() < deadline:
+            next_cycle()
+        assert h.received, "no alert arrived"
+        next_cycle()
+        samples, _ = scrape(port)
+    finally:
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+        h.close()
+    assert p.returncode == 0, err
+    start = seen[0]
+    assert start["event"] == "start" and start["markets"] == {"ETH": multi.chain.d.market, "BTC": multi.btc.market}
+    assert not any(e["event"] == "observer_error" for e in seen)
+    # the alert names the BTC market; ETH, 49% from liquidation, is quiet
+    assert [(a["kind"], a["market"], a["details"]["market_name"]) for a in h.payloads] == [
+        ("liquidation_distance", multi.btc.market, "BTC")]
+    assert h.payloads[0]["details"]["price"] == 72_000.0
+    # each market has its own labelled series; the gas balance is the account's
+    assert val(samples, "hedger_oracle_price_usd", market="ETH") == 3000.0
+    assert val(samples, "hedger_oracle_price_usd", market="BTC") == 72_000.0
+    assert val(samples, "hedger_position_size", market="BTC") == pytest.approx(-0.5, rel=0.05)
+    assert 1.5 <= val(samples, "hedger_leverage", market="BTC") <= 2.5         # topped up after the alert
+    assert val(samples, "hedger_cycles_total", market="ETH", outcome="acted") == 1
+    assert val(samples, "hedger_actions_total", market="BTC", function="transferMargin") >= 2
+    assert val(samples, "hedger_gas_balance_eth") > 1
 
 
 def ten_markets(multi: Multi) -> list[dict[str, Any]]:
