@@ -56,6 +56,8 @@ def add_parser(sub: Any) -> None:
     sp.add_argument("--lp", default="40", help="asset in a constant-product LP leg at the start (default 40)")
     sp.add_argument("--no-flows", action="store_true", help="no scheduled inflow (+20%%) and outflow (-30%%)")
     sp.add_argument("--reserve-usd", type=int, default=500_000, help="collateral reserve in USD (default 500000)")
+    sp.add_argument("--eth-usd", help="price gas at this ETH/USD (default: the hedged asset's price at each step, "
+                    "right for ETH; give it when replaying another asset, e.g. a BTC csv:)")
     sp.add_argument("--workers", type=int, default=None,
                     help="parallel processes, each with its own chain (default: CPUs, at most 4)")
     sp.add_argument("--json", type=Path, help="write the results here")
@@ -192,6 +194,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise ConfigError("--spot/--lp", "the hedged holding must be positive", "e.g. --spot 60 --lp 40")
     if args.reserve_usd <= 0:
         raise ConfigError("--reserve-usd", "must be positive", "e.g. --reserve-usd 500000")
+    eth_usd = None
+    if args.eth_usd is not None:
+        try:
+            eth_usd = int(Decimal(args.eth_usd) * UNIT)
+        except InvalidOperation:
+            eth_usd = 0
+        if eth_usd <= 0:
+            raise ConfigError("--eth-usd", f"{args.eth_usd!r} is not a positive price", "e.g. --eth-usd 3000")
     if args.json is not None and not args.json.parent.is_dir():
         raise ConfigError("--json", f"folder {args.json.parent} does not exist", "create it or give another path")
     pols = build_policies(args)
@@ -199,7 +209,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     jobs = [Job(sc, seed, p, steps=args.steps) for sc in scenarios for seed in seeds for p in pols]
     workers = args.workers or min(os.cpu_count() or 1, 4)
     workers = max(1, min(workers, len(jobs)))
-    options = SimOptions(holding=Holding(spot=spot, lp=lp, flows=not args.no_flows), reserve_usd=args.reserve_usd)
+    options = SimOptions(holding=Holding(spot=spot, lp=lp, flows=not args.no_flows), reserve_usd=args.reserve_usd,
+                         eth_usd=eth_usd)
     chain_kw = {"fork_url": args.fork_url, "oracle": args.oracle, "collateral": args.collateral,
                 "order_mode": args.order_mode}
     started = time.monotonic()
@@ -212,6 +223,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             "fork": redact_url(args.fork_url) if args.fork_url else "local upstream anvil (chain id 1)",
             "exposure": {"spot": args.spot, "lp": args.lp, "flows": not args.no_flows},
             "reserve_usd": args.reserve_usd,
+            "gas_priced_at": f"{args.eth_usd} USD/ETH" if eth_usd is not None else "the hedged asset's price",
             "market": {"skew_scale": mp.skewScale / UNIT, "max_funding_velocity": mp.maxFundingVelocity / UNIT,
                        "taker_fee": mp.takerFee / UNIT, "maker_fee": mp.makerFee / UNIT},
             "traders": {"depth": TraderModel().depth / UNIT, "noise": TraderModel().noise / UNIT},

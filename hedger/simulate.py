@@ -376,6 +376,9 @@ class SimOptions:
     holding: Holding = field(default_factory=Holding)
     reserve_usd: int = 500_000
     traders: TraderModel = field(default_factory=TraderModel)
+    # E18 USD price of the gas token (ETH) for gas costs; None: the hedged asset's price at each
+    # step, right when the hedged asset is ETH (give it for a BTC price path)
+    eth_usd: int | None = None
     workdir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
 
 
@@ -547,7 +550,7 @@ class Runner:
         price = now["price"]
         equity = now["margin"] + now["wallet"] * now["scale"]
         notional = abs(now["size"]) * price // UNIT
-        gas_usd = gas_wei * price // UNIT      # gas is paid in ETH; the hedged asset is taken as ETH
+        gas_usd = gas_wei * (price if self.o.eth_usd is None else self.o.eth_usd) // UNIT    # gas is paid in ETH
         if prev is None:
             # the opening step: no price change; the equity given up beyond the fees is the
             # fill premium (the account starts with its reserve in the wallet, no position)

@@ -63,6 +63,15 @@ def test_default_policy_hedges_and_tracks_the_target(runner: Runner) -> None:
     assert r.reserve_used_usd > 0
 
 
+def test_gas_priced_at_a_given_eth_usd_for_another_asset(runner: Runner) -> None:
+    job = Job("gbm", 3, POL["default"], steps=12)
+    at_asset = runner.run(job)
+    fixed = Runner(runner.chain, replace(runner.o, eth_usd=1_000 * UNIT)).run(job)
+    assert fixed.gas_wei == at_asset.gas_wei > 0                     # the same run, priced otherwise
+    assert fixed.gas_usd == pytest.approx(fixed.gas_wei / 1e18 * 1_000, rel=1e-9)
+    assert at_asset.gas_usd > fixed.gas_usd * 2                      # the GBM path starts at 3,000
+
+
 def test_wall_clock_does_not_matter(runner: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
     """A worker's chain starts at its wall-clock time; later runs revert to that start while the
     wall clock moves on. No guard may refuse because of it (the block-lag guard once did)."""
@@ -198,6 +207,7 @@ def test_cli_sweep_reports_a_frontier(tmp_path: Path) -> None:
     (["--policies", "yolo"], "--policies"),
     (["--json", "/nonexistent/dir/x.json"], "--json"),
     (["--oracle", "0x0000000000000000000000000000000000000001"], "--oracle"),
+    (["--eth-usd", "-5"], "--eth-usd"),
 ])
 def test_cli_bad_input_names_the_flag(args: list[str], flag: str) -> None:
     p = _cli(*args, timeout=120)
