@@ -107,6 +107,44 @@ def plot_run(run: dict[str, Sequence[float | None]], path: Path | str, title: st
     return path
 
 
+LABEL_ALL_MAX = 12     # a frontier plot with more points than this names only its frontier
+NEAR = 0.025           # points closer than this fraction of both axis spans share one number
+
+
+def _number_points(ax: Any, points: list[dict[str, Any]]) -> list[str]:
+    """Number the named points on the plot and list the names in a key: sweep labels are long and
+    a sweep's points often coincide (a parameter that changed nothing), so names written beside
+    the points would cover each other. A large sweep names only its frontier (every point is in
+    the table and the JSON); coinciding points share one number. Returns the tags drawn."""
+    named = [p for p in points if p.get("label") and (len(points) <= LABEL_ALL_MAX or p.get("frontier"))]
+    if not named:
+        return []
+    named.sort(key=lambda p: (p["risk"], p["cost_usd"]))
+    xs, ys = [p["risk"] for p in points], [p["cost_usd"] for p in points]
+    dx, dy = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
+    groups: list[list[int]] = []           # indices into named; a group is drawn once
+    for i, p in enumerate(named):
+        for g in groups:
+            q = named[g[0]]
+            if abs(p["risk"] - q["risk"]) <= NEAR * dx and abs(p["cost_usd"] - q["cost_usd"]) <= NEAR * dy:
+                g.append(i)
+                break
+        else:
+            groups.append([i])
+    tags = []
+    for k, g in enumerate(groups):
+        q = named[g[0]]
+        tag = ",".join(str(i + 1) for i in g)
+        tags.append(tag)
+        ax.annotate(tag, (q["risk"], q["cost_usd"]), fontsize=8, fontweight="bold",
+                    xytext=(6, 6 if k % 2 == 0 else -12), textcoords="offset points")
+    key = "\n".join(f"{i + 1}: {p['label']}" for i, p in enumerate(named))
+    ax.text(0.98, 0.5, key, transform=ax.transAxes, fontsize=7, family="monospace", ha="right", va="center",
+            multialignment="left",
+            bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.85, "edgecolor": "0.7"})
+    return tags
+
+
 def plot_frontier(points: list[dict[str, Any]], path: Path | str, title: str = "") -> Path:
     """Write a sweep as cost against residual risk, frontier joined by a line; return the path.
 
@@ -134,10 +172,7 @@ def plot_frontier(points: list[dict[str, Any]], path: Path | str, title: str = "
         if front:
             ax.plot([p["risk"] for p in front], [p["cost_usd"] for p in front],
                     color="black", lw=1.0, zorder=2)
-        for p in points:
-            if p.get("label"):
-                ax.annotate(str(p["label"]), (p["risk"], p["cost_usd"]), fontsize=7,
-                            xytext=(4, 4), textcoords="offset points")
+        _number_points(ax, points)
         ax.margins(0.08)  # room for the annotations of the outermost points
         ax.set_xlabel("residual risk (std of hedged step PnL, USD)")
         ax.set_ylabel("hedging cost (USD)")

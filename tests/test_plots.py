@@ -94,3 +94,24 @@ def test_plot_frontier_without_policies(tmp_path: Path) -> None:
     points = [{"risk": 1.0, "cost_usd": 2.0, "label": "a", "frontier": True},
               {"risk": 2.0, "cost_usd": 1.0, "label": "b", "frontier": False}]
     assert plot_frontier(points, str(tmp_path / "f.png")).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_large_sweep_numbers_its_frontier_and_coinciding_points_share_a_number() -> None:
+    import matplotlib.pyplot as plt
+
+    from hedger.plots import LABEL_ALL_MAX, _number_points
+    pts = [{"risk": 40.0 + i, "cost_usd": 500.0 - 10 * i, "label": f"p{i}", "frontier": False}
+           for i in range(LABEL_ALL_MAX)]
+    pts += [{"risk": 10.0, "cost_usd": 900.0, "label": "cheap-to-name", "frontier": True},
+            {"risk": 90.0, "cost_usd": 100.0, "label": "a", "frontier": True},
+            {"risk": 90.1, "cost_usd": 100.5, "label": "b", "frontier": True}]   # the same point, near enough
+    fig, ax = plt.subplots()
+    try:
+        assert _number_points(ax, pts) == ["1", "2,3"]           # only the frontier, the twins share
+        texts = [t.get_text() for t in ax.texts]
+        assert texts[-1] == "1: cheap-to-name\n2: a\n3: b"
+        fig2, ax2 = plt.subplots()
+        assert _number_points(ax2, pts[:3]) == ["1", "2", "3"]     # a small set: every point is named
+        plt.close(fig2)
+    finally:
+        plt.close(fig)
