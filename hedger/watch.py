@@ -2,7 +2,8 @@
 
 A cycle every N seconds (or on each new block), of one market or, with
 ``HEDGER_MARKETS``, of every configured market at once (a
-:class:`hedger.multimarket.MultiKeeper`), under the account's lock for the whole run (a second keeper refuses, naming the holder). SIGINT/SIGTERM ask
+:class:`hedger.multimarket.MultiKeeper`), under the account's lock for the
+whole run (a second keeper refuses, naming the holder). SIGINT/SIGTERM ask
 for a clean stop: the cycle in progress finishes (its transactions recorded),
 then the loop exits 0. RPC errors back off exponentially; a circuit breaker
 stops the keeper with exit 12 after N failed cycles in a row (a refusal counts:
