@@ -59,6 +59,7 @@ class _Episodes:
     gas_high_armed: bool = True
     collateral_problem: str | None = None
 
+
 TIMEOUT_S = 5.0
 
 

@@ -24,7 +24,7 @@ import logging
 import sys
 from typing import Any, Sequence
 
-from hedger.config import Settings, redact_urls
+from hedger.config import Settings, positive_e18, redact_urls
 from hedger.errors import ConfigError, HedgerError
 from hedger.fixedpoint import UNIT
 from hedger.types import CycleResult, Snapshot
@@ -256,10 +256,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise ConfigError("HEDGER_JOURNAL_PATH", f"no journal at {settings.journal_path}",
                           "point it at the journal the hedger writes")
     selected = _selected(settings, args, use_journal=False)
-    eth_usd = None
-    if args.eth_usd is not None:
-        from decimal import Decimal
-        eth_usd = int(Decimal(args.eth_usd) * 10**18)
+    eth_usd = None if args.eth_usd is None else positive_e18("--eth-usd", args.eth_usd, "3000")
     journal = Journal(settings.journal_path)
     for i, (name, k) in enumerate(selected):
         _heading(name, k, i == 0)

@@ -95,6 +95,12 @@ def _e18(v: Decimal) -> int:
         return int((v * UNIT).to_integral_value(rounding=ROUND_DOWN))
 
 
+def positive_e18(name: str, raw: str, example: str) -> int:
+    """A positive decimal given on the command line (``--eth-usd 3000``) as an exact E18 integer;
+    a ConfigError naming ``name`` otherwise (not a number, not finite, zero or negative)."""
+    return _e18(_dec(name, raw, lo=Decimal(0), lo_open=True, what=f"a positive number, e.g. {name} {example}"))
+
+
 def _int(name: str, raw: str, *, lo: int = 0, what: str = "a whole number") -> int:
     try:
         v = int(raw.strip())

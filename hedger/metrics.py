@@ -25,10 +25,10 @@ integers):
 | ``hedger_heartbeat_timestamp_seconds`` | gauge | | wall clock of the last loop iteration or cycle |
 
 With ``HEDGER_MARKETS`` every metric but the circuit breaker, the heartbeat and
-the gas balance (the account's) also carries a ``market`` label, the entry's configured name (``ETH``, ``BTC``):
-each market's cycle counts under its name, and a cycle that could not run at
-all (an RPC error, a chain guard) under ``market="all"``. A single-market keeper
-exports the metrics without that label.
+the gas balance (the account's) also carries a ``market`` label, the entry's
+configured name (``ETH``, ``BTC``): each market's cycle counts under its name,
+and a cycle that could not run at all (an RPC error, a chain guard) under
+``market="all"``. A single-market keeper exports the metrics without that label.
 
 Labels carry only bounded, non-secret values (outcomes, decision codes,
 function names, error class names, configured market names), never a message,

@@ -172,7 +172,7 @@ def from_csv(path: Path, *, limit: int | None = None, calm_gwei: float = 15.0) -
             try:
                 ts = int(row[0])
                 answer = int((Decimal(row[1].strip()) * 10**PRICE_DECIMALS).to_integral_value())
-            except (ValueError, IndexError, InvalidOperation):
+            except (ValueError, IndexError, InvalidOperation, OverflowError):   # inf: OverflowError
                 raise ValueError(f"{path}:{n}: expected 'timestamp,price', got {row!r}") from None
             if rows and ts <= rows[-1][0]:
                 raise ValueError(f"{path}:{n}: timestamps must increase ({ts} after {rows[-1][0]})")

@@ -20,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from hedger.config import positive_e18
 from hedger.errors import ConfigError
 from hedger.scenarios import SCENARIOS
 from hedger.types import UNIT, PolicyParams
@@ -77,6 +78,8 @@ def _value(flag: str, key: str, raw: str) -> int:
         d = Decimal(raw)
     except InvalidOperation:
         raise ConfigError(flag, f"{key}={raw!r} is not a number", f"e.g. {key}=0.05") from None
+    if not d.is_finite():
+        raise ConfigError(flag, f"{key}={raw!r} is not a finite number", f"e.g. {key}=0.05")
     if d < 0:
         raise ConfigError(flag, f"{key}={raw} is negative", "give a value >= 0")
     if kind == "int":
@@ -131,8 +134,10 @@ def build_policies(args: argparse.Namespace) -> list[Any]:
         if name.startswith("fixed-interval-") and name.endswith("h"):
             try:
                 hours = Decimal(name[len("fixed-interval-"):-1])
+                if not hours.is_finite() or hours <= 0:
+                    raise InvalidOperation
             except InvalidOperation:
-                raise ConfigError("--policies", f"{name!r}: the interval is not a number of hours",
+                raise ConfigError("--policies", f"{name!r}: the interval is not a positive number of hours",
                                   "e.g. fixed-interval-4h") from None
             fi = named["fixed-interval"]
             out.append(replace(fi, name=name, interval_s=int(hours * 3600),
@@ -187,21 +192,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.fork_url:
         register_rpc_url(args.fork_url)
     try:
-        spot, lp = int(Decimal(args.spot) * UNIT), int(Decimal(args.lp) * UNIT)
+        spot_d, lp_d = Decimal(args.spot), Decimal(args.lp)
+        if not (spot_d.is_finite() and lp_d.is_finite()):
+            raise InvalidOperation
+        spot, lp = int(spot_d * UNIT), int(lp_d * UNIT)
     except InvalidOperation:
-        raise ConfigError("--spot/--lp", "not a number", "e.g. --spot 60 --lp 40") from None
+        raise ConfigError("--spot/--lp", "not a finite number", "e.g. --spot 60 --lp 40") from None
     if spot < 0 or lp < 0 or spot + lp == 0:
         raise ConfigError("--spot/--lp", "the hedged holding must be positive", "e.g. --spot 60 --lp 40")
     if args.reserve_usd <= 0:
         raise ConfigError("--reserve-usd", "must be positive", "e.g. --reserve-usd 500000")
-    eth_usd = None
-    if args.eth_usd is not None:
-        try:
-            eth_usd = int(Decimal(args.eth_usd) * UNIT)
-        except InvalidOperation:
-            eth_usd = 0
-        if eth_usd <= 0:
-            raise ConfigError("--eth-usd", f"{args.eth_usd!r} is not a positive price", "e.g. --eth-usd 3000")
+    eth_usd = None if args.eth_usd is None else positive_e18("--eth-usd", args.eth_usd, "3000")
     if args.json is not None and not args.json.parent.is_dir():
         raise ConfigError("--json", f"folder {args.json.parent} does not exist", "create it or give another path")
     pols = build_policies(args)

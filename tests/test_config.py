@@ -326,3 +326,16 @@ def test_funding_aware_range(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError) as e:
         load(env, HEDGER_FUNDING_THRESHOLD="ten")
     assert e.value.variable == "HEDGER_FUNDING_THRESHOLD"
+
+
+@pytest.mark.parametrize("raw", ["abc", "nan", "inf", "-Infinity", "0", "-1", ""])
+def test_a_command_line_price_must_be_a_positive_finite_number(raw: str) -> None:
+    from hedger.config import positive_e18
+    with pytest.raises(ConfigError) as err:
+        positive_e18("--eth-usd", raw, "3000")
+    assert err.value.variable == "--eth-usd" and "--eth-usd 3000" in err.value.fix
+
+
+def test_a_command_line_price_is_exact() -> None:
+    from hedger.config import positive_e18
+    assert positive_e18("--eth-usd", " 3000.123456789012345678 ", "3000") == 3000_123456789012345678

@@ -73,6 +73,10 @@ def test_csv_scenario_exact_and_validated(tmp_path: Path) -> None:
     bad.write_text("time,close\n1,2\n")
     with pytest.raises(ValueError, match="first line"):
         from_csv(bad)
+    for price in ("inf", "nan", "abc", ""):
+        bad.write_text(f"timestamp,price\n1000,3000\n4600,{price}\n")
+        with pytest.raises(ValueError, match=r"bad.csv:3: expected 'timestamp,price'"):
+            from_csv(bad)
     with pytest.raises(ValueError, match="unknown scenario"):
         make("moon", 1)
 

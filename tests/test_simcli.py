@@ -53,6 +53,10 @@ def test_sweep_grid_and_intervals() -> None:
     ({"set": ["target_leverage=4"]}, "--set"),
     ({"sweep": ["band=0.1,-1"]}, "--sweep"),
     ({"sweep": ["band="]}, "--sweep"),
+    ({"set": ["band=nan"]}, "--set"),
+    ({"sweep": ["cooldown=inf"]}, "--sweep"),
+    ({"policies": "fixed-interval-infh"}, "--policies"),
+    ({"policies": "fixed-interval-0h"}, "--policies"),
 ])
 def test_bad_input_names_the_flag(kw: dict[str, object], flag: str) -> None:
     with pytest.raises(ConfigError) as e:

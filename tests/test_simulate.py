@@ -208,6 +208,8 @@ def test_cli_sweep_reports_a_frontier(tmp_path: Path) -> None:
     (["--json", "/nonexistent/dir/x.json"], "--json"),
     (["--oracle", "0x0000000000000000000000000000000000000001"], "--oracle"),
     (["--eth-usd", "-5"], "--eth-usd"),
+    (["--eth-usd", "nan"], "--eth-usd"),
+    (["--spot", "inf"], "--spot/--lp"),
 ])
 def test_cli_bad_input_names_the_flag(args: list[str], flag: str) -> None:
     p = _cli(*args, timeout=120)
