@@ -250,7 +250,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from hedger.journal import Journal
-    from hedger.report import build_report, print_report, write_csv
+    from hedger.report import build_report, eth_prices, print_report, write_csv
     settings = Settings.from_env()
     if not settings.journal_path.exists():
         raise ConfigError("HEDGER_JOURNAL_PATH", f"no journal at {settings.journal_path}",
@@ -258,9 +258,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     selected = _selected(settings, args, use_journal=False)
     eth_usd = None if args.eth_usd is None else positive_e18("--eth-usd", args.eth_usd, "3000")
     journal = Journal(settings.journal_path)
+    # with HEDGER_MARKETS, an ETH market's readings price the other markets' gas, cycle by cycle
+    eth_usd_at: dict[int, int] = {}
+    if eth_usd is None:
+        for m in settings.markets:
+            eth_usd_at.update(eth_prices(journal, selected[0][1].account, m.market))
     for i, (name, k) in enumerate(selected):
         _heading(name, k, i == 0)
-        rep = build_report(journal, k.account, k.adapter.market, eth_usd=eth_usd)
+        rep = build_report(journal, k.account, k.adapter.market, eth_usd=eth_usd, eth_usd_at=eth_usd_at)
         print_report(rep)
         if args.csv:
             # one file per market: NAME inserted before the suffix (report.csv -> report-BTC.csv)

@@ -9,7 +9,8 @@ Between two consecutive cycles (chain time), with oracle prices P0 -> P1:
                transaction traded; for a two-step order filled by a keeper, the fee the
                policy expected (marked as an estimate)
 - gas        = gas used x effective gas price of every mined transaction (in ETH; in USD when
-               the oracle prices ETH, or at --eth-usd)
+               the oracle prices ETH, or at --eth-usd, or, with HEDGER_MARKETS, at the price
+               an ETH market's oracle read in the same cycle)
 Net = spot + perp + funding - fees - gas. Hedge cost = fees + gas - funding; in basis points
 per year of the hedged notional (the position's notional integrated over time).
 Amounts are integers (E18) throughout; they become decimal strings only when printed.
@@ -86,7 +87,34 @@ def _day(ts: int) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(ts))
 
 
-def build_report(j: Journal, account: str, market: str, *, eth_usd: int | None = None) -> Report:
+def _prices_eth(sn: dict[str, Any]) -> bool:
+    return "ETH" in (sn["oracle"].get("description") or "").upper()
+
+
+def _price(sn: dict[str, Any]) -> int:
+    o = sn["oracle"]
+    return int(o["answer"]) * 10 ** (18 - int(o["decimals"]))
+
+
+def eth_prices(j: Journal, account: str, market: str) -> dict[int, int]:
+    """E18 ETH/USD by block timestamp, as read by a market's cycles whose oracle prices ETH;
+    empty for a market that prices something else. With ``HEDGER_MARKETS`` every market of a
+    cycle reads at one block, so the ETH market's reading prices the gas of the others."""
+    out: dict[int, int] = {}
+    for c in j.db.execute("SELECT block_timestamp, snapshot FROM cycles WHERE account=? AND market=? AND "
+                          "snapshot IS NOT NULL", (account, market)):
+        sn = json.loads(c["snapshot"])
+        if _prices_eth(sn):
+            out[int(c["block_timestamp"])] = _price(sn)
+    return out
+
+
+def build_report(j: Journal, account: str, market: str, *, eth_usd: int | None = None,
+                 eth_usd_at: dict[int, int] | None = None) -> Report:
+    """``eth_usd``: price all gas at this E18 ETH/USD; else a market whose oracle prices ETH prices
+    its own, and ``eth_usd_at`` (block timestamp -> price, see :func:`eth_prices`) prices the
+    rest, cycle by cycle."""
+    eth_usd_at = eth_usd_at or {}
     cycles = [c for c in j.db.execute(
         "SELECT * FROM cycles WHERE account=? AND market=? AND snapshot IS NOT NULL ORDER BY id", (account, market))]
     if not cycles:
@@ -100,10 +128,7 @@ def build_report(j: Journal, account: str, market: str, *, eth_usd: int | None =
     def row(ts: int) -> Row:
         return days.setdefault(_day(ts), Row(day=_day(ts)))
 
-    def price_of(sn: dict[str, Any]) -> int:
-        o = sn["oracle"]
-        d = int(o["decimals"])
-        return int(o["answer"]) * 10 ** (18 - d)
+    price_of = _price
 
     def exposure_of(sn: dict[str, Any]) -> int:
         e = sn["exposure"]
@@ -114,22 +139,23 @@ def build_report(j: Journal, account: str, market: str, *, eth_usd: int | None =
     for c, sn in zip(cycles, snaps):
         txs = j.txs(int(c["id"]))
         r = row(int(c["block_timestamp"]))
-        oracle_is_eth = "ETH" in (sn["oracle"].get("description") or "").upper()
+        oracle_is_eth = _prices_eth(sn)
+        cycle_eth = (eth_usd if eth_usd is not None else price_of(sn) if oracle_is_eth
+                     else eth_usd_at.get(int(c["block_timestamp"])))
         for t in txs:
             if t["state"] not in ("mined", "reverted"):
                 continue
             wei = int(t["gas_used"] or 0) * int(t["effective_gas_price"] or 0)
             r.gas_wei += wei
-            px = eth_usd if eth_usd is not None else (price_of(sn) if oracle_is_eth else None)
-            if px is not None:
-                r.gas_usd += wei * px // UNIT
+            if cycle_eth is not None:
+                r.gas_usd += wei * cycle_eth // UNIT
             if t["state"] == "mined" and t["fee"] is not None:
                 r.fees += int(t["fee"])
             elif t["state"] == "mined" and t["function"] == "submitDelayedOrder":
                 plan = json.loads(c["plan"] or "{}")
                 r.fees += int(plan.get("plan", {}).get("decision", {}).get("expected_fee", 0))
                 r.fee_estimated = True
-        if eth_usd is None and not oracle_is_eth and any(t["gas_used"] for t in txs):
+        if cycle_eth is None and any(t["gas_used"] for t in txs):
             notes.append("gas is shown in ETH only: the oracle does not price ETH (pass --eth-usd)")
     for (c0, s0), (c1, s1) in zip(zip(cycles, snaps), zip(cycles[1:], snaps[1:])):
         t0, t1 = int(c0["block_timestamp"]), int(c1["block_timestamp"])

@@ -354,6 +354,12 @@ def test_pause_resume_report_and_unwind_per_market(multi: Multi, tmp_path: Path)
     assert p.returncode == 0, p.stderr
     assert f"== ETH ({eth_market}) ==" in p.stdout and f"== BTC ({btc_market}) ==" in p.stdout
     assert (tmp_path / "r-ETH.csv").read_text().count("\n") >= 2 and (tmp_path / "r-BTC.csv").exists()
+    # BTC's gas is priced at the ETH market's reading of the same cycle (3,000 USD/ETH here)
+    import csv
+    btc_total = list(csv.DictReader((tmp_path / "r-BTC.csv").open()))[-1]
+    assert btc_total["day"] == "total" and float(btc_total["gas_eth"]) > 0
+    assert float(btc_total["gas_usd"]) == pytest.approx(float(btc_total["gas_eth"]) * 3000, rel=1e-4)
+    assert "gas is shown in ETH only" not in p.stdout
     # unwind one market: the other keeps its hedge
     p = hedger(["unwind", "--market", "ETH"], env, tmp_path)
     assert p.returncode == 0, p.stdout + p.stderr
