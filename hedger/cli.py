@@ -259,7 +259,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     eth_usd = None if args.eth_usd is None else positive_e18("--eth-usd", args.eth_usd, "3000")
     journal = Journal(settings.journal_path)
     # with HEDGER_MARKETS, an ETH market's readings price the other markets' gas, cycle by cycle
-    eth_usd_at: dict[int, int] = {}
+    eth_usd_at: dict[tuple[str, int], int] = {}
     if eth_usd is None:
         for m in settings.markets:
             eth_usd_at.update(eth_prices(journal, selected[0][1].account, m.market))

@@ -96,23 +96,23 @@ def _price(sn: dict[str, Any]) -> int:
     return int(o["answer"]) * 10 ** (18 - int(o["decimals"]))
 
 
-def eth_prices(j: Journal, account: str, market: str) -> dict[int, int]:
-    """E18 ETH/USD by block timestamp, as read by a market's cycles whose oracle prices ETH;
+def eth_prices(j: Journal, account: str, market: str) -> dict[tuple[str, int], int]:
+    """E18 ETH/USD by (genesis hash, block timestamp), as read by a market's cycles whose oracle prices ETH;
     empty for a market that prices something else. With ``HEDGER_MARKETS`` every market of a
     cycle reads at one block, so the ETH market's reading prices the gas of the others."""
-    out: dict[int, int] = {}
-    for c in j.db.execute("SELECT block_timestamp, snapshot FROM cycles WHERE account=? AND market=? AND "
+    out: dict[tuple[str, int], int] = {}
+    for c in j.db.execute("SELECT genesis_hash, block_timestamp, snapshot FROM cycles WHERE account=? AND market=? AND "
                           "snapshot IS NOT NULL", (account, market)):
         sn = json.loads(c["snapshot"])
         if _prices_eth(sn):
-            out[int(c["block_timestamp"])] = _price(sn)
+            out[(c["genesis_hash"], int(c["block_timestamp"]))] = _price(sn)
     return out
 
 
 def build_report(j: Journal, account: str, market: str, *, eth_usd: int | None = None,
-                 eth_usd_at: dict[int, int] | None = None) -> Report:
+                 eth_usd_at: dict[tuple[str, int], int] | None = None) -> Report:
     """``eth_usd``: price all gas at this E18 ETH/USD; else a market whose oracle prices ETH prices
-    its own, and ``eth_usd_at`` (block timestamp -> price, see :func:`eth_prices`) prices the
+    its own, and ``eth_usd_at`` ((genesis hash, block timestamp) -> price, see :func:`eth_prices`) prices the
     rest, cycle by cycle."""
     eth_usd_at = eth_usd_at or {}
     cycles = [c for c in j.db.execute(
@@ -141,7 +141,7 @@ def build_report(j: Journal, account: str, market: str, *, eth_usd: int | None =
         r = row(int(c["block_timestamp"]))
         oracle_is_eth = _prices_eth(sn)
         cycle_eth = (eth_usd if eth_usd is not None else price_of(sn) if oracle_is_eth
-                     else eth_usd_at.get(int(c["block_timestamp"])))
+                     else eth_usd_at.get((c["genesis_hash"], int(c["block_timestamp"]))))
         for t in txs:
             if t["state"] not in ("mined", "reverted"):
                 continue
