@@ -9,7 +9,11 @@ whatever the number of markets, and a wallet that funds only one market.
 
 from __future__ import annotations
 
+import csv
 import json
+import os
+import signal
+import subprocess
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -355,7 +359,6 @@ def test_pause_resume_report_and_unwind_per_market(multi: Multi, tmp_path: Path)
     assert f"== ETH ({eth_market}) ==" in p.stdout and f"== BTC ({btc_market}) ==" in p.stdout
     assert (tmp_path / "r-ETH.csv").read_text().count("\n") >= 2 and (tmp_path / "r-BTC.csv").exists()
     # BTC's gas is priced at the ETH market's reading of the same cycle (3,000 USD/ETH here)
-    import csv
     btc_total = list(csv.DictReader((tmp_path / "r-BTC.csv").open()))[-1]
     assert btc_total["day"] == "total" and float(btc_total["gas_eth"]) > 0
     assert float(btc_total["gas_usd"]) == pytest.approx(float(btc_total["gas_eth"]) * 3000, rel=1e-4)
@@ -377,10 +380,6 @@ def test_pause_resume_report_and_unwind_per_market(multi: Multi, tmp_path: Path)
 
 def test_watch_hedges_every_market_with_labelled_metrics_and_per_market_alerts(multi: Multi,
                                                                                tmp_path: Path) -> None:
-    import os
-    import signal
-    import subprocess
-
     from hedger.localchain import free_port
     from tests.test_cli import BIN
     from tests.test_metrics_alerts import Hook, scrape, val
