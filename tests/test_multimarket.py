@@ -421,9 +421,11 @@ def test_watch_hedges_every_market_with_labelled_metrics_and_per_market_alerts(m
         out, err = p.communicate(timeout=60)
         h.close()
     assert p.returncode == 0, err
-    start = seen[0]
+    events = seen + [json.loads(x) for x in out.splitlines() if x.startswith("{")]
+    start = events[0]
     assert start["event"] == "start" and start["markets"] == {"ETH": multi.chain.d.market, "BTC": multi.btc.market}
-    assert not any(e["event"] == "observer_error" for e in seen)
+    assert events[-1]["event"] == "stopped"
+    assert not any(e["event"] == "observer_error" for e in events)
     # the alert names the BTC market; ETH, 49% from liquidation, is quiet
     assert [(a["kind"], a["market"], a["details"]["market_name"]) for a in h.payloads] == [
         ("liquidation_distance", multi.btc.market, "BTC")]
