@@ -8,10 +8,11 @@ stopping it by PID really stops it.
 from __future__ import annotations
 
 import os
+import queue
 import shutil
 import socket
 import subprocess
-import time
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,12 +32,10 @@ def dev_account(index: int) -> LocalAccount:
 
 
 def anvil_binary() -> str:
-    candidates = [
-        PROJECT_ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil",
-        PROJECT_ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-arm64" / "bin" / "anvil",
-    ]
-    for c in candidates:
-        if c.exists():
+    # the platform's binary from npm (@foundry-rs/anvil-linux-amd64, -darwin-arm64, ...), not the
+    # node.js launcher in node_modules/.bin: a signal to the launcher does not reach anvil
+    for c in sorted((PROJECT_ROOT / "node_modules" / "@foundry-rs").glob("anvil-*/bin/anvil")):
+        if os.access(c, os.X_OK):
             return str(c)
     found = shutil.which("anvil")
     if found:
@@ -79,21 +78,35 @@ class Anvil:
 
 def start_anvil(port: int | None = None, chain_id: int = 31337, extra: list[str] | None = None,
                 timeout: float = 15.0) -> Anvil:
-    """Start anvil on loopback and wait until it answers."""
-    port = port or free_port()
-    args = [anvil_binary(), "--host", "127.0.0.1", "--port", str(port), "--chain-id", str(chain_id),
-            "--silent", *(extra or [])]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    """Start anvil on loopback and wait until it listens.
+
+    With no ``port``, anvil binds port 0 and the kernel picks a free one, which anvil then
+    prints: no window in which another process can take the port between our choice and its
+    bind. Either way the node is ours only once *this* process has printed that it listens (a
+    port that merely answers might be someone else's)."""
+    args = [anvil_binary(), "--host", "127.0.0.1", "--port", str(port or 0), "--chain-id", str(chain_id),
+            *(extra or [])]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ}, start_new_session=True)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            raise RuntimeError(f"anvil exited at start: {err.strip()[-300:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return Anvil(port=port, chain_id=chain_id, process=proc, args=args)
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError(f"anvil did not start on port {port} within {timeout}s")
+    listening: queue.Queue[int | None] = queue.Queue()
+
+    def read_stdout() -> None:
+        # after the banner anvil logs each request here; reading on keeps the pipe from filling
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            if raw.startswith(b"Listening on "):
+                listening.put(int(raw.strip().rsplit(b":", 1)[1]))
+        listening.put(None)
+
+    threading.Thread(target=read_stdout, name=f"anvil-{proc.pid}-stdout", daemon=True).start()
+    try:
+        bound = listening.get(timeout=timeout)
+    except queue.Empty:
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"anvil did not start within {timeout}s") from None
+    if bound is None:
+        proc.wait()
+        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        raise RuntimeError(f"anvil exited at start: {err.strip()[-300:]}")
+    return Anvil(port=bound, chain_id=chain_id, process=proc, args=args)
