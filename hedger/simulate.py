@@ -40,15 +40,19 @@ from hedger.deploy import Deployment, MarketParams, deploy_contract, deploy_refe
 from hedger.executor import KeySigner, Secret, TxSender
 from hedger.journal import Journal
 from hedger.keeper import Keeper, fill_due_orders, make_web3
-from hedger.localchain import Anvil, dev_account, start_anvil
+from hedger.localchain import Anvil, anvil_binary, dev_account, free_port, start_anvil
 from hedger.scenarios import PRICE_DECIMALS, Scenario, Step, lp_units, make, with_flows
 from hedger.types import UNIT, PolicyParams
 
 log = logging.getLogger("hedger.simulate")
 
 FORK_NETWORK = "ethereum:mainnet-fork:foundry"
-FORK_SETTINGS = {"host": "auto",
-                 "fork": {"ethereum": {"mainnet": {"upstream_provider": "node", "evm_version": "prague"}}}}
+FORK_SETTINGS = {"fork": {"ethereum": {"mainnet": {"upstream_provider": "node", "evm_version": "prague"}}}}
+# ape-foundry's ``host: auto`` draws a port at random without asking the kernel whether it is free:
+# a port held by another socket makes anvil exit ("Address already in use") and ape wait 20 s for
+# it, and a port held by another anvil makes ape use that node as if it were the fork. So the fork
+# gets a port the kernel has just handed out, and the start is tried again if it is lost anyway.
+FORK_START_ATTEMPTS = 3
 ADMIN, HEDGER, TRADER, LIQUIDATOR, ORDER_KEEPER = 0, 1, 2, 3, 4   # anvil dev account indexes
 MAX_UINT = 2**256 - 1
 SIM_TX_GAS = 3_000_000
@@ -170,18 +174,48 @@ class SimChain:
 
     def _fork(self, upstream_url: str) -> None:
         """Fork ``upstream_url`` through ape-foundry (its configured upstream, pointed here)."""
-        # ape-foundry looks anvil up on PATH: the one installed from npm, and this venv's tools
-        extra = [str(PROJECT_ROOT / "node_modules" / ".bin"), str(Path(sys.executable).parent)]
-        path = os.environ.get("PATH", "").split(os.pathsep)
-        os.environ["PATH"] = os.pathsep.join([p for p in extra if p not in path] + path)
+        # ape-foundry looks anvil up on PATH: the binary installed from npm (its own folder, not
+        # node_modules/.bin, whose `anvil` is a node.js launcher: killing that one would orphan
+        # the real anvil), and this venv's tools
+        extra = [str(Path(anvil_binary()).parent), str(Path(sys.executable).parent)]
+        # first on PATH even when already on it further down (behind node_modules/.bin, say)
+        path = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p not in extra]
+        os.environ["PATH"] = os.pathsep.join(extra + path)
         from ape import config, networks
         node = config.get_config("node")
         node.ethereum["mainnet"]["uri"] = upstream_url    # ape-config.yaml's upstream, pointed here
         logging.getLogger("ape").setLevel(logging.WARNING)
-        # the same settings as ape-config.yaml, given here too so that a run from another folder
-        # (another ape project) still gets its own port and the Prague EVM
-        self._ctx = networks.parse_network_choice(FORK_NETWORK, provider_settings=FORK_SETTINGS)
-        provider = self._ctx.__enter__()
+        from ape.exceptions import RPCTimeoutError
+        from ape_foundry.exceptions import FoundryNotInstalledError, FoundryProviderError
+        failures: list[str] = []
+        for _ in range(FORK_START_ATTEMPTS):
+            # the same settings as ape-config.yaml, given here too so that a run from another
+            # folder (another ape project) still gets the Prague EVM; the port is ours to choose
+            port = free_port()
+            settings = {**FORK_SETTINGS, "host": f"http://127.0.0.1:{port}"}
+            # disconnect_after: leaving the context also drops ape's record of this connection,
+            # which a later fork on the same port and upstream would otherwise be handed
+            ctx = networks.parse_network_choice(FORK_NETWORK, provider_settings=settings,
+                                                disconnect_after=True)
+            try:
+                provider = ctx.__enter__()
+            except FoundryNotInstalledError:
+                raise
+            except (RPCTimeoutError, FoundryProviderError) as exc:
+                _end_ape_node(ctx._provider)
+                failures.append(f"port {port}: {type(exc).__name__}: {exc}")
+                continue
+            if getattr(provider, "process", None) is None:
+                # someone else's node took the port between our check and anvil's start: never
+                # simulate on it, and leave it running
+                ctx.__exit__(None, None, None)
+                failures.append(f"port {port}: taken by a node this run did not start")
+                continue
+            self._ctx = ctx
+            break
+        else:
+            raise RuntimeError(f"the forked anvil did not start in {FORK_START_ATTEMPTS} attempts: "
+                               + "; ".join(failures))
         self.fork_uri = provider.uri
         self.w3 = make_web3(self.fork_uri, timeout=60)
         if self.w3.eth.chain_id != 1:
@@ -280,6 +314,7 @@ class SimChain:
 
     def stop(self) -> None:
         if self._ctx is not None:
+            _end_ape_node(self._ctx._provider)
             try:
                 self._ctx.__exit__(None, None, None)
             finally:
@@ -287,6 +322,41 @@ class SimChain:
         if self.upstream is not None:
             self.upstream.stop()
             self.upstream = None
+
+
+def _end_ape_node(provider: Any) -> None:
+    """End the anvil that ape started for ``provider`` (if any), and drop it from ape's list of
+    running nodes along with entries whose process is gone.
+
+    Not ape's own ``disconnect``: that sends SIGINT, after which anvil waits for idle keep-alive
+    connections (5-7 s a chain), and it finds the node in its list (``~/.ape/processes``) by
+    comparing settings, which costs 0.1 s an entry, and the list only grows (every fork started
+    so far stayed in it)."""
+    from ape import networks
+    proc = getattr(provider, "process", None)
+    if proc is not None:
+        if proc.poll() is None:
+            proc.kill()     # a throwaway fork: nothing on it to save
+            proc.wait(timeout=10)
+        provider.process = None
+    try:
+        nodes = networks.running_nodes
+        gone = [pid for pid in nodes.process_ids
+                if (proc is not None and pid == proc.pid) or not _process_exists(pid)]
+        if gone:
+            nodes.remove_processes(*gone)
+    except Exception as exc:    # ape's bookkeeping only: never fail a run over it
+        log.debug("could not tidy ape's list of running nodes: %s", exc)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 # ------------------------------------------------------------------------------------- the run
@@ -592,9 +662,11 @@ _WORKER: Runner | None = None
 
 def _worker_init(chain_kw: dict[str, Any], options: SimOptions) -> None:
     global _WORKER
-    import atexit
+    from multiprocessing import util
     chain = SimChain(**chain_kw).start()
-    atexit.register(chain.stop)
+    # a pool worker leaves through os._exit, which skips atexit: multiprocessing's own exit hook
+    # runs this (without it each worker's fork anvil outlived the run)
+    util.Finalize(chain, chain.stop, exitpriority=10)
     _WORKER = Runner(chain, options)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import replace
@@ -15,7 +16,7 @@ from pathlib import Path
 from statistics import pvariance
 
 import pytest
-from hedger import simreport
+from hedger import simreport, simulate
 from hedger.abi import PROJECT_ROOT, load_abi
 from hedger.deploy import deploy_contract, deploy_reference
 from hedger.executor import KeySigner, Secret, TxSender
@@ -45,6 +46,50 @@ def test_fork_is_chain_1_through_ape_foundry(chain: SimChain) -> None:
     # the protocol was deployed on the upstream; the fork reads it from there
     up = make_web3(chain.upstream.url)
     assert up.eth.get_code(chain.d.market) == chain.w3.eth.get_code(chain.d.market) != b""
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def test_fork_never_runs_on_a_node_it_did_not_start_and_ends_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The port chosen for the fork is taken by another anvil before ape starts one there (the
+    race that failed CI once, when ape drew ports at random): the simulator neither uses nor
+    stops that node, starts its fork on another port, and on stop ends its fork and upstream."""
+    squatter = start_anvil(chain_id=1)      # chain id 1, like a fork: only the process check tells
+    ports = iter([squatter.port])
+    real_free_port = simulate.free_port
+    monkeypatch.setattr(simulate, "free_port", lambda: next(ports, None) or real_free_port())
+    try:
+        c = SimChain().start()
+        fork_port = int(c.fork_uri.rsplit(":", 1)[1])
+        up_port = c.upstream.port
+        assert fork_port != squatter.port
+        assert c.w3.eth.get_code(c.d.market) != b""       # the fork holds the protocol
+        c.stop()
+        assert not _answers(fork_port) and not _answers(up_port)
+        assert squatter.process.poll() is None and _answers(squatter.port)
+        assert make_web3(squatter.url).eth.block_number == 0     # nothing was sent to it
+    finally:
+        squatter.stop()
+
+
+def test_start_anvil_never_hands_back_a_port_it_does_not_hold() -> None:
+    """A port that answers is not proof: here a plain socket listens on it. Asked for that port,
+    start_anvil fails; asked for none, it takes the one anvil itself bound."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        taken = held.getsockname()[1]
+        with pytest.raises(RuntimeError, match="in use"):
+            start_anvil(port=taken)
+        with start_anvil() as node:
+            assert node.port != taken
+            assert make_web3(node.url).eth.chain_id == 31337
 
 
 def test_default_policy_hedges_and_tracks_the_target(runner: Runner) -> None:
@@ -164,11 +209,28 @@ def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=timeout, cwd=PROJECT_ROOT, env=env)
 
 
+def _anvil_pids() -> set[int]:
+    """Running anvil processes (the binary itself, whatever launched it)."""
+    pids = set()
+    for d in Path("/proc").glob("[0-9]*"):
+        try:
+            if (d / "comm").read_text().strip() == "anvil" and "Z" not in (d / "stat").read_text().split()[2]:
+                pids.add(int(d.name))
+        except OSError:
+            pass
+    return pids
+
+
 def test_cli_json_parallel_and_reproducible(tmp_path: Path, runner: Runner) -> None:
     out = tmp_path / "sim.json"
+    before = _anvil_pids()
+    # PATH as a user's shell after `make`: npm's node.js launcher for anvil comes first
     p = _cli("--scenario", "gbm", "--seed", "7", "--seeds", "2", "--steps", "5", "--policies",
              "default,fixed-interval", "--workers", "2", "--json", str(out), "--plots", str(tmp_path / "png"))
     assert p.returncode == 0, p.stderr[-2000:]
+    if Path("/proc/self/comm").exists():
+        # each worker's upstream and fork ended with the run (they once outlived it, orphaned)
+        assert _anvil_pids() <= before
     assert "var.red." in p.stdout and "steps/s" in p.stdout
     doc = json.loads(out.read_text())
     for name in ("default", "fixed-interval"):
