@@ -664,8 +664,8 @@ def _worker_init(chain_kw: dict[str, Any], options: SimOptions) -> None:
     global _WORKER
     from multiprocessing import util
     chain = SimChain(**chain_kw).start()
-    # a pool worker leaves through os._exit, which skips atexit: multiprocessing's own exit hook
-    # runs this (without it each worker's fork anvil outlived the run)
+    # multiprocessing's exit hook runs in a worker under any start method; atexit does not under
+    # "fork", whose children leave through os._exit
     util.Finalize(chain, chain.stop, exitpriority=10)
     _WORKER = Runner(chain, options)
 
