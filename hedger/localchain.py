@@ -8,10 +8,12 @@ stopping it by PID really stops it.
 from __future__ import annotations
 
 import os
+import platform
 import queue
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,11 +34,14 @@ def dev_account(index: int) -> LocalAccount:
 
 
 def anvil_binary() -> str:
-    # the platform's binary from npm (@foundry-rs/anvil-linux-amd64, -darwin-arm64, ...), not the
+    # this platform's binary from npm (@foundry-rs/anvil-linux-amd64, -darwin-arm64, ...), not the
     # node.js launcher in node_modules/.bin: a signal to the launcher does not reach anvil
-    for c in sorted((PROJECT_ROOT / "node_modules" / "@foundry-rs").glob("anvil-*/bin/anvil")):
-        if os.access(c, os.X_OK):
-            return str(c)
+    system = {"darwin": "darwin", "win32": "win32"}.get(sys.platform, "linux")
+    arch = "arm64" if platform.machine().lower() in ("arm64", "aarch64") else "amd64"
+    exe = "anvil.exe" if system == "win32" else "anvil"
+    binary = PROJECT_ROOT / "node_modules" / "@foundry-rs" / f"anvil-{system}-{arch}" / "bin" / exe
+    if os.access(binary, os.X_OK):
+        return str(binary)
     found = shutil.which("anvil")
     if found:
         return found

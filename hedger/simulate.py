@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 from web3 import Web3
 
-from hedger.abi import PROJECT_ROOT, contract_artifact, load_abi
+from hedger.abi import contract_artifact, load_abi
 from hedger.config import Settings, register_rpc_url
 from hedger.deploy import Deployment, MarketParams, deploy_contract, deploy_reference
 from hedger.executor import KeySigner, Secret, TxSender
