@@ -131,7 +131,7 @@ def test_timeout_is_a_client_read_timeout(proxy):
     t0 = time.monotonic()
     with pytest.raises(requests.exceptions.ReadTimeout):
         rpc(w3, "eth_blockNumber")
-    assert time.monotonic() - t0 < 1.5
+    assert time.monotonic() - t0 < 5                      # gave up long before the proxy's 10 s
     assert "result" in rpc(w3, "eth_blockNumber")        # the next request is answered
     assert proxy.forwarded == Counter(eth_blockNumber=1)  # the held one never reached the node
 
@@ -161,7 +161,7 @@ def test_held_request_does_not_block_shutdown(node):
         while p.http_requests == 0 and time.monotonic() < deadline:
             time.sleep(0.01)
         t0 = time.monotonic()
-    assert time.monotonic() - t0 < 1.0
+    assert time.monotonic() - t0 < 10                     # not the held request's 60 s (margin for CI)
     t.join(2)
     assert not t.is_alive()
     assert errors and isinstance(errors[0], requests.exceptions.ConnectionError)
