@@ -423,13 +423,34 @@ def test_build_without_webhook_is_a_no_op_observer() -> None:
 
 # ---------------------------------------------------------------- end to end on anvil
 
+def start_watch(env: dict[str, str], cwd: Path, metrics_port: int) -> subprocess.Popen[str]:
+    """``hedger watch`` with JSON logs, a short interval and metrics on ``metrics_port``."""
+    return subprocess.Popen([str(BIN / "hedger"), "watch", "--json-logs", "--interval", "0.3", "--metrics-port",
+                             str(metrics_port)], cwd=cwd, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+
+
+def cycle_until_alert(h: Hook, next_cycle: Any, timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while not h.received and time.time() < deadline:
+        next_cycle()
+    assert h.received, "no alert arrived"
+
+
+def stop_watch(p: subprocess.Popen[str], h: Hook) -> tuple[str, str]:
+    """Stop the keeper as an operator would (SIGINT) and the webhook; the keeper's output."""
+    try:
+        p.send_signal(signal.SIGINT)
+        return p.communicate(timeout=60)
+    finally:
+        h.close()
+
+
 def test_watch_serves_metrics_and_alerts_on_anvil(hedge: Hedge, tmp_path: Path) -> None:
     port = free_port()
     h = Hook()
     env = {**os.environ, **hedge.env, "HEDGER_ALERT_WEBHOOK": h.url, "HEDGER_ALERT_LIQ_DISTANCE": "0.4"}
-    p = subprocess.Popen([str(BIN / "hedger"), "watch", "--json-logs", "--interval", "0.3", "--metrics-port",
-                          str(port)], cwd=tmp_path, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         env=env)
+    p = start_watch(env, tmp_path, port)
     seen: list[dict[str, Any]] = []
     try:
         assert p.stdout is not None
@@ -447,16 +468,11 @@ def test_watch_serves_metrics_and_alerts_on_anvil(hedge: Hedge, tmp_path: Path) 
         assert next_cycle()["outcome"] == "held"
         assert h.received == []                               # nothing to alert about yet
         hedge.chain.set_price(3600)                           # +20%: leverage 4x, liquidation ~24% away
-        deadline = time.time() + 30
-        while not h.received and time.time() < deadline:
-            next_cycle()
-        assert h.received, "no alert arrived"
+        cycle_until_alert(h, next_cycle)
         next_cycle()                                           # the top-up's effect is read back
         samples, _ = scrape(port)
     finally:
-        p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=60)
-        h.close()
+        out, err = stop_watch(p, h)
     assert p.returncode == 0, err
     events = seen + [json.loads(x) for x in out.splitlines() if x.startswith("{")]
     assert events[-1]["event"] == "stopped"

@@ -12,9 +12,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
-import subprocess
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -381,14 +378,11 @@ def test_pause_resume_report_and_unwind_per_market(multi: Multi, tmp_path: Path)
 def test_watch_hedges_every_market_with_labelled_metrics_and_per_market_alerts(multi: Multi,
                                                                                tmp_path: Path) -> None:
     from hedger.localchain import free_port
-    from tests.test_cli import BIN
-    from tests.test_metrics_alerts import Hook, scrape, val
+    from tests.test_metrics_alerts import Hook, cycle_until_alert, scrape, start_watch, stop_watch, val
     port, h = free_port(), Hook()
     env = {**os.environ, **multi.env, "HEDGER_MARKETS": json.dumps(multi.markets()),
            "HEDGER_ALERT_WEBHOOK": h.url, "HEDGER_ALERT_LIQ_DISTANCE": "0.4"}
-    p = subprocess.Popen([str(BIN / "hedger"), "watch", "--json-logs", "--interval", "0.3", "--metrics-port",
-                          str(port)], cwd=tmp_path, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         env=env)
+    p = start_watch(env, tmp_path, port)
     seen: list[dict[str, Any]] = []
 
     def next_cycle() -> dict[str, dict[str, Any]]:
@@ -410,16 +404,11 @@ def test_watch_hedges_every_market_with_labelled_metrics_and_per_market_alerts(m
         assert {c["outcome"] for c in next_cycle().values()} == {"held"}
         assert h.received == []
         multi.set_btc_price(72_000)                 # BTC +20%: its short at 4x, liquidation ~24% away
-        deadline = time.time() + 30
-        while not h.received and time.time() < deadline:
-            next_cycle()
-        assert h.received, "no alert arrived"
+        cycle_until_alert(h, next_cycle)
         next_cycle()
         samples, _ = scrape(port)
     finally:
-        p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=60)
-        h.close()
+        out, err = stop_watch(p, h)
     assert p.returncode == 0, err
     events = seen + [json.loads(x) for x in out.splitlines() if x.startswith("{")]
     start = events[0]
