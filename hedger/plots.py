@@ -1,9 +1,14 @@
 """PNG charts of simulator runs and of parameter sweeps (reports only, so floats are fine).
 
-`plot_run` draws one run as four stacked panels over hours since start: the oracle price,
-the perp position against its target, leverage with the distance to liquidation, and the
-cumulative PnL by component. `plot_frontier` draws a sweep as cost against residual risk,
-with the efficient frontier joined by a line. A None in any series is a gap in its line.
+`plot_run` draws one run as five stacked panels over hours since start: the oracle price, the
+perp position against its target, leverage with the distance to liquidation, the cumulative
+PnL of the holding alone against the hedged book, and the cumulative costs and funding (small
+beside the price moves, so on their own scale). Inflows and outflows of the hedged asset are
+marked on every panel. A stretch of steps much shorter than the others (the crash's 5-minute
+updates among hourly ones) is a vertical scribble on the hours axis, so a sixth row zooms on it
+in minutes. `plot_frontier` draws a sweep as cost against residual risk, with the efficient
+frontier joined by a line. A None in any series is a gap in its line; a series that is all
+None (the funding-aware range for a policy without one) is neither drawn nor listed.
 """
 
 from __future__ import annotations
@@ -17,20 +22,32 @@ matplotlib.use("Agg")  # files only, never a display
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import StrMethodFormatter  # noqa: E402
 
-FIGSIZE = (10.0, 11.0)
+FIGSIZE = (12.0, 13.0)
+ZOOM_HEIGHT = 2.8      # inches added for the zoom row when a run has a fast stretch
 DPI = 110
 
-# (key, legend label) of the cumulative PnL components, thin lines in panel 4
-PNL_COMPONENTS = (
-    ("cum_spot", "spot"),
-    ("cum_perp_price", "perp price"),
-    ("cum_funding", "funding"),
-    ("cum_fees", "fees"),
-    ("cum_execution", "execution"),
-    ("cum_gas", "gas"),
+# (key, legend label): the holding alone, the hedge's price PnL and the book (panel 4); the
+# holding's own PnL is the unhedged line, drawn once
+PNL_LINES = (
+    ("cum_unhedged", "unhedged (the holding alone)", dict(color="grey", lw=2.4)),
+    ("cum_perp_price", "perp price PnL", dict(color="tab:orange", lw=1.0)),
+    ("cum_hedged", "hedged total", dict(color="black", lw=2.0)),
 )
-PNL_TOTALS = (("cum_hedged", "hedged total"), ("cum_unhedged", "unhedged (spot alone)"))
+# costs and carry, thin lines in panel 5 (their sum is the hedged total less the two above)
+COST_LINES = (
+    ("cum_funding", "funding", dict(color="tab:green")),
+    ("cum_fees", "fees", dict(color="tab:red")),
+    ("cum_execution", "execution", dict(color="tab:purple")),
+    ("cum_gas", "gas", dict(color="tab:brown")),
+)
+USD = StrMethodFormatter("{x:,.0f}")
+FAST = 1 / 3           # a step shorter than this fraction of the median step is "fast"
+FAST_MIN_STEPS = 3     # fast steps in a row worth a zoom
+FAST_MAX_SPAN = 0.15   # ... when they cover at most this fraction of the run
+INFLOW, OUTFLOW = "tab:cyan", "tab:pink"    # apart from the cost lines' colours
+LEVERAGE, LIQUIDATION = "tab:purple", "tab:red"
 
 
 def _series(run: dict[str, Any], key: str, scale: float = 1.0) -> np.ndarray | None:
@@ -42,65 +59,178 @@ def _series(run: dict[str, Any], key: str, scale: float = 1.0) -> np.ndarray | N
 
 
 def _plot(ax: Any, x: np.ndarray, run: dict[str, Any], key: str, scale: float = 1.0,
-          **style: Any) -> list[Any]:
+          sel: slice = slice(None), **style: Any) -> list[Any]:
+    """Draw one series; nothing (and no legend entry) when it is absent or has no value."""
     y = _series(run, key, scale)
-    return [] if y is None else ax.plot(x, y, **style)
+    if y is None or np.all(np.isnan(y[sel])):
+        return []
+    return ax.plot(x, y[sel], **style)
 
 
-def plot_run(run: dict[str, Sequence[float | None]], path: Path | str, title: str = "") -> Path:
-    """Write one run as a four-panel PNG at `path` and return the path."""
-    path = Path(path)
+def fast_stretch(t: np.ndarray) -> tuple[int, int] | None:
+    """(first, last) indices of the longest run of steps much shorter than the median step, when
+    it is short beside the whole run (else the hours axis shows it well); None otherwise."""
+    if len(t) < FAST_MIN_STEPS + 2:
+        return None
+    dt = np.diff(t)
+    typical = float(np.median(dt))
+    if typical <= 0:
+        return None
+    fast = (dt > 0) & (dt < FAST * typical)
+    best: tuple[int, int] | None = None
+    i = 0
+    while i < len(fast):
+        if not fast[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(fast) and fast[j + 1]:
+            j += 1
+        if j - i + 1 >= FAST_MIN_STEPS and (best is None or j - i > best[1] - best[0]):
+            best = (i, j + 1)                       # intervals i..j join points i..j+1
+        i = j + 1
+    if best is None or t[best[1]] - t[best[0]] > FAST_MAX_SPAN * (t[-1] - t[0]):
+        return None
+    return best
+
+
+def _fmt_amount(v: float) -> str:
+    return f"{v:+,.1f}".replace("-", "\u2212")
+
+
+def _mark_flows(axes: Sequence[Any], ax_pos: Any, x: np.ndarray, run: dict[str, Any]) -> None:
+    """Inflows and outflows of the hedged asset: a vertical line on every panel, a labelled
+    triangle on the exposure line where the position has to follow."""
+    flow = _series(run, "flow")
+    if flow is None:
+        return
+    exposure = _series(run, "exposure", -1.0)
+    for i in np.flatnonzero(np.nan_to_num(flow) != 0):
+        inflow = flow[i] > 0
+        color = INFLOW if inflow else OUTFLOW
+        label = f"{'inflow' if inflow else 'outflow'} {_fmt_amount(flow[i])} at {x[i]:.1f} h"
+        for ax in axes:
+            ax.axvline(x[i], color=color, lw=1.0, ls="-.", alpha=0.8, zorder=1,
+                       label=label if ax is ax_pos else "_nolegend_")
+        if exposure is not None and not np.isnan(exposure[i]):
+            ax_pos.plot([x[i]], [exposure[i]], marker="v" if inflow else "^", ms=9, color=color,
+                        ls="none", zorder=4, label="_nolegend_")
+
+
+def _hedge_panel(ax: Any, x: np.ndarray, run: dict[str, Any], sel: slice = slice(None)) -> None:
+    # -exposure wide and pale beneath: with a hedge ratio of 1 the target lies on it
+    _plot(ax, x, run, "exposure", -1.0, sel, color="0.75", lw=4.5, drawstyle="steps-post",
+          label="-exposure", zorder=1.5)
+    _plot(ax, x, run, "target", 1.0, sel, color="tab:orange", lw=1.2, drawstyle="steps-post", label="target")
+    _plot(ax, x, run, "target_low", 1.0, sel, color="tab:orange", lw=1.0, ls=":", drawstyle="steps-post",
+          label="funding-aware range edge")
+    _plot(ax, x, run, "position", 1.0, sel, color="tab:blue", lw=1.5, drawstyle="steps-post", label="position")
+    ax.set_ylabel("perp position (asset)")
+
+
+def _leverage_panel(ax: Any, x: np.ndarray, run: dict[str, Any], sel: slice = slice(None),
+                    **style: Any) -> Any:
+    """Leverage on the left axis, distance to liquidation on the right; each axis in its line's
+    colour, so no legend covers the lines. Returns the right-hand axis."""
+    _plot(ax, x, run, "leverage", 1.0, sel, color=LEVERAGE, lw=1.2, label="leverage", **style)
+    ax.set_ylabel("leverage (x)", color=LEVERAGE)
+    ax.tick_params(axis="y", colors=LEVERAGE)
+    ax_liq = ax.twinx()
+    _plot(ax_liq, x, run, "liq_distance", 100.0, sel, color=LIQUIDATION, lw=1.0,
+          label="distance to liquidation", **style)
+    ax_liq.set_ylabel("distance to\nliquidation (%)", color=LIQUIDATION)
+    ax_liq.tick_params(axis="y", colors=LIQUIDATION)
+    return ax_liq
+
+
+def figure_run(run: dict[str, Sequence[float | None]], title: str = "") -> Any:
+    """One run as a matplotlib figure (the caller saves and closes it)."""
     x = _series(run, "t_hours")
     if x is None:
         raise KeyError("run has no 't_hours'")
-    # fixed margins: an automatic layout engine would double the time of each chart
-    fig, (ax_price, ax_pos, ax_lev, ax_pnl) = plt.subplots(
-        4, 1, sharex=True, figsize=FIGSIZE, dpi=DPI,
-        gridspec_kw=dict(left=0.09, right=0.91, bottom=0.05, top=0.94 if title else 0.97,
-                         hspace=0.18))
+    fast = fast_stretch(x)
+    height = FIGSIZE[1] + (ZOOM_HEIGHT if fast else 0.0)
+    # constrained layout: wide tick labels (six-digit PnL) push the panels in, never a label out
+    fig = plt.figure(figsize=(FIGSIZE[0], height), dpi=DPI, layout="constrained")
     try:
+        rows = [1.0] * 5 + ([ZOOM_HEIGHT / (FIGSIZE[1] / 5)] if fast else [])
+        grid = fig.add_gridspec(len(rows), 2, height_ratios=rows)
+        ax_price = fig.add_subplot(grid[0, :])
+        ax_pos, ax_lev, ax_pnl, ax_cost = (fig.add_subplot(grid[i, :], sharex=ax_price) for i in range(1, 5))
+        main = (ax_price, ax_pos, ax_lev, ax_pnl, ax_cost)
         if title:
             fig.suptitle(title)
 
         _plot(ax_price, x, run, "price", color="black", lw=1.2, label="oracle price")
         ax_price.set_ylabel("price (USD)")
+        ax_price.yaxis.set_major_formatter(USD)
         ax_price.set_title("price", loc="left", fontsize=10)
 
-        _plot(ax_pos, x, run, "target", color="tab:orange", lw=1.2, drawstyle="steps-post",
-              label="target")
-        _plot(ax_pos, x, run, "target_low", color="tab:orange", lw=1.0, ls=":", drawstyle="steps-post",
-              label="funding-aware range edge")
-        _plot(ax_pos, x, run, "position", color="tab:blue", lw=1.5, drawstyle="steps-post",
-              label="position")
-        _plot(ax_pos, x, run, "exposure", -1.0, color="grey", lw=1.0, ls="--",
-              label="-exposure")
-        ax_pos.set_ylabel("perp position (asset)")
+        _hedge_panel(ax_pos, x, run)
         ax_pos.set_title("hedge against target", loc="left", fontsize=10)
 
-        lines = _plot(ax_lev, x, run, "leverage", color="tab:purple", lw=1.2, label="leverage")
-        ax_lev.set_ylabel("leverage (x)")
-        ax_liq = ax_lev.twinx()
-        lines += _plot(ax_liq, x, run, "liq_distance", 100.0, color="tab:red", lw=1.0,
-                       label="distance to liquidation")
-        ax_liq.set_ylabel("distance to liquidation (%)")
-        ax_lev.set_title("leverage and liquidation distance", loc="left", fontsize=10)
-        if lines:
-            ax_lev.legend(lines, [ln.get_label() for ln in lines], loc="upper left", fontsize=8)
+        _leverage_panel(ax_lev, x, run)
+        ax_lev.set_title("leverage (left) and distance to liquidation (right)", loc="left", fontsize=10)
 
-        for key, label in PNL_COMPONENTS:
-            _plot(ax_pnl, x, run, key, lw=1.0, label=label)
-        for (key, label), color in zip(PNL_TOTALS, ("black", "grey")):
-            _plot(ax_pnl, x, run, key, lw=2.4, color=color, label=label)
-        ax_pnl.axhline(0.0, color="black", lw=0.5)
+        for key, label, style in PNL_LINES:
+            _plot(ax_pnl, x, run, key, label=label, **style)
         ax_pnl.set_ylabel("cumulative PnL (USD)")
-        ax_pnl.set_title("cumulative PnL by component", loc="left", fontsize=10)
-        ax_pnl.set_xlabel("hours since start")
+        ax_pnl.set_title("cumulative PnL: the holding alone against the hedged book", loc="left", fontsize=10)
 
-        for ax in (ax_price, ax_pos, ax_pnl):
-            if ax.get_legend_handles_labels()[0]:
-                ax.legend(loc="best", fontsize=8, ncol=2, framealpha=0.8)
-        for ax in (ax_price, ax_pos, ax_lev, ax_pnl):
+        for key, label, style in COST_LINES:
+            _plot(ax_cost, x, run, key, lw=1.2, label=label, **style)
+        ax_cost.set_ylabel("cumulative (USD)")
+        ax_cost.set_title("cumulative costs and funding (in the hedged total above)", loc="left", fontsize=10)
+        ax_cost.set_xlabel("hours since start")
+        for ax in (ax_pnl, ax_cost):
+            ax.axhline(0.0, color="black", lw=0.5)
+            ax.yaxis.set_major_formatter(USD)
+        for ax in main[:-1]:
+            ax.tick_params(labelbottom=False)
+
+        _mark_flows(main, ax_pos, x, run)
+        if fast:
+            _zoom(fig, grid, main, x, run, fast)
+        for ax in (ax_price, ax_pos, ax_pnl, ax_cost):
+            if ax.get_legend_handles_labels()[0]:       # beside the panel: a legend inside hides data
+                ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+        for ax in main:
             ax.grid(True, alpha=0.3)
+    except BaseException:
+        plt.close(fig)
+        raise
+    return fig
+
+
+def _zoom(fig: Any, grid: Any, main: Sequence[Any], x: np.ndarray, run: dict[str, Any],
+          fast: tuple[int, int]) -> None:
+    """The fast stretch (with one step either side) in minutes: the hedge and the leverage."""
+    first, last = fast
+    lo, hi = max(first - 1, 0), min(last + 1, len(x) - 1)
+    sel = slice(lo, hi + 1)
+    t0 = x[first]
+    minutes = (x[sel] - t0) * 60
+    step_min = float(np.median(np.diff(x[first:last + 1]))) * 60
+    span = f"{x[first]:.2f}\u2013{x[last]:.2f} h"
+    for ax in main:
+        ax.axvspan(x[first], x[last], color="gold", alpha=0.25, lw=0, zorder=0)
+    ax_zpos = fig.add_subplot(grid[5, 0])
+    ax_zlev = fig.add_subplot(grid[5, 1])
+    _hedge_panel(ax_zpos, minutes, run, sel)
+    ax_zpos.set_title(f"zoom on {span} ({step_min:.0f}-minute steps, shaded above): hedge", loc="left",
+                      fontsize=9)
+    _leverage_panel(ax_zlev, minutes, run, sel, marker=".")
+    ax_zlev.set_title("zoom: leverage and distance to liquidation", loc="left", fontsize=9)
+    for ax in (ax_zpos, ax_zlev):
+        ax.set_xlabel(f"minutes from {t0:.2f} h (colours as above)")
+        ax.grid(True, alpha=0.3)
+
+
+def plot_run(run: dict[str, Sequence[float | None]], path: Path | str, title: str = "") -> Path:
+    """Write one run as a PNG at `path` and return the path."""
+    path = Path(path)
+    fig = figure_run(run, title)
+    try:
         fig.savefig(path, dpi=DPI, format="png")
     finally:
         plt.close(fig)

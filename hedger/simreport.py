@@ -207,7 +207,8 @@ def run_series(r: RunResult) -> dict[str, list[float | None]]:
     """A run as the plot's series (cumulative PnL by component)."""
     series: dict[str, list[float | None]] = {k: [] for k in (
         "t_hours", "price", "target", "target_low", "position", "exposure", "leverage", "liq_distance", "cum_spot",
-        "cum_perp_price", "cum_funding", "cum_fees", "cum_execution", "cum_gas", "cum_hedged", "cum_unhedged")}
+        "cum_perp_price", "cum_funding", "cum_fees", "cum_execution", "cum_gas", "cum_hedged", "cum_unhedged",
+        "flow")}
     acc = dict(spot=0.0, perp_price=0.0, funding=0.0, fees=0.0, execution=0.0, gas=0.0)
     for s in r.steps:
         acc["spot"] += s.d_spot
@@ -224,6 +225,7 @@ def run_series(r: RunResult) -> dict[str, list[float | None]]:
         series["exposure"].append(s.exposure)
         series["leverage"].append(s.leverage)
         series["liq_distance"].append(s.liq_distance)
+        series["flow"].append(s.flow)
         for k, v in acc.items():
             series[f"cum_{k}"].append(v)
         series["cum_hedged"].append(sum(acc.values()))
@@ -231,9 +233,20 @@ def run_series(r: RunResult) -> dict[str, list[float | None]]:
     return series
 
 
+def plot_name(scenario: str, policy: str, seed: int) -> str:
+    """The PNG's file name for a run: ``crash-default-seed1.png``; a ``csv:`` scenario by its
+    file's name and window (``csv:data/eth.csv:2020-03-01:2020-03-20`` gives
+    ``eth-2020-03-01-2020-03-20-default-seed1.png``)."""
+    if scenario.startswith("csv:"):
+        base = scenario[4:].rsplit("/", 1)[-1]
+        stem, _, window = base.partition(".csv")
+        scenario = stem + window.replace(":", "-")
+    return f"{scenario}-{policy}-seed{seed}".replace(":", "_").replace("/", "_") + ".png"
+
+
 def write_plots(runs: list[RunResult], folder: Path) -> list[Path]:
     """One PNG per scenario and policy, for the first seed run."""
-    from hedger.plots import plot_run
+    from hedger import plots
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     seen: set[tuple[str, str]] = set()
@@ -243,8 +256,7 @@ def write_plots(runs: list[RunResult], folder: Path) -> list[Path]:
         if key in seen:
             continue
         seen.add(key)
-        name = f"{r.scenario}-{r.policy}-seed{r.seed}".replace(":", "_").replace("/", "_")
-        out.append(plot_run(run_series(r), folder / f"{name}.png",
+        out.append(plots.plot_run(run_series(r), folder / plot_name(r.scenario, r.policy, r.seed),
                             title=f"{r.scenario} (seed {r.seed}), policy {r.policy}"))
     return out
 

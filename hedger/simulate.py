@@ -408,6 +408,7 @@ class StepRecord:
     decision: str = ""
     txs: int = 0
     target_low: float | None = None   # the funding-aware range's low edge while it applies
+    flow: float = 0.0                 # spot asset added (+) or removed (-) at this step (plots mark it)
 
 
 @dataclass
@@ -650,7 +651,8 @@ class Runner:
             d_spot=d_spot_f, d_perp_price=f(d_perp), d_funding=f(d_funding),
             d_fees=f(d_fees), d_execution=f(d_exec), d_gas=-f(gas_usd), funding_rate_yr=now["rate"] * 365 / UNIT,
             base_fee_gwei=step.base_fee / 1e9, decision=decision, txs=n_tx,
-            target_low=-f(exposure * params.funding_min_ratio // UNIT) if ranged else None)
+            target_low=-f(exposure * params.funding_min_ratio // UNIT) if ranged else None,
+            flow=f(step.spot_change))
         now["equity"] = equity
         return rec
 
