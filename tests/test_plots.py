@@ -154,10 +154,10 @@ def _panel(fig: Figure, title: str) -> Any:
 def test_every_label_lies_inside_the_saved_figure(tmp_path: Path, saved: list[Figure]) -> None:
     """The PnL axis' label was cut off at the left edge by wide tick labels (150000)."""
     run = _synthetic_run()
-    run["cum_spot"] = [v * 150 for v in run["cum_spot"]]                  # six-digit tick labels
+    # the crash's PnL: six-digit tick labels (150000), short of matplotlib's switch to an offset (1e6)
+    run["cum_spot"] = [None if v is None else v * 75 for v in run["cum_spot"]]
     run["cum_unhedged"] = list(run["cum_spot"])
-    run["cum_perp_price"] = [-v for v in run["cum_spot"]]
-    run["cum_hedged"] = [-1_234_567.0 * i / len(run["t_hours"]) for i in range(len(run["t_hours"]))]
+    run["cum_perp_price"] = [None if v is None else -v for v in run["cum_spot"]]
     plot_run(run, tmp_path / "big.png", title="a long title of a run with large numbers")
     fig = saved[-1]
     renderer = fig._saved_renderer  # type: ignore[attr-defined]
