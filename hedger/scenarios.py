@@ -8,7 +8,9 @@ a seed reproduces a run exactly. Prices are modelled in floating point and becom
 feed answers once, here.
 
 Names: gbm, crash, rally, chop, funding-long, funding-short, gap-up, oracle-outage,
-csv:PATH (``timestamp,price`` rows, as in ``../shared/data``).
+csv:PATH (``timestamp,price`` rows, as in ``../shared/data``) and csv:PATH:FROM:TO, the rows
+of a date window (UTC; ``YYYY-MM-DD`` or an ISO date-time; either end may be empty; a bare
+date as TO takes that whole day), to cut a file of years of hours to one episode.
 """
 
 from __future__ import annotations
@@ -16,13 +18,23 @@ from __future__ import annotations
 import csv
 import math
 import random
-from decimal import Decimal, InvalidOperation
+import re
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 PRICE_DECIMALS = 8
 GWEI = 10**9
 UNIT = 10**18
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be made as named; ``fix`` says what to give instead."""
+
+    def __init__(self, problem: str, fix: str) -> None:
+        super().__init__(problem)
+        self.fix = fix
 
 
 @dataclass(frozen=True)
@@ -160,9 +172,79 @@ def oracle_outage(seed: int) -> Scenario:
     return Scenario("oracle-outage", steps, description="no feed update for 6 hours")
 
 
-def from_csv(path: Path, *, limit: int | None = None, calm_gwei: float = 15.0) -> Scenario:
-    """User-supplied ``timestamp,price`` rows (unix seconds, ascending), e.g. ``../shared/data``."""
+WINDOW_FORM = "csv:PATH:FROM:TO, e.g. csv:PATH:2020-03-11:2020-03-13"
+DATE_FORM = "dates as YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS] (UTC), either end may be empty"
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ].+)?")
+
+
+def _utc(ts: int) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+
+def _when(text: str, *, end: bool) -> int | None:
+    """Unix seconds of a window end: None for an empty end; a bare date as the end (TO) means
+    through that day's last second. ValueError when ``text`` is no date."""
+    text = text.strip()
+    if not text:
+        return None
+    if not _DATE.fullmatch(text):
+        raise ValueError(text)
+    when = datetime.fromisoformat(text.replace(" ", "T", 1))       # ValueError: 2020-13-01
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    if end and len(text) == 10:
+        return int((when + timedelta(days=1)).timestamp()) - 1
+    return int(when.timestamp())
+
+
+def _window(text: str) -> tuple[int | None, int | None]:
+    """FROM:TO (each may hold colons, as ISO times do) as inclusive unix seconds."""
+    bad = text
+    for i in [i for i, c in enumerate(text) if c == ":"]:
+        left, right = text[:i], text[i + 1:]
+        try:
+            start = _when(left, end=False)
+        except ValueError:
+            bad = left
+            continue
+        try:
+            return start, _when(right, end=True)
+        except ValueError:
+            bad = right
+    try:                                    # one date (an ISO time's colons are no separator)
+        _when(text, end=False)
+    except ValueError:
+        pass
+    else:
+        raise ScenarioError(f"csv window {text!r} has one end", f"give both ends: {WINDOW_FORM} "
+                            f"({DATE_FORM}: csv:PATH:{text}: from it on)")
+    raise ScenarioError(f"csv window {text!r}: {bad.strip()!r} is not a date", f"{DATE_FORM}: {WINDOW_FORM}")
+
+
+def csv_spec(spec: str) -> tuple[Path, int | None, int | None, str]:
+    """``PATH`` or ``PATH:FROM:TO`` (after ``csv:``) as (path, start, end, window text). The path
+    is the shortest prefix naming a file, so a path may hold colons."""
+    if Path(spec).is_file():
+        return Path(spec), None, None, ""
+    for i in [i for i, c in enumerate(spec) if c == ":"]:
+        if Path(spec[:i]).is_file():
+            window = spec[i + 1:]
+            start, end = _window(window)
+            if start is not None and end is not None and start > end:
+                raise ScenarioError(f"csv window {window!r} is empty: FROM ({_utc(start)}) is after TO "
+                                    f"({_utc(end)} UTC)", f"give FROM before TO: {WINDOW_FORM}")
+            return Path(spec[:i]), start, end, window
+    match = re.match(r"(.*?\.csv)(?::|$)", spec)
+    path = match.group(1) if match else spec
+    raise ScenarioError(f"csv file {path} not found", f"give an existing file: csv:PATH or {WINDOW_FORM}")
+
+
+def from_csv(path: Path, *, limit: int | None = None, calm_gwei: float = 15.0, start: int | None = None,
+             end: int | None = None, window: str = "") -> Scenario:
+    """User-supplied ``timestamp,price`` rows (unix seconds, ascending), e.g. ``../shared/data``;
+    only those from ``start`` to ``end`` (unix seconds, inclusive) when given."""
     rows: list[tuple[int, int]] = []   # (timestamp, feed answer): exact, through Decimal
+    first_ts = last_ts = None
     with Path(path).open() as fh:
         reader = csv.reader(fh)
         header = next(reader)
@@ -174,19 +256,32 @@ def from_csv(path: Path, *, limit: int | None = None, calm_gwei: float = 15.0) -
                 answer = int((Decimal(row[1].strip()) * 10**PRICE_DECIMALS).to_integral_value())
             except (ValueError, IndexError, InvalidOperation, OverflowError):   # inf: OverflowError
                 raise ValueError(f"{path}:{n}: expected 'timestamp,price', got {row!r}") from None
-            if rows and ts <= rows[-1][0]:
-                raise ValueError(f"{path}:{n}: timestamps must increase ({ts} after {rows[-1][0]})")
+            if last_ts is not None and ts <= last_ts:
+                raise ValueError(f"{path}:{n}: timestamps must increase ({ts} after {last_ts})")
             if answer <= 0:
                 raise ValueError(f"{path}:{n}: price must be positive")
-            rows.append((ts, answer))
-            if limit is not None and len(rows) >= limit:
-                break
-    if not rows:
+            first_ts = ts if first_ts is None else first_ts
+            last_ts = ts
+            if (start is None or ts >= start) and (end is None or ts <= end) and \
+                    (limit is None or len(rows) < limit):
+                rows.append((ts, answer))
+    if first_ts is None or last_ts is None:
         raise ValueError(f"{path}: no rows")
+    if window:
+        span = f"{_utc(first_ts)} and {_utc(last_ts)}"
+        if (start is not None and start > last_ts) or (end is not None and end < first_ts):
+            raise ScenarioError(f"csv window {window!r} is outside the file's range {_utc(first_ts)} to "
+                                f"{_utc(last_ts)} UTC", f"give dates between {span}: {WINDOW_FORM}")
+        if len(rows) < 2:
+            raise ScenarioError(f"csv window {window!r} holds {len(rows)} row{'' if len(rows) == 1 else 's'} "
+                                f"of {path} (a run needs at least 2)",
+                                f"widen the window (the file has rows between {span} UTC)")
     fees = _base_fees(random.Random(0), len(rows), calm_gwei=calm_gwei)
     steps = tuple(Step(0 if i == 0 else ts - rows[i - 1][0], answer, f)
                   for i, ((ts, answer), f) in enumerate(zip(rows, fees)))
-    return Scenario(f"csv:{Path(path).name}", steps, description=f"{len(rows)} rows from {path}")
+    name = f"csv:{Path(path).name}" + (f":{window}" if window else "")
+    return Scenario(name, steps, description=f"{len(rows)} rows from {path}, {_utc(rows[0][0])} to "
+                    f"{_utc(rows[-1][0])} UTC", meta={"first_ts": str(rows[0][0]), "last_ts": str(rows[-1][0])})
 
 
 def with_flows(sc: Scenario, flows: dict[int, int]) -> Scenario:
@@ -207,9 +302,11 @@ SCENARIOS = {"gbm": gbm, "crash": crash, "rally": rally, "chop": chop,
 
 
 def make(name: str, seed: int) -> Scenario:
-    """A scenario by name (``csv:PATH`` reads a file)."""
+    """A scenario by name (``csv:PATH`` reads a file, ``csv:PATH:FROM:TO`` a window of it)."""
     if name.startswith("csv:"):
-        return from_csv(Path(name[4:]))
+        path, start, end, window = csv_spec(name[4:])
+        return from_csv(path, start=start, end=end, window=window)
     if name not in SCENARIOS:
-        raise ValueError(f"unknown scenario {name!r}: use one of {', '.join(SCENARIOS)} or csv:PATH")
+        raise ScenarioError(f"unknown scenario {name!r}",
+                            f"use one of {', '.join(SCENARIOS)}, csv:PATH or {WINDOW_FORM}")
     return SCENARIOS[name](seed)

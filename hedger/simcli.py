@@ -5,6 +5,7 @@ Examples::
     hedger simulate                                  # the default scenario set, seed 1, all policies
     hedger simulate --scenario gbm --seeds 20 --json gbm.json
     hedger simulate --scenario crash --order-mode delayed --plots out/
+    hedger simulate --scenario csv:eth.csv:2020-03-11:2020-03-13   # a window of a long price file
     hedger simulate --scenario gbm --seeds 4 --sweep band=0.02,0.05,0.1 --sweep cooldown=0,3600
     hedger simulate --fork-url $RPC --oracle 0x5f4e... --collateral 0xA0b8...   # a real chain
 """
@@ -40,8 +41,9 @@ TUNABLE = {"band": ("band", "frac"), "hedge_ratio": ("hedge_ratio", "frac"),
 def add_parser(sub: Any) -> None:
     sp = sub.add_parser("simulate", help="replay market scenarios on a fork through the keeper; compare policies")
     sp.add_argument("--scenario", action="append", metavar="NAME",
-                    help=f"{', '.join(DEFAULT_SET)} or csv:PATH; repeat for several (default: all "
-                         f"{len(DEFAULT_SET)} named ones)")
+                    help=f"{', '.join(DEFAULT_SET)}, csv:PATH or csv:PATH:FROM:TO (a UTC date window, "
+                         f"YYYY-MM-DD or ISO date-times, either end may be empty); repeat for several "
+                         f"(default: all {len(DEFAULT_SET)} named ones)")
     sp.add_argument("--seed", type=int, default=1, help="first seed (default 1); a seed reproduces a run exactly")
     sp.add_argument("--seeds", type=int, default=1, help="number of seeds from --seed (default 1)")
     sp.add_argument("--steps", type=int, default=None, help="use only the first N steps of each scenario")
@@ -181,7 +183,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         try:
             scenario(sc, args.seed)
         except (ValueError, OSError) as err:
-            raise ConfigError("--scenario", str(err), "use a named scenario or csv:PATH with timestamp,price rows") from None
+            fix = getattr(err, "fix", "use a named scenario, csv:PATH with timestamp,price rows or csv:PATH:FROM:TO")
+            raise ConfigError("--scenario", str(err), fix) from None
     if args.seeds < 1:
         raise ConfigError("--seeds", f"{args.seeds} is not a count", "give 1 or more")
     if args.steps is not None and args.steps < 2:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from hedger.scenarios import PRICE_DECIMALS, UNIT, from_csv, lp_units, make, with_flows
+from hedger.scenarios import PRICE_DECIMALS, UNIT, Scenario, ScenarioError, from_csv, lp_units, make, with_flows
 
 ONE = 10**PRICE_DECIMALS
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "eth_usdt_binance_spot_1h_2017-08_2025-12.csv"
@@ -86,3 +87,75 @@ def test_csv_reads_the_shared_hourly_eth_prices() -> None:
     sc = from_csv(SHARED, limit=500)
     assert len(sc.steps) == 500 and sc.steps[1].dt == 3600
     assert sc.steps[0].answer == 30079000000            # 2017-08-17 close: 300.79
+
+
+# ------------------------------------------------------------ csv:PATH:FROM:TO (issue 15, item 18)
+
+MAR_1_2020 = 1_583_020_800          # 2020-03-01T00:00:00Z
+
+
+def _hourly(path: Path, hours: int = 72, start: int = MAR_1_2020, skip: range = range(0)) -> Path:
+    """``hours`` hourly rows from ``start`` (the hours in ``skip`` left out, as an exchange outage)."""
+    rows = [f"{start + h * 3600},{3000 + h}" for h in range(hours) if h not in skip]
+    path.write_text("timestamp,price\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def _first_ts(sc: Scenario) -> int:
+    return int(sc.meta["first_ts"])
+
+
+def test_a_csv_window_cuts_the_file_to_an_episode(tmp_path: Path) -> None:
+    f = _hourly(tmp_path / "eth.csv")                     # 2020-03-01 00:00 .. 2020-03-03 23:00
+    day = make(f"csv:{f}:2020-03-02:2020-03-02", 1)       # a bare date as TO: through that whole day
+    assert len(day.steps) == 24 and _first_ts(day) == MAR_1_2020 + 86_400
+    assert day.steps[0].answer == 3024 * ONE and day.steps[0].dt == 0
+    assert all(s.dt == 3600 for s in day.steps[1:])
+    assert "2020-03-02" in day.name
+    tail = make(f"csv:{f}:2020-03-03T12:00:", 1)         # ISO date-time, open end
+    assert len(tail.steps) == 12 and _first_ts(tail) == MAR_1_2020 + 60 * 3600
+    head = make(f"csv:{f}::2020-03-01T05:00:00Z", 1)      # open start, an inclusive instant
+    assert len(head.steps) == 6
+    same = make(f"csv:{f}:2020-03-01T02:00:00+00:00:2020-03-01T04:00:00+00:00", 1)
+    assert [s.answer for s in same.steps] == [3002 * ONE, 3003 * ONE, 3004 * ONE]
+    assert len(make(f"csv:{f}::", 1).steps) == 72 == len(make(f"csv:{f}", 1).steps)
+
+
+def test_a_csv_path_may_hold_a_colon(tmp_path: Path) -> None:
+    f = _hourly(tmp_path / "eth:usd.csv", hours=30)
+    assert len(make(f"csv:{f}", 1).steps) == 30
+    assert len(make(f"csv:{f}:2020-03-01T10:00:", 1).steps) == 20
+
+
+@pytest.mark.parametrize("window, problem, fix", [
+    ("2020-13-01:", r"'2020-13-01' is not a date", r"YYYY-MM-DD"),
+    ("yesterday:today", r"'yesterday' is not a date", r"YYYY-MM-DD"),
+    ("2020-03-02", r"one end", r"csv:PATH:FROM:TO"),
+    ("2020-03-02T05:00", r"one end", r"csv:PATH:2020-03-02T05:00:"),
+    ("2020-03-03:2020-03-02", r"empty.*2020-03-03.*after.*2020-03-02", r"FROM before TO"),
+    ("2021-01-01:2021-02-01", r"outside the file's range 2020-03-01 00:00 to 2020-03-03 23:00 UTC",
+     r"between 2020-03-01 00:00 and 2020-03-03 23:00"),
+    (":2019-12-31", r"outside the file's range", r"between 2020-03-01"),
+    ("2020-03-02T10:30:2020-03-02T13:30", r"1 row", r"widen the window"),      # the outage's hours
+])
+def test_a_bad_csv_window_says_what_is_wrong_and_the_fix(tmp_path: Path, window: str, problem: str,
+                                                        fix: str) -> None:
+    f = _hourly(tmp_path / "eth.csv", skip=range(35, 37))           # 11:00 and 12:00 of 2 March missing
+    with pytest.raises(ScenarioError) as e:
+        make(f"csv:{f}:{window}", 1)
+    assert re.search(problem, str(e.value)), str(e.value)
+    assert re.search(fix, e.value.fix), e.value.fix
+
+
+def test_a_missing_csv_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError) as e:
+        make(f"csv:{tmp_path}/nope.csv:2020-03-01:", 1)
+    assert "nope.csv" in str(e.value) and "not found" in str(e.value)
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="the shared price data is not beside this checkout")
+def test_a_window_on_the_shared_file_is_the_march_2020_crash() -> None:
+    sc = make(f"csv:{SHARED}:2020-03-11:2020-03-13", 1)
+    assert 60 <= len(sc.steps) <= 72 and _first_ts(sc) == 1_583_884_800    # 2020-03-11T00:00Z
+    prices = sc.prices()
+    assert min(prices) < 0.65 * max(prices)               # the worst 24 h of the March 2020 crash is in it

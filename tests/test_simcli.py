@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +63,17 @@ def test_bad_input_names_the_flag(kw: dict[str, object], flag: str) -> None:
     with pytest.raises(ConfigError) as e:
         build_policies(args(**kw))
     assert e.value.variable == flag and e.value.fix
+
+
+@pytest.mark.parametrize("window, fix", [
+    ("2020-02-30:", "YYYY-MM-DD"),                               # no such day
+    ("2030-01-01:2030-02-01", "give dates between 2020-03-01 00:00 and 2020-03-01 23:00"),
+    ("2020-03-01T12:00:2020-03-01T11:00", "give FROM before TO"),
+])
+def test_a_bad_csv_window_names_the_option_and_the_fix(tmp_path: Path, window: str, fix: str) -> None:
+    from hedger.simcli import cmd_simulate
+    f = tmp_path / "eth.csv"
+    f.write_text("timestamp,price\n" + "".join(f"{1_583_020_800 + h * 3600},{3000 + h}\n" for h in range(24)))
+    with pytest.raises(ConfigError) as e:
+        cmd_simulate(argparse.Namespace(scenario=[f"csv:{f}:{window}"], seed=1))
+    assert e.value.variable == "--scenario" and fix in e.value.fix, e.value
