@@ -6,6 +6,14 @@ wait for the receipt, and turn reverts into the project's errors. A failure
 before anything was sent raises :class:`SimulationFailed` ("sent nothing");
 a failure after some steps were mined raises :class:`PartialExecution`
 ("partial, safe": the mined steps were the risk-reducing ones).
+
+A step counts as mined for the next step as soon as its receipt is there: the
+sender never waits for confirmations. How deep a receipt must be before it is
+final (``HEDGER_CONFIRMATIONS``) is the journal's and reconciliation's concern:
+each run re-checks the blocks of receipts not yet that deep. A send answered
+"nonce too low" is never signed again at another nonce: the nonce may have been
+taken by the same call another backend knew of; the cycle ends and the next one
+re-reads.
 """
 
 from __future__ import annotations
