@@ -74,6 +74,7 @@ def _fields(row: Any) -> dict[str, Any]:
         if k in f:
             f[k] = int(f[k])
     f.pop("riskReducing", None)
+    f.setdefault("nonce", int(row["nonce"]))   # rows journaled before the fields were
     return f
 
 
@@ -86,10 +87,10 @@ def _raw(row: Any) -> bytes:
 
 
 def _record(k: "Keeper", head: "ChainView", h: str, r: dict[str, Any]) -> None:
-    depth = head.block_number - int(r["blockNumber"])
+    need = k.settings.confirmations_for_chain(head.chain_id)
+    depth = head.block_number - int(r["blockNumber"])   # negative when mined after ``head`` was read
     k.journal.record_receipt(h, int(r["status"]), int(r["gasUsed"]), r.get("effectiveGasPrice"),  # type: ignore[union-attr]
-                             int(r["blockNumber"]), _hex(r.get("blockHash")),
-                             confirmed=depth >= k.settings.confirmations_for_chain(head.chain_id))
+                             int(r["blockNumber"]), _hex(r.get("blockHash")), confirmed=need == 0 or depth >= need)
 
 
 def _canonical_hash(w3: Web3, number: int) -> str | None:
@@ -153,7 +154,7 @@ def _settle_nonce(k: "Keeper", head: "ChainView", nonce: int, group: list[Any]) 
     hashes = [r["tx_hash"] for r in group]
     last = group[-1]
     rebroadcast = False
-    while True:
+    for _ in range(3):   # a second look after the node said "nonce too low"; a third never needed
         for h in hashes:
             r = _receipt(w3, h)
             if r is not None:
@@ -178,7 +179,8 @@ def _settle_nonce(k: "Keeper", head: "ChainView", nonce: int, group: list[Any]) 
                                    "not acting until it is settled", tx_hash=hashes[-1])
         count = sum(int(r["rebroadcasts"] or 0) for r in group)
         limit = k.settings.max_rebroadcasts
-        if count >= limit and last["function"] != CANCEL_FUNCTION:
+        if (count >= limit or not last["raw"]) and last["function"] != CANCEL_FUNCTION:
+            # (a row journaled before raw bytes were kept cannot be sent again: cancel at once)
             note = _cancel(k, head, nonce, group, hashes, count)
             if note is not None:
                 return note
@@ -199,6 +201,8 @@ def _settle_nonce(k: "Keeper", head: "ChainView", nonce: int, group: list[Any]) 
         return _wait(k, head, nonce, group, hashes,
                      f"was unknown to the node with its nonce unused; broadcast again from the journal "
                      f"({count + 1} of {limit}) and mined")
+    raise StuckTransaction(f"nonce {nonce}: the node says it is used but shows neither a receipt of ours nor a "
+                           "used count: not planning until the node answers consistently", tx_hash=hashes[-1])
 
 
 def _mined_note(group: list[Any], h: str, r: dict[str, Any], nonce: int, rebroadcast: bool) -> str:

@@ -182,3 +182,18 @@ def test_nonce_too_low_on_a_fresh_send_ends_the_cycle_and_never_re_signs(hedge: 
     assert hedge.position()[0] == -10 * WETH
     j = Journal(hedge.env["HEDGER_JOURNAL_PATH"])
     assert j.db.execute("SELECT COUNT(*) FROM txs WHERE state='signed'").fetchone()[0] == 0
+
+
+def test_journaled_trade_without_raw_bytes_is_cancelled_at_once(hedge: Hedge, tmp_path: Path) -> None:
+    """A row from a journal older than the raw-bytes column cannot be sent again: its nonce is
+    cancelled (fees from the node, the row's own being unknown) before anything is planned."""
+    j, row = killed_after_signing_the_trade(hedge, tmp_path)
+    j.db.execute("UPDATE txs SET raw=NULL, fields=NULL WHERE tx_hash=?", (row["tx_hash"],))
+    n = hedge.nonce()
+    p = run([str(BIN / "hedger"), "run-once", "--json"], hedge.env, cwd=tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert tx_row(j, row["tx_hash"])["state"] == "cancelled"
+    cancel = j.db.execute("SELECT * FROM txs WHERE function=?", (CANCEL_FUNCTION,)).fetchone()
+    assert cancel["state"] == "mined" and cancel["nonce"] == n
+    assert [t["function"] for t in json.loads(p.stdout)["txs"]] == ["modifyPosition"]
+    assert hedge.position()[0] == -10 * WETH and hedge.nonce() == n + 2
