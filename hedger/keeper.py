@@ -199,8 +199,10 @@ class Keeper:
 
     def reconcile(self) -> list[str]:
         """Before a cycle: settle what earlier runs left unrecorded (a crash between broadcast and
-        receipt). Mined transactions are recorded, pending ones are waited for (and replaced if
-        stuck), forgotten ones marked dropped, and interrupted cycles closed. Returns notes."""
+        receipt) or not yet final (receipts re-checked against reorganisations). Mined transactions
+        are recorded, pending ones are waited for (and replaced if stuck), forgotten ones broadcast
+        again from the journal (their nonce cancelled after HEDGER_MAX_REBROADCASTS), and
+        interrupted cycles closed. Raises while a nonce stays in doubt. Returns notes."""
         from hedger.reconcile import reconcile
         if self.journal is None:
             return []
