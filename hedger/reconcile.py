@@ -109,11 +109,14 @@ def recheck_receipts(k: "Keeper", head: "ChainView") -> list[str]:
     w3 = k.w3
     need = k.settings.confirmations_for_chain(head.chain_id)
     notes: list[str] = []
+    canonical: dict[int, str | None] = {}   # one block read per block number
     for row in j.unconfirmed_receipts(head.chain_id, head.genesis_hash, k.account):
         h, number = row["tx_hash"], int(row["block_number"])
         if number > head.block_number:
             continue   # a node behind the one that gave the receipt: look again next cycle
-        if _canonical_hash(w3, number) == row["block_hash"]:
+        if number not in canonical:
+            canonical[number] = _canonical_hash(w3, number)
+        if canonical[number] == row["block_hash"]:
             if head.block_number - number >= need:
                 j.mark_confirmed(h)
             continue

@@ -115,3 +115,21 @@ def test_confirmations_default_per_chain_and_override() -> None:
         Settings.from_env({**base, "HEDGER_CONFIRMATIONS": "-1"}, dotenv=False)
     with pytest.raises(ConfigError, match="HEDGER_MAX_REBROADCASTS"):
         Settings.from_env({**base, "HEDGER_MAX_REBROADCASTS": "many"}, dotenv=False)
+
+
+def test_whole_plan_reorganised_away_is_sent_again_in_nonce_order(hedge: Hedge) -> None:
+    res = hedge.cycle(**CONF)
+    assert [t.call.function for t in res.sent] == ["approve", "transferMargin", "modifyPosition"], res.error
+    w3 = hedge.chain.w3
+    n = hedge.nonce()
+    reorg(hedge, w3.eth.block_number - res.sent[0].block_number + 1)
+    assert hedge.position() == (0, 0) and hedge.nonce() == n - 3
+    res = hedge.cycle(**CONF)
+    assert res.sent == [] and res.outcome == "held", (res.outcome, res.error, res.notes)
+    assert sum("reorganised away" in note for note in res.notes) == 3, res.notes
+    assert hedge.position()[0] == -10 * WETH and hedge.nonce() == n
+    j = Journal(hedge.env["HEDGER_JOURNAL_PATH"])
+    rows = j.db.execute("SELECT state, block_hash, nonce FROM txs ORDER BY nonce").fetchall()
+    assert [r["state"] for r in rows] == ["mined"] * 3 and [r["nonce"] for r in rows] == [n - 3, n - 2, n - 1]
+    assert all(r["block_hash"] == w3.eth.get_block(j.db.execute("SELECT block_number FROM txs WHERE nonce=?",
+               (r["nonce"],)).fetchone()[0])["hash"].to_0x_hex() for r in rows)
