@@ -26,6 +26,14 @@ if TYPE_CHECKING:
 
 ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
 LOCAL_CHAIN_IDS = {31337, 1337}
+# HEDGER_CONFIRMATIONS by chain id: blocks on top of a receipt's block before the journal takes it
+# as final (until then every cycle re-checks that the block is still canonical: one cheap read, so
+# the defaults err long). Local chains never reorganise by themselves; Ethereum finalizes after two
+# epochs (64 blocks, ~13 min); OP Stack (Optimism, Base, 2 s blocks) and Arbitrum (0.25 s blocks)
+# follow their sequencer, whose rare reorganisations are seconds deep: about a minute of blocks;
+# Avalanche's consensus never reorganises an accepted block (one block covers a lagging node).
+CONFIRMATIONS = {31337: 0, 1337: 0, 1: 64, 10: 30, 8453: 30, 42161: 240, 43114: 1}
+DEFAULT_CONFIRMATIONS = 64   # any other chain
 _URL_RE = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)([^/\s:@]+(?::[^/\s@]*)?@)?([^/\s?#:]+)(:\d+)?[^\s'\"]*")
 
 
@@ -241,6 +249,8 @@ class Settings:
     priority_fee: int | None = None      # wei; None: the node's suggestion (capped at 2 gwei)
     replace_after: int = 30
     max_replacements: int = 3
+    max_rebroadcasts: int = 3            # re-broadcasts of a journaled tx in doubt before its nonce is cancelled
+    confirmations: int | None = None     # None: CONFIRMATIONS by chain id
     rpc_timeout: int = 20
     max_action_usd: int | None = 1_000_000 * UNIT
     unlimited_approval: bool = False
@@ -278,6 +288,11 @@ class Settings:
         if lag is None:
             lag = 0 if chain_id in LOCAL_CHAIN_IDS else 300
         return replace(self.policy, max_block_lag_s=lag)
+
+    def confirmations_for_chain(self, chain_id: int) -> int:
+        if self.confirmations is not None:
+            return self.confirmations
+        return CONFIRMATIONS.get(chain_id, DEFAULT_CONFIRMATIONS)
 
     def build_signer(self) -> Signer | None:
         if self.private_key is not None:
@@ -443,6 +458,12 @@ class Settings:
                                      what="seconds a transaction may stay pending before a replacement"),
             max_replacements=_int("HEDGER_MAX_REPLACEMENTS", g("HEDGER_MAX_REPLACEMENTS") or "3",
                                   what="how many fee-bumped replacements, e.g. 3"),
+            max_rebroadcasts=_int("HEDGER_MAX_REBROADCASTS", g("HEDGER_MAX_REBROADCASTS") or "3",
+                                  what="how many times a journaled transaction the node does not know is "
+                                       "broadcast again (one per run) before its nonce is cancelled, e.g. 3"),
+            confirmations=_int("HEDGER_CONFIRMATIONS", g("HEDGER_CONFIRMATIONS"),
+                               what="blocks on top of a transaction's block before it counts as final, e.g. 64")
+            if g("HEDGER_CONFIRMATIONS") else None,
             rpc_timeout=_int("HEDGER_RPC_TIMEOUT", g("HEDGER_RPC_TIMEOUT") or "20", lo=1,
                                    what="seconds for one RPC request"),
             max_action_usd=None if cap.strip().lower() in ("none", "off") else _e18(

@@ -6,6 +6,14 @@ wait for the receipt, and turn reverts into the project's errors. A failure
 before anything was sent raises :class:`SimulationFailed` ("sent nothing");
 a failure after some steps were mined raises :class:`PartialExecution`
 ("partial, safe": the mined steps were the risk-reducing ones).
+
+A step counts as mined for the next step as soon as its receipt is there: the
+sender never waits for confirmations. How deep a receipt must be before it is
+final (``HEDGER_CONFIRMATIONS``) is the journal's and reconciliation's concern:
+each run re-checks the blocks of receipts not yet that deep. A send answered
+"nonce too low" is never signed again at another nonce: the nonce may have been
+taken by the same call another backend knew of; the cycle ends and the next one
+re-reads.
 """
 
 from __future__ import annotations
@@ -172,6 +180,13 @@ def _revert_reason(err: Exception) -> str:
 
 
 GWEI = 10**9
+
+
+def _hex(v: Any) -> str | None:
+    """A hash from a receipt (HexBytes, bytes or str) as 0x-hex, None when absent."""
+    if v is None:
+        return None
+    return v if isinstance(v, str) else Web3.to_hex(v)
 
 _FAULT_COUNTS: dict[str, int] = {}
 
@@ -379,13 +394,13 @@ class TxSender:
         complaint = self._broadcast(raw)
         fault_point("after_broadcast")
         if complaint and "nonce too low" in complaint.lower():
-            # someone else used this nonce between our read and our send: take the next one
+            # The nonce was taken between our read and our send: perhaps by a transaction of ours
+            # that another backend of the RPC knew of (the same trade). Never sign this call again
+            # at the next nonce: the cycle ends, and the next one re-reads the chain and reconciles.
             self.nonces.reset()
-            tx["nonce"] = nonce = self.nonces.next()
-            raw, tx_hash = self._sign(tx)
-            if on_signed:
-                on_signed(tx_hash, nonce, raw, tx)
-            complaint = self._broadcast(raw)
+            raise ExecutionError(f"node rejected the transaction: {complaint} (nonce {nonce} was used by "
+                                 "another transaction); not re-signed: the next cycle re-reads the chain",
+                                 tx_hash=tx_hash)
         if complaint:
             raise ExecutionError(f"node rejected the transaction: {complaint}", tx_hash=tx_hash)
         self.nonces.used(nonce, tx_hash)
@@ -401,6 +416,31 @@ class TxSender:
             raise TransactionReverted(f"transaction reverted: {reason}", tx_hash=Web3.to_hex(receipt["transactionHash"]),
                                       revert_reason=reason)
         return receipt
+
+    def broadcast(self, raw: bytes) -> str | None:
+        """Send already signed bytes again (a journaled transaction in doubt); None when the node
+        took them (or knew them), else its complaint."""
+        return self._broadcast(raw)
+
+    def cancel_tx(self, nonce: int, prior: list[dict[str, Any]]) -> tuple[dict[str, Any], bytes, str]:
+        """Sign a zero-value transfer to ourselves at ``nonce`` that replaces every transaction in
+        ``prior`` (their fields) under geth's rule: both the max fee and the tip at least
+        :func:`bump_fee` of the highest before, and never below what the next block asks.
+        Not broadcast. Returns (fields, raw, hash)."""
+        max_fee, tip = self.fees(risk_reducing=True)
+        for f in prior:
+            tip = max(tip, bump_fee(int(f.get("maxPriorityFeePerGas", 0))))
+            max_fee = max(max_fee, bump_fee(int(f.get("maxFeePerGas", 0))))
+        max_fee = max(max_fee, tip)
+        ceiling = self.gas.ceiling(True)
+        if ceiling is not None and max_fee > ceiling:
+            raise GasTooHigh(f"cancelling nonce {nonce} needs a max fee of {max_fee / GWEI:.2f} gwei, above the "
+                             f"emergency ceiling of {ceiling / GWEI:.2f} gwei", risk_reducing=True)
+        tx: dict[str, Any] = {"chainId": self.chain_id, "nonce": nonce, "gas": 21_000, "maxFeePerGas": max_fee,
+                              "maxPriorityFeePerGas": tip, "value": 0, "data": "0x", "type": 2,
+                              "to": Web3.to_checksum_address(self.signer.address)}
+        raw, tx_hash = self._sign(tx)
+        return tx, raw, tx_hash
 
     def watch(self, tx: dict[str, Any], raw: bytes, hashes: list[str], risk_reducing: bool,
               on_signed: Callable[[str, int, bytes, dict[str, Any]], None] | None) -> dict[str, Any]:
@@ -543,7 +583,8 @@ class Executor:
             tx = SentTx(call=call, tx_hash=Web3.to_hex(receipt["transactionHash"]), nonce=receipt["nonce"],
                         status=receipt["status"], gas_used=receipt["gasUsed"], block_number=receipt["blockNumber"],
                         effective_gas_price=receipt.get("effectiveGasPrice"),
-                        fee=self.fee_of(receipt) if self.fee_of else None)
+                        fee=self.fee_of(receipt) if self.fee_of else None,
+                        block_hash=_hex(receipt.get("blockHash")))
             sent.append(tx)
             log.info("mined %s %s gas=%s", step, tx.tx_hash, tx.gas_used)
             if on_mined:

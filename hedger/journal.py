@@ -93,13 +93,27 @@ MIGRATIONS = [
     ("cycles", "notes", "TEXT"),
     ("txs", "notional", "TEXT"),
     ("txs", "fee", "TEXT"),
+    ("txs", "block_hash", "TEXT"),
+    ("txs", "rebroadcasts", "INTEGER NOT NULL DEFAULT 0"),
+    ("txs", "confirmed", "INTEGER NOT NULL DEFAULT 0"),
 ]
+
+# Run once, right after a migration adds the column: receipts recorded before reorg checks
+# existed have no block hash to compare, so they are taken as confirmed (never re-checked).
+BACKFILL = {("txs", "confirmed"): "UPDATE txs SET confirmed=1 WHERE state IN ('mined', 'reverted')"}
 
 _OPEN_TIMEOUT_S = 30.0
 
 TRADE_FUNCTIONS = ("modifyPosition", "submitDelayedOrder")
 
-# tx states: signed (journaled, maybe broadcast) -> mined | reverted | replaced | dropped | superseded
+# The zero-value transfer to itself that takes a nonce whose transaction is in doubt.
+CANCEL_CONTRACT, CANCEL_FUNCTION = "account", "cancelNonce"
+
+# tx states: signed (journaled, maybe broadcast) -> mined | reverted | replaced | cancelled | superseded
+# (| dropped, written by older versions). A mined or reverted row carries its block's hash and
+# is ``confirmed`` once HEDGER_CONFIRMATIONS blocks are on top of it; until then each cycle's
+# reconciliation checks that its block is still canonical, and a row whose block was reorganised
+# away goes back to 'signed'.
 
 
 def _jsonable(o: Any) -> Any:
@@ -157,6 +171,8 @@ class Journal:
                 cols = {r["name"] for r in self.db.execute(f"PRAGMA table_info({table})")}
                 if column not in cols:
                     self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+                    if (table, column) in BACKFILL:
+                        self.db.execute(BACKFILL[(table, column)])
 
     def _tx(self) -> "_Tx":
         return _Tx(self.db)
@@ -220,19 +236,21 @@ class Journal:
         return notional, gas
 
     def record_receipt(self, tx_hash: str, status: int, gas_used: int, effective_gas_price: int | None,
-                       block_number: int) -> None:
-        """A mined transaction; the other transactions signed at its nonce in the same cycle were replaced."""
+                       block_number: int, block_hash: str | None = None, confirmed: bool = False) -> None:
+        """A mined transaction; the other transactions signed at its nonce in the same cycle were
+        replaced (or, when the mined one is a cancel, cancelled)."""
         with self._tx():
-            self.db.execute("UPDATE txs SET status=?, gas_used=?, effective_gas_price=?, block_number=?, state=? "
-                            "WHERE tx_hash=?",
+            self.db.execute("UPDATE txs SET status=?, gas_used=?, effective_gas_price=?, block_number=?, state=?, "
+                            "block_hash=?, confirmed=? WHERE tx_hash=?",
                             (status, gas_used, effective_gas_price, block_number,
-                             "mined" if status == 1 else "reverted", tx_hash))
+                             "mined" if status == 1 else "reverted", block_hash, int(confirmed), tx_hash))
             row = self.db.execute(
                 "SELECT t.cycle_id, t.nonce, t.function, t.args, c.chain_id, c.genesis_hash, c.account, c.market, "
                 "c.snapshot FROM txs t JOIN cycles c ON c.id=t.cycle_id WHERE t.tx_hash=?", (tx_hash,)).fetchone()
             if row is not None:
-                self.db.execute("UPDATE txs SET state='replaced' WHERE cycle_id=? AND nonce=? AND tx_hash<>? "
-                                "AND state='signed'", (row["cycle_id"], row["nonce"], tx_hash))
+                other = "cancelled" if row["function"] == CANCEL_FUNCTION else "replaced"
+                self.db.execute("UPDATE txs SET state=? WHERE cycle_id=? AND nonce=? AND tx_hash<>? "
+                                "AND state='signed'", (other, row["cycle_id"], row["nonce"], tx_hash))
                 if status == 1 and row["function"] == "submitDelayedOrder":
                     size_delta = int(json.loads(row["args"])[0])
                     size_before = int(json.loads(row["snapshot"] or "{}").get("account", {}).get("size", 0))
@@ -242,9 +260,11 @@ class Journal:
                         (row["chain_id"], row["genesis_hash"], row["account"], row["market"], tx_hash,
                          str(size_delta), str(size_before)))
 
-    def record_mined(self, tx: SentTx) -> None:
+    def record_mined(self, tx: SentTx, confirmed: bool = False) -> None:
+        """``confirmed``: already deep enough (HEDGER_CONFIRMATIONS is 0); otherwise the next
+        cycles re-check its block until it is."""
         self.record_receipt(tx.tx_hash, int(tx.status or 0), int(tx.gas_used or 0), tx.effective_gas_price,
-                            int(tx.block_number or 0))
+                            int(tx.block_number or 0), tx.block_hash, confirmed)
         if tx.fee is not None:
             with self._tx():
                 self.db.execute("UPDATE txs SET fee=? WHERE tx_hash=?", (str(tx.fee), tx.tx_hash))
@@ -252,6 +272,45 @@ class Journal:
     def mark_tx(self, tx_hash: str, state: str) -> None:
         with self._tx():
             self.db.execute("UPDATE txs SET state=? WHERE tx_hash=?", (state, tx_hash))
+
+    def tx_function(self, tx_hash: str) -> str | None:
+        row = self.db.execute("SELECT function FROM txs WHERE tx_hash=?", (tx_hash,)).fetchone()
+        return None if row is None else str(row["function"])
+
+    def add_rebroadcast(self, tx_hash: str) -> None:
+        """Count one re-broadcast of a journaled transaction's raw bytes (across runs)."""
+        with self._tx():
+            self.db.execute("UPDATE txs SET rebroadcasts=rebroadcasts+1 WHERE tx_hash=?", (tx_hash,))
+
+    def unconfirmed_receipts(self, chain_id: int, genesis_hash: str, account: str) -> list[sqlite3.Row]:
+        """Mined (or reverted) transactions of this chain not yet HEDGER_CONFIRMATIONS deep."""
+        return list(self.db.execute(
+            "SELECT t.* FROM txs t JOIN cycles c ON c.id = t.cycle_id WHERE c.chain_id=? AND c.genesis_hash=? "
+            "AND c.account=? AND t.state IN ('mined', 'reverted') AND t.confirmed=0 AND t.block_hash IS NOT NULL "
+            "ORDER BY t.nonce, t.id", (chain_id, genesis_hash, account)))
+
+    def mark_confirmed(self, tx_hash: str) -> None:
+        with self._tx():
+            self.db.execute("UPDATE txs SET confirmed=1 WHERE tx_hash=?", (tx_hash,))
+
+    def reopen_nonce(self, chain_id: int, genesis_hash: str, account: str, nonce: int) -> list[str]:
+        """A reorganisation took the block of the transaction mined at ``nonce`` away: every
+        transaction signed at that nonce (the mined one and those it replaced or cancelled) goes
+        back to 'signed', its receipt fields cleared, so that reconciliation finds out anew which
+        one (if any) the canonical chain holds. Returns their hashes."""
+        with self._tx():
+            rows = self.db.execute(
+                "SELECT t.id, t.tx_hash FROM txs t JOIN cycles c ON c.id = t.cycle_id WHERE c.chain_id=? AND "
+                "c.genesis_hash=? AND c.account=? AND t.nonce=? AND t.state IN ('mined', 'reverted', 'replaced', "
+                "'cancelled')", (chain_id, genesis_hash, account, nonce)).fetchall()
+            for r in rows:
+                self.db.execute("UPDATE txs SET state='signed', status=NULL, gas_used=NULL, effective_gas_price=NULL, "
+                                "block_number=NULL, block_hash=NULL, confirmed=0 WHERE id=?", (r["id"],))
+            if rows:
+                # an order row written when its submit was mined no longer stands on the chain
+                self.db.execute(f"DELETE FROM orders WHERE state='pending' AND tx_hash IN "
+                                f"({','.join('?' * len(rows))})", [r["tx_hash"] for r in rows])
+        return [r["tx_hash"] for r in rows]
 
     def unresolved_txs(self, chain_id: int, genesis_hash: str, account: str) -> list[sqlite3.Row]:
         """Transactions signed by earlier runs on this chain whose outcome was never recorded."""
@@ -301,10 +360,12 @@ class Journal:
             self.db.execute("UPDATE cycles SET notes=? WHERE id=?", ("\n".join(notes), cycle_id))
 
     def has_loose_ends(self, account: str) -> bool:
-        """Anything an earlier run left unrecorded for this account, on any chain (no RPC needed)."""
+        """Anything an earlier run left unrecorded or unconfirmed for this account, on any chain
+        (no RPC needed)."""
         row = self.db.execute(
             "SELECT 1 FROM cycles c WHERE c.account=? AND (c.outcome='started' OR EXISTS (SELECT 1 FROM txs t "
-            "WHERE t.cycle_id=c.id AND t.state='signed')) LIMIT 1", (account,)).fetchone()
+            "WHERE t.cycle_id=c.id AND (t.state='signed' OR (t.state IN ('mined', 'reverted') AND t.confirmed=0 "
+            "AND t.block_hash IS NOT NULL)))) LIMIT 1", (account,)).fetchone()
         return row is not None
 
     def close_cycle(self, cycle_id: int, outcome: str, exit_code: int, error: str | None = None) -> None:
@@ -317,8 +378,8 @@ class Journal:
         row = self.db.execute(
             "SELECT block_timestamp FROM cycles WHERE chain_id=? AND genesis_hash=? AND account=? AND market=? "
             "AND outcome IN ('acted', 'partial', 'interrupted', 'held_gas') AND id IN (SELECT cycle_id FROM txs "
-            "WHERE state IN ('mined', 'reverted')) ORDER BY id DESC LIMIT 1",
-            (chain_id, genesis_hash, account, market)).fetchone()
+            "WHERE state IN ('mined', 'reverted') AND function<>?) ORDER BY id DESC LIMIT 1",
+            (chain_id, genesis_hash, account, market, CANCEL_FUNCTION)).fetchone()
         return int(row["block_timestamp"]) if row else None
 
     def cycles(self, limit: int = 50) -> list[sqlite3.Row]:

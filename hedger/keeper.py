@@ -199,8 +199,10 @@ class Keeper:
 
     def reconcile(self) -> list[str]:
         """Before a cycle: settle what earlier runs left unrecorded (a crash between broadcast and
-        receipt). Mined transactions are recorded, pending ones are waited for (and replaced if
-        stuck), forgotten ones marked dropped, and interrupted cycles closed. Returns notes."""
+        receipt) or not yet final (receipts re-checked against reorganisations). Mined transactions
+        are recorded, pending ones are waited for (and replaced if stuck), forgotten ones broadcast
+        again from the journal (their nonce cancelled after HEDGER_MAX_REBROADCASTS), and
+        interrupted cycles closed. Raises while a nonce stays in doubt. Returns notes."""
         from hedger.reconcile import reconcile
         if self.journal is None:
             return []
@@ -248,12 +250,15 @@ class Keeper:
         ex = Executor(self.sender(), max_action_usd=self.settings.max_action_usd,
                       fee_of=lambda r: self.adapter.trade_fee(r, self.account))
         j = self.journal
+        # a step counts as mined for the next step at its receipt; the journal takes it as final
+        # only HEDGER_CONFIRMATIONS blocks later (until then reconcile re-checks its block)
+        at_once = res.snapshot is None or self.settings.confirmations_for_chain(res.snapshot.chain.chain_id) == 0
         try:
             ex.execute(
                 calls, sent=res.sent,
                 on_signed=(lambda c, h, n, raw, f: j.record_signed(cid, c, h, n, raw, {**f, "riskReducing": c.risk_reducing}))
                 if j and cid else None,
-                on_mined=j.record_mined if j else None)
+                on_mined=(lambda tx: j.record_mined(tx, confirmed=at_once)) if j else None)
             res.outcome = "acted"
         except GasHeld as err:
             res.outcome, res.exit_code, res.error = "held_gas", 0, redact_urls(str(err))

@@ -295,6 +295,7 @@ class SentTx:
     block_number: int | None = None
     effective_gas_price: int | None = None
     fee: int | None = None      # E18 USD trading fee the market charged in this transaction
+    block_hash: str | None = None   # the receipt's block: a reorganisation is noticed by its hash
 
 
 @dataclass

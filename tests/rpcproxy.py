@@ -12,6 +12,13 @@ pool in front of the node:
 - :meth:`FaultProxy.inject` (or the shortcuts ``timeout``, ``http_error``, ``malformed``,
   ``wrong_id``, ``truncated_batch``, ``latency``, ``drop_tx``) makes the next ``count``
   HTTP requests (optionally only those carrying one of ``methods``) fail in one way;
+- it can stand for one backend of a load-balanced RPC that does not see what another
+  backend sees: :meth:`FaultProxy.hide` answers ``null`` for given transactions in
+  ``eth_getTransactionByHash`` / ``eth_getTransactionReceipt`` (for a number of lookups,
+  or until unhidden), :meth:`FaultProxy.blackhole` answers given transactions' broadcasts
+  with their hash but never forwards them, and ``on_raw_tx`` (a callable taking the raw
+  hex) sees every broadcast before the proxy handles it, so that a test can have "the
+  other backend" mine something first (by sending it to the node directly);
 - with ``enforce_geth_replacement=True`` it applies geth's price-bump rule to raw
   transactions, which anvil does not: a second transaction at the same (sender, nonce)
   is refused with ``replacement transaction underpriced`` unless both its max fee and
@@ -31,7 +38,7 @@ import urllib.request
 from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 JSON = "application/json"
 FAULT_KINDS = ("timeout", "http_error", "malformed", "wrong_id", "truncated_batch", "latency", "drop_tx")
@@ -199,6 +206,9 @@ class FaultProxy(RpcProxy):
         self.dropped: list[str] = []                              # hashes answered but never forwarded
         self.rejected: list[dict[str, Any]] = []                  # replacements refused as underpriced
         self.pool: dict[tuple[str, int], dict[str, Any]] = {}     # (sender, nonce) -> decoded tx
+        self.hidden: dict[str, int | None] = {}                   # tx hash -> lookups left hidden (None: all)
+        self.blackholed: set[str] = set()                         # tx hashes never forwarded
+        self.on_raw_tx: Callable[[str], None] | None = None       # sees every raw tx before it is handled
 
     @property
     def http_requests(self) -> int:
@@ -259,6 +269,24 @@ class FaultProxy(RpcProxy):
         transaction's hash (keccak of the raw bytes) but never forward those transactions;
         other requests of the same batch are forwarded as usual."""
         return self.inject("drop_tx", count)
+
+    def hide(self, *hashes: str, lookups: int | None = None) -> None:
+        """Answer ``null`` to eth_getTransactionByHash and eth_getTransactionReceipt for
+        ``hashes``: for their next ``lookups`` lookups each (None: until :meth:`unhide`), as a
+        backend that has not seen them."""
+        with self._lock:
+            for h in hashes:
+                self.hidden[h.lower()] = lookups
+
+    def unhide(self, *hashes: str) -> None:
+        with self._lock:
+            for h in hashes or list(self.hidden):
+                self.hidden.pop(h.lower(), None)
+
+    def blackhole(self, *hashes: str) -> None:
+        """Answer every broadcast of these transactions with its hash, never forwarding it."""
+        with self._lock:
+            self.blackholed.update(h.lower() for h in hashes)
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -326,17 +354,28 @@ class FaultProxy(RpcProxy):
         local: dict[int, dict[str, Any]] = {}
         checked: dict[int, dict[str, Any]] = {}
         for i, e in enumerate(entries):
-            if not (isinstance(e, dict) and e.get("method") == "eth_sendRawTransaction"):
+            if not isinstance(e, dict):
+                continue
+            if e.get("method") in ("eth_getTransactionByHash", "eth_getTransactionReceipt"):
+                h = (e.get("params") or [None])[0]
+                if isinstance(h, str) and self._take_hidden(h):
+                    local[i] = {"jsonrpc": "2.0", "id": e.get("id"), "result": None}
+                continue
+            if e.get("method") != "eth_sendRawTransaction":
                 continue
             raw = (e.get("params") or [None])[0]
             if not isinstance(raw, str):
                 continue                # malformed params: the node answers them
-            if drop:
-                raw_bytes = bytes.fromhex(raw[2:] if raw.startswith("0x") else raw)
-                tx_hash = _keccak_hex(raw_bytes)
+            if self.on_raw_tx is not None:
+                self.on_raw_tx(raw)
+            try:
+                raw_hash = _keccak_hex(bytes.fromhex(raw[2:] if raw.startswith("0x") else raw))
+            except ValueError:
+                continue                # not hex: the node answers it
+            if drop or raw_hash in self.blackholed:
                 with self._lock:
-                    self.dropped.append(tx_hash)
-                local[i] = {"jsonrpc": "2.0", "id": e.get("id"), "result": tx_hash}
+                    self.dropped.append(raw_hash)
+                local[i] = {"jsonrpc": "2.0", "id": e.get("id"), "result": raw_hash}
             elif self.enforce_geth_replacement:
                 try:
                     tx = decode_raw_tx(raw)
@@ -380,6 +419,20 @@ class FaultProxy(RpcProxy):
                     merged.append(a)
         self._remember(entries, merged if is_batch else merged[0], checked)
         return merged if is_batch else merged[0]
+
+    def _take_hidden(self, tx_hash: str) -> bool:
+        with self._lock:
+            key = tx_hash.lower()
+            if key not in self.hidden:
+                return False
+            left = self.hidden[key]
+            if left is None:
+                return True
+            if left <= 1:
+                del self.hidden[key]
+            else:
+                self.hidden[key] = left - 1
+            return left >= 1
 
     # ---------------------------------------------------------------- geth's replacement rule
 

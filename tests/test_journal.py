@@ -34,13 +34,52 @@ def test_first_release_journal_is_upgraded_in_place(tmp_path: Path) -> None:
     db.close()
     j = Journal(path)
     cols = {r["name"] for r in j.db.execute("PRAGMA table_info(txs)")}
-    assert {"raw", "fields", "state", "notional", "fee"} <= cols
+    assert {"raw", "fields", "state", "notional", "fee", "block_hash", "rebroadcasts", "confirmed"} <= cols
     assert {r["name"] for r in j.db.execute("PRAGMA table_info(cycles)")} >= {"notes"}
     assert j.db.execute("SELECT state FROM txs").fetchone()["state"] == "signed"   # the new column's default
     j.set_control("a", "m", "pause", {"reason": "x"})                              # new tables exist
     assert j.get_control("a", "m", "pause") == {"reason": "x"}
     assert j.pending_orders(1, "0xg", "a", "m") == []
     Journal(path)                                                                  # opening twice is harmless
+
+
+# the release before reorg checks: receipts had no block hash, re-broadcasts were not counted
+BEFORE_REORG_CHECKS = FIRST_RELEASE.split("INSERT INTO cycles")[0] + """
+ALTER TABLE txs ADD COLUMN raw TEXT;
+ALTER TABLE txs ADD COLUMN fields TEXT;
+ALTER TABLE txs ADD COLUMN state TEXT NOT NULL DEFAULT 'signed';
+ALTER TABLE cycles ADD COLUMN notes TEXT;
+ALTER TABLE txs ADD COLUMN notional TEXT;
+ALTER TABLE txs ADD COLUMN fee TEXT;
+INSERT INTO cycles (started_at, chain_id, genesis_hash, account, market, block_timestamp, outcome)
+ VALUES (1, 1, '0xg', 'a', 'm', 100, 'acted');
+INSERT INTO txs (cycle_id, contract, function, args, tx_hash, nonce, signed_at, status, gas_used, effective_gas_price,
+ block_number, state) VALUES (1, 'market', 'modifyPosition', '[1, 2]', '0xh', 0, 1, 1, 21000, 7, 5, 'mined');
+"""
+
+
+def test_journal_from_before_reorg_checks_opens_and_its_receipts_count_as_final(tmp_path: Path) -> None:
+    path = tmp_path / "before.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(BEFORE_REORG_CHECKS)
+    db.commit()
+    db.close()
+    j = Journal(path)
+    assert {"block_hash", "rebroadcasts", "confirmed"} <= {r["name"] for r in j.db.execute("PRAGMA table_info(txs)")}
+    row = j.db.execute("SELECT * FROM txs").fetchone()
+    assert (row["state"], row["confirmed"], row["rebroadcasts"], row["block_hash"]) == ("mined", 1, 0, None)
+    assert not j.has_loose_ends("a")                 # nothing to re-check: no block hash to compare
+    assert j.unconfirmed_receipts(1, "0xg", "a") == []
+    # new rows get the new behaviour in the upgraded file
+    j.record_signed_parts(1, "market", "modifyPosition", [3, 4], "0xi", 1, b"\x01", {"nonce": 1})
+    j.record_receipt("0xi", 1, 21000, 7, 9, "0xblock", confirmed=False)
+    assert [r["tx_hash"] for r in j.unconfirmed_receipts(1, "0xg", "a")] == ["0xi"]
+    assert j.has_loose_ends("a")
+    assert j.reopen_nonce(1, "0xg", "a", 1) == ["0xi"]
+    assert j.tx_function("0xi") == "modifyPosition"
+    assert j.unresolved_txs(1, "0xg", "a")[0]["block_hash"] is None
+    Journal(path)                                    # opening again changes nothing
+    assert Journal(path).db.execute("SELECT confirmed FROM txs WHERE tx_hash='0xh'").fetchone()[0] == 1
 
 
 def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:

@@ -222,13 +222,35 @@ def test_latency_delays_then_answers(proxy):
     w3 = client(proxy.url())
     proxy.latency(0.3, methods="eth_blockNumber")
     t0 = time.monotonic()
-    assert rpc(w3, "eth_chainId")["result"] == hex(CHAIN_ID)
-    fast = time.monotonic() - t0
-    t0 = time.monotonic()
-    assert "result" in rpc(w3, "eth_blockNumber")
-    slow = time.monotonic() - t0
-    assert fast < 0.3 <= slow < 2.0
+    assert "result" in rpc(w3, "eth_blockNumber")        # answered, after the delay
+    assert time.monotonic() - t0 >= 0.3                   # a lower bound: the proxy really waited
     assert proxy.applied == [("latency", ("eth_blockNumber",))]
+    assert proxy.forwarded == Counter(eth_blockNumber=1)
+
+
+def test_latency_holds_only_the_named_method(proxy):
+    """While a request of the named method is held, another method is answered at once.
+    Checked by order of events, not by a time limit: the held request (60 s) is still
+    unanswered when the other one's answer arrives."""
+    proxy.latency(60, count=2, methods="eth_blockNumber")   # a second use would hold eth_chainId too
+    held: list[Any] = []
+
+    def call() -> None:
+        try:
+            held.append(rpc(client(proxy.url(), timeout=120), "eth_blockNumber"))
+        except Exception as err:  # noqa: BLE001  (woken by the proxy's shutdown)
+            held.append(err)
+
+    t = threading.Thread(target=call, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 30
+    while proxy.calls["eth_blockNumber"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proxy.calls["eth_blockNumber"] == 1
+    assert rpc(client(proxy.url(), timeout=30), "eth_chainId")["result"] == hex(CHAIN_ID)
+    assert held == [] and t.is_alive()                    # the named method is still being held
+    assert proxy.applied == [("latency", ("eth_blockNumber",))]
+    assert proxy.forwarded == Counter(eth_chainId=1)     # the held request has not reached the node
 
 
 # --------------------------------------------------------------------------- transactions
@@ -256,6 +278,31 @@ def test_drop_tx_returns_the_hash_but_the_node_never_sees_it(proxy, upstream):
     # the fault used up, the same bytes reach the node and are mined (automine)
     w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(tx.raw_transaction), timeout=5)
     assert upstream.eth.get_transaction_count(sender) == nonce + 1
+
+
+def test_two_backends_hide_blackhole_and_the_other_backend_hook(proxy, upstream):
+    """The proxy as the backend that does not see a transaction another backend mines."""
+    w3 = client(proxy.url())
+    sender = dev_account(7).address
+    nonce = upstream.eth.get_transaction_count(sender)
+    tx = signed(7, nonce, 50 * GWEI, 2 * GWEI)
+    proxy.blackhole(tx_hash(tx))
+    seen: list[str] = []
+    proxy.on_raw_tx = seen.append
+    assert w3.eth.send_raw_transaction(tx.raw_transaction) == tx.hash   # answered with its hash...
+    assert seen == [raw_hex(tx)] and not known_upstream(upstream, tx_hash(tx))   # ...never forwarded
+    # the other backend mines it; this one does not show it for two lookups, then does
+    rpc(upstream, "eth_sendRawTransaction", raw_hex(tx))
+    proxy.hide(tx_hash(tx), lookups=2)
+    assert rpc(w3, "eth_getTransactionReceipt", tx_hash(tx))["result"] is None
+    assert rpc(w3, "eth_getTransactionByHash", tx_hash(tx))["result"] is None
+    assert rpc(w3, "eth_getTransactionReceipt", tx_hash(tx))["result"]["status"] == "0x1"
+    proxy.hide(tx_hash(tx))                                 # until unhidden
+    for _ in range(3):
+        assert rpc(w3, "eth_getTransactionByHash", tx_hash(tx))["result"] is None
+    proxy.unhide(tx_hash(tx))
+    assert rpc(w3, "eth_getTransactionByHash", tx_hash(tx))["result"]["hash"] == tx_hash(tx)
+    assert proxy.forwarded["eth_sendRawTransaction"] == 0
 
 
 def test_forwarded_timeout_broadcasts_the_tx_but_loses_the_answer(proxy, upstream):
