@@ -485,7 +485,10 @@ class Runner:
                # the block-lag guard compares block time with the wall clock to catch a stale node;
                # simulated time is the scenario's, behind the wall clock at a run's start and far
                # ahead of it later, so the guard would refuse for no reason
-               "HEDGER_MAX_BLOCK_LAG": "0"}
+               "HEDGER_MAX_BLOCK_LAG": "0",
+               # the fork has chain id 1 (64 confirmations by default) but never reorganises:
+               # re-checking every receipt each cycle would only slow the replay
+               "HEDGER_CONFIRMATIONS": "0"}
         s = Settings.from_env(env, dotenv=False)
         return replace(s, policy=job.policy.params)
 
