@@ -33,7 +33,7 @@ REFUSAL_EXIT = {RefusalKind.ORACLE: 3, RefusalKind.SEQUENCER: 4, RefusalKind.CHA
 
 
 EXPECTED = {   # what each address setting must point at, for messages
-    "HEDGER_MARKET": "a perp market of HEDGER_PROTOCOL", "HEDGER_ORACLE": "an AggregatorV3 price feed",
+    "HEDGER_ORACLE": "an AggregatorV3 price feed",
     "HEDGER_SECOND_ORACLE": "an AggregatorV3 price feed", "HEDGER_SEQUENCER_FEED": "a sequencer-uptime feed",
     "HEDGER_SPOT_TOKEN": "an ERC20 token", "HEDGER_COLLATERAL_TOKEN": "the ERC20 token the market takes",
 }
@@ -110,22 +110,30 @@ class Keeper:
         try:
             r = self.reader.call_many(self._specs(), head.block_number)
         except CallFailed as err:
-            var = self.setting_of(err.spec.address)
-            raise ChainGuardError(f"{var}: {err}. Fix: check that {var} is the right address, {EXPECTED[var]} "
+            var = self.setting_of(err.spec.address, err.spec.key)
+            expected = (f"a `{self.settings.protocol}` perp market (HEDGER_PROTOCOL)" if var == "HEDGER_MARKET"
+                        else EXPECTED[var])
+            raise ChainGuardError(f"{var}: {err}. Fix: check that {var} is the right address, {expected} "
                                   f"(`hedger check` tests every configured address)",
                                   address=err.spec.address, variable=var) from err
         return self.snapshot_from(r, head)
 
-    def setting_of(self, address: str) -> str:
-        """The setting that configured ``address`` (for messages that name the variable to fix)."""
+    def setting_of(self, address: str, key: str | None = None) -> str:
+        """The setting that configured ``address`` (for messages that name the variable to fix); the
+        failing read's ``key`` (as in :meth:`_specs`) decides when two settings hold one address."""
         s = self.settings
+        by_key = {"oracle": "HEDGER_ORACLE", "sequencer": "HEDGER_SEQUENCER_FEED", "second": "HEDGER_SECOND_ORACLE",
+                  "spot": "HEDGER_SPOT_TOKEN", "c": "HEDGER_COLLATERAL_TOKEN", "m": "HEDGER_MARKET",
+                  "a": "HEDGER_MARKET"}
+        if key is not None and key.split(".", 1)[0] in by_key:
+            return by_key[key.split(".", 1)[0]]
         a = Web3.to_checksum_address(address)
         for var, value in (("HEDGER_MARKET", self.adapter.market), ("HEDGER_ORACLE", s.oracle),
                            ("HEDGER_SECOND_ORACLE", s.second_oracle), ("HEDGER_SEQUENCER_FEED", s.sequencer_feed),
                            ("HEDGER_SPOT_TOKEN", s.spot_token), ("HEDGER_COLLATERAL_TOKEN", s.collateral_token)):
             if value and Web3.to_checksum_address(value) == a:
                 return var
-        return "HEDGER_MARKET"   # an address the market itself pointed at
+        return "HEDGER_MARKET"   # not configured: an address the market itself pointed at
 
     def snapshot_from(self, r: dict[str, Any], head: ChainView) -> Snapshot:
         """The snapshot from the answers to :meth:`_specs` (keyed as there), read at ``head``."""
