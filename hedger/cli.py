@@ -245,7 +245,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_unwind(args: argparse.Namespace) -> int:
     """Each selected market in turn; a market that cannot be unwound does not stop the next one."""
     from hedger.multimarket import worst_exit_code
-    from hedger.unwind import unwind
+    from hedger.unwind import UNFINISHED, unwind
     settings = Settings.from_env()
     selected = _selected(settings, args, checked=True)
     if selected[0][1].signer is None and not args.dry_run:
@@ -258,7 +258,8 @@ def cmd_unwind(args: argparse.Namespace) -> int:
         where = "" if name is None else f"{name}: "
         print(where + r.message, file=sys.stderr if r.exit_code else sys.stdout)
         codes.append(r.exit_code)
-    return worst_exit_code(codes)
+    # 13 ("run it again later") must not hide another market's alarm or failure
+    return worst_exit_code([c for c in codes if c != UNFINISHED]) or (UNFINISHED if UNFINISHED in codes else 0)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -195,8 +195,8 @@ class Keeper:
     # --------------------------------------------------------- operator controls
     PAUSE = "pause"
     UNWOUND = "unwound"                 # the pause reason `hedger unwind` leaves when it finished
-    UNWINDING = ("unwinding: `hedger unwind` started and has not finished (run it again to finish, "
-                 "`hedger resume` to hedge again)")
+    UNWINDING = "unwinding: `hedger unwind` started and has not finished (run it again to finish)"
+    UNFINISHED_UNWIND = "unwind unfinished (run `hedger unwind` again to finish)"
 
     def paused(self) -> dict[str, Any] | None:
         """The pause record ({since, reason}) when the operator (or `hedger unwind`) paused this

@@ -64,8 +64,7 @@ def unwind(k: Keeper, *, timeout: float = 600.0, poll: float = 2.0, dry_run: boo
             k.set_paused(Keeper.UNWOUND)
             r.message += "; the account stays paused (reason: unwound) until `hedger resume`"
         else:
-            k.set_paused(f"unwind unfinished: {r.message} (run `hedger unwind` again to finish, "
-                         "`hedger resume` to hedge again)")
+            k.set_paused(Keeper.UNFINISHED_UNWIND)
             r.message += "; the account stays paused until `hedger unwind` finishes or `hedger resume`"
         return r
 
