@@ -9,14 +9,18 @@ start and refuse (exit 5) when something is wrong; each failure says how to fix 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from web3 import Web3
 
 from hedger.abi import AGGREGATOR_V3, ERC20, load_abi
-from hedger.errors import ChainGuardError, RpcError
+from hedger.errors import ChainGuardError, HedgerError, RpcError
+from hedger.fixedpoint import fmt_units
 from hedger.types import UNIT
+
+log = logging.getLogger("hedger.check")
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,9 @@ class Check:
     ok: bool
     detail: str
     fix: str = ""
+    # False: `hedger check` fails on it, but `run-once`, `watch` and `unwind` start anyway, because
+    # each cycle guards it (prices in doubt hold risk-increasing steps; risk-reducing ones still go)
+    blocking: bool = True
 
 
 MIN_GAS_BALANCE = UNIT // 100   # 0.01 ETH: a few hedge cycles at high fees
@@ -89,16 +96,69 @@ def run_checks(k: Any, min_gas_balance: int = MIN_GAS_BALANCE) -> list[Check]:
           f"HEDGER_MARKET must be a {s.protocol} market that takes HEDGER_COLLATERAL_TOKEN")
     if k.signer is not None:
         bal = int(w3.eth.get_balance(k.signer.address))
-        out.append(Check("signer gas", bal >= min_gas_balance,
+        ok = bal >= min_gas_balance
+        out.append(Check("signer gas", ok,
                          f"{k.signer.address} holds {bal / UNIT:.4f} ETH (minimum {min_gas_balance / UNIT:.4f})",
-                         f"send ETH to {k.signer.address} for gas"))
+                         "" if ok else f"send ETH to {k.signer.address} for gas"))
     else:
         out.append(Check("signer", True, "none configured: dry run (nothing will be sent)"))
+    if all(c.ok for c in out):
+        out += price_checks(k)
     return out
 
 
+def _pct(frac_e18: int) -> str:
+    return fmt_units(frac_e18 * 100, 18, 2) + "%"
+
+
+def price_checks(k: Any) -> list[Check]:
+    """The configured feed against the market's own price (the price that liquidates) and, when
+    set, the second feed: beyond ``HEDGER_MAX_PRICE_DIVERGENCE`` the feed is probably the wrong one
+    (another asset, another denomination) or one of the sources is broken."""
+    s = k.settings
+    limit = s.policy.max_price_divergence
+    try:
+        snap = k.read()
+    except HedgerError as err:
+        return [Check("prices", False, f"cannot read the prices: {err}", "fix the address named above")]
+    price = snap.oracle.price_e18
+    if price <= 0:
+        return [Check("oracle vs market price", False, f"HEDGER_ORACLE answers {snap.oracle.answer}",
+                      "HEDGER_ORACLE must be a live price feed", blocking=False)]
+    out: list[Check] = []
+    sources = [("market price", "the market's own price", snap.market.price,
+                "the market reports its price invalid" if snap.market.price_invalid else None, "HEDGER_MARKET")]
+    if s.second_oracle:
+        second = snap.reference_price if snap.reference_source.startswith("second feed") else None
+        sources.append(("second price", f"HEDGER_SECOND_ORACLE {s.second_oracle}", second,
+                        snap.reference_problem, "HEDGER_SECOND_ORACLE"))
+    for name, label, other, problem, var in sources:
+        check_name = f"oracle vs {name}"
+        if problem is not None or not other:
+            out.append(Check(check_name, False, f"{label} is unusable: {problem or 'zero'}",
+                             f"check {var}, or wait until its price is valid", blocking=False))
+            continue
+        div = abs(price - other) * UNIT // price
+        ok = div <= limit
+        out.append(Check(check_name, ok,
+                         f"HEDGER_ORACLE {_usd(price)}, {label} {_usd(other)}: {_pct(div)} apart "
+                         f"(limit {_pct(limit)}, HEDGER_MAX_PRICE_DIVERGENCE)",
+                         "" if ok else f"check that HEDGER_ORACLE prices the market's asset in USD (the market "
+                         f"reads {snap.market.feed or 'its own feed'}), and {var}; or raise "
+                         "HEDGER_MAX_PRICE_DIVERGENCE if the gap is expected", blocking=False))
+    return out
+
+
+def _usd(v: int) -> str:
+    return "$" + fmt_units(v, 18, 2)
+
+
 def require_ok(checks: list[Check]) -> None:
-    bad = [c for c in checks if not c.ok]
+    """Raise ChainGuardError (exit 5) for a failing blocking check; a non-blocking one is logged."""
+    for c in checks:
+        if not c.ok and not c.blocking:
+            log.warning("%s: %s. Fix: %s", c.name, c.detail, c.fix)
+    bad = [c for c in checks if not c.ok and c.blocking]
     if bad:
         raise ChainGuardError("; ".join(f"{c.name}: {c.detail}. Fix: {c.fix}" for c in bad))
 
@@ -106,4 +166,5 @@ def require_ok(checks: list[Check]) -> None:
 def print_checks(checks: list[Check]) -> None:
     w = max(len(c.name) for c in checks)
     for c in checks:
-        print(f"{'OK  ' if c.ok else 'FAIL'} {c.name.ljust(w)}  {c.detail}" + (f"\n     fix: {c.fix}" if c.fix else ""))
+        print(f"{'OK  ' if c.ok else 'FAIL'} {c.name.ljust(w)}  {c.detail}"
+              + (f"\n     fix: {c.fix}" if c.fix and not c.ok else ""))

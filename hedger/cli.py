@@ -14,6 +14,8 @@ Exit codes (also in the README):
  10  alarm: a risk-reducing step (top-up, hedge reduction) was blocked by gas above the emergency ceiling
  11  another hedger holds this account's lock (overlapping runs); nothing was done
  12  watch: the circuit breaker stopped the keeper after N failed cycles in a row
+ 13  unwind: not finished, nothing failed (an order still pending at --timeout, a limit holding the
+     withdrawal); run it again later
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ def status_dict(s: Snapshot, decision: Any) -> dict[str, Any]:
     from hedger.policy import INFINITE, leverage
     a, m = s.account, s.market
     price = s.oracle.price_e18
+    # the market liquidates at its own price: the distance is measured from it (the oracle's when invalid)
+    liq_ref = m.price if m.price > 0 and not m.price_invalid else price
     lev = leverage(a.size, price, a.margin)
     target = decision.target_size
     o = a.pending_order
@@ -61,7 +65,8 @@ def status_dict(s: Snapshot, decision: Any) -> dict[str, Any]:
         "collateral_wallet": _f(a.collateral_wallet, m.collateral_decimals),
         "leverage": None if lev >= INFINITE else _f(lev),
         "liquidation_price": _f(a.liquidation_price) if a.size != 0 else None,
-        "liquidation_distance": (abs(a.liquidation_price - price) / price) if a.size != 0 and price else None,
+        "liquidation_distance": (abs(a.liquidation_price - liq_ref) / liq_ref) if a.size != 0 and liq_ref else None,
+        "liquidation_distance_from": "market_price" if liq_ref == m.price else "oracle_price",
         "accrued_funding": _f(a.accrued_funding), "pnl": _f(a.pnl),
         "funding_rate": _f(m.funding_rate), "funding_rate_annual": _f(m.funding_rate) * 365,
         "skew": _f(m.skew),
@@ -71,6 +76,7 @@ def status_dict(s: Snapshot, decision: Any) -> dict[str, Any]:
         "collateral_problem": s.collateral_status.problem(),
         "pending_order": None if o is None else {"size_delta": _f(o.size_delta), "executable_at": o.executable_at,
                                                  "expires_at": o.expires_at},
+        "market_price_invalid": m.price_invalid,
         "decision": {"kind": decision.kind.value, "code": decision.code, "reason": decision.reason,
                      "size_delta": _f(decision.size_delta),
                      "margin_delta": _f(decision.margin_delta, m.collateral_decimals)},
@@ -78,6 +84,9 @@ def status_dict(s: Snapshot, decision: Any) -> dict[str, Any]:
 
 
 def print_status_table(d: dict[str, Any]) -> None:
+    from hedger.timefmt import duration, utc, when
+    now = d["block_timestamp"]
+
     def fmt(v: Any, unit: str = "", nd: int = 4) -> str:
         if v is None:
             return "-"
@@ -85,29 +94,35 @@ def print_status_table(d: dict[str, Any]) -> None:
             return f"{v:,.{nd}f}{unit}"
         return f"{v}{unit}"
     rows = [
-        ("chain / block", f"{d['chain_id']} / {d['block']}"),
+        ("chain / block", f"{d['chain_id']} / {d['block']} at {utc(now)}"),
         ("account", d["account"]), ("market", f"{d['market']} ({d['order_mode']})"),
-        ("oracle price", f"{fmt(d['oracle_price'], nd=2)} USD  (age {d['oracle_age_s']}s, round {d['oracle_round_id']})"),
+        ("oracle price", f"{fmt(d['oracle_price'], nd=2)} USD  (age {duration(d['oracle_age_s'])}, "
+                         f"round {d['oracle_round_id']})"),
+        ("market price", fmt(d["market_price"], nd=2) + " USD" + ("  INVALID" if d.get("market_price_invalid") else "")),
         ("sequencer", "not configured" if d["sequencer"] is None else
-         ("up" if d["sequencer"]["up"] else "DOWN") + f" for {d['sequencer']['since_s']}s"),
+         ("up" if d["sequencer"]["up"] else "DOWN") + f" for {duration(d['sequencer']['since_s'])}"),
         ("spot exposure", fmt(d["spot_exposure"])), ("target position", fmt(d["target_size"])),
         ("position", fmt(d["position_size"])), ("hedge error", fmt(d["hedge_error"])),
         ("margin", f"{fmt(d['margin'], nd=2)} USD (accessible {fmt(d['accessible_margin'], nd=2)})"),
         ("wallet collateral", fmt(d["collateral_wallet"], nd=2)),
         ("leverage", fmt(d["leverage"], "x", 2)),
         ("liquidation price", fmt(d["liquidation_price"], nd=2) +
-         ("" if d["liquidation_distance"] is None else f"  ({d['liquidation_distance'] * 100:.1f}% away)")),
+         ("" if d["liquidation_distance"] is None else
+          f"  ({d['liquidation_distance'] * 100:.1f}% away from the "
+          f"{'market' if d['liquidation_distance_from'] == 'market_price' else 'oracle'} price)")),
         ("funding rate", f"{d['funding_rate'] * 100:.4f}%/day ({d['funding_rate_annual'] * 100:.2f}%/yr; "
                          "positive: longs pay shorts)"),
         ("accrued funding", fmt(d["accrued_funding"], nd=2)),
         ("pending order", "none" if d["pending_order"] is None else
-         f"{d['pending_order']['size_delta']:+.4f} (executable at {d['pending_order']['executable_at']})"),
+         f"{d['pending_order']['size_delta']:+.4f} (executable at {when(d['pending_order']['executable_at'], now)}, "
+         f"expires at {utc(d['pending_order']['expires_at'])})"),
         ("second price", "NONE: no independent second price source is configured (set HEDGER_SECOND_ORACLE)"
          if d["second_price_source"] == "none" else
          f"{fmt(d['second_price'], nd=2)} from {d['second_price_source']}" +
          (f"  UNUSABLE: {d['second_price_problem']}" if d["second_price_problem"] else "")),
         ("collateral token", d["collateral_problem"].upper() if d["collateral_problem"] else "ok"),
-        ("paused", "no" if not d.get("paused") else f"YES since {d['paused']['since']}: {d['paused']['reason']}"),
+        ("paused", "no" if not d.get("paused") else f"YES since {when(d['paused']['since'])}: {d['paused']['reason']} "
+                                                    "(`hedger resume` to hedge again)"),
         ("decision", f"{d['decision']['kind']} [{d['decision']['code']}]"),
         ("reason", d["decision"]["reason"]),
     ]
@@ -230,7 +245,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_unwind(args: argparse.Namespace) -> int:
     """Each selected market in turn; a market that cannot be unwound does not stop the next one."""
     from hedger.multimarket import worst_exit_code
-    from hedger.unwind import unwind
+    from hedger.unwind import UNFINISHED, unwind
     settings = Settings.from_env()
     selected = _selected(settings, args, checked=True)
     if selected[0][1].signer is None and not args.dry_run:
@@ -243,12 +258,11 @@ def cmd_unwind(args: argparse.Namespace) -> int:
         where = "" if name is None else f"{name}: "
         print(where + r.message, file=sys.stderr if r.exit_code else sys.stdout)
         codes.append(r.exit_code)
-    return worst_exit_code(codes)
+    # 13 ("run it again later") must not hide another market's alarm or failure
+    return worst_exit_code([c for c in codes if c != UNFINISHED]) or (UNFINISHED if UNFINISHED in codes else 0)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from hedger.journal import Journal
     from hedger.report import build_report, eth_prices, print_report, write_csv
     settings = Settings.from_env()
@@ -257,6 +271,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                           "point it at the journal the hedger writes")
     selected = _selected(settings, args, use_journal=False)
     eth_usd = None if args.eth_usd is None else positive_e18("--eth-usd", args.eth_usd, "3000")
+    csv_paths = {name: _csv_path(args.csv, name, len(selected)) for name, _k in selected} if args.csv else {}
     journal = Journal(settings.journal_path)
     # with HEDGER_MARKETS, an ETH market's readings price the other markets' gas, cycle by cycle
     eth_usd_at: dict[tuple[str, int], int] = {}
@@ -268,13 +283,29 @@ def cmd_report(args: argparse.Namespace) -> int:
         rep = build_report(journal, k.account, k.adapter.market, eth_usd=eth_usd, eth_usd_at=eth_usd_at)
         print_report(rep)
         if args.csv:
-            # one file per market: NAME inserted before the suffix (report.csv -> report-BTC.csv)
-            path = Path(args.csv)
-            if name is not None and len(selected) > 1:
-                path = path.with_name(f"{path.stem}-{name}{path.suffix}")
+            path = csv_paths[name]
             write_csv(rep, path)
             print(f"written: {path}")
     return 0
+
+
+def _csv_path(arg: str, name: str | None, n_markets: int) -> "Any":
+    """Where ``report --csv`` writes (one file per market: NAME before the suffix, report.csv ->
+    report-BTC.csv), checked before anything is printed: its folder must exist and be writable."""
+    import os
+    from pathlib import Path
+    path = Path(arg)
+    if name is not None and n_markets > 1:
+        path = path.with_name(f"{path.stem}-{name}{path.suffix}")
+    folder = path.parent
+    if path.is_dir():
+        raise ConfigError("--csv", f"{path} is a folder", "give a file name, e.g. --csv report.csv")
+    if not folder.is_dir():
+        raise ConfigError("--csv", f"the folder {folder} does not exist",
+                          f"create it (mkdir -p {folder}) or write elsewhere, e.g. --csv report.csv")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ConfigError("--csv", f"{path} is not writable", "choose a path you may write to")
+    return path
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -387,9 +418,18 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return Watcher(k, opts, observers=observers).run()
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("perp-hedger")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hedger", description="On-chain perp hedger: keep a spot holding delta-neutral.")
     p.add_argument("-v", "--verbose", action="store_true", help="log each step to stderr")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
     st = sub.add_parser("status", help="read everything and show what the hedger would decide")
     st.add_argument("--json", action="store_true", help="one JSON object")
@@ -404,7 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
     re_ = sub.add_parser("resume", help="undo pause")
     re_.set_defaults(func=cmd_resume)
     un = sub.add_parser("unwind", help="close the short and withdraw the margin, in safe steps")
-    un.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for pending two-step orders")
+    un.add_argument("--timeout", type=float, default=600.0,
+                    help="at most this many seconds in all of waiting for pending two-step orders (each is waited "
+                         "for until filled or, at the latest, its own expiry, then cancelled); default 600")
     un.add_argument("--dry-run", action="store_true", help="show the first step, send nothing")
     un.set_defaults(func=cmd_unwind)
     rp = sub.add_parser("report", help="funding, fees, gas, PnL and hedge cost per day, from the journal")

@@ -32,6 +32,12 @@ log = logging.getLogger("hedger.keeper")
 REFUSAL_EXIT = {RefusalKind.ORACLE: 3, RefusalKind.SEQUENCER: 4, RefusalKind.CHAIN: 5, RefusalKind.ACCOUNT: 9}
 
 
+EXPECTED = {   # what each address setting must point at, for messages
+    "HEDGER_ORACLE": "an AggregatorV3 price feed",
+    "HEDGER_SECOND_ORACLE": "an AggregatorV3 price feed", "HEDGER_SEQUENCER_FEED": "a sequencer-uptime feed",
+    "HEDGER_SPOT_TOKEN": "an ERC20 token", "HEDGER_COLLATERAL_TOKEN": "the ERC20 token the market takes",
+}
+
 FIAT_TOKEN = "FiatToken"   # optional views of USDC-like tokens: paused(), isBlacklisted(address)
 
 
@@ -104,9 +110,30 @@ class Keeper:
         try:
             r = self.reader.call_many(self._specs(), head.block_number)
         except CallFailed as err:
-            raise ChainGuardError(f"{err}: check that the address is right and has the expected interface "
-                                  f"(run `hedger status` to see all readings)", address=err.spec.address) from err
+            var = self.setting_of(err.spec.address, err.spec.key)
+            expected = (f"a `{self.settings.protocol}` perp market (HEDGER_PROTOCOL)" if var == "HEDGER_MARKET"
+                        else EXPECTED[var])
+            raise ChainGuardError(f"{var}: {err}. Fix: check that {var} is the right address, {expected} "
+                                  f"(`hedger check` tests every configured address)",
+                                  address=err.spec.address, variable=var) from err
         return self.snapshot_from(r, head)
+
+    def setting_of(self, address: str, key: str | None = None) -> str:
+        """The setting that configured ``address`` (for messages that name the variable to fix); the
+        failing read's ``key`` (as in :meth:`_specs`) decides when two settings hold one address."""
+        s = self.settings
+        by_key = {"oracle": "HEDGER_ORACLE", "sequencer": "HEDGER_SEQUENCER_FEED", "second": "HEDGER_SECOND_ORACLE",
+                  "spot": "HEDGER_SPOT_TOKEN", "c": "HEDGER_COLLATERAL_TOKEN", "m": "HEDGER_MARKET",
+                  "a": "HEDGER_MARKET"}
+        if key is not None and key.split(".", 1)[0] in by_key:
+            return by_key[key.split(".", 1)[0]]
+        a = Web3.to_checksum_address(address)
+        for var, value in (("HEDGER_MARKET", self.adapter.market), ("HEDGER_ORACLE", s.oracle),
+                           ("HEDGER_SECOND_ORACLE", s.second_oracle), ("HEDGER_SEQUENCER_FEED", s.sequencer_feed),
+                           ("HEDGER_SPOT_TOKEN", s.spot_token), ("HEDGER_COLLATERAL_TOKEN", s.collateral_token)):
+            if value and Web3.to_checksum_address(value) == a:
+                return var
+        return "HEDGER_MARKET"   # not configured: an address the market itself pointed at
 
     def snapshot_from(self, r: dict[str, Any], head: ChainView) -> Snapshot:
         """The snapshot from the answers to :meth:`_specs` (keyed as there), read at ``head``."""
@@ -152,21 +179,28 @@ class Keeper:
     def lock(self) -> AccountLock:
         return AccountLock(self.settings.journal_path, self.account)
 
-    def cycle(self, dry_run: bool = False, *, locked: bool = False, params: PolicyParams | None = None) -> CycleResult:
+    def cycle(self, dry_run: bool = False, *, locked: bool = False, params: PolicyParams | None = None,
+              unwinding: bool = False) -> CycleResult:
         """One cycle under the account's lock (unless the caller holds it). Never raises for a
         refusal or a failed send: the result carries the exit code. Raises ConfigError /
         RpcError / ChainGuardError / LockHeld when the cycle cannot even start.
-        ``params`` replaces the policy parameters for this cycle (``hedger unwind``)."""
+        ``params`` replaces the policy parameters for this cycle and ``unwinding`` lets it act
+        while the account is paused (``hedger unwind``: pausing stops the hedger, not the
+        operator's exit)."""
         if locked:
-            return self._cycle(dry_run, params)
+            return self._cycle(dry_run, params, unwinding)
         with self.lock():
-            return self._cycle(dry_run, params)
+            return self._cycle(dry_run, params, unwinding)
 
     # --------------------------------------------------------- operator controls
     PAUSE = "pause"
+    UNWOUND = "unwound"                 # the pause reason `hedger unwind` leaves when it finished
+    UNWINDING = "unwinding: `hedger unwind` started and has not finished (run it again to finish)"
+    UNFINISHED_UNWIND = "unwind unfinished (run `hedger unwind` again to finish)"
 
     def paused(self) -> dict[str, Any] | None:
-        """The pause record ({since, reason}) when the operator paused this account, else None."""
+        """The pause record ({since, reason}) when the operator (or `hedger unwind`) paused this
+        account, else None."""
         if self.journal is None:
             return None
         return self.journal.get_control(self.account, self.adapter.market, self.PAUSE)
@@ -208,7 +242,7 @@ class Keeper:
             return []
         return reconcile(self)
 
-    def _cycle(self, dry_run: bool, params: PolicyParams | None = None) -> CycleResult:
+    def _cycle(self, dry_run: bool, params: PolicyParams | None = None, unwinding: bool = False) -> CycleResult:
         from hedger.reconcile import reconcile_state
         notes = self.reconcile()
         snapshot = self.read()
@@ -217,7 +251,7 @@ class Keeper:
         snapshot = replace(snapshot, daily=self._daily_budget(snapshot))
         params = params or self.params(snapshot)
         decision = policy.decide(snapshot, params)
-        res, paused = self.prepare(snapshot, decision, params, dry_run, notes)
+        res, paused = self.prepare(snapshot, decision, params, dry_run, notes, unwinding=unwinding)
         plan, calls, dry = res.plan, res.calls, res.dry_run
         assert plan is not None
         cid = self.journal.open_cycle(snapshot, decision, plan, calls, dry) if self.journal else None
@@ -232,16 +266,18 @@ class Keeper:
         return res
 
     def prepare(self, snapshot: Snapshot, decision: Decision, params: PolicyParams, dry_run: bool,
-                notes: list[str]) -> tuple[CycleResult, bool]:
+                notes: list[str], *, unwinding: bool = False) -> tuple[CycleResult, bool]:
         """Plan ``decision`` and build its calls; the cycle's result so far (dry run when asked, when
         there is no signer, or when the operator paused the account, which adds a note), and
-        whether the account is paused."""
+        whether the account is paused. ``unwinding``: a step of `hedger unwind`, which acts
+        although the account is paused."""
+        from hedger.timefmt import when
         plan = planner.plan(decision, params, snapshot.account.size)
         calls = self.adapter.build_calls(plan.actions, snapshot.account, snapshot.market)
-        pause = self.paused()
+        pause = None if unwinding else self.paused()
         if pause is not None:
-            notes.append(f"paused by the operator since {pause['since']} ({pause['reason']}): reading and "
-                         "reporting only, nothing is sent")
+            notes.append(f"paused by the operator since {when(pause['since'])} ({pause['reason']}): reading and "
+                         "reporting only, nothing is sent (`hedger resume` to hedge again)")
         dry = dry_run or self.signer is None or pause is not None
         return CycleResult(snapshot=snapshot, decision=decision, plan=plan, calls=calls, dry_run=dry,
                            notes=notes), pause is not None

@@ -241,9 +241,13 @@ class MultiKeeper:
             r = self.reader.call_many(list(unique.values()), head.block_number)
         except CallFailed as err:
             market = err.spec.key.rsplit("/", 1)[0]
-            raise ChainGuardError(f"market {market}: {err}: check that the address in {MARKETS_VAR} is right and "
-                                  f"has the expected interface (run `hedger status` to see all readings)",
-                                  address=err.spec.address) from err
+            var = self.keepers[market].setting_of(err.spec.address, err.spec.key.rsplit("/", 1)[-1]) if market in self.keepers else "HEDGER_MARKET"
+            field_ = {"HEDGER_MARKET": "market", "HEDGER_ORACLE": "oracle", "HEDGER_SPOT_TOKEN": "spot_token",
+                      "HEDGER_SECOND_ORACLE": "second_oracle"}.get(var)
+            where = f'the "{field_}" of {MARKETS_VAR} entry {market!r}' if field_ else var
+            raise ChainGuardError(f"market {market}: {err}. Fix: check that {where} is the right address, with the "
+                                  f"expected interface (`hedger check` tests every configured address)",
+                                  address=err.spec.address, variable=var) from err
         return {name: k.snapshot_from({key: r[unique[ident].key] for key, ident in keys}, head)
                 for name, k, keys in groups}
 

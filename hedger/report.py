@@ -12,7 +12,15 @@ Between two consecutive cycles (chain time), with oracle prices P0 -> P1:
                the oracle prices ETH, or at --eth-usd, or, with HEDGER_MARKETS, at the price
                an ETH market's oracle read in the same cycle)
 Net = spot + perp + funding - fees - gas. Hedge cost = fees + gas - funding; in basis points
-per year of the hedged notional (the position's notional integrated over time).
+per year of the hedged notional (the position's notional integrated over time), but only over
+a period of a day or more (over minutes a yearly rate means nothing): else the plain cost and
+the period.
+The perp's price PnL is split into realised (on size closed, average-cost, at the oracle) and
+open (the position still held, marked at the oracle); apart from that, what the market has
+settled into margin (it settles PnL and funding on each trade and margin transfer, while the
+short stays open) and what is not settled yet.
+Dry runs (`--dry-run`, paused, no signer) are journaled but never counted: they sent
+nothing, and may have read another configuration.
 Amounts are integers (E18) throughout; they become decimal strings only when printed.
 """
 
@@ -27,8 +35,10 @@ from typing import Any
 
 from hedger.fixedpoint import UNIT, fmt_units
 from hedger.journal import Journal
+from hedger.timefmt import duration
 
 YEAR = 365 * 86_400
+MIN_ANNUALISED_S = 86_400   # a yearly rate only over a day or more
 POSITION_TXS = ("modifyPosition", "transferMargin")
 
 
@@ -44,6 +54,7 @@ class Row:
     spot_pnl: int = 0
     perp_pnl: int = 0
     notional_seconds: int = 0  # E18 USD x seconds
+    seconds: int = 0           # chain time covered (sum of the intervals between counted cycles)
 
     @property
     def funding(self) -> int:
@@ -60,14 +71,15 @@ class Row:
 
     @property
     def cost_bps_per_year(self) -> int | None:
-        """Integer bps/yr (rounded toward zero); None without hedged notional."""
-        if self.notional_seconds <= 0:
+        """Integer bps/yr (rounded toward zero); None without hedged notional or over less than a day."""
+        if self.notional_seconds <= 0 or self.seconds < MIN_ANNUALISED_S:
             return None
         return self.cost * 10_000 * YEAR // self.notional_seconds if self.cost >= 0 else \
             -((-self.cost) * 10_000 * YEAR // self.notional_seconds)
 
     def add(self, o: "Row") -> None:
-        for f in ("funding_received", "funding_paid", "fees", "gas_wei", "gas_usd", "spot_pnl", "perp_pnl", "notional_seconds"):
+        for f in ("funding_received", "funding_paid", "fees", "gas_wei", "gas_usd", "spot_pnl", "perp_pnl",
+                  "notional_seconds", "seconds"):
             setattr(self, f, getattr(self, f) + getattr(o, f))
         self.fee_estimated |= o.fee_estimated
 
@@ -76,11 +88,18 @@ class Row:
 class Report:
     days: list[Row]
     total: Row
-    perp_unrealised: int = 0    # E18: PnL and funding not yet settled into margin, at the last reading
-    perp_realised: int = 0      # E18: the rest of the perp's mark-to-market PnL and funding
+    perp_unsettled: int = 0     # E18: PnL and funding not yet settled into margin, at the last reading
+    perp_settled: int = 0       # E18: the rest of the perp's mark-to-market PnL and funding: settled into margin
+    perp_realised: int = 0      # E18: price PnL realised on size closed (average cost, at the oracle)
+    perp_open: int = 0          # E18: price PnL of the size still open (marked at the oracle)
     spot_unrealised: int = 0
     cycles: int = 0
+    dry_cycles: int = 0         # journaled dry runs, not counted
     notes: list[str] = field(default_factory=list)
+
+
+def _n(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
 
 
 def _day(ts: int) -> str:
@@ -102,7 +121,7 @@ def eth_prices(j: Journal, account: str, market: str) -> dict[tuple[str, int], i
     cycle reads at one block, so the ETH market's reading prices the gas of the others."""
     out: dict[tuple[str, int], int] = {}
     for c in j.db.execute("SELECT genesis_hash, block_timestamp, snapshot FROM cycles WHERE account=? AND market=? AND "
-                          "snapshot IS NOT NULL", (account, market)):
+                          "snapshot IS NOT NULL AND dry_run=0", (account, market)):
         sn = json.loads(c["snapshot"])
         if _prices_eth(sn):
             out[(c["genesis_hash"], int(c["block_timestamp"]))] = _price(sn)
@@ -115,13 +134,21 @@ def build_report(j: Journal, account: str, market: str, *, eth_usd: int | None =
     its own, and ``eth_usd_at`` ((genesis hash, block timestamp) -> price, see :func:`eth_prices`) prices the
     rest, cycle by cycle."""
     eth_usd_at = eth_usd_at or {}
-    cycles = [c for c in j.db.execute(
+    everything = [c for c in j.db.execute(
         "SELECT * FROM cycles WHERE account=? AND market=? AND snapshot IS NOT NULL ORDER BY id", (account, market))]
-    if not cycles:
+    if not everything:
         return Report(days=[], total=Row(day="total"), notes=["the journal has no cycles for this account and market"])
     # one chain only: the newest (a restarted local chain is another chain)
-    key = (cycles[-1]["chain_id"], cycles[-1]["genesis_hash"])
-    cycles = [c for c in cycles if (c["chain_id"], c["genesis_hash"]) == key]
+    key = (everything[-1]["chain_id"], everything[-1]["genesis_hash"])
+    everything = [c for c in everything if (c["chain_id"], c["genesis_hash"]) == key]
+    # dry runs sent nothing, and may have read another configuration (another oracle): never counted
+    cycles = [c for c in everything if not c["dry_run"]]
+    dry = len(everything) - len(cycles)
+    dry_note = [f"{_n(dry, 'dry-run cycle')} (--dry-run, paused, or no signer) in the journal, not counted"] if dry \
+        else []
+    if not cycles:
+        return Report(days=[], total=Row(day="total"), dry_cycles=dry,
+                      notes=["the journal has only dry-run cycles for this account and market: nothing was sent"])
     days: dict[str, Row] = {}
     snaps = [json.loads(c["snapshot"]) for c in cycles]
 
@@ -157,6 +184,7 @@ def build_report(j: Journal, account: str, market: str, *, eth_usd: int | None =
                 r.fee_estimated = True
         if cycle_eth is None and any(t["gas_used"] for t in txs):
             notes.append("gas is shown in ETH only: the oracle does not price ETH (pass --eth-usd)")
+    pos, avg, realised = int(snaps[0]["account"]["size"]), price_of(snaps[0]), 0   # average cost, at the oracle
     for (c0, s0), (c1, s1) in zip(zip(cycles, snaps), zip(cycles[1:], snaps[1:])):
         t0, t1 = int(c0["block_timestamp"]), int(c1["block_timestamp"])
         p0, p1 = price_of(s0), price_of(s1)
@@ -169,8 +197,12 @@ def build_report(j: Journal, account: str, market: str, *, eth_usd: int | None =
             held = size0 + sum(int(json.loads(t["args"])[0]) for t in txs0 if t["function"] == "modifyPosition")
             settled = any(t["function"] in POSITION_TXS for t in txs0)
         r = row(t1)
+        for size in (size0, held):        # what changed since the last counted cycle, then this cycle's trades
+            pos, avg, gain = _average_cost(pos, avg, size, p0)
+            realised += gain
         r.spot_pnl += exposure_of(s0) * (p1 - p0) // UNIT
         r.perp_pnl += held * (p1 - p0) // UNIT
+        r.seconds += max(t1 - t0, 0)
         base = 0 if settled else int(s0["account"]["accrued_funding"])
         accrued = int(s1["account"]["accrued_funding"]) - base
         if accrued >= 0:
@@ -183,14 +215,27 @@ def build_report(j: Journal, account: str, market: str, *, eth_usd: int | None =
     for r in ordered:
         total.add(r)
     last = snaps[-1]["account"]
-    unreal = int(last["pnl"]) + int(last["accrued_funding"])
-    return Report(days=ordered, total=total, perp_unrealised=unreal,
-                  perp_realised=total.perp_pnl + total.funding - unreal, spot_unrealised=total.spot_pnl,
-                  cycles=len(cycles), notes=sorted(set(notes)))
+    unsettled = int(last["pnl"]) + int(last["accrued_funding"])
+    return Report(days=ordered, total=total, perp_unsettled=unsettled,
+                  perp_settled=total.perp_pnl + total.funding - unsettled, perp_realised=realised,
+                  perp_open=total.perp_pnl - realised, spot_unrealised=total.spot_pnl,
+                  cycles=len(cycles), dry_cycles=dry, notes=sorted(set(notes)) + dry_note)
+
+
+def _average_cost(pos: int, avg: int, new: int, price: int) -> tuple[int, int, int]:
+    """Position ``pos`` (E18, signed) at average entry ``avg`` becomes ``new`` at ``price``:
+    (new size, new average entry, price PnL realised on the size closed)."""
+    if new == pos:
+        return pos, avg, 0
+    if pos == 0 or (new > 0) == (pos > 0) and abs(new) > abs(pos):     # opening or growing
+        return new, (pos * avg + (new - pos) * price) // new, 0
+    if new == 0 or (new > 0) == (pos > 0):                             # reducing
+        return new, avg, (pos - new) * (price - avg) // UNIT
+    return new, price, pos * (price - avg) // UNIT                     # through zero: close, then open
 
 
 COLUMNS = ["day", "funding_received_usd", "funding_paid_usd", "fees_usd", "gas_eth", "gas_usd", "spot_pnl_usd", "perp_pnl_usd", "net_usd",
-           "hedge_cost_bps_per_year"]
+           "hedge_cost_bps_per_year", "hedge_cost_usd", "period_s"]
 
 
 def _values(r: Row) -> list[str]:
@@ -200,7 +245,8 @@ def _values(r: Row) -> list[str]:
             fmt_units(r.fees, 18, 6).replace(",", "") + ("~" if r.fee_estimated else ""),
             fmt_units(r.gas_wei, 18, 8).replace(",", ""), fmt_units(r.gas_usd, 18, 6).replace(",", ""),
             fmt_units(r.spot_pnl, 18, 6).replace(",", ""), fmt_units(r.perp_pnl, 18, 6).replace(",", ""),
-            fmt_units(r.net, 18, 6).replace(",", ""), "" if bps is None else str(bps)]
+            fmt_units(r.net, 18, 6).replace(",", ""), "" if bps is None else str(bps),
+            fmt_units(r.cost, 18, 6).replace(",", ""), str(r.seconds)]
 
 
 def write_csv(rep: Report, path: Path) -> None:
@@ -211,17 +257,33 @@ def write_csv(rep: Report, path: Path) -> None:
             w.writerow(_values(r))
 
 
+def _table_values(r: Row) -> list[str]:
+    """A printed row: the CSV's values, the period readable, and no yearly rate under a day."""
+    v = _values(r)
+    return v[:9] + [v[10], duration(r.seconds), "-" if r.cost_bps_per_year is None else f"{r.cost_bps_per_year:,}"]
+
+
 def print_report(rep: Report) -> None:
-    head = ["day", "funding in", "funding out", "fees", "gas ETH", "gas USD", "spot PnL", "perp PnL", "net", "cost bps/yr"]
-    rows = [head] + [_values(r) for r in rep.days] + [_values(rep.total)]
+    head = ["day", "funding in", "funding out", "fees", "gas ETH", "gas USD", "spot PnL", "perp PnL", "net",
+            "cost USD", "period", "cost bps/yr"]
+    rows = [head] + [_table_values(r) for r in rep.days] + [_table_values(rep.total)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     for n, r in enumerate(rows):
         print("  ".join(v.rjust(w) for v, w in zip(r, widths)))
         if n == 0 or n == len(rows) - 2:
             print("  ".join("-" * w for w in widths))
-    print(f"\n{rep.cycles} cycles. Perp: realised {fmt_units(rep.perp_realised, 18, 2)} USD, unrealised "
-          f"{fmt_units(rep.perp_unrealised, 18, 2)} USD (PnL and funding not yet settled). Spot: unrealised "
-          f"{fmt_units(rep.spot_unrealised, 18, 2)} USD (mark to market; sales are not tracked).")
+    def usd(v: int) -> str:
+        return fmt_units(v, 18, 2) + " USD"
+    print(f"\n{_n(rep.cycles, 'cycle')}" + (f" ({_n(rep.dry_cycles, 'dry run')} not counted)" if rep.dry_cycles else "")
+          + ".")
+    print(f"Perp price PnL: realised {usd(rep.perp_realised)} on size closed; {usd(rep.perp_open)} on the "
+          "position still open (marked at the oracle).")
+    print(f"Perp PnL and funding: {usd(rep.perp_settled)} settled into margin (the market settles them on every "
+          f"trade and margin transfer, while the position stays open); {usd(rep.perp_unsettled)} not yet settled.")
+    print(f"Spot: unrealised {usd(rep.spot_unrealised)} (mark to market; sales are not tracked).")
+    if rep.total.cost_bps_per_year is None and rep.total.seconds < MIN_ANNUALISED_S:
+        print(f"cost bps/yr is shown over a day or more only: over {duration(rep.total.seconds)} the hedge cost "
+              f"{usd(rep.total.cost)} (fees + gas - funding)")
     if any(r.fee_estimated for r in rep.days):
         print("~ fees of two-step orders filled by keepers are the policy's estimate")
     for n in rep.notes:

@@ -46,3 +46,42 @@ def test_check_names_what_is_wrong_and_the_fix(hedge: Hedge, tmp_path: Path) -> 
 def test_check_wrong_chain_id(hedge: Hedge, tmp_path: Path) -> None:
     p = check({**hedge.env, "HEDGER_CHAIN_ID": "10"}, tmp_path)
     assert p.returncode == 5 and "FAIL chain id" in p.stdout and "RPC reports 31337" in p.stdout
+
+
+def test_a_passing_check_has_no_fix_line(hedge: Hedge, tmp_path: Path) -> None:
+    """A fix line belongs only under a failing check (it was printed under a passing gas check)."""
+    p = check(hedge.env, tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "fix:" not in p.stdout.lower()
+
+
+def _feed(hedge: Hedge, usd: float) -> str:
+    from hedger.deploy import deploy_contract, transact
+    feed = deploy_contract(hedge.chain.deployer, "PriceFeed", 8, "ETH / USD (other)", 1)
+    transact(hedge.chain.deployer, "PriceFeed", feed, "setAnswer", int(usd * 10**8))
+    return feed
+
+
+def test_check_fails_an_oracle_that_disagrees_with_the_markets_price(hedge: Hedge, tmp_path: Path) -> None:
+    """The market liquidates at its own price: a configured feed 25% away from it is the wrong feed."""
+    env = {**hedge.env, "HEDGER_ORACLE": _feed(hedge, 3750)}           # the market reads 3,000
+    p = check(env, tmp_path)
+    assert p.returncode == 5, p.stdout + p.stderr
+    line = next(x for x in p.stdout.splitlines() if "oracle vs market price" in x)
+    assert line.startswith("FAIL") and "20.00% apart" in line and "HEDGER_MAX_PRICE_DIVERGENCE" in line
+    assert "fix: check that HEDGER_ORACLE" in p.stdout
+    # within the limit it passes; a looser limit is the operator's choice
+    p = check({**env, "HEDGER_MAX_PRICE_DIVERGENCE": "0.25"}, tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert any(x.startswith("OK") and "oracle vs market price" in x for x in p.stdout.splitlines())
+
+
+def test_check_compares_the_second_source_when_set(hedge: Hedge, tmp_path: Path) -> None:
+    env = {**hedge.env, "HEDGER_SECOND_ORACLE": _feed(hedge, 2700)}      # 10% below the oracle
+    p = check(env, tmp_path)
+    assert p.returncode == 5, p.stdout + p.stderr
+    assert any(x.startswith("FAIL") and "oracle vs second price" in x and "10.00% apart" in x
+               for x in p.stdout.splitlines()), p.stdout
+    assert any(x.startswith("OK") and "oracle vs market price" in x for x in p.stdout.splitlines())
+    p = check({**env, "HEDGER_SECOND_ORACLE": _feed(hedge, 3010)}, tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr

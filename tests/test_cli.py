@@ -145,3 +145,57 @@ def test_ape_run_deploy_prints_addresses(hedge: Hedge, tmp_path: Path) -> None:
     d = json.loads(p.stdout.strip().splitlines()[-1])
     assert d["oracle"] == hedge.chain.d.oracle and d["deployer"] == dev_account(6).address
     assert hedge.chain.w3.eth.get_code(d["market"]) != b""
+
+
+def test_a_wrong_address_names_its_variable_and_the_fix(hedge: Hedge, tmp_path: Path) -> None:
+    """The market address pointing at a feed: say which setting, and never "run `hedger status`" to
+    the user who just ran it."""
+    env = {**hedge.env, "HEDGER_MARKET": hedge.chain.d.oracle}
+    p = hedger(["status"], env, tmp_path)
+    assert p.returncode == 5, p.stdout + p.stderr
+    assert "HEDGER_MARKET:" in p.stderr and "Fix: check that HEDGER_MARKET is the right address" in p.stderr
+    assert "hedger status" not in p.stderr
+    p = hedger(["status"], {**hedge.env, "HEDGER_SPOT_TOKEN": hedge.chain.d.oracle}, tmp_path)
+    assert p.returncode == 5 and "HEDGER_SPOT_TOKEN:" in p.stderr and "hedger status" not in p.stderr
+
+
+def test_status_measures_the_liquidation_distance_from_the_markets_price(hedge: Hedge, tmp_path: Path) -> None:
+    """The market liquidates at its own price: with an oracle that reads 10% higher, the distance
+    is still measured from the market's price."""
+    from hedger.deploy import deploy_contract, transact
+    assert hedger(["run-once"], hedge.env, tmp_path).returncode == 0
+    feed = deploy_contract(hedge.chain.deployer, "PriceFeed", 8, "ETH / USD (other)", 1)
+    transact(hedge.chain.deployer, "PriceFeed", feed, "setAnswer", 3300 * 10**8)
+    p = hedger(["status", "--json"], {**hedge.env, "HEDGER_ORACLE": feed}, tmp_path)
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    assert d["oracle_price"] == 3300.0 and d["market_price"] == 3000.0
+    assert d["liquidation_distance"] == pytest.approx((d["liquidation_price"] - 3000.0) / 3000.0)
+    assert d["liquidation_distance_from"] == "market_price"
+    table = hedger(["status"], {**hedge.env, "HEDGER_ORACLE": feed}, tmp_path).stdout
+    assert "away from the market price" in table and "market price       3,000.00 USD" in table
+
+
+def test_times_are_utc_in_text_and_raw_in_json(hedge: Hedge, tmp_path: Path) -> None:
+    import re
+    assert hedger(["pause", "--reason", "audit"], hedge.env, tmp_path).returncode == 0
+    table = hedger(["status"], hedge.env, tmp_path).stdout
+    line = next(x for x in table.splitlines() if x.startswith("paused"))
+    assert re.search(r"YES since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \((\d+s ago|now)\): audit", line), line
+    d = json.loads(hedger(["status", "--json"], hedge.env, tmp_path).stdout)
+    assert isinstance(d["paused"]["since"], int) and isinstance(d["block_timestamp"], int)
+    # a pending two-step order: its times as UTC date-times
+    assert hedger(["resume"], hedge.env, tmp_path).returncode == 0
+    env = {**hedge.env, "HEDGER_ORDER_MODE": "delayed"}
+    assert hedger(["run-once"], env, tmp_path).returncode == 0
+    table = hedger(["status"], env, tmp_path).stdout
+    line = next(x for x in table.splitlines() if x.startswith("pending order"))
+    assert re.search(r"executable at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC .*expires at \d{4}-", line), line
+    o = json.loads(hedger(["status", "--json"], env, tmp_path).stdout)["pending_order"]
+    assert isinstance(o["executable_at"], int) and isinstance(o["expires_at"], int)
+
+
+def test_version(tmp_path: Path) -> None:
+    from importlib.metadata import version
+    p = hedger(["--version"], {}, tmp_path)
+    assert p.returncode == 0 and p.stdout.strip() == f"hedger {version('perp-hedger')}"

@@ -108,3 +108,105 @@ def test_unwind_honours_a_pending_two_step_order(hedge: Hedge) -> None:
     assert len(submits) == 1                                         # the close, after the pending one filled
     size, margin = hedge.position()
     assert size == 0 and margin < 10**12
+
+
+def test_unwind_stays_unwound_until_resume(hedge: Hedge, tmp_path: Path) -> None:
+    """After `unwind`, no cycle reopens the hedge: the account stays paused (reason: unwound)."""
+    hedge.cycle()
+    p = hedger(hedge.env, tmp_path, "unwind")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "stays paused" in p.stdout and "hedger resume" in p.stdout
+    size, margin = hedge.position()
+    assert size == 0 and margin < 10**12
+    n = hedge.nonce()
+    p = hedger(hedge.env, tmp_path, "run-once", "--json")
+    out = json.loads(p.stdout)
+    assert p.returncode == 0 and out["outcome"] == "paused"
+    assert any("unwound" in x for x in out["notes"]), out["notes"]
+    assert hedge.nonce() == n and hedge.position()[0] == 0          # nothing sent, the short not reopened
+    st = hedger(hedge.env, tmp_path, "status", "--json")
+    assert json.loads(st.stdout)["paused"]["reason"] == "unwound"
+    assert hedger(hedge.env, tmp_path, "resume").returncode == 0
+    assert json.loads(hedger(hedge.env, tmp_path, "run-once", "--json").stdout)["outcome"] == "acted"
+    assert hedge.position()[0] == -10 * WETH
+
+
+def test_unwind_works_while_paused(hedge: Hedge, tmp_path: Path) -> None:
+    """The natural order: pause first, then unwind. Pausing stops the hedger, not the operator's exit."""
+    hedge.cycle()
+    assert hedger(hedge.env, tmp_path, "pause", "--reason", "leaving").returncode == 0
+    p = hedger(hedge.env, tmp_path, "unwind")
+    assert p.returncode == 0, p.stdout + p.stderr
+    size, margin = hedge.position()
+    assert size == 0 and margin < 10**12
+    pause = Journal(hedge.env["HEDGER_JOURNAL_PATH"]).get_control(hedge.address, hedge.chain.d.market, "pause")
+    assert pause is not None and pause["reason"] == "unwound"
+
+
+def test_unwind_dry_run_neither_sends_nor_pauses(hedge: Hedge, tmp_path: Path) -> None:
+    hedge.cycle()
+    n = hedge.nonce()
+    p = hedger(hedge.env, tmp_path, "unwind", "--dry-run")
+    assert p.returncode == 0 and "nothing was sent" in p.stdout, p.stdout + p.stderr
+    assert hedge.nonce() == n and hedge.position()[0] == -10 * WETH
+    assert Journal(hedge.env["HEDGER_JOURNAL_PATH"]).get_control(hedge.address, hedge.chain.d.market,
+                                                                 "pause") is None
+
+
+def test_unwind_that_sends_nothing_never_exits_7(hedge: Hedge, tmp_path: Path) -> None:
+    """Exit 7 means "some steps were mined": an unwind that could not send anything says why with
+    another code (13: nothing failed, run it again later; a refusal: its own code)."""
+    env = {**hedge.env, "HEDGER_ORDER_MODE": "delayed"}
+    hedge.cycle(HEDGER_ORDER_MODE="delayed")                         # an order left pending (no keeper)
+    n = hedge.nonce()
+    p = hedger(env, tmp_path, "unwind", "--timeout", "1")
+    assert p.returncode == 13, p.stdout + p.stderr
+    assert "still pending" in p.stderr and "--timeout" in p.stderr
+    assert hedge.nonce() == n
+    # a stale oracle: refused (3), nothing sent; still paused, so no cycle reopens anything meanwhile
+    hedge.chain.advance(4000)
+    p = hedger(hedge.env, tmp_path, "unwind")
+    assert p.returncode == 3, p.stdout + p.stderr
+    assert hedge.nonce() == n
+    pause = Journal(hedge.env["HEDGER_JOURNAL_PATH"]).get_control(hedge.address, hedge.chain.d.market, "pause")
+    assert pause is not None and pause["reason"].startswith("unwind unfinished")
+
+
+class _ChainClock:
+    """Stands in for the `time` module inside hedger.unwind: each poll's sleep moves chain time
+    (and this clock) forward instead of waiting, as blocks would come on a live chain."""
+
+    def __init__(self, hedge: Hedge) -> None:
+        self.hedge = hedge
+        self.slept = 0.0
+        self.sleeps = 0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.slept
+
+    def sleep(self, seconds: float) -> None:
+        self.slept += seconds
+        self.sleeps += 1
+        self.hedge.chain.advance(max(int(seconds), 1))
+
+
+def test_unwind_waits_for_a_pending_order_until_its_expiry_then_cancels(hedge: Hedge, monkeypatch) -> None:  # noqa: ANN001
+    """Delayed mode and no protocol keeper: the order can only expire (120 s after submission).
+    The unwind waits that long (polling every 2 s), not a fixed number of steps, then cancels
+    the order and withdraws the margin."""
+    import hedger.unwind as unwind_mod
+    env = {"HEDGER_ORDER_MODE": "delayed"}
+    hedge.cycle(**env)                                               # deposit + an order nobody fills
+    order = hedge.chain.market.functions.delayedOrders(hedge.address).call()
+    assert order[0] != 0
+    clock = _ChainClock(hedge)
+    monkeypatch.setattr(unwind_mod, "time", clock)
+    said: list[str] = []
+    r = unwind(hedge.keeper(**env), timeout=600, poll=2.0, say=said.append)
+    assert r.done and r.exit_code == 0, r.message
+    assert clock.slept > 100                                         # waited past the old 50-step limit
+    assert sum("waiting for the pending order" in m for m in said) == 1   # said once, not at every poll
+    fns = [s.call.function for c in r.cycles for s in c.sent]
+    assert fns[0] == "cancelDelayedOrder" and "submitDelayedOrder" not in fns and fns[-1] == "transferMargin"
+    assert hedge.position()[0] == 0 and hedge.position()[1] < 10**12
+    assert hedge.chain.market.functions.delayedOrders(hedge.address).call()[0] == 0

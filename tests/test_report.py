@@ -48,7 +48,8 @@ def test_report_matches_the_chain(hedge: Hedge, tmp_path: Path) -> None:
         - rep.total.gas_usd
     assert len(rep.days) >= 3 and sum(r.fees for r in rep.days) == rep.total.fees
     assert rep.total.cost_bps_per_year is not None
-    assert rep.perp_realised + rep.perp_unrealised == rep.total.perp_pnl + rep.total.funding
+    assert rep.perp_settled + rep.perp_unsettled == rep.total.perp_pnl + rep.total.funding
+    assert rep.perp_realised + rep.perp_open == rep.total.perp_pnl
 
 
 def test_report_cli_table_and_csv(hedge: Hedge, tmp_path: Path) -> None:
@@ -61,3 +62,89 @@ def test_report_cli_table_and_csv(hedge: Hedge, tmp_path: Path) -> None:
     assert rows[-1]["day"] == "total" and len(rows) >= 4
     assert float(rows[-1]["fees_usd"]) > 0 and float(rows[-1]["gas_eth"]) > 0
     assert abs(sum(float(r["fees_usd"]) for r in rows[:-1]) - float(rows[-1]["fees_usd"])) < 1e-5
+
+
+def _totals(rep) -> tuple[int, ...]:  # noqa: ANN001
+    t = rep.total
+    return (t.spot_pnl, t.perp_pnl, t.funding, t.fees, t.gas_wei, t.notional_seconds, rep.perp_settled,
+            rep.perp_unsettled, rep.perp_realised)
+
+
+def test_dry_runs_never_enter_the_figures(hedge: Hedge, tmp_path: Path) -> None:
+    """Dry runs are journaled but not counted: here with another oracle (a 25% higher feed), which
+    made a fully hedged book show thousands of dollars of PnL."""
+    from hedger.deploy import deploy_contract, transact
+    _run_a_few_days(hedge)
+    j = Journal(hedge.env["HEDGER_JOURNAL_PATH"])
+    before = build_report(j, hedge.address, hedge.chain.d.market)
+    feed = deploy_contract(hedge.chain.deployer, "PriceFeed", 8, "ETH / USD (other)", 1)
+    transact(hedge.chain.deployer, "PriceFeed", feed, "setAnswer", 3625 * 10**8)
+    for _ in range(2):
+        hedge.chain.advance(3600)
+        hedge.keeper(HEDGER_ORACLE=feed).cycle(dry_run=True)
+    assert sum(1 for c in j.cycles(1000) if c["dry_run"]) == 2
+    after = build_report(j, hedge.address, hedge.chain.d.market)
+    assert _totals(after) == _totals(before)
+    assert after.cycles == before.cycles and after.dry_cycles == 2
+    assert any("2 dry-run cycles" in n and "not counted" in n for n in after.notes)
+
+
+def test_no_yearly_rate_over_minutes(hedge: Hedge, tmp_path: Path) -> None:
+    """A yearly cost over a few minutes means nothing: the table shows the plain cost and the period."""
+    c = hedge.chain
+    c.w3.provider.make_request("anvil_setNextBlockBaseFeePerGas", [hex(20 * 10**9)])
+    c.w3.provider.make_request("evm_mine", [])
+    hedge.cycle()
+    c.advance(300)
+    c.set_price(3010)
+    hedge.cycle()
+    rep = build_report(Journal(hedge.env["HEDGER_JOURNAL_PATH"]), hedge.address, c.d.market)
+    assert rep.total.seconds >= 300 and rep.total.seconds < 400
+    assert rep.total.cost > 0 and rep.total.cost_bps_per_year is None
+    p = run([str(BIN / "hedger"), "report"], hedge.env, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    total = next(x for x in p.stdout.splitlines() if x.lstrip().startswith("total"))
+    assert total.rstrip().endswith("-") and " 5m " in total
+    assert "cost bps/yr is shown over a day or more only: over 5m" in p.stdout
+
+
+def test_settled_into_margin_is_not_called_realised(hedge: Hedge, tmp_path: Path) -> None:
+    """PnL the market settles into margin while the short stays open is "settled", not "realised";
+    realised is the PnL of size closed."""
+    c = hedge.chain
+    hedge.cycle()                                       # short 10
+    c.advance(60)
+    c.set_price(3600)                                   # +20%: the short loses, the policy tops up
+    res = hedge.cycle(HEDGER_COOLDOWN="0")
+    assert "transferMargin" in [t.call.function for t in res.sent]
+    c.advance(60)
+    hedge.cycle(HEDGER_COOLDOWN="0")                    # reads the account after the top-up
+    j = Journal(hedge.env["HEDGER_JOURNAL_PATH"])
+    rep = build_report(j, hedge.address, c.d.market)
+    assert rep.perp_realised == 0                       # nothing closed
+    assert rep.perp_settled < -5_000 * 10**18           # the loss settled into margin by the top-up
+    assert rep.perp_open == rep.total.perp_pnl == -6_000 * 10**18
+    # sell half the spot: the short is halved, and half of the loss is realised
+    c.call_as(1, "ReferenceToken", c.d.spot, "transfer", c.d.deployer, 5 * WETH)
+    c.advance(60)
+    c.set_price(3600)
+    hedge.cycle(HEDGER_COOLDOWN="0")
+    c.advance(60)
+    c.set_price(3600)
+    hedge.cycle(HEDGER_COOLDOWN="0")
+    rep = build_report(j, hedge.address, c.d.market)
+    assert rep.perp_realised == -3_000 * 10**18
+    assert rep.perp_realised + rep.perp_open == rep.total.perp_pnl
+    p = run([str(BIN / "hedger"), "report"], hedge.env, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "settled into margin" in p.stdout and "Perp: realised" not in p.stdout
+    assert "realised -3,000.00 USD on size closed" in p.stdout
+
+
+def test_csv_path_checked_before_printing(hedge: Hedge, tmp_path: Path) -> None:
+    hedge.cycle()
+    p = run([str(BIN / "hedger"), "report", "--csv", "/nonexistent/dir/r.csv"], hedge.env, cwd=tmp_path)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert p.stdout == ""                               # no table printed before the error
+    assert "--csv" in p.stderr and "/nonexistent/dir" in p.stderr and "Fix:" in p.stderr
+    assert "unexpected" not in p.stderr
