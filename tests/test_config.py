@@ -430,3 +430,57 @@ def test_scrubbed_environ_hides_secrets_from_children_and_restores(monkeypatch: 
     assert "HEDGER_CANARY" in seen                                    # the read works
     assert "HEDGER_PRIVATE_KEY" not in seen and "HEDGER_ALERT_WEBHOOK_SECRET" not in seen
     assert os.environ["HEDGER_PRIVATE_KEY"] == KEY and os.environ["HEDGER_ALERT_WEBHOOK_SECRET"] == "whsec_abc"
+
+
+# ---- the journal and lock: one per chain and account, in the per-user state folder ----
+
+def test_journal_defaults_to_the_state_folder_whatever_the_current_folder(
+        env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = tmp_path / "state"
+    e = {**env, "HEDGER_CHAIN_ID": "31337", "XDG_STATE_HOME": str(state)}
+    del e["HEDGER_JOURNAL_PATH"]
+    paths = []
+    for cwd in (tmp_path / "a", tmp_path / "b" / "c"):
+        cwd.mkdir(parents=True)
+        monkeypatch.chdir(cwd)
+        paths.append(Settings.from_env(e, dotenv=False).journal_path)
+    assert paths[0] == paths[1] == state / "hedger" / "31337" / f"{ADDRESS.lower()}.sqlite"
+    assert paths[0].parent.is_dir()
+    assert load({**e, "HEDGER_CHAIN_ID": "10"}).journal_path.parent.name == "10"      # keyed by chain
+    # without XDG_STATE_HOME (or with a relative one): ~/.local/state/hedger
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    rel = {**e, "XDG_STATE_HOME": "relative/state"}
+    assert load(rel).journal_path == tmp_path / "home" / ".local" / "state" / "hedger" / "31337" / \
+        f"{ADDRESS.lower()}.sqlite"
+    # HEDGER_JOURNAL_PATH still overrides
+    assert load(env, HEDGER_CHAIN_ID="31337").journal_path == tmp_path / "journal.sqlite"
+
+
+@pytest.mark.parametrize("leftover", ["hedger-journal.sqlite", f".hedger-{ADDRESS.lower()}.lock"])
+def test_old_default_journal_or_lock_in_the_current_folder_is_refused(
+        env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, leftover: str) -> None:
+    work = tmp_path / "cron"
+    work.mkdir()
+    (work / leftover).write_text("")
+    monkeypatch.chdir(work)
+    e = {**env, "HEDGER_CHAIN_ID": "31337", "XDG_STATE_HOME": str(tmp_path / "state")}
+    err = config_error(e, HEDGER_JOURNAL_PATH=None)
+    assert err.variable == "HEDGER_JOURNAL_PATH" and leftover in str(err)
+    assert f"HEDGER_JOURNAL_PATH={work / 'hedger-journal.sqlite'}" in err.fix and "mv " in err.fix
+    assert not (tmp_path / "state" / "hedger" / "31337").exists()        # nothing created
+    # pointing HEDGER_JOURNAL_PATH at it (the fix) is accepted
+    assert load(e, HEDGER_JOURNAL_PATH=str(work / "hedger-journal.sqlite")).journal_path == \
+        work / "hedger-journal.sqlite"
+
+
+def test_chain_id_for_the_journal_is_read_only_when_needed(env: dict[str, str], tmp_path: Path) -> None:
+    """Without HEDGER_CHAIN_ID the path needs the node's chain id: no node, an RpcError with the fix."""
+    from hedger.errors import RpcError
+    e = {**env, "XDG_STATE_HOME": str(tmp_path / "state"), "HEDGER_RPC_URL": "http://127.0.0.1:9/v2/KEY999"}
+    del e["HEDGER_JOURNAL_PATH"]
+    with pytest.raises(RpcError) as info:
+        load(e)
+    msg = str(info.value)
+    assert "http://127.0.0.1:9 " in msg and "KEY999" not in msg and "HEDGER_CHAIN_ID" in msg
+    assert load(e, HEDGER_CHAIN_ID="5").journal_path.parent.name == "5"      # no read needed
