@@ -452,6 +452,7 @@ class Settings:
     unlimited_approval: bool = False
     multicall: str | None = None         # read through this Multicall3 (aggregate3) instead of a JSON-RPC batch
     alert_webhook: Secret | None = None  # webhook URLs carry tokens: never shown
+    alert_webhook_secret: Secret | None = None   # HMAC-SHA256 key signing each alert (HEDGER_ALERT_WEBHOOK_SECRET)
     alert_liq_distance: int = 15 * UNIT // 100   # alert when liquidation is closer than 15% of the price
     alert_min_gas: int = 5 * UNIT // 100         # wei; alert when the signer holds less than 0.05 ETH
     alert_refusal_streak: int = 3                # alert after this many refusals in a row
@@ -624,6 +625,14 @@ class Settings:
                 raise ConfigError("HEDGER_ALERT_WEBHOOK", "is not an http(s) URL",
                                   "set it to the webhook's https:// URL")
             register_rpc_url(hook.strip())
+        hook_secret = g("HEDGER_ALERT_WEBHOOK_SECRET")
+        if hook_secret is not None:
+            if hook is None:
+                raise ConfigError("HEDGER_ALERT_WEBHOOK_SECRET", "is set but HEDGER_ALERT_WEBHOOK is not",
+                                  "set HEDGER_ALERT_WEBHOOK to the webhook's URL, or unset the secret")
+            if len(hook_secret.strip()) < 16:
+                raise ConfigError("HEDGER_ALERT_WEBHOOK_SECRET", f"is {len(hook_secret.strip())} characters long",
+                                  "use a random secret of at least 16 characters, e.g. `openssl rand -hex 32`")
         def limit(name: str, default: str, what: str) -> int | None:
             raw = (g(name) or default).strip()
             if raw.lower() in ("none", "off"):
@@ -643,6 +652,7 @@ class Settings:
                                          "a USD amount per day, e.g. 5000000 (or 'off')"),
             daily_max_gas=limit("HEDGER_DAILY_MAX_GAS_ETH", "1", "an amount of ETH per day, e.g. 1 (or 'off')"),
             alert_webhook=Secret(hook.strip()) if hook else None,
+            alert_webhook_secret=Secret(hook_secret.strip()) if hook_secret else None,
             alert_liq_distance=frac("HEDGER_ALERT_LIQ_DISTANCE", "0.15", "0", "1",
                                     "a fraction of the price, e.g. 0.15"),
             alert_min_gas=int(_dec("HEDGER_ALERT_MIN_GAS_ETH", g("HEDGER_ALERT_MIN_GAS_ETH") or "0.05",
