@@ -70,7 +70,7 @@ def redact_urls(text: str) -> str:
     """Replace every URL in ``text`` by its scheme, host and port, and blank known secret URL parts."""
     def short(m: re.Match[str]) -> str:
         # punctuation that ends the sentence around the URL is not part of it: kept
-        trail = re.search(r"[.,:;!)\]]*$", m.group(5)).group(0)  # type: ignore[union-attr]
+        trail = re.search(r"[.,:;!)\]`>]*$", m.group(5)).group(0)  # type: ignore[union-attr]
         return f"{m.group(1)}{m.group(3)}{m.group(4) or ''}{trail}"
 
     text = _URL_RE.sub(short, text)
@@ -397,6 +397,16 @@ def _markets(raw: str | None) -> tuple[MarketConfig, ...]:
     return tuple(out)
 
 
+def environment(*, dotenv: bool = True) -> Mapping[str, str]:
+    """The process environment after loading ``.env`` from the current folder (values already in
+    the environment win): what ``hedger`` reads, and what ``ape run hedge`` / ``ape run deploy``
+    must read too."""
+    if dotenv:
+        from dotenv import load_dotenv
+        load_dotenv(dotenv_path=Path.cwd() / ".env", override=False)
+    return os.environ
+
+
 _LEVERAGE_DEFAULTS = {"HEDGER_MIN_LEVERAGE": "1.5", "HEDGER_TARGET_LEVERAGE": "2", "HEDGER_MAX_LEVERAGE": "3"}
 
 
@@ -500,10 +510,7 @@ class Settings:
 
         ``for_deploy``: only the RPC and the signer are needed (``hedger deploy``)."""
         if env is None:
-            if dotenv:
-                from dotenv import load_dotenv
-                load_dotenv(dotenv_path=Path.cwd() / ".env", override=False)
-            env = os.environ
+            env = environment(dotenv=dotenv)
         g = lambda k: env.get(k) if env.get(k, "").strip() != "" else None  # noqa: E731
 
         rpc = g("HEDGER_RPC_URL") or cls.rpc_url
