@@ -31,6 +31,9 @@ LOCAL_CHAIN_IDS = {31337, 1337}
 _URL_RE = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)([^/\s:@]+(?::[^/\s@]*)?@)?(\[[0-9a-fA-F:.]+\]|[^/\s?#:\[\]]+)(:\d+)?([^\s'\"]*)")
 
 
+RPC_FIX = "check HEDGER_RPC_URL (host, port, API key), or start the node (a local one: `anvil`)"
+
+
 def redact_url(url: str) -> str:
     """Scheme, host and port only: hosted RPC URLs carry API keys in the user info, path or
     query, never in the host or port (which say which node is meant: keep them)."""
@@ -198,8 +201,7 @@ def _read_chain_id(rpc: str, env: Mapping[str, str]) -> int:
         return int(w3.eth.chain_id)
     except Exception as err:
         raise RpcError(f"cannot read the chain at {redact_url(rpc)} (its chain id names the journal): "
-                       f"{type(err).__name__}: {redact_urls(str(err))[:200]}. Fix: check HEDGER_RPC_URL (host, "
-                       "port, API key), or start the node (a local one: `anvil`); HEDGER_CHAIN_ID or "
+                       f"{type(err).__name__}: {redact_urls(str(err))[:200]}. Fix: {RPC_FIX}; HEDGER_CHAIN_ID or "
                        "HEDGER_JOURNAL_PATH spares this read") from None
 
 
