@@ -109,7 +109,7 @@ class Alerts(CycleObserver):
         self.liq_threshold = settings.alert_liq_distance      # E18 fraction
         self.min_gas = settings.alert_min_gas                 # wei
         self.streak_limit = max(1, settings.alert_refusal_streak)
-        # redact_urls reduces URLs to scheme and host and blanks registered URL parts wherever
+        # redact_urls reduces URLs to scheme, host and port and blanks registered URL parts wherever
         # they appear (settings built by hand may not have registered them yet)
         register_rpc_url(settings.rpc_url)
         register_rpc_url(url)
@@ -130,7 +130,7 @@ class Alerts(CycleObserver):
     # ---- payloads ----
 
     def scrub(self, text: str) -> str:
-        """No key, no webhook, no RPC URL beyond scheme and host."""
+        """No key, no signing secret, no webhook, no RPC URL beyond scheme, host and port."""
         text = redact_urls(text)
         for pattern in (self._key_re, self._secret_re):
             if pattern is not None:

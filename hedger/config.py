@@ -218,6 +218,9 @@ def _ape_account_address(alias: str) -> str:
 # ---------------------------------------------------------------- unknown HEDGER_ names
 
 _WARNED: set[str] = set()
+# read by the ape scripts (scripts/), which an installed package does not carry: named here so
+# that they stay known wherever the package is
+_SCRIPT_VARIABLES = ("HEDGER_DRY_RUN", "HEDGER_DEPLOY_ORACLE", "HEDGER_DEPLOY_COLLATERAL")
 
 
 def known_variables() -> frozenset[str]:
