@@ -191,13 +191,13 @@ def _refuse_old_default_journal(folder: Path, env: Mapping[str, str]) -> None:
         f"the .hedger-*.lock files here (with no hedger running)")
 
 
-def _read_chain_id(rpc: str, env: Mapping[str, str]) -> int:
+def _read_chain_id(rpc: str, timeout: int) -> int:
     """The chain id, read from the node (one request), when HEDGER_CHAIN_ID does not say it: the
     journal's path depends on it, and the lock beside it must be taken before anything is sent."""
     from hedger.errors import RpcError
     from web3 import Web3
     try:
-        w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 10}, exception_retry_configuration=None))
+        w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": timeout}, exception_retry_configuration=None))
         return int(w3.eth.chain_id)
     except Exception as err:
         raise RpcError(f"cannot read the chain at {redact_url(rpc)} (its chain id names the journal): "
@@ -655,7 +655,9 @@ class Settings:
         if journal is None and not for_deploy:
             # the per-user state folder, keyed by chain and account: every command for this account
             # on this chain shares one journal and one lock, whatever folder it is started from
-            journal = state_journal_path(env, chain_id if chain_id is not None else _read_chain_id(rpc, env),
+            rpc_timeout = _int("HEDGER_RPC_TIMEOUT", g("HEDGER_RPC_TIMEOUT") or "20", lo=1,
+                               what="seconds for one RPC request")
+            journal = state_journal_path(env, chain_id if chain_id is not None else _read_chain_id(rpc, rpc_timeout),
                                          account or _ape_account_address(ape_alias or ""))
         _warn_unknown_variables(env)
         return cls(
