@@ -160,10 +160,10 @@ def state_dir(env: Mapping[str, str] | None = None) -> Path:
     return base / "hedger"
 
 
-def state_journal_path(env: Mapping[str, str] | None, chain_id: int, account: str) -> Path:
+def state_journal_path(state: Path, chain_id: int, account: str) -> Path:
     """``<state>/<chain id>/<account>.sqlite``; the account's lock sits beside it
     (``<state>/<chain id>/.hedger-<account>.lock``). The folder is created (owner only)."""
-    folder = state_dir(env) / str(chain_id)
+    folder = state / str(chain_id)
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as err:
@@ -173,7 +173,7 @@ def state_journal_path(env: Mapping[str, str] | None, chain_id: int, account: st
     return folder / f"{account.lower()}.sqlite"
 
 
-def _refuse_old_default_journal(folder: Path, env: Mapping[str, str]) -> None:
+def _refuse_old_default_journal(folder: Path, state: Path) -> None:
     """An upgrade must not start from an empty journal: a journal or lock left at the old default
     (the current folder) while HEDGER_JOURNAL_PATH is unset is refused, with the fix."""
     old = [p for p in (folder / JOURNAL_NAME,) if p.exists()] + sorted(folder.glob(".hedger-*.lock"))
@@ -184,16 +184,26 @@ def _refuse_old_default_journal(folder: Path, env: Mapping[str, str]) -> None:
     raise ConfigError(
         "HEDGER_JOURNAL_PATH",
         f"found {found} in {folder}, where earlier versions kept the journal and lock; the journal now "
-        f"defaults to the per-user state folder {state_dir(env)}/<chain id>/<account>.sqlite, and starting "
-        "there would forget what this journal recorded",
-        f"keep using it: set HEDGER_JOURNAL_PATH={journal.resolve()}; or move it: run `hedger status` with "
-        f"HEDGER_JOURNAL_PATH set to see the new path, then `mv {journal.resolve()} <that path>` and delete "
-        f"the .hedger-*.lock files here (with no hedger running)")
+        f"defaults to the per-user state folder ({state}/<chain id>/<account, lowercase>.sqlite), and "
+        "starting there would forget what this journal recorded",
+        f"keep using it: set HEDGER_JOURNAL_PATH={journal.resolve()}; or, with no hedger running, move it "
+        f"(`mv {journal.resolve()} {state}/<chain id>/<account, lowercase>.sqlite`) and delete the "
+        ".hedger-*.lock files here")
+
+
+_CHAIN_IDS: dict[str, int] = {}
+
+
+def _chain_id_of(rpc: str, timeout: int) -> int:
+    """The chain id, read from the node (one request per URL and process), when HEDGER_CHAIN_ID
+    does not say it: the journal's path depends on it, and the lock beside it must be taken
+    before anything is sent."""
+    if rpc not in _CHAIN_IDS:
+        _CHAIN_IDS[rpc] = _read_chain_id(rpc, timeout)
+    return _CHAIN_IDS[rpc]
 
 
 def _read_chain_id(rpc: str, timeout: int) -> int:
-    """The chain id, read from the node (one request), when HEDGER_CHAIN_ID does not say it: the
-    journal's path depends on it, and the lock beside it must be taken before anything is sent."""
     from hedger.errors import RpcError
     from web3 import Web3
     try:
@@ -205,6 +215,7 @@ def _read_chain_id(rpc: str, timeout: int) -> int:
                        "HEDGER_JOURNAL_PATH spares this read") from None
 
 
+@functools.lru_cache(maxsize=8)
 def _ape_account_address(alias: str) -> str:
     """The address of ape account ``alias`` (no passphrase needed to read it)."""
     try:
@@ -452,7 +463,9 @@ class Settings:
     sequencer_feed: str | None = None
     order_mode: str = "direct"
     extra_exposure: int = 0          # E18 asset units held elsewhere
-    journal_path: Path = Path("hedger-journal.sqlite")   # from_env: HEDGER_JOURNAL_PATH, else state_journal_path()
+    # HEDGER_JOURNAL_PATH; None: the per-user state folder, by chain and account (see journal_path)
+    journal_file: Path | None = Path("hedger-journal.sqlite")
+    state_folder: Path | None = None     # where journal_file None puts the journal (from_env: state_dir())
     receipt_timeout: int = 180          # seconds (timeouts are whole seconds)
     max_block_lag_s: int | None = None   # None: 300 s, or off on a local chain
     policy: PolicyParams = field(default_factory=PolicyParams)
@@ -484,6 +497,18 @@ class Settings:
     @property
     def rpc_display(self) -> str:
         return redact_url(self.rpc_url)
+
+    @property
+    def journal_path(self) -> Path:
+        """The journal (the account's lock sits beside it): ``HEDGER_JOURNAL_PATH``, else
+        ``<state folder>/<chain id>/<account>.sqlite``. The chain id is ``HEDGER_CHAIN_ID``, else
+        read from the node, once, at the first use: by a command that opens the journal or takes
+        the lock, before anything is sent; never by configuration alone."""
+        if self.journal_file is not None:
+            return self.journal_file
+        chain_id = self.chain_id if self.chain_id is not None else _chain_id_of(self.rpc_url, self.rpc_timeout)
+        account = self.account or _ape_account_address(self.ape_account or "")
+        return state_journal_path(self.state_folder or state_dir(), chain_id, account)
 
     @property
     def has_signer(self) -> bool:
@@ -613,7 +638,7 @@ class Settings:
                 raise ConfigError("HEDGER_JOURNAL_PATH", f"folder {journal.parent} does not exist",
                                   "create it or choose another path")
         elif not for_deploy:
-            _refuse_old_default_journal(Path.cwd(), env)
+            _refuse_old_default_journal(Path.cwd(), state_dir(env))
         def gwei(name: str, default: str | None) -> int | None:
             raw = g(name) or default
             if raw is None or raw.strip().lower() in ("none", "off"):
@@ -652,13 +677,6 @@ class Settings:
             return _e18(_dec(name, raw, lo=Decimal(0), lo_open=True, what=what))
 
         markets = () if for_deploy else _markets(g(MARKETS_VAR))
-        if journal is None and not for_deploy:
-            # the per-user state folder, keyed by chain and account: every command for this account
-            # on this chain shares one journal and one lock, whatever folder it is started from
-            rpc_timeout = _int("HEDGER_RPC_TIMEOUT", g("HEDGER_RPC_TIMEOUT") or "20", lo=1,
-                               what="seconds for one RPC request")
-            journal = state_journal_path(env, chain_id if chain_id is not None else _read_chain_id(rpc, rpc_timeout),
-                                         account or _ape_account_address(ape_alias or ""))
         _warn_unknown_variables(env)
         return cls(
             markets=markets,
@@ -693,7 +711,10 @@ class Settings:
             spot_token=_address("HEDGER_SPOT_TOKEN", g("HEDGER_SPOT_TOKEN"), required=not for_deploy and not markets) or "",
             collateral_token=_address("HEDGER_COLLATERAL_TOKEN", g("HEDGER_COLLATERAL_TOKEN"), required=not for_deploy) or "",
             sequencer_feed=_address("HEDGER_SEQUENCER_FEED", g("HEDGER_SEQUENCER_FEED"), required=False),
-            order_mode=mode, extra_exposure=extra, journal_path=journal or Path(JOURNAL_NAME),
+            order_mode=mode, extra_exposure=extra,
+            # unset: the per-user state folder, keyed by chain and account, so that every command for
+            # this account on this chain shares one journal and one lock, whatever folder it starts in
+            journal_file=journal, state_folder=state_dir(env),
             receipt_timeout=_int("HEDGER_RECEIPT_TIMEOUT", g("HEDGER_RECEIPT_TIMEOUT") or "180", lo=1,
                                        what="seconds to wait for a receipt"),
             max_block_lag_s=_int("HEDGER_MAX_BLOCK_LAG", lag, what="seconds (0 turns the guard off)") if lag else None,

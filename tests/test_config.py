@@ -475,12 +475,14 @@ def test_old_default_journal_or_lock_in_the_current_folder_is_refused(
 
 
 def test_chain_id_for_the_journal_is_read_only_when_needed(env: dict[str, str], tmp_path: Path) -> None:
-    """Without HEDGER_CHAIN_ID the path needs the node's chain id: no node, an RpcError with the fix."""
+    """Without HEDGER_CHAIN_ID the path needs the node's chain id, read when the journal is first
+    used (configuration alone reads nothing): no node, an RpcError with the fix."""
     from hedger.errors import RpcError
     e = {**env, "XDG_STATE_HOME": str(tmp_path / "state"), "HEDGER_RPC_URL": "http://127.0.0.1:9/v2/KEY999"}
     del e["HEDGER_JOURNAL_PATH"]
+    s = load(e)                                           # no node needed to configure
     with pytest.raises(RpcError) as info:
-        load(e)
+        s.journal_path
     msg = str(info.value)
     assert "http://127.0.0.1:9 " in msg and "KEY999" not in msg and "HEDGER_CHAIN_ID" in msg
     assert load(e, HEDGER_CHAIN_ID="5").journal_path.parent.name == "5"      # no read needed
