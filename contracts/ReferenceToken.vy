@@ -12,6 +12,9 @@
         receiver or spender makes them revert with
         "Blacklistable: account is blacklisted" (checks in USDC's order:
         pause, then msg.sender, then the other parties).
+        And, switched on by the owner (setApproveFromZeroOnly), USDT's
+        approve rule: an allowance can be changed only from or to zero
+        (Tether's TetherToken reverts otherwise, against the approve race).
 """
 
 event Transfer:
@@ -46,6 +49,7 @@ minter: public(address)
 owner: public(address)
 paused: public(bool)
 _blacklisted: HashMap[address, bool]
+approveFromZeroOnly: public(bool)    # USDT's rule, off by default
 
 
 @deploy
@@ -152,10 +156,18 @@ def transferFrom(sender: address, receiver: address, amount: uint256) -> bool:
 
 
 @external
+def setApproveFromZeroOnly(on: bool):
+    assert msg.sender == self.owner, "only owner"
+    self.approveFromZeroOnly = on
+
+
+@external
 def approve(spender: address, amount: uint256) -> bool:
     self._whenNotPaused()
     self._notBlacklisted(msg.sender)
     self._notBlacklisted(spender)
+    if self.approveFromZeroOnly:
+        assert amount == 0 or self.allowance[msg.sender][spender] == 0, "USDT: approve from non-zero"
     self.allowance[msg.sender][spender] = amount
     log Approval(owner=msg.sender, spender=spender, value=amount)
     return True

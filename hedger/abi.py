@@ -7,7 +7,6 @@ contract with the interface works: a real Chainlink proxy, real USDC.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from functools import lru_cache
 from pathlib import Path
@@ -46,7 +45,8 @@ def contract_artifact(name: str) -> dict[str, Any]:
     Runs ``ape compile`` when the build is missing or older than the sources.
     """
     if _manifest_stale():
-        env = dict(os.environ)
+        from hedger.config import child_env
+        env = child_env()          # `ape compile` needs no key, passphrase or RPC credentials
         venv_bin = PROJECT_ROOT / ".venv" / "bin"
         npm_bin = PROJECT_ROOT / "node_modules" / ".bin"
         env["PATH"] = f"{npm_bin}:{venv_bin}:{env.get('PATH', '')}"

@@ -22,6 +22,14 @@ that market's address and ``details.market_name``; a cycle that could not run
 at all counts toward every market's refusal streak. The gas balance is the
 account's: one ``gas_low`` episode.
 
+Each POST is signed when ``HEDGER_ALERT_WEBHOOK_SECRET`` is set, as Stripe signs
+its webhooks: ``X-Hedger-Timestamp`` carries the Unix time of sending and
+``X-Hedger-Signature`` carries ``v1=`` and the hex HMAC-SHA256, keyed with the
+secret, of ``<timestamp>.<body>`` (the raw body bytes). The receiver recomputes
+it, compares in constant time, and rejects a timestamp more than a few minutes
+old (a replayed alert). Redirects are not followed (a 3xx is a failed delivery):
+a redirect would send the alert, signed, somewhere not configured.
+
 Delivery is synchronous with a 5 s timeout, so an alert sent just before the
 circuit breaker stops the process is not lost; any failure (refused
 connection, timeout, HTTP error) is swallowed and counted (``failed``), and
@@ -33,6 +41,8 @@ webhook URL and the RPC URL's path, query and user info.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import re
@@ -61,6 +71,24 @@ class _Episodes:
 
 
 TIMEOUT_S = 5.0
+TIMESTAMP_HEADER = "X-Hedger-Timestamp"
+SIGNATURE_HEADER = "X-Hedger-Signature"
+
+
+def signature(secret: str, timestamp: int, body: bytes) -> str:
+    """``v1=`` and the hex HMAC-SHA256 of ``<timestamp>.<body>`` keyed with ``secret``."""
+    mac = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256)
+    return "v1=" + mac.hexdigest()
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A 3xx answer is an error (the alert is not re-sent to wherever it points)."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect())
 
 
 class Alerts(CycleObserver):
@@ -71,6 +99,7 @@ class Alerts(CycleObserver):
         if settings.alert_webhook is None:
             raise ValueError("HEDGER_ALERT_WEBHOOK is not set")
         self._webhook = settings.alert_webhook                  # a Secret until the moment of sending
+        self._signing = settings.alert_webhook_secret           # None: alerts go unsigned
         url = self._webhook.get_secret_value()
         self.timeout = timeout
         self.clock = clock
@@ -80,7 +109,7 @@ class Alerts(CycleObserver):
         self.liq_threshold = settings.alert_liq_distance      # E18 fraction
         self.min_gas = settings.alert_min_gas                 # wei
         self.streak_limit = max(1, settings.alert_refusal_streak)
-        # redact_urls reduces URLs to scheme and host and blanks registered URL parts wherever
+        # redact_urls reduces URLs to scheme, host and port and blanks registered URL parts wherever
         # they appear (settings built by hand may not have registered them yet)
         register_rpc_url(settings.rpc_url)
         register_rpc_url(url)
@@ -88,6 +117,8 @@ class Alerts(CycleObserver):
         if settings.private_key is not None:
             hexkey = settings.private_key.get_secret_value().lower().removeprefix("0x")
             self._key_re = re.compile(r"(0x)?" + re.escape(hexkey), re.IGNORECASE)
+        self._secret_re = (re.compile(re.escape(self._signing.get_secret_value()))
+                           if self._signing is not None else None)
         # episode state: per market (key None: a single-market keeper), the gas balance account-wide
         self._episodes: dict[str | None, _Episodes] = {}
         self._gas_armed = True
@@ -99,10 +130,11 @@ class Alerts(CycleObserver):
     # ---- payloads ----
 
     def scrub(self, text: str) -> str:
-        """No key, no webhook, no RPC URL beyond scheme and host."""
+        """No key, no signing secret, no webhook, no RPC URL beyond scheme, host and port."""
         text = redact_urls(text)
-        if self._key_re is not None:
-            text = self._key_re.sub("***", text)
+        for pattern in (self._key_re, self._secret_re):
+            if pattern is not None:
+                text = pattern.sub("***", text)
         return text
 
     def episodes(self, market: str | None = None) -> _Episodes:
@@ -128,12 +160,17 @@ class Alerts(CycleObserver):
                 "details": {k: self.scrub(v) if isinstance(v, str) else v for k, v in details.items()}}
 
     def send(self, kind: str, severity: str, message: str, *, market: str | None = None, **details: Any) -> None:
-        body = json.dumps(self.payload(kind, severity, message, market=market, **details)).encode()
+        payload = self.payload(kind, severity, message, market=market, **details)
+        body = json.dumps(payload).encode()
         self.sent += 1
-        req = urllib.request.Request(self._webhook.get_secret_value(), data=body, method="POST",
-                                     headers={"Content-Type": "application/json", "User-Agent": "hedger-alerts"})
+        headers = {"Content-Type": "application/json", "User-Agent": "hedger-alerts"}
+        if self._signing is not None:
+            ts = payload["ts"]
+            headers[TIMESTAMP_HEADER] = str(ts)
+            headers[SIGNATURE_HEADER] = signature(self._signing.get_secret_value(), ts, body)
+        req = urllib.request.Request(self._webhook.get_secret_value(), data=body, method="POST", headers=headers)
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            with _OPENER.open(req, timeout=self.timeout) as resp:
                 resp.read(4096)
             self.delivered += 1
         except Exception as err:   # a dead webhook must never stop the keeper; the URL is never shown

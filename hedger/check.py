@@ -16,6 +16,7 @@ from typing import Any, Callable
 from web3 import Web3
 
 from hedger.abi import AGGREGATOR_V3, ERC20, load_abi
+from hedger.config import RPC_FIX
 from hedger.errors import ChainGuardError, HedgerError, RpcError
 from hedger.fixedpoint import fmt_units
 from hedger.types import UNIT
@@ -49,7 +50,7 @@ def run_checks(k: Any, min_gas_balance: int = MIN_GAS_BALANCE) -> list[Check]:
     try:
         chain_id = int(w3.eth.chain_id)
     except Exception as err:
-        raise RpcError(f"cannot reach the RPC at {s.rpc_display}: {type(err).__name__}") from err
+        raise RpcError(f"cannot reach the RPC at {s.rpc_display}: {type(err).__name__}. Fix: {RPC_FIX}") from err
     if s.chain_id is not None:
         out.append(Check("chain id", chain_id == s.chain_id, f"RPC reports {chain_id}, HEDGER_CHAIN_ID is {s.chain_id}",
                          "point HEDGER_RPC_URL at the right chain, or fix HEDGER_CHAIN_ID"))

@@ -388,8 +388,16 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         raise ConfigError("HEDGER_PRIVATE_KEY", "deploying needs a signer",
                           "set HEDGER_PRIVATE_KEY or HEDGER_APE_ACCOUNT")
     w3 = make_web3(settings.rpc_url)
-    d = deploy_reference(TxSender(w3, signer), oracle=args.oracle, collateral=args.collateral)
+    sender = TxSender(w3, signer)
+    if args.fund:                          # refuse before deploying: a reused collateral may not be ours
+        from hedger.deploy import check_fund, fund
+        check_fund(sender, args.fund, {"collateral": args.collateral} if args.collateral else {})
+    d = deploy_reference(sender, oracle=args.oracle, collateral=args.collateral)
     print(f"deployed the reference protocol on chain {d.chain_id} via {settings.rpc_display}", file=sys.stderr)
+    if args.fund:
+        minted = fund(sender, d, args.fund)
+        print(f"funded {args.fund}: {minted['WETH'] / 10**18:g} WETH, {minted['USDC'] / 10**6:,.0f} USDC (test "
+              "tokens minted on the reference tokens)", file=sys.stderr)
     print(json.dumps(d.as_dict()))
     return 0
 
@@ -472,6 +480,8 @@ def build_parser() -> argparse.ArgumentParser:
     de = sub.add_parser("deploy", help="deploy the reference protocol; prints its addresses as JSON")
     de.add_argument("--oracle", help="reuse this AggregatorV3 price feed instead of deploying one")
     de.add_argument("--collateral", help="reuse this ERC20 as collateral instead of deploying one")
+    de.add_argument("--fund", metavar="ADDRESS", help="then mint 10 test WETH and 50,000 test USDC to ADDRESS "
+                    "(only on the reference tokens this deploy owns)")
     de.set_defaults(func=cmd_deploy)
     from hedger.simcli import add_parser as add_simulate
     add_simulate(sub)

@@ -4,17 +4,19 @@ Every value is validated here; a bad one raises :class:`ConfigError` naming the
 variable and the fix, before anything is read from or sent to a chain. Amounts
 and fractions are parsed from decimal strings into integers exactly (never
 through float). The private key is kept as a :class:`Secret` and never shown;
-the RPC URL is shown only as scheme and host.
+the RPC URL is shown only as scheme, host and port.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import re
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_DOWN, Decimal, InvalidOperation, localcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping
 from urllib.parse import urlsplit
 
 from hedger.errors import ConfigError
@@ -34,17 +36,26 @@ LOCAL_CHAIN_IDS = {31337, 1337}
 # Avalanche's consensus never reorganises an accepted block (one block covers a lagging node).
 CONFIRMATIONS = {31337: 0, 1337: 0, 1: 64, 10: 30, 8453: 30, 42161: 240, 43114: 1}
 DEFAULT_CONFIRMATIONS = 64   # any other chain
-_URL_RE = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)([^/\s:@]+(?::[^/\s@]*)?@)?([^/\s?#:]+)(:\d+)?[^\s'\"]*")
+_URL_RE = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)([^/\s:@]+(?::[^/\s@]*)?@)?(\[[0-9a-fA-F:.]+\]|[^/\s?#:\[\]]+)(:\d+)?([^\s'\"]*)")
+
+
+RPC_FIX = "check HEDGER_RPC_URL (host, port, API key), or start the node (a local one: `anvil`)"
 
 
 def redact_url(url: str) -> str:
-    """Scheme and host only: hosted RPC URLs carry API keys in the path, query or user info."""
+    """Scheme, host and port only: hosted RPC URLs carry API keys in the user info, path or
+    query, never in the host or port (which say which node is meant: keep them)."""
     try:
         parts = urlsplit(url)
+        port = parts.port
     except ValueError:
         return "<unparseable URL>"
+    if not parts.scheme:
+        return "<URL>"
     host = parts.hostname or ""
-    return f"{parts.scheme}://{host}" if parts.scheme else "<URL>"
+    if ":" in host:                      # IPv6 literal
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
 
 
 _SECRET_FRAGMENTS: set[str] = set()
@@ -67,8 +78,13 @@ def register_rpc_url(url: str) -> None:
 
 
 def redact_urls(text: str) -> str:
-    """Replace every URL in ``text`` by its scheme and host, and blank known secret URL parts."""
-    text = _URL_RE.sub(lambda m: f"{m.group(1)}{m.group(3)}", text)
+    """Replace every URL in ``text`` by its scheme, host and port, and blank known secret URL parts."""
+    def short(m: re.Match[str]) -> str:
+        # punctuation that ends the sentence around the URL is not part of it: kept
+        trail = re.search(r"[.,:;!)\]`>]*$", m.group(5)).group(0)  # type: ignore[union-attr]
+        return f"{m.group(1)}{m.group(3)}{m.group(4) or ''}{trail}"
+
+    text = _URL_RE.sub(short, text)
     for frag in sorted(_SECRET_FRAGMENTS, key=len, reverse=True):
         text = text.replace(frag, "***")
     return text
@@ -129,7 +145,188 @@ def _address(name: str, raw: str | None, required: bool = True) -> str | None:
     if not ADDRESS_RE.match(raw):
         raise ConfigError(name, f"{_show(raw)} is not an address", "use 0x followed by 40 hex digits")
     from web3 import Web3
-    return Web3.to_checksum_address(raw)
+    checksummed = Web3.to_checksum_address(raw)
+    digits = raw[2:]
+    if digits != digits.lower() and digits != digits.upper() and raw[:2] + digits != checksummed:
+        # mixed case carries an EIP-55 checksum: a mismatch means a mistyped or altered address
+        raise ConfigError(name, f"{raw} fails its EIP-55 checksum (mixed-case letters that do not match "
+                          "the address: a typo, or a changed character)",
+                          "copy the address again from its source (all-lowercase hex skips the check)")
+    return checksummed
+
+
+# ---------------------------------------------------------------- where the journal and lock live
+
+JOURNAL_NAME = "hedger-journal.sqlite"     # before per-user state: in the current folder
+
+
+def state_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The per-user state folder: ``$XDG_STATE_HOME/hedger``, else ``~/.local/state/hedger``
+    (a relative XDG_STATE_HOME is ignored, as the XDG spec says)."""
+    xdg = (env or {}).get("XDG_STATE_HOME") or os.environ.get("XDG_STATE_HOME") or ""
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "state"
+    return base / "hedger"
+
+
+def state_journal_path(state: Path, chain_id: int, account: str) -> Path:
+    """``<state>/<chain id>/<account>.sqlite``; the account's lock sits beside it
+    (``<state>/<chain id>/.hedger-<account>.lock``). The folder is created (owner only)."""
+    folder = state / str(chain_id)
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as err:
+        raise ConfigError("HEDGER_JOURNAL_PATH", f"cannot create the state folder {folder} "
+                          f"({type(err).__name__}: {err.strerror or err})",
+                          "set XDG_STATE_HOME to a writable folder, or HEDGER_JOURNAL_PATH to a file path") from None
+    return folder / f"{account.lower()}.sqlite"
+
+
+def _refuse_old_default_journal(folder: Path, state: Path) -> None:
+    """An upgrade must not start from an empty journal: a journal or lock left at the old default
+    (the current folder) while HEDGER_JOURNAL_PATH is unset is refused, with the fix."""
+    old = [p for p in (folder / JOURNAL_NAME,) if p.exists()] + sorted(folder.glob(".hedger-*.lock"))
+    if not old:
+        return
+    found = ", ".join(p.name for p in old)
+    journal = folder / JOURNAL_NAME
+    raise ConfigError(
+        "HEDGER_JOURNAL_PATH",
+        f"found {found} in {folder}, where earlier versions kept the journal and lock; the journal now "
+        f"defaults to the per-user state folder ({state}/<chain id>/<account, lowercase>.sqlite), and "
+        "starting there would forget what this journal recorded",
+        f"keep using it: set HEDGER_JOURNAL_PATH={journal.resolve()}; or, with no hedger running, move it "
+        f"(`mv {journal.resolve()} {state}/<chain id>/<account, lowercase>.sqlite`) and delete the "
+        ".hedger-*.lock files here")
+
+
+_CHAIN_IDS: dict[str, int] = {}
+
+
+def _chain_id_of(rpc: str, timeout: int) -> int:
+    """The chain id, read from the node (one request per URL and process), when HEDGER_CHAIN_ID
+    does not say it: the journal's path depends on it, and the lock beside it must be taken
+    before anything is sent."""
+    if rpc not in _CHAIN_IDS:
+        _CHAIN_IDS[rpc] = _read_chain_id(rpc, timeout)
+    return _CHAIN_IDS[rpc]
+
+
+def _read_chain_id(rpc: str, timeout: int) -> int:
+    from hedger.errors import RpcError
+    from web3 import Web3
+    try:
+        w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": timeout}, exception_retry_configuration=None))
+        return int(w3.eth.chain_id)
+    except Exception as err:
+        raise RpcError(f"cannot read the chain at {redact_url(rpc)} (its chain id names the journal): "
+                       f"{type(err).__name__}: {redact_urls(str(err))[:200]}. Fix: {RPC_FIX}; HEDGER_CHAIN_ID or "
+                       "HEDGER_JOURNAL_PATH spares this read") from None
+
+
+@functools.lru_cache(maxsize=8)
+def _ape_account_address(alias: str) -> str:
+    """The address of ape account ``alias`` (no passphrase needed to read it)."""
+    try:
+        from ape import accounts
+        return str(accounts.load(alias).address)
+    except Exception as err:
+        raise ConfigError("HEDGER_APE_ACCOUNT", f"no ape account named {alias!r} ({type(err).__name__})",
+                          "create it with `ape accounts import ALIAS`, or set HEDGER_ACCOUNT to its address") from None
+
+
+# ---------------------------------------------------------------- unknown HEDGER_ names
+
+_WARNED: set[str] = set()
+# read by the ape scripts (scripts/), which an installed package does not carry: named here so
+# that they stay known wherever the package is
+_SCRIPT_VARIABLES = ("HEDGER_DRY_RUN", "HEDGER_DEPLOY_ORACLE", "HEDGER_DEPLOY_COLLATERAL")
+
+
+def known_variables() -> frozenset[str]:
+    """Every ``HEDGER_`` name the project reads: those written in its source (this package and
+    ``scripts/``), so a setting added anywhere is known without a second list to keep."""
+    return _known_variables()
+
+
+@functools.lru_cache(maxsize=1)
+def _known_variables() -> frozenset[str]:
+    root = Path(__file__).resolve().parent
+    names: set[str] = set()
+    for f in [*root.rglob("*.py"), *(root.parent / "scripts").glob("*.py")]:
+        try:
+            names.update(re.findall(r"\bHEDGER_[A-Z0-9_]*[A-Z0-9]\b", f.read_text(errors="ignore")))
+        except OSError:
+            continue
+    return frozenset(names)
+
+
+def _warn_unknown_variables(env: Mapping[str, str]) -> None:
+    """A misspelt setting (an extra letter in ``HEDGER_BAND``) is otherwise silently ignored: warn on stderr, once
+    per name and process, with the closest known name."""
+    import difflib
+    import sys
+    unknown = sorted(k for k in env if k.startswith("HEDGER_") and k not in _WARNED)
+    if not unknown:
+        return
+    known = known_variables()
+    for name in unknown:
+        if name in known:
+            continue
+        _WARNED.add(name)
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        print(f"hedger: warning: {name} is not a setting hedger reads{hint}; it is ignored", file=sys.stderr)
+
+
+# ---------------------------------------------------------------- child processes
+
+_SECRET_NAME_RE = re.compile(r"PRIVATE_KEY|PASSPHRASE|PASSWORD|SECRET|MNEMONIC|API_KEY|AUTH_TOKEN|ACCESS_TOKEN"
+                             r"|^HEDGER_ALERT_WEBHOOK$", re.IGNORECASE)
+
+
+def _url_with_credentials(value: str) -> bool:
+    """A URL whose user info, path or query may carry an API key (``https://host/v2/KEY``)."""
+    for word in value.split():
+        if "://" not in word:
+            continue
+        try:
+            parts = urlsplit(word)
+        except ValueError:
+            return True
+        if parts.scheme.lower() in ("http", "https", "ws", "wss") and (
+                parts.username or parts.password or parts.path.strip("/") or parts.query):
+            return True
+    return False
+
+
+def is_secret_env(name: str, value: str) -> bool:
+    """Whether a child process must not inherit this variable: a key, a passphrase, a secret, the
+    webhook URL, or an RPC or other URL with credentials."""
+    return bool(_SECRET_NAME_RE.search(name)) or _url_with_credentials(value)
+
+
+def child_env(base: Mapping[str, str] | None = None, **extra: str) -> dict[str, str]:
+    """The environment for a child process (``ape compile``, anvil, pool workers, any subprocess):
+    ``base`` (default: this process's, which ``.env`` has filled) without secrets, plus ``extra``
+    (what the child needs, given explicitly). ``load_dotenv`` put the key into the environment;
+    no child needs it, and a child's environment is readable by others (``/proc/PID/environ``, a
+    crash report)."""
+    base = os.environ if base is None else base
+    return {**{k: v for k, v in base.items() if not is_secret_env(k, v)}, **extra}
+
+
+@contextlib.contextmanager
+def scrubbed_environ() -> Iterator[None]:
+    """Within the block, this process's environment holds no secrets (for a library that starts a
+    child itself, such as ape starting anvil); restored afterwards."""
+    removed = {k: v for k, v in os.environ.items() if is_secret_env(k, v)}
+    for k in removed:
+        del os.environ[k]
+    try:
+        yield
+    finally:
+        for k, v in removed.items():
+            os.environ.setdefault(k, v)
 
 
 @dataclass(frozen=True)
@@ -224,6 +421,41 @@ def _markets(raw: str | None) -> tuple[MarketConfig, ...]:
     return tuple(out)
 
 
+def environment(*, dotenv: bool = True) -> Mapping[str, str]:
+    """The process environment after loading ``.env`` from the current folder (values already in
+    the environment win): what ``hedger`` reads, and what ``ape run hedge`` / ``ape run deploy``
+    must read too."""
+    if dotenv:
+        from dotenv import load_dotenv
+        load_dotenv(dotenv_path=Path.cwd() / ".env", override=False)
+    return os.environ
+
+
+_LEVERAGE_DEFAULTS = {"HEDGER_MIN_LEVERAGE": "1.5", "HEDGER_TARGET_LEVERAGE": "2", "HEDGER_MAX_LEVERAGE": "3"}
+
+
+def _check_leverage_order(pol: PolicyParams, g: "Callable[[str], str | None]") -> None:
+    """min < target < max, else a ConfigError naming the variable the user set: of a pair that
+    conflicts, the one that was set (the other is a default); when both were set, the target
+    (it must lie between the two bounds)."""
+    value = {"HEDGER_MIN_LEVERAGE": pol.min_leverage, "HEDGER_TARGET_LEVERAGE": pol.target_leverage,
+             "HEDGER_MAX_LEVERAGE": pol.max_leverage}
+
+    def shown(name: str) -> str:
+        return (g(name) or "").strip() if g(name) else f"{_LEVERAGE_DEFAULTS[name]} (the default)"
+
+    for lo, hi in (("HEDGER_MIN_LEVERAGE", "HEDGER_TARGET_LEVERAGE"),
+                   ("HEDGER_TARGET_LEVERAGE", "HEDGER_MAX_LEVERAGE")):
+        if value[lo] < value[hi]:
+            continue
+        name = hi if g(hi) and not g(lo) else lo if g(lo) and not g(hi) else "HEDGER_TARGET_LEVERAGE"
+        other = hi if name == lo else lo
+        side = "below" if name == lo else "above"
+        raise ConfigError(name, f"{shown(name)} is not {side} {other} = {shown(other)} (leverages must rise: "
+                          "HEDGER_MIN_LEVERAGE < HEDGER_TARGET_LEVERAGE < HEDGER_MAX_LEVERAGE)",
+                          f"set {name} {side} {other}, or change both; e.g. min 1.5, target 2, max 3")
+
+
 @dataclass(frozen=True)
 class Settings:
     rpc_url: str = "http://127.0.0.1:8545"
@@ -239,7 +471,9 @@ class Settings:
     sequencer_feed: str | None = None
     order_mode: str = "direct"
     extra_exposure: int = 0          # E18 asset units held elsewhere
-    journal_path: Path = Path("hedger-journal.sqlite")
+    # HEDGER_JOURNAL_PATH; None: the per-user state folder, by chain and account (see journal_path)
+    journal_file: Path | None = Path("hedger-journal.sqlite")
+    state_folder: Path | None = None     # where journal_file None puts the journal (from_env: state_dir())
     receipt_timeout: int = 180          # seconds (timeouts are whole seconds)
     max_block_lag_s: int | None = None   # None: 300 s, or off on a local chain
     policy: PolicyParams = field(default_factory=PolicyParams)
@@ -256,6 +490,7 @@ class Settings:
     unlimited_approval: bool = False
     multicall: str | None = None         # read through this Multicall3 (aggregate3) instead of a JSON-RPC batch
     alert_webhook: Secret | None = None  # webhook URLs carry tokens: never shown
+    alert_webhook_secret: Secret | None = None   # HMAC-SHA256 key signing each alert (HEDGER_ALERT_WEBHOOK_SECRET)
     alert_liq_distance: int = 15 * UNIT // 100   # alert when liquidation is closer than 15% of the price
     alert_min_gas: int = 5 * UNIT // 100         # wei; alert when the signer holds less than 0.05 ETH
     alert_refusal_streak: int = 3                # alert after this many refusals in a row
@@ -272,6 +507,18 @@ class Settings:
     @property
     def rpc_display(self) -> str:
         return redact_url(self.rpc_url)
+
+    @property
+    def journal_path(self) -> Path:
+        """The journal (the account's lock sits beside it): ``HEDGER_JOURNAL_PATH``, else
+        ``<state folder>/<chain id>/<account>.sqlite``. The chain id is ``HEDGER_CHAIN_ID``, else
+        read from the node, once, at the first use: by a command that opens the journal or takes
+        the lock, before anything is sent; never by configuration alone."""
+        if self.journal_file is not None:
+            return self.journal_file
+        chain_id = self.chain_id if self.chain_id is not None else _chain_id_of(self.rpc_url, self.rpc_timeout)
+        account = self.account or _ape_account_address(self.ape_account or "")
+        return state_journal_path(self.state_folder or state_dir(), chain_id, account)
 
     @property
     def has_signer(self) -> bool:
@@ -308,10 +555,7 @@ class Settings:
 
         ``for_deploy``: only the RPC and the signer are needed (``hedger deploy``)."""
         if env is None:
-            if dotenv:
-                from dotenv import load_dotenv
-                load_dotenv(dotenv_path=Path.cwd() / ".env", override=False)
-            env = os.environ
+            env = environment(dotenv=dotenv)
         g = lambda k: env.get(k) if env.get(k, "").strip() != "" else None  # noqa: E731
 
         rpc = g("HEDGER_RPC_URL") or cls.rpc_url
@@ -394,20 +638,22 @@ class Settings:
         if pol.funding_min_ratio > pol.hedge_ratio:
             raise ConfigError("HEDGER_FUNDING_HEDGE_MIN", "is above HEDGER_HEDGE_RATIO",
                               "set it between 0 and HEDGER_HEDGE_RATIO, e.g. 0.8 with a hedge ratio of 1.0")
-        if not pol.min_leverage < pol.target_leverage < pol.max_leverage:
-            raise ConfigError("HEDGER_TARGET_LEVERAGE", "must lie strictly between HEDGER_MIN_LEVERAGE and "
-                              "HEDGER_MAX_LEVERAGE", "e.g. min 1.5, target 2, max 3")
+        _check_leverage_order(pol, g)
         if pol.liquidation_buffer * pol.target_leverage >= UNIT * UNIT:
             raise ConfigError("HEDGER_LIQUIDATION_BUFFER", "cannot be met at the target leverage (a position at "
                               "leverage L is liquidated less than 1/L away from the price)",
                               "lower HEDGER_LIQUIDATION_BUFFER below 1/HEDGER_TARGET_LEVERAGE, e.g. 0.25 with 2x")
         lag = g("HEDGER_MAX_BLOCK_LAG")
-        journal = Path(g("HEDGER_JOURNAL_PATH") or "hedger-journal.sqlite")
-        if journal.exists() and journal.is_dir():
-            raise ConfigError("HEDGER_JOURNAL_PATH", f"{journal} is a directory", "give a file path")
-        if not journal.parent.exists() and str(journal.parent) not in ("", "."):
-            raise ConfigError("HEDGER_JOURNAL_PATH", f"folder {journal.parent} does not exist",
-                              "create it or choose another path")
+        journal_set = g("HEDGER_JOURNAL_PATH")
+        journal = Path(journal_set) if journal_set else None
+        if journal is not None:
+            if journal.exists() and journal.is_dir():
+                raise ConfigError("HEDGER_JOURNAL_PATH", f"{journal} is a directory", "give a file path")
+            if not journal.parent.exists() and str(journal.parent) not in ("", "."):
+                raise ConfigError("HEDGER_JOURNAL_PATH", f"folder {journal.parent} does not exist",
+                                  "create it or choose another path")
+        elif not for_deploy:
+            _refuse_old_default_journal(Path.cwd(), state_dir(env))
         def gwei(name: str, default: str | None) -> int | None:
             raw = g(name) or default
             if raw is None or raw.strip().lower() in ("none", "off"):
@@ -431,6 +677,14 @@ class Settings:
                 raise ConfigError("HEDGER_ALERT_WEBHOOK", "is not an http(s) URL",
                                   "set it to the webhook's https:// URL")
             register_rpc_url(hook.strip())
+        hook_secret = g("HEDGER_ALERT_WEBHOOK_SECRET")
+        if hook_secret is not None:
+            if hook is None:
+                raise ConfigError("HEDGER_ALERT_WEBHOOK_SECRET", "is set but HEDGER_ALERT_WEBHOOK is not",
+                                  "set HEDGER_ALERT_WEBHOOK to the webhook's URL, or unset the secret")
+            if len(hook_secret.strip()) < 16:
+                raise ConfigError("HEDGER_ALERT_WEBHOOK_SECRET", f"is {len(hook_secret.strip())} characters long",
+                                  "use a random secret of at least 16 characters, e.g. `openssl rand -hex 32`")
         def limit(name: str, default: str, what: str) -> int | None:
             raw = (g(name) or default).strip()
             if raw.lower() in ("none", "off"):
@@ -438,12 +692,14 @@ class Settings:
             return _e18(_dec(name, raw, lo=Decimal(0), lo_open=True, what=what))
 
         markets = () if for_deploy else _markets(g(MARKETS_VAR))
+        _warn_unknown_variables(env)
         return cls(
             markets=markets,
             daily_max_notional_usd=limit("HEDGER_DAILY_MAX_NOTIONAL_USD", "5000000",
                                          "a USD amount per day, e.g. 5000000 (or 'off')"),
             daily_max_gas=limit("HEDGER_DAILY_MAX_GAS_ETH", "1", "an amount of ETH per day, e.g. 1 (or 'off')"),
             alert_webhook=Secret(hook.strip()) if hook else None,
+            alert_webhook_secret=Secret(hook_secret.strip()) if hook_secret else None,
             alert_liq_distance=frac("HEDGER_ALERT_LIQ_DISTANCE", "0.15", "0", "1",
                                     "a fraction of the price, e.g. 0.15"),
             alert_min_gas=int(_dec("HEDGER_ALERT_MIN_GAS_ETH", g("HEDGER_ALERT_MIN_GAS_ETH") or "0.05",
@@ -476,7 +732,10 @@ class Settings:
             spot_token=_address("HEDGER_SPOT_TOKEN", g("HEDGER_SPOT_TOKEN"), required=not for_deploy and not markets) or "",
             collateral_token=_address("HEDGER_COLLATERAL_TOKEN", g("HEDGER_COLLATERAL_TOKEN"), required=not for_deploy) or "",
             sequencer_feed=_address("HEDGER_SEQUENCER_FEED", g("HEDGER_SEQUENCER_FEED"), required=False),
-            order_mode=mode, extra_exposure=extra, journal_path=journal,
+            order_mode=mode, extra_exposure=extra,
+            # unset: the per-user state folder, keyed by chain and account, so that every command for
+            # this account on this chain shares one journal and one lock, whatever folder it starts in
+            journal_file=journal, state_folder=state_dir(env),
             receipt_timeout=_int("HEDGER_RECEIPT_TIMEOUT", g("HEDGER_RECEIPT_TIMEOUT") or "180", lo=1,
                                        what="seconds to wait for a receipt"),
             max_block_lag_s=_int("HEDGER_MAX_BLOCK_LAG", lag, what="seconds (0 turns the guard off)") if lag else None,

@@ -141,3 +141,50 @@ def deploy_reference(sender: TxSender, *, oracle: str | None = None, collateral:
     return Deployment(multicall=multicall, market=market, oracle=Web3.to_checksum_address(oracle),
                       collateral=Web3.to_checksum_address(collateral), spot=spot, sequencer_feed=sequencer,
                       deployer=sender.signer.address, chain_id=sender.chain_id)
+
+
+# ------------------------------------------------------------------ test tokens for a local walkthrough
+
+FUND_SPOT = 10 * UNIT               # 10 WETH (18 decimals)
+FUND_COLLATERAL_USD = 50_000        # 50,000 USDC (in whole tokens; scaled by the token's decimals)
+
+
+def _mintable(sender: TxSender, address: str) -> str | None:
+    """None when ``sender`` can mint on ``address`` (our reference token, deployed by this signer),
+    else why not."""
+    c = sender.w3.eth.contract(address=Web3.to_checksum_address(address), abi=contract_artifact("ReferenceToken")["abi"])
+    try:
+        minter = Web3.to_checksum_address(c.functions.minter().call())
+    except Exception:
+        return "not a reference token (it has no minter())"
+    if minter != sender.signer.address:
+        return f"its minter is {minter}, not the signer {sender.signer.address}"
+    return None
+
+
+def check_fund(sender: TxSender, to: str, tokens: dict[str, str]) -> str:
+    """Validate ``--fund ADDRESS`` and that every token in ``tokens`` (label -> address) is ours to
+    mint, before anything is sent: a ConfigError naming each token that is not. The address
+    (checksummed)."""
+    from hedger.config import _address
+    from hedger.errors import ConfigError
+    address = _address("--fund", to) or ""
+    foreign = {label: why for label, addr in tokens.items() if (why := _mintable(sender, addr)) is not None}
+    if foreign:
+        named = "; ".join(f"{label} {Web3.to_checksum_address(tokens[label])}: {why}" for label, why in foreign.items())
+        raise ConfigError("--fund", f"cannot mint tokens this signer does not own ({named})",
+                          "fund the account with those tokens another way, or deploy without --collateral so "
+                          "the reference tokens (mintable by the deployer) are used")
+    return address
+
+
+def fund(sender: TxSender, d: Deployment, to: str) -> dict[str, int]:
+    """Mint test WETH and USDC of deployment ``d`` to ``to`` (refused, naming them, on tokens the
+    signer does not own). Returns what was minted, in native units, by symbol."""
+    to = check_fund(sender, to, {"spot token (WETH)": d.spot, "collateral (USDC)": d.collateral})
+    usdc = sender.w3.eth.contract(address=d.collateral, abi=contract_artifact("ReferenceToken")["abi"])
+    decimals = int(usdc.functions.decimals().call())
+    amounts = {"WETH": FUND_SPOT, "USDC": FUND_COLLATERAL_USD * 10**decimals}
+    transact(sender, "ReferenceToken", d.spot, "mint", to, amounts["WETH"])
+    transact(sender, "ReferenceToken", d.collateral, "mint", to, amounts["USDC"])
+    return amounts

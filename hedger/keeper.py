@@ -15,7 +15,7 @@ from web3 import Web3
 
 from hedger import guards, planner, policy
 from hedger.abi import ERC20
-from hedger.config import Settings, redact_urls
+from hedger.config import RPC_FIX, Settings, redact_urls
 from hedger.errors import (ChainGuardError, ConfigError, ExecutionError, GasHeld, GasTooHigh, HedgerError,
                            PartialExecution, RpcError, SimulationFailed, StuckTransaction)
 from hedger.executor import Executor, Signer, TxSender
@@ -103,7 +103,7 @@ class Keeper:
         try:
             head = self.reader.head(self.account)
         except RpcError as err:
-            raise RpcError(f"cannot read the chain at {self.settings.rpc_display}: {err}") from err
+            raise RpcError(f"cannot read the chain at {self.settings.rpc_display}: {err}. Fix: {RPC_FIX}") from err
         if self.settings.chain_id is not None and head.chain_id != self.settings.chain_id:
             raise ChainGuardError(f"the RPC at {self.settings.rpc_display} reports chain id {head.chain_id}, "
                                   f"HEDGER_CHAIN_ID is {self.settings.chain_id}: refusing to act on the wrong chain")

@@ -91,8 +91,9 @@ def start_anvil(port: int | None = None, chain_id: int = 31337, extra: list[str]
     port that merely answers might be someone else's)."""
     args = [anvil_binary(), "--host", "127.0.0.1", "--port", str(port or 0), "--chain-id", str(chain_id),
             *(extra or [])]
+    from hedger.config import child_env
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ}, start_new_session=True)
+                            env=child_env(), start_new_session=True)   # no key or passphrase for anvil
     listening: queue.Queue[int | None] = queue.Queue()
 
     def read_stdout() -> None:

@@ -29,7 +29,7 @@ from typing import Any, Sequence
 from web3 import Web3
 
 from hedger import policy
-from hedger.config import MARKETS_VAR, MarketConfig, Settings, redact_urls
+from hedger.config import MARKETS_VAR, RPC_FIX, MarketConfig, Settings, redact_urls
 from hedger.deploy import CANONICAL_MULTICALL3
 from hedger.errors import ActionTooLarge, ChainGuardError, ConfigError, RpcError
 from hedger.executor import Executor, Signer, TxSender
@@ -222,7 +222,7 @@ class MultiKeeper:
         try:
             head = self._head()
         except RpcError as err:
-            raise RpcError(f"cannot read the chain at {self.settings.rpc_display}: {err}") from err
+            raise RpcError(f"cannot read the chain at {self.settings.rpc_display}: {err}. Fix: {RPC_FIX}") from err
         if self.settings.chain_id is not None and head.chain_id != self.settings.chain_id:
             raise ChainGuardError(f"the RPC at {self.settings.rpc_display} reports chain id {head.chain_id}, "
                                   f"HEDGER_CHAIN_ID is {self.settings.chain_id}: refusing to act on the wrong chain")

@@ -35,7 +35,7 @@ from typing import Any, Callable
 from web3 import Web3
 
 from hedger.abi import contract_artifact, load_abi
-from hedger.config import Settings, register_rpc_url
+from hedger.config import Settings, register_rpc_url, scrubbed_environ
 from hedger.deploy import Deployment, MarketParams, deploy_contract, deploy_reference
 from hedger.executor import KeySigner, Secret, TxSender
 from hedger.journal import Journal
@@ -198,7 +198,8 @@ class SimChain:
             ctx = networks.parse_network_choice(FORK_NETWORK, provider_settings=settings,
                                                 disconnect_after=True)
             try:
-                provider = ctx.__enter__()
+                with scrubbed_environ():      # ape starts anvil with this process's environment
+                    provider = ctx.__enter__()
             except FoundryNotInstalledError:
                 raise
             except (RPCTimeoutError, FoundryProviderError) as exc:
@@ -699,8 +700,10 @@ def run_jobs(jobs: list[Job], *, chain_kw: dict[str, Any] | None = None, options
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                                 initargs=(chain_kw, options)) as pool:
+        # workers start with this process's environment: none of its secrets (the pool starts
+        # them as jobs are submitted, so the environment stays scrubbed while it runs)
+        with scrubbed_environ(), ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                                                     initializer=_worker_init, initargs=(chain_kw, options)) as pool:
             futures = [pool.submit(_worker_run, j) for j in jobs]
             out = []
             for j, fut in zip(jobs, futures):

@@ -6,13 +6,17 @@ A cycle every N seconds (or on each new block), of one market or, with
 whole run (a second keeper refuses, naming the holder). SIGINT/SIGTERM ask
 for a clean stop: the cycle in progress finishes (its transactions recorded),
 then the loop exits 0. RPC errors back off exponentially; a circuit breaker
-stops the keeper with exit 12 after N failed cycles in a row (a refusal counts:
-a keeper that can only refuse needs a human).
+stops the keeper with exit 12 after N failed cycles in a row. A refusal (a
+stale feed, a sequencer down, a chain guard) is not a failure: the keeper
+keeps running at its interval, the observers alert on the streak
+(``HEDGER_ALERT_REFUSAL_STREAK``), and it hedges as soon as the cause clears.
+Refusals alert; failures stop.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sys
 import time
@@ -51,6 +55,22 @@ class CycleObserver:
         """Each loop iteration, whatever happened."""
 
 
+def _logfmt(value: Any) -> str:
+    """One value of a plain-text log line (``key=value``): quoted (as a JSON string) when it
+    holds a space, a quote or an ``=``, so that a reason such as ``feed 0x.. is stale`` stays one
+    field for whoever splits the line; lists and objects as compact JSON."""
+    text = json.dumps(value, separators=(",", ":")) if isinstance(value, (list, dict, tuple)) else str(value)
+    return json.dumps(text) if text == "" or re.search(r'[\s"=]', text) else text
+
+
+def refused_only(res: Union[CycleResult, "MultiCycleResult"]) -> bool:
+    """Whether every market that did not succeed was refused by a guard: the chain answered and
+    the keeper did its job (it sent nothing on doubtful data); the cause is outside (a stale
+    feed) and may clear by itself, so this does not count toward the circuit breaker."""
+    results = [res] if isinstance(res, CycleResult) else list(res.results.values())
+    return all(r.exit_code == 0 or r.outcome == "refused" for r in results)
+
+
 @dataclass
 class WatchOptions:
     interval: float = 60.0           # seconds between cycles (ignored with every_block)
@@ -81,7 +101,7 @@ class Watcher:
         if self.opts.json_logs:
             self.out(json.dumps(record))
         else:
-            self.out(" ".join(f"{k}={v}" for k, v in record.items()))
+            self.out(" ".join(f"{k}={_logfmt(v)}" for k, v in record.items()))
 
     def _sleep(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -155,7 +175,7 @@ class Watcher:
             try:
                 res = self.keeper.cycle(dry_run=self.opts.dry_run, locked=True)
                 last_block = self._record(res) or last_block
-                ok = res.exit_code == 0
+                ok = res.exit_code == 0 or refused_only(res)
             except RpcError as err:
                 self.log({"event": "rpc_error", "n": self.cycles, "error": redact_urls(str(err)),
                           "retry_in_s": backoff})

@@ -1,14 +1,13 @@
 """`ape run hedge [--network ...]`: one hedge cycle on the network ape selects.
 
-Reads the HEDGER_* settings (environment or .env) like `hedger run-once`; the
-RPC comes from ape's provider instead of HEDGER_RPC_URL. Set HEDGER_DRY_RUN=1
-to print the planned calls without sending. Exits with the same codes as
-`hedger run-once`.
+Reads the HEDGER_* settings from the environment and ``.env`` exactly as
+`hedger run-once` does; the RPC comes from ape's provider instead of
+HEDGER_RPC_URL. Set HEDGER_DRY_RUN=1 to print the planned calls without
+sending. Exits with the same codes as `hedger run-once`.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
 
@@ -16,15 +15,16 @@ def main() -> None:
     from ape import chain
 
     from hedger.cli import print_cycle
-    from hedger.config import Settings
+    from hedger.config import Settings, environment, redact_urls
     from hedger.errors import HedgerError
     from hedger.keeper import Keeper
 
     try:
-        settings = Settings.from_env({**os.environ, "HEDGER_RPC_URL": chain.provider.uri})
-        res = Keeper.from_settings(settings).cycle(dry_run=os.environ.get("HEDGER_DRY_RUN") == "1")
+        env = {**environment(), "HEDGER_RPC_URL": chain.provider.uri}
+        settings = Settings.from_env(env, dotenv=False)
+        res = Keeper.from_settings(settings).cycle(dry_run=env.get("HEDGER_DRY_RUN") == "1")
     except HedgerError as err:
-        print(f"hedger: {type(err).__name__}: {err}", file=sys.stderr)
+        print(f"hedger: {type(err).__name__}: {redact_urls(str(err))}", file=sys.stderr)
         raise SystemExit(err.exit_code)
     print_cycle(res)
     if res.exit_code:

@@ -12,7 +12,6 @@ once, prints the alerts received, stops the keeper with SIGTERM and prints
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -27,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from web3 import Web3  # noqa: E402
 
+from hedger.config import child_env  # noqa: E402
 from hedger.deploy import deploy_reference, transact  # noqa: E402
 from hedger.executor import KeySigner, Secret, TxSender  # noqa: E402
 from hedger.localchain import dev_account, free_port, start_anvil  # noqa: E402
@@ -59,7 +59,7 @@ def main() -> int:
         transact(dep, "ReferenceToken", d.collateral, "mint", holder.address, 60_000 * 10**6)
         tmp = Path(tempfile.mkdtemp(prefix="hedger-session-"))
         port = free_port()
-        env = {**os.environ, "HEDGER_RPC_URL": anvil.url, "HEDGER_PRIVATE_KEY": holder.key.hex(),
+        env = {**child_env(), "HEDGER_RPC_URL": anvil.url, "HEDGER_PRIVATE_KEY": holder.key.hex(),
                "HEDGER_MARKET": d.market, "HEDGER_ORACLE": d.oracle, "HEDGER_SPOT_TOKEN": d.spot,
                "HEDGER_COLLATERAL_TOKEN": d.collateral, "HEDGER_JOURNAL_PATH": str(tmp / "journal.sqlite"),
                "HEDGER_COOLDOWN": "0", "HEDGER_ALERT_LIQ_DISTANCE": "0.30",

@@ -126,7 +126,7 @@ def test_order_mode_delayed(env: dict[str, str]) -> None:
     ({"HEDGER_TARGET_LEVERAGE": "3"}, "HEDGER_TARGET_LEVERAGE", "target 2"),                # == max
     ({"HEDGER_TARGET_LEVERAGE": "1.5"}, "HEDGER_TARGET_LEVERAGE", "target 2"),              # == min
     ({"HEDGER_TARGET_LEVERAGE": "0"}, "HEDGER_TARGET_LEVERAGE", "above 0"),
-    ({"HEDGER_MAX_LEVERAGE": "1.8"}, "HEDGER_TARGET_LEVERAGE", "target 2"),
+    ({"HEDGER_MAX_LEVERAGE": "1.8"}, "HEDGER_MAX_LEVERAGE", "target 2"),            # the variable set, not the default
     ({"HEDGER_CHAIN_ID": "mainnet"}, "HEDGER_CHAIN_ID", "chain id"),
     ({"HEDGER_CHAIN_ID": "1.5"}, "HEDGER_CHAIN_ID", "chain id"),
     ({"HEDGER_CHAIN_ID": "0"}, "HEDGER_CHAIN_ID", "chain id"),
@@ -271,8 +271,10 @@ def test_rpc_url_shown_as_scheme_and_host(env: dict[str, str], no_registered_fra
 
 def test_redact_url() -> None:
     assert redact_url("https://eth-mainnet.g.alchemy.com/v2/SECRETKEY") == "https://eth-mainnet.g.alchemy.com"
-    assert redact_url("https://user:hunter2@node.example.org:8545/rpc?apikey=abc") == "https://node.example.org"
-    assert redact_url("http://127.0.0.1:8545") == "http://127.0.0.1"
+    # host and port say which node is meant: kept; user info, path and query carry keys: hidden
+    assert redact_url("https://user:hunter2@node.example.org:8545/rpc?apikey=abc") == "https://node.example.org:8545"
+    assert redact_url("http://127.0.0.1:8545") == "http://127.0.0.1:8545"
+    assert redact_url("http://[::1]:8545/v2/KEY") == "http://[::1]:8545"
 
 
 @pytest.fixture()
@@ -288,7 +290,9 @@ def test_redact_urls_in_text(no_registered_fragments: None) -> None:
     out = redact_urls(text)
     for secret in ("SECRETKEY", "hunter2", "alice", "TOKEN123", "/v2/"):
         assert secret not in out
-    assert "https://eth-mainnet.g.alchemy.com" in out and "http://rpc.example.org" in out
+    assert "https://eth-mainnet.g.alchemy.com" in out and "http://rpc.example.org:8545 " in out
+    assert redact_urls("cannot read the chain at http://127.0.0.1:8545/: refused") == \
+        "cannot read the chain at http://127.0.0.1:8545: refused"
     assert out.startswith("HTTPConnectionPool failed for ") and "retrying" in out
     assert redact_urls("no url here") == "no url here"
 
@@ -339,3 +343,146 @@ def test_a_command_line_price_must_be_a_positive_finite_number(raw: str) -> None
 def test_a_command_line_price_is_exact() -> None:
     from hedger.config import positive_e18
     assert positive_e18("--eth-usd", " 3000.123456789012345678 ", "3000") == 3000_123456789012345678
+
+
+# ---- EIP-55 checksums, unknown names, leverage names ----
+
+def test_mixed_case_address_with_a_bad_checksum_is_refused(env: dict[str, str]) -> None:
+    good = "0x5FbDB2315678afecb367f032d93F642f64180aa3"          # EIP-55 of MARKET
+    assert load(env, HEDGER_MARKET=good).market == good
+    assert load(env, HEDGER_MARKET=good.lower()).market == good           # all-lower: no checksum to check
+    assert load(env, HEDGER_MARKET="0x" + good[2:].upper()).market == good  # all-upper: likewise
+    typo = good[:-1] + "4"                                                 # one digit changed: still mixed case
+    bad_case = good.replace("F", "f", 1)                                   # one letter's case changed
+    for raw in (typo, bad_case):
+        err = config_error(env, HEDGER_MARKET=raw)
+        assert err.variable == "HEDGER_MARKET" and "EIP-55" in str(err)
+    err = config_error(env, HEDGER_ACCOUNT="0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92267")
+    assert err.variable == "HEDGER_ACCOUNT" and "checksum" in str(err)
+
+
+def test_unknown_hedger_name_warns_once_with_the_closest(env: dict[str, str], capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hedger.config, "_WARNED", set())
+    load(env, HEDGER_BANDD="0.1", HEDGER_ZZZ_QQQ="1")
+    err = capsys.readouterr().err
+    assert "HEDGER_BANDD is not a setting hedger reads (did you mean HEDGER_BAND?)" in err
+    assert "HEDGER_ZZZ_QQQ is not a setting" in err and err.count("did you mean") == 1
+    load(env, HEDGER_BANDD="0.1")
+    assert capsys.readouterr().err == ""                       # once per name
+    load(env, HEDGER_BAND="0.1", HEDGER_MULTICALL=MARKET)      # known names: silent
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("changes, variable", [
+    ({"HEDGER_MAX_LEVERAGE": "1"}, "HEDGER_MAX_LEVERAGE"),                 # below the default target 2
+    ({"HEDGER_MIN_LEVERAGE": "2.5"}, "HEDGER_MIN_LEVERAGE"),               # above the default target 2
+    ({"HEDGER_TARGET_LEVERAGE": "4"}, "HEDGER_TARGET_LEVERAGE"),           # above the default max 3
+    ({"HEDGER_MAX_LEVERAGE": "4", "HEDGER_TARGET_LEVERAGE": "5"}, "HEDGER_TARGET_LEVERAGE"),   # both set
+])
+def test_leverage_conflict_names_the_variable_set(env: dict[str, str], changes: dict[str, str],
+                                                  variable: str) -> None:
+    err = config_error(env, **changes)
+    assert err.variable == variable
+    assert str(err).startswith(f"{variable}: {changes[variable]} is not")
+
+
+# ---- child processes inherit no secret ----
+
+def test_child_env_drops_secrets_and_keeps_the_rest() -> None:
+    from hedger.config import child_env
+    base = {"HEDGER_PRIVATE_KEY": KEY, "APE_ACCOUNTS_bot_PASSPHRASE": "pw", "HEDGER_ALERT_WEBHOOK_SECRET": "whsec",
+            "HEDGER_ALERT_WEBHOOK": "https://hooks.example.org/T0/B0/XXXX", "ETHERSCAN_API_KEY": "k",
+            "HEDGER_RPC_URL": "https://eth-mainnet.g.alchemy.com/v2/SECRETKEY",
+            "UPSTREAM": "http://alice:hunter2@rpc.example.org:8545", "DEPLOYER_MNEMONIC": "test test",
+            "PATH": "/usr/bin:/bin", "HOME": "/home/u", "HEDGER_MARKET": MARKET, "LOCAL_RPC": "http://127.0.0.1:8545"}
+    out = child_env(base, EXTRA="1")
+    assert out == {"PATH": "/usr/bin:/bin", "HOME": "/home/u", "HEDGER_MARKET": MARKET,
+                   "LOCAL_RPC": "http://127.0.0.1:8545", "EXTRA": "1"}
+
+
+def test_spawned_children_get_no_secret(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """anvil (localchain) is started with the scrubbed environment: read it back from /proc."""
+    from hedger.localchain import start_anvil
+    monkeypatch.setenv("HEDGER_PRIVATE_KEY", KEY)
+    monkeypatch.setenv("APE_ACCOUNTS_bot_PASSPHRASE", "hunter2")
+    monkeypatch.setenv("HEDGER_RPC_URL", "https://rpc.example.org/v2/SECRETKEY")
+    monkeypatch.setenv("HEDGER_CANARY", "still here")
+    with start_anvil() as node:
+        environ = Path(f"/proc/{node.process.pid}/environ").read_bytes().decode(errors="replace")
+    assert "HEDGER_CANARY=still here" in environ                     # the read works
+    for secret in (KEY[2:], "hunter2", "SECRETKEY"):
+        assert secret not in environ
+
+
+def test_scrubbed_environ_hides_secrets_from_children_and_restores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For children a library starts itself (ape's anvil for a fork, the simulator's pool workers)."""
+    import os
+    import subprocess
+    import sys
+    from hedger.config import scrubbed_environ
+    monkeypatch.setenv("HEDGER_PRIVATE_KEY", KEY)
+    monkeypatch.setenv("HEDGER_ALERT_WEBHOOK_SECRET", "whsec_abc")
+    monkeypatch.setenv("HEDGER_CANARY", "still here")
+    show = [sys.executable, "-c", "import os; print(sorted(k for k in os.environ if k.startswith('HEDGER_')))"]
+    with scrubbed_environ():
+        seen = subprocess.run(show, capture_output=True, text=True, check=True).stdout
+    assert "HEDGER_CANARY" in seen                                    # the read works
+    assert "HEDGER_PRIVATE_KEY" not in seen and "HEDGER_ALERT_WEBHOOK_SECRET" not in seen
+    assert os.environ["HEDGER_PRIVATE_KEY"] == KEY and os.environ["HEDGER_ALERT_WEBHOOK_SECRET"] == "whsec_abc"
+
+
+# ---- the journal and lock: one per chain and account, in the per-user state folder ----
+
+def test_journal_defaults_to_the_state_folder_whatever_the_current_folder(
+        env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = tmp_path / "state"
+    e = {**env, "HEDGER_CHAIN_ID": "31337", "XDG_STATE_HOME": str(state)}
+    del e["HEDGER_JOURNAL_PATH"]
+    paths = []
+    for cwd in (tmp_path / "a", tmp_path / "b" / "c"):
+        cwd.mkdir(parents=True)
+        monkeypatch.chdir(cwd)
+        paths.append(Settings.from_env(e, dotenv=False).journal_path)
+    assert paths[0] == paths[1] == state / "hedger" / "31337" / f"{ADDRESS.lower()}.sqlite"
+    assert paths[0].parent.is_dir()
+    assert load({**e, "HEDGER_CHAIN_ID": "10"}).journal_path.parent.name == "10"      # keyed by chain
+    # without XDG_STATE_HOME (or with a relative one): ~/.local/state/hedger
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    rel = {**e, "XDG_STATE_HOME": "relative/state"}
+    assert load(rel).journal_path == tmp_path / "home" / ".local" / "state" / "hedger" / "31337" / \
+        f"{ADDRESS.lower()}.sqlite"
+    # HEDGER_JOURNAL_PATH still overrides
+    assert load(env, HEDGER_CHAIN_ID="31337").journal_path == tmp_path / "journal.sqlite"
+
+
+@pytest.mark.parametrize("leftover", ["hedger-journal.sqlite", f".hedger-{ADDRESS.lower()}.lock"])
+def test_old_default_journal_or_lock_in_the_current_folder_is_refused(
+        env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, leftover: str) -> None:
+    work = tmp_path / "cron"
+    work.mkdir()
+    (work / leftover).write_text("")
+    monkeypatch.chdir(work)
+    e = {**env, "HEDGER_CHAIN_ID": "31337", "XDG_STATE_HOME": str(tmp_path / "state")}
+    err = config_error(e, HEDGER_JOURNAL_PATH=None)
+    assert err.variable == "HEDGER_JOURNAL_PATH" and leftover in str(err)
+    assert f"HEDGER_JOURNAL_PATH={work / 'hedger-journal.sqlite'}" in err.fix and "mv " in err.fix
+    assert not (tmp_path / "state" / "hedger" / "31337").exists()        # nothing created
+    # pointing HEDGER_JOURNAL_PATH at it (the fix) is accepted
+    assert load(e, HEDGER_JOURNAL_PATH=str(work / "hedger-journal.sqlite")).journal_path == \
+        work / "hedger-journal.sqlite"
+
+
+def test_chain_id_for_the_journal_is_read_only_when_needed(env: dict[str, str], tmp_path: Path) -> None:
+    """Without HEDGER_CHAIN_ID the path needs the node's chain id, read when the journal is first
+    used (configuration alone reads nothing): no node, an RpcError with the fix."""
+    from hedger.errors import RpcError
+    e = {**env, "XDG_STATE_HOME": str(tmp_path / "state"), "HEDGER_RPC_URL": "http://127.0.0.1:9/v2/KEY999"}
+    del e["HEDGER_JOURNAL_PATH"]
+    s = load(e)                                           # no node needed to configure
+    with pytest.raises(RpcError) as info:
+        s.journal_path
+    msg = str(info.value)
+    assert "http://127.0.0.1:9 " in msg and "KEY999" not in msg and "HEDGER_CHAIN_ID" in msg
+    assert load(e, HEDGER_CHAIN_ID="5").journal_path.parent.name == "5"      # no read needed

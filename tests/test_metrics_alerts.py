@@ -60,14 +60,25 @@ def val(samples: dict, name: str, **labels: str) -> float:
 class Hook:
     """A webhook on loopback that records every POST (path, content type, raw body)."""
 
-    def __init__(self, status: int = 204) -> None:
+    def __init__(self, status: int = 204, location: str | None = None) -> None:
         self.received: list[tuple[str, str, bytes]] = []
+        self.headers: list[dict[str, str]] = []       # each POST's headers, in the order received
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                hook.headers.append(dict(self.headers.items()))
                 hook.received.append((self.path, self.headers.get("Content-Type", ""), body))
+                self.send_response(status)
+                if location is not None:
+                    self.send_header("Location", location)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_GET(self) -> None:  # noqa: N802  (where a followed 302 would land)
+                hook.headers.append(dict(self.headers.items()))
+                hook.received.append((self.path, "GET", b""))
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -501,3 +512,64 @@ def test_watch_serves_metrics_and_alerts_on_anvil(hedge: Hedge, tmp_path: Path) 
     assert abs(val(samples, "hedger_heartbeat_timestamp_seconds") - time.time()) < 10
     assert abs(val(samples, "hedger_hedge_error")) < 0.5
     assert val(samples, "hedger_gas_balance_eth") > 1
+
+
+# ---------------------------------------------------------------- signed alerts, no redirects
+
+SIGNING = "whsec_" + "7f3a9c" * 6
+
+
+def test_alerts_are_signed_over_timestamp_and_body(hook: Hook) -> None:
+    import hashlib
+    import hmac
+    a = alerts_for(hook, alert_webhook_secret=Secret(SIGNING))
+    a.on_circuit_breaker(3)
+    a.on_error("rpc", f"leaked {SIGNING}?")
+    assert len(hook.received) == 1 and a.delivered == 1
+    (_, _, body), headers = hook.received[0], {k.lower(): v for k, v in hook.headers[0].items()}
+    ts = headers["x-hedger-timestamp"]
+    assert ts == str(TS) == str(json.loads(body)["ts"])
+    # the receiver's check, written out independently of hedger.alerts
+    want = "v1=" + hmac.new(SIGNING.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(headers["x-hedger-signature"], want)
+    # the signature binds the timestamp and every byte of the body
+    assert alerts_mod.signature(SIGNING, TS + 1, body) != want
+    assert alerts_mod.signature(SIGNING, TS, body.replace(b"3", b"4", 1)) != want
+    assert SIGNING not in body.decode()
+
+
+def test_alerts_without_a_secret_are_unsigned(hook: Hook) -> None:
+    alerts_for(hook).on_circuit_breaker(3)
+    assert not {k.lower() for k in hook.headers[0]} & {"x-hedger-timestamp", "x-hedger-signature"}
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_not_followed(hook: Hook, status: int) -> None:
+    """A 3xx is a failed delivery: the alert (signed) never reaches where the redirect points."""
+    moved = Hook(status=status, location=hook.url)
+    try:
+        a = alerts_mod.build(settings(moved.url, alert_webhook_secret=Secret(SIGNING)))
+        assert isinstance(a, alerts_mod.Alerts)
+        a.on_circuit_breaker(3)
+        assert (a.sent, a.delivered, a.failed) == (1, 0, 1)
+        assert len(moved.received) == 1 and hook.received == []
+    finally:
+        moved.close()
+
+
+@pytest.mark.parametrize("env, problem", [
+    ({"HEDGER_ALERT_WEBHOOK_SECRET": SIGNING}, "HEDGER_ALERT_WEBHOOK is not"),
+    ({"HEDGER_ALERT_WEBHOOK": "https://hooks.example.org/x", "HEDGER_ALERT_WEBHOOK_SECRET": "short"},
+     "characters"),
+])
+def test_webhook_secret_config_errors(env: dict[str, str], problem: str) -> None:
+    base = {"HEDGER_PRIVATE_KEY": KEY, "HEDGER_CHAIN_ID": "10", "HEDGER_JOURNAL_PATH": "/tmp/x.sqlite",
+            "HEDGER_MARKET": MARKET_ADDRESS, "HEDGER_ORACLE": MARKET_ADDRESS, "HEDGER_SPOT_TOKEN": MARKET_ADDRESS,
+            "HEDGER_COLLATERAL_TOKEN": MARKET_ADDRESS}
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({**base, **env}, dotenv=False)
+    assert info.value.variable == "HEDGER_ALERT_WEBHOOK_SECRET" and problem in str(info.value)
+    assert SIGNING not in str(info.value) and "short" not in str(info.value)
+    ok = Settings.from_env({**base, "HEDGER_ALERT_WEBHOOK": "https://hooks.example.org/x",
+                            "HEDGER_ALERT_WEBHOOK_SECRET": SIGNING}, dotenv=False)
+    assert ok.alert_webhook_secret is not None and SIGNING not in repr(ok)

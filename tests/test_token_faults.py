@@ -238,3 +238,36 @@ def test_blacklisted_market_blocks_deposits_and_withdrawals(hedged):
         chain.call_as(HEDGER, TOKEN, chain.d.collateral, "approve", chain.d.market, 1)
     as_owner(chain, "unBlacklist", chain.d.market)
     market_as(chain, HEDGER, "transferMargin", -100 * USDC)
+
+
+# --------------------------------------------------------------------------- USDT's approve rule
+
+USDT_RULE = "USDT: approve from non-zero"
+
+
+def test_usdt_rule_refuses_a_change_between_non_zero_allowances(funded):
+    chain = funded                                             # Alice lets Carol spend 500
+    as_owner(chain, "setApproveFromZeroOnly", True)
+    with pytest.raises(SimulationFailed, match=USDT_RULE):
+        as_(chain, ALICE, "approve", addr(CAROL), 7 * USDC)
+    as_(chain, ALICE, "approve", addr(CAROL), 0)               # to zero: allowed
+    as_(chain, ALICE, "approve", addr(CAROL), 7 * USDC)        # from zero: allowed
+    assert chain.usdc.functions.allowance(addr(ALICE), addr(CAROL)).call() == 7 * USDC
+    with pytest.raises(SimulationFailed, match="only owner"):
+        as_(chain, ALICE, "setApproveFromZeroOnly", False)
+
+
+def test_hedger_clears_a_leftover_allowance_before_approving_on_a_usdt_style_token(hedge):
+    """A leftover non-zero allowance below the deposit: an exact approve over it reverts on USDT;
+    the hedger approves zero first, then the deposit, then deposits."""
+    chain = hedge.chain
+    as_owner(chain, "setApproveFromZeroOnly", True)
+    chain.call_as(HEDGER, TOKEN, chain.d.collateral, "approve", chain.d.market, 1 * USDC)    # the leftover
+    res = hedge.cycle()
+    assert res.exit_code == 0 and res.outcome == "acted", res.error
+    steps = [(t.call.function, t.call.args) for t in res.sent]
+    assert steps[:3] == [("approve", (chain.d.market, 0)), ("approve", (chain.d.market, steps[1][1][1])),
+                         ("transferMargin", (steps[1][1][1],))]
+    assert steps[1][1][1] > 1 * USDC
+    assert chain.usdc.functions.allowance(addr(HEDGER), chain.d.market).call() == 0      # used up exactly
+    assert hedge.position()[0] == -10 * WETH

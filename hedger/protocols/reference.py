@@ -91,6 +91,13 @@ class ReferenceMarket(PerpAdapter):
         for act in actions:
             if act.kind is ActionKind.DEPOSIT:
                 if account.collateral_allowance < act.amount:
+                    if account.collateral_allowance != 0:
+                        # USDT and tokens like it revert when a non-zero allowance is changed to
+                        # another non-zero value (the ERC-20 approve race): clear the leftover first
+                        calls.append(self._call(self._token_c, "collateral", "approve", (self.market, 0),
+                                                act.kind, act.risk_reducing,
+                                                "reset the leftover allowance to zero first (USDT-style tokens "
+                                                "refuse to change a non-zero allowance)"))
                     # bounded to this deposit unless HEDGER_UNLIMITED_APPROVAL is set
                     amount = 2**256 - 1 if self.unlimited_approval else act.amount
                     calls.append(self._call(self._token_c, "collateral", "approve", (self.market, amount),

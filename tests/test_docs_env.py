@@ -1,0 +1,38 @@
+"""`.env.example` against the README's table of variables, and against what the hedger reads."""
+
+from __future__ import annotations
+
+import re
+
+from hedger.abi import PROJECT_ROOT
+from hedger.config import known_variables
+
+NAME = re.compile(r"HEDGER_[A-Z0-9_]*[A-Z0-9]")
+
+
+def readme_table_names() -> set[str]:
+    """The names in the first column of the README's table of variables."""
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    start = readme.index("| variable | meaning | default |")
+    rows = readme[start:readme.index("\n\n", start)].splitlines()[2:]
+    return {n for row in rows for n in NAME.findall(row.split("|")[1])}
+
+
+def env_example_names() -> set[str]:
+    return set(NAME.findall((PROJECT_ROOT / ".env.example").read_text()))
+
+
+def test_env_example_lists_every_variable_of_the_readme_table() -> None:
+    table = readme_table_names()
+    assert len(table) > 30                                        # the table was found and read
+    assert sorted(table - env_example_names()) == []
+
+
+def test_env_example_names_only_variables_the_hedger_reads() -> None:
+    assert sorted(env_example_names() - known_variables()) == []
+    assert sorted(readme_table_names() - known_variables()) == []
+
+
+def test_gitignore_keeps_journals_and_locks_out() -> None:
+    lines = (PROJECT_ROOT / ".gitignore").read_text().splitlines()
+    assert ".env" in lines and "*.sqlite" in lines and ".hedger-*.lock" in lines
