@@ -3,10 +3,10 @@ and an EVM snapshot reverted after every test (deploy once, revert after each)."
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass
 from typing import Any, Iterator
-
-import os
 
 import pytest
 from hypothesis import settings as hypothesis_settings
@@ -22,6 +22,11 @@ from hedger.localchain import Anvil, dev_account, start_anvil
 hypothesis_settings.register_profile("ci", derandomize=True, deadline=None)
 if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
+
+# Journals and locks default to the per-user state folder: a test run writes none into the
+# user's own (~/.local/state/hedger), and one run's journals never meet the next run's. The
+# CLI tests' child processes inherit it.
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="hedger-test-state-")
 
 USDC = 10**6
 WETH = 10**18
