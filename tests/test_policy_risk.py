@@ -221,3 +221,32 @@ def test_min_collateral_move_in_usd_whatever_the_decimals() -> None:
     s = make_snapshot(spot=0, size=0, margin=usd(5), collateral_decimals=18)
     assert policy.decide(s, P).kind is DecisionKind.HOLD
     assert policy.decide(s, replace(P, min_collateral_usd=frac(5))).margin_delta == -usd(5)
+
+
+# ---- the per-cycle cap ----------------------------------------------------------------------
+
+def test_cap_applies_just_above_it() -> None:
+    # 100 ETH at 3000 is 300,000 USD: above the 250,000 cap by a fifth, so the trade is capped
+    d = policy.decide(make_snapshot(spot=eth(100), wallet=usdc(10_000_000)), P)
+    assert d.code == "split" and d.size_delta == -(usd(250_000) * UNIT // usd(3000))
+
+
+@PROPS
+@given(s=snapshots(pending=False), p=policy_params(trading=True))
+def test_no_trade_beyond_the_cap(s: Snapshot, p: PolicyParams) -> None:
+    d = policy.decide(s, p)
+    assume(d.size_delta != 0 and d.code != "deleverage")        # a forced reduction is not capped
+    assert abs(d.size_delta) <= p.max_trade_usd * UNIT // s.oracle.price_e18
+
+
+def test_searches_aim_one_percent_inside_the_maximum() -> None:
+    """Funding and price moves between reading and mining would leave a position sized at the
+    maximum leverage a hair above it: growing and deleveraging searches aim 1% inside."""
+    grow = make_snapshot(spot=eth(10), wallet=usdc(6000))
+    d = policy.decide(grow, P)
+    assert d.code == "collateral_limited"
+    assert P.max_leverage * 98 // 100 < after(grow, d.size_delta, d.margin_delta).leverage <= P.max_leverage * 99 // 100
+    cut = make_snapshot(spot=eth(10), size=-eth(10), margin=usd(3500), wallet=0)
+    d = policy.decide(cut, P)
+    assert d.code == "deleverage"
+    assert P.max_leverage * 98 // 100 < after(cut, d.size_delta, 0).leverage <= P.max_leverage * 99 // 100
