@@ -234,6 +234,12 @@ class Decision:
     leverage_after: int = 0                # E18
     liquidation_distance_after: int = 0    # E18 fraction of the price
     refusal: RefusalKind | None = None
+    # a deposit is risk-reducing only when the position as it stands (or a two-step order already
+    # submitted, which cannot be withdrawn) needs it; collateral that funds a bigger hedge is not
+    deposit_risk_reducing: bool = False
+    # a trade that crosses zero is sent as two legs (close, then open the other side): their
+    # expected fills, E18 (empty otherwise: the one leg fills at ``expected_fill_price``)
+    leg_fill_prices: tuple[int, ...] = ()
 
     @property
     def acts(self) -> bool:

@@ -269,3 +269,71 @@ def test_cycle_journal_keys_and_reasons(hedge: Hedge) -> None:
     assert all(r["reason"] for r in rows)
     assert rows[0]["chain_id"] == 31337 and rows[0]["genesis_hash"].startswith("0x")
     assert rows[0]["account"] == hedge.address
+
+
+def test_pending_order_does_not_block_a_top_up(hedge: Hedge) -> None:
+    """A two-step order is pending when the price rallies 35%: the next cycle still tops the
+    margin up (for the worse of before and after the fill), and sends no second order."""
+    env = {"HEDGER_ORDER_MODE": "delayed", "HEDGER_COOLDOWN": "0"}
+    hedge.cycle(**env)
+    hedge.chain.advance(15)
+    assert len(hedge.fill_orders()) == 1
+    assert_within_band(hedge, 10)
+    hedge.chain.mint_weth(hedge.address, 2 * WETH)            # exposure 12: grow the short by 2
+    res = hedge.cycle(**env)
+    assert [t.call.function for t in res.sent][-1] == "submitDelayedOrder", (res.decision.reason, res.error)
+    order = hedge.chain.market.functions.delayedOrders(hedge.address).call()
+    assert order[0] == -2 * WETH
+    hedge.chain.set_price(4050)                               # +35% while the order waits
+    assert hedge.leverage() > 3.0
+    res = hedge.cycle(**env)
+    assert res.outcome == "acted" and res.decision.code == "top_up_pending", (res.decision.reason, res.error)
+    assert [t.call.function for t in res.sent] == ["approve", "transferMargin"]
+    assert res.sent[-1].call.args[0] > 0 and res.sent[-1].call.risk_reducing
+    assert 1.5 <= hedge.leverage() <= 3.0                     # restored within the band as it stands
+    # the order is still the only one, untouched
+    assert hedge.chain.market.functions.delayedOrders(hedge.address).call() == order
+    # and once it fills, the bigger short is within the band too
+    hedge.chain.advance(15)
+    assert len(hedge.fill_orders()) == 1
+    assert_within_band(hedge, 12)
+    assert 1.5 <= hedge.leverage() <= 3.0
+
+
+def test_close_then_withdraw_survives_an_adverse_tick(hedge: Hedge) -> None:
+    """The spot is gone: close the short. The price ticks against the close between reading and
+    sending (within the slippage bound): the close goes through, and the withdrawal, in the next
+    cycle, takes what the market says is withdrawable."""
+    hedge.cycle()
+    wallet0 = hedge.chain.usdc.functions.balanceOf(hedge.address).call()
+    hedge.chain.call_as(1, "ReferenceToken", hedge.chain.d.spot, "transfer", hedge.chain.d.deployer, 10 * WETH)
+    k = hedge.keeper(HEDGER_COOLDOWN="0")
+    read = k.read
+
+    def read_then_tick():                # +0.4% against the buy-back, inside the 0.5% bound
+        snap = read()
+        hedge.chain.set_price(3012)
+        return snap
+    k.read = read_then_tick
+    res = k.cycle()
+    assert res.outcome == "acted" and res.exit_code == 0, (res.decision.reason, res.error)
+    assert [t.call.function for t in res.sent] == ["modifyPosition"]
+    size, margin = hedge.position()
+    assert size == 0 and margin > 14_000 * 10**18
+    res = hedge.cycle(HEDGER_COOLDOWN="0")
+    assert res.outcome == "acted" and res.decision.code == "withdraw_excess", (res.decision.reason, res.error)
+    assert [t.call.function for t in res.sent] == ["transferMargin"] and res.sent[0].call.args[0] < 0
+    assert hedge.position()[1] < 10**12                       # less than one USDC unit left
+    assert hedge.chain.usdc.functions.balanceOf(hedge.address).call() - wallet0 == margin // 10**12
+
+
+def test_flip_from_short_to_long_closes_then_opens(hedge: Hedge) -> None:
+    """The holder turns net short spot (10 in the wallet, 18 short elsewhere): the short of 10
+    becomes a long of 8, as two trades: the close (risk-reducing), then the long."""
+    hedge.cycle()
+    res = hedge.cycle(HEDGER_EXTRA_EXPOSURE="-18", HEDGER_COOLDOWN="0")
+    assert res.outcome == "acted", (res.decision.reason, res.error)
+    trades = [(t.call.args[0], t.call.risk_reducing) for t in res.sent if t.call.function == "modifyPosition"]
+    assert trades == [(10 * WETH, True), (8 * WETH, False)]
+    assert hedge.position()[0] == 8 * WETH
+    assert 1.5 <= hedge.leverage() <= 3.0

@@ -147,3 +147,21 @@ def test_refusal_overrides_pending_order_and_margin_checks() -> None:
                       pending=pending_order(-eth(1), NOW - 1000), updated_at=NOW - 5000)
     d = policy.decide(s, P)
     assert d.code == "oracle_stale" and not d.cancel_order
+
+
+# ---- a second price source's round: the same checks, through feed_problem ----
+
+def test_feed_problem_names_what_is_wrong_with_a_round() -> None:
+    """The keeper asks ``feed_problem`` about a second feed (HEDGER_SECOND_ORACLE): every
+    consumer check applies there too, and a usable round has no problem."""
+    o = ok().oracle
+    assert guards.feed_problem(o, NOW, 3600) is None
+    cases = [(replace(o, updated_at=NOW - 3601), "stale: last update 3601s ago, max age 3600s"),
+             (replace(o, answer=0), "answered 0 (not positive)"),
+             (replace(o, round_id=0), "round id 0"),
+             (replace(o, updated_at=0), "updatedAt 0"),
+             (replace(o, updated_at=NOW + 5), "5s in the future")]
+    for bad, words in cases:
+        problem = guards.feed_problem(bad, NOW, 3600)
+        assert problem is not None and words in problem and o.address in problem, (bad, problem)
+    assert guards.feed_problem(replace(o, updated_at=NOW - 3600), NOW, 3600) is None      # the edge is usable

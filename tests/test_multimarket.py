@@ -302,11 +302,16 @@ def test_one_cycle_opens_both_shorts(multi: Multi) -> None:
     assert abs(-btc_size / 1e18 - 0.5) <= 0.05 * 0.5
     for market in (multi.chain.d.market, multi.btc.market):
         assert 1.5 <= multi.leverage(market) <= 3.0
-    # every market's risk-reducing steps (the deposits) were mined before any short was grown
+    # collateral for a new short is not risk-reducing (issue 9): each market's deposit is mined
+    # before its own short, and any risk-reducing step before every other step
     sent = [t for r in res.results.values() for t in r.sent]
     assert [t.call.function for t in res.results["BTC"].sent] == ["approve", "transferMargin", "modifyPosition"]
-    last_reducing = max(t.block_number for t in sent if t.call.risk_reducing)
-    assert all(t.block_number > last_reducing for t in sent if not t.call.risk_reducing)
+    for r in res.results.values():
+        dep = next(t for t in r.sent if t.call.function == "transferMargin")
+        short = next(t for t in r.sent if t.call.function == "modifyPosition")
+        assert not dep.call.risk_reducing and dep.block_number < short.block_number
+    reducing = [t.block_number for t in sent if t.call.risk_reducing]
+    assert all(t.block_number > max(reducing, default=-1) for t in sent if not t.call.risk_reducing)
     # one journal row per market, as a single-market cycle writes it
     rows = Journal(multi.env["HEDGER_JOURNAL_PATH"]).cycles()
     assert {(r["market"], r["outcome"]) for r in rows} == {(multi.chain.d.market, "acted"),

@@ -67,7 +67,8 @@ def test_deposit_before_growing_trade() -> None:
     plan = planner.plan(d, P, current_size=0)
     assert kinds(plan) == [ActionKind.DEPOSIT, ActionKind.TRADE]
     dep, trade = plan.actions
-    assert dep.amount == usdc(15_000) and dep.risk_reducing
+    # collateral that only funds a new (or bigger) short is not risk-reducing (no emergency fees)
+    assert dep.amount == usdc(15_000) and not dep.risk_reducing
     assert trade.amount == -eth(10) and not trade.risk_reducing
     assert trade.price_bound == usd(2985)
 
@@ -86,10 +87,39 @@ def test_closing_trade_is_risk_reducing() -> None:
     assert plan.actions[0].risk_reducing
 
 
-def test_flipping_trade_is_not_risk_reducing() -> None:
-    # -1 -> +2: crosses zero, a new (long) position
+def test_flipping_trade_is_split_close_then_open() -> None:
+    # -1 -> +2: crosses zero. Closing the short is risk-reducing; opening the long is not
     plan = planner.plan(rebalance(size_delta=eth(3)), P, current_size=-eth(1))
-    assert not plan.actions[0].risk_reducing
+    assert [(a.kind, a.amount, a.risk_reducing) for a in plan.actions] == [
+        (ActionKind.TRADE, eth(1), True), (ActionKind.TRADE, eth(2), False)]
+    # each leg bounded from its own expected fill when the policy gives them
+    legs = planner.plan(rebalance(size_delta=eth(3), leg_fill_prices=(usd(2000), usd(2100))), P, -eth(1))
+    assert [a.price_bound for a in legs.actions] == [usd(2010), usd("2110.5")]
+    # and from a long to a short, with a deposit and a withdrawal around it
+    d = rebalance(size_delta=-eth(5), margin_delta=usdc(100))
+    plan = planner.plan(d, P, current_size=eth(2))
+    assert [(a.kind, a.amount, a.risk_reducing) for a in plan.actions] == [
+        (ActionKind.TRADE, -eth(2), True), (ActionKind.DEPOSIT, usdc(100), False), (ActionKind.TRADE, -eth(3), False)]
+
+
+def test_split_trade_definition() -> None:
+    assert planner.split_trade(-eth(10), eth(18)) == (eth(10), eth(8))     # short 10 -> long 8
+    assert planner.split_trade(eth(10), -eth(18)) == (-eth(10), -eth(8))   # long 10 -> short 8
+    assert planner.split_trade(-eth(10), eth(10)) == (eth(10), 0)          # close exactly
+    assert planner.split_trade(-eth(10), eth(4)) == (eth(4), 0)            # reduce
+    assert planner.split_trade(-eth(10), -eth(4)) == (0, -eth(4))          # grow
+    assert planner.split_trade(0, eth(4)) == (0, eth(4))                   # open a long
+    assert planner.split_trade(eth(3), 0) == (0, 0)
+
+
+@given(size=st.integers(-10**24, 10**24), delta=st.integers(-10**24, 10**24))
+def test_split_trade_parts(size: int, delta: int) -> None:
+    closing, opening = planner.split_trade(size, delta)
+    assert closing + opening == delta
+    assert abs(size + closing) <= abs(size) and (size + closing) * size >= 0    # toward zero, never past it
+    assert opening == 0 or size + closing == 0 or (opening > 0) == (size > 0)   # grows the side it is on
+    if opening and closing:
+        assert size + closing == 0
 
 
 def test_growing_trade_then_withdrawal_keeps_order() -> None:
@@ -98,7 +128,7 @@ def test_growing_trade_then_withdrawal_keeps_order() -> None:
 
 
 def test_deposit_and_deleverage_both_first() -> None:
-    d = rebalance(code="deleverage", size_delta=eth(5), margin_delta=usdc(1000))
+    d = rebalance(code="deleverage", size_delta=eth(5), margin_delta=usdc(1000), deposit_risk_reducing=True)
     plan = planner.plan(d, P, current_size=-eth(10))
     assert kinds(plan) == [ActionKind.DEPOSIT, ActionKind.TRADE]
     assert all(a.risk_reducing for a in plan.actions)
@@ -143,29 +173,37 @@ def test_plans_of_policy_decisions_are_ordered_and_faithful(s: Snapshot, p: Poli
         assert plan.actions == ()
         return
     ks = kinds(plan)
-    assert len(ks) == len(set(ks))                                   # each kind at most once
+    trades = [a for a in plan.actions if a.kind is ActionKind.TRADE]
+    others = [k for k in ks if k is not ActionKind.TRADE]
+    assert len(others) == len(set(others))                           # each other kind at most once
     flags = [a.risk_reducing for a in plan.actions]
     assert flags == sorted(flags, reverse=True)                      # risk-reducing first
     if ActionKind.CANCEL_ORDER in ks:
         assert ks == [ActionKind.CANCEL_ORDER]                       # a cancel is a cycle of its own
-    if ActionKind.DEPOSIT in ks and ActionKind.TRADE in ks:
-        assert ks.index(ActionKind.DEPOSIT) < ks.index(ActionKind.TRADE)
+    if ActionKind.DEPOSIT in ks and trades and not trades[-1].risk_reducing:
+        assert ks.index(ActionKind.DEPOSIT) < len(ks) - 1 - ks[::-1].index(ActionKind.TRADE)
     if ActionKind.WITHDRAW in ks:
         assert ks[-1] is ActionKind.WITHDRAW
-    by = {a.kind: a for a in plan.actions}
-    assert (ActionKind.TRADE in by) == (d.size_delta != 0)
-    if d.size_delta:
-        t = by[ActionKind.TRADE]
-        assert t.amount == d.size_delta
-        assert t.price_bound == planner.price_bound(d.expected_fill_price, d.size_delta, p.max_slippage)
-        if d.size_delta > 0:
-            assert d.expected_fill_price <= t.price_bound
+    assert sum(t.amount for t in trades) == d.size_delta
+    old = s.account.size
+    crosses = old != 0 and (old + d.size_delta) * old < 0
+    assert len(trades) == (0 if d.size_delta == 0 else 2 if crosses else 1)
+    for t in trades:
+        # risk-reducing exactly when the leg moves the position toward zero without passing it
+        reducing = old != 0 and abs(old + t.amount) < abs(old) and (old + t.amount) * old >= 0
+        assert t.risk_reducing == reducing, (old, t)
+        fill = d.expected_fill_price if len(trades) == 1 else d.leg_fill_prices[trades.index(t)]
+        assert t.price_bound == planner.price_bound(fill, t.amount, p.max_slippage)
+        if t.amount > 0:
+            assert fill <= t.price_bound
         else:
-            assert t.price_bound <= d.expected_fill_price
+            assert t.price_bound <= fill
+        old += t.amount
     if d.margin_delta > 0:
-        assert by[ActionKind.DEPOSIT].amount == d.margin_delta
+        dep = next(a for a in plan.actions if a.kind is ActionKind.DEPOSIT)
+        assert dep.amount == d.margin_delta and dep.risk_reducing == d.deposit_risk_reducing
     if d.margin_delta < 0:
-        assert by[ActionKind.WITHDRAW].amount == -d.margin_delta
+        assert next(a for a in plan.actions if a.kind is ActionKind.WITHDRAW).amount == -d.margin_delta
 
 
 def test_plan_of_the_opening_decision() -> None:

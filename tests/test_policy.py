@@ -35,8 +35,8 @@ INF = policy.INFINITE
 @dataclass(frozen=True)
 class After:
     size: int
-    margin: int        # E18 remaining margin, valued at the oracle price
-    notional: int      # E18 USD at the oracle price
+    margin: int        # E18 remaining margin, valued at the market's price
+    notional: int      # E18 USD at the market's price
     fill: int
     fee: int           # trading fee + keeper fee on a two-step market
 
@@ -52,22 +52,30 @@ class After:
 def after(s: Snapshot, size_delta: int, margin_delta: int) -> After:
     """Account after depositing/withdrawing ``margin_delta`` (native) and trading ``size_delta``.
 
-    The trade fills at the skew-adjusted price; its fee (plus the order keeper fee on a
-    two-step market) comes out of margin, and the position is then valued at the market's
-    price, so (fill - price) * size_delta is a cost as well."""
+    The trade fills at the skew-adjusted price of the market's own price; its fee (plus the
+    order keeper fee on a two-step market) comes out of margin, and the position is then valued
+    at the market's price, so (fill - price) * size_delta is a cost as well. A trade through
+    zero is sent as two trades (close, then open), each filled and charged on its own."""
     m, a = s.market, s.account
     scale = 10 ** (18 - m.collateral_decimals)
     margin = a.margin + margin_delta * scale
     fill, fee = m.price, 0
     if size_delta:
+        crosses = a.size != 0 and (a.size + size_delta) * a.size < 0
+        legs = [-a.size, a.size + size_delta] if crosses else [size_delta]
+        skew = m.skew
+        for leg in legs:
+            f = market_fill_price(m.price, skew, leg, m.skew_scale)
+            leg_fee = market_order_fee(skew, leg, f, m.taker_fee, m.maker_fee)
+            if m.two_step:
+                leg_fee += m.order_keeper_fee
+            fee += leg_fee
+            margin -= leg_fee
+            margin -= sdiv(leg * (f - m.price), UNIT)
+            skew += leg
         fill = market_fill_price(m.price, m.skew, size_delta, m.skew_scale)
-        fee = market_order_fee(m.skew, size_delta, fill, m.taker_fee, m.maker_fee)
-        if m.two_step:
-            fee += m.order_keeper_fee
-        margin -= fee
-        margin -= sdiv(size_delta * (fill - m.price), UNIT)
     size = a.size + size_delta
-    return After(size=size, margin=margin, notional=abs(size) * s.oracle.price_e18 // UNIT, fill=fill, fee=fee)
+    return After(size=size, margin=margin, notional=abs(size) * m.price // UNIT, fill=fill, fee=fee)
 
 
 def target_of(s: Snapshot, p: PolicyParams) -> int:
@@ -95,7 +103,10 @@ _COOLDOWN = st.sampled_from([900, 0]) | st.integers(0, 3600)
 
 _ANSWER = st.integers(100 * 10**8, 100_000 * 10**8)          # 100 .. 100k USD, 8 decimals
 _SPOT = st.just(0) | st.integers(0, eth(20)) | st.integers(0, eth(5000))
-_EXTRA = st.just(0) | st.integers(0, eth(1000))
+# negative exposure is legal (a holder who is short spot elsewhere): the hedge is then a long
+_EXTRA = st.just(0) | st.integers(0, eth(1000)) | st.integers(-eth(1000), 0)
+# the market's own price (its feed) a little off the hedger's oracle, in basis points
+_MARKET_OFF_BPS = st.just(0) | st.integers(-150, 150)
 # a size, or a percentage of the (hedged) exposure
 _SIZE = (st.just(0) | st.integers(-eth(20), eth(5)) | st.integers(-eth(6000), 0)).map(lambda v: (v, None)) \
     | st.integers(0, 150).map(lambda pct: (0, pct))
@@ -173,9 +184,10 @@ def snapshots(draw: st.DrawFn, *, pending: bool | None = False, two_step: bool |
     order = None
     if pending or (pending is None and draw(_ONE_IN_8) == 0):
         order = pending_order(draw(_ORDER_SIZE), draw(_SUBMITTED))
+    market_price = px * (10_000 + draw(_MARKET_OFF_BPS)) // 10_000
     return make_snapshot(answer=answer, spot=spot_units, extra=extra, size=size, margin=margin, wallet=wallet,
                          skew=skew, funding_rate=funding, two_step=is_two_step, last_rebalance_at=last,
-                         pending=order)
+                         pending=order, market_price=market_price)
 
 
 # --------------------------------------------------------------------------------------------
@@ -187,9 +199,14 @@ def snapshots(draw: st.DrawFn, *, pending: bool | None = False, two_step: bool |
 def test_trade_never_overshoots_the_target(s: Snapshot, p: PolicyParams) -> None:
     d = policy.decide(s, p)
     assume(d.size_delta != 0 and d.code != "deleverage")
-    old, target = s.account.size, target_of(s, p)
+    old, target = s.account.size, d.target_size
     new = old + d.size_delta
-    assert d.target_size == target
+    full = target_of(s, p)
+    if p.funding_min_ratio >= p.hedge_ratio:
+        assert target == full
+    else:   # a hedge ratio above 1 makes the default funding_min_ratio (1) a funding-aware range
+        edge = -sdiv(s.exposure.total * p.funding_min_ratio, UNIT)
+        assert min(full, edge) <= target <= max(full, edge)
     assert min(old, target) <= new <= max(old, target), (old, d.size_delta, target)
     assert (d.size_delta > 0) == (target > old)
 
@@ -205,6 +222,16 @@ def test_leverage_after_action_never_exceeds_max(s: Snapshot, p: PolicyParams) -
     d = policy.decide(s, p)
     assert d.kind is not DecisionKind.REFUSE
     assume(d.acts and not d.cancel_order)
+    o = s.account.pending_order
+    if o is not None:
+        # a top-up while a two-step order is pending: sized for the worse of the position before
+        # and after the order fills; it can only fall short when the wallet does
+        assert d.size_delta == 0 and d.margin_delta > 0 and d.code == "top_up_pending"
+        both = [after(s, 0, d.margin_delta), after(s, o.size_delta, d.margin_delta)]
+        assert d.leverage_after == max(x.leverage for x in both)
+        if d.margin_delta < s.account.collateral_wallet:
+            assert all(x.leverage <= p.target_leverage for x in both), (both, d)
+        return
     a = after(s, d.size_delta, d.margin_delta)
     assume(a.size != 0)
     assert a.margin > 0
@@ -344,7 +371,7 @@ def test_withdrawal_is_bounded(case: tuple[Snapshot, PolicyParams]) -> None:
     assert a.leverage <= p.max_leverage
     if a.size != 0:
         assert a.leverage <= p.target_leverage          # withdraws down to the target, not below it
-        assert a.margin >= initial_margin_required(a.size, s.oracle.price_e18, s.market)
+        assert a.margin >= initial_margin_required(a.size, s.market.price, s.market)
     if s.account.size == 0 and d.size_delta == 0:
         assert out <= s.account.accessible_margin
     if s.market.two_step:
@@ -361,15 +388,54 @@ def test_pending_order_never_leads_to_another_trade(s: Snapshot, p: PolicyParams
     d = policy.decide(s, p)
     o = s.account.pending_order
     assert o is not None
-    assert d.size_delta == 0 and d.margin_delta == 0
+    assert d.size_delta == 0 and d.margin_delta >= 0          # never a trade, never a withdrawal
     actions = planner.plan(d, p, s.account.size).actions
     assert all(a.kind is not ActionKind.TRADE for a in actions)
     if s.chain.block_timestamp > o.expires_at:
         assert d.kind is DecisionKind.REBALANCE and d.cancel_order and d.code == "cancel_expired_order"
         assert [a.kind for a in actions] == [ActionKind.CANCEL_ORDER]
+        return
+    assert not d.cancel_order
+    before, filled = after(s, 0, 0), after(s, o.size_delta, 0)
+
+    def needs(x: After) -> bool:
+        dist = policy.post_trade(s, x.size - s.account.size, 0).liq_distance
+        return x.size != 0 and (x.leverage > p.max_leverage or dist < p.liquidation_buffer)
+    if d.kind is DecisionKind.HOLD:
+        assert d.code == "order_pending" and actions == ()
+        assert not (needs(before) or needs(filled)) or s.account.collateral_wallet == 0
     else:
-        assert d.kind is DecisionKind.HOLD and d.code == "order_pending" and not d.cancel_order
-        assert actions == ()
+        # a top-up: only when the position before or after the fill calls for it, at most the
+        # wallet, risk-reducing (the order cannot be taken back before it expires)
+        assert d.code == "top_up_pending" and (needs(before) or needs(filled))
+        assert 0 < d.margin_delta <= s.account.collateral_wallet
+        assert [(a.kind, a.risk_reducing) for a in actions] == [(ActionKind.DEPOSIT, True)]
+
+
+def test_pending_order_top_up_sized_for_the_worse_of_before_and_after_the_fill() -> None:
+    # short 10 ETH at 3000 with 15,000 margin; an order to grow it to 12 is pending. The price
+    # is up 35%: the short lost 10,500 and stands at 9x; once the order fills, 12 ETH at 4050.
+    s = make_snapshot(price=usd(4050), spot=eth(12), size=-eth(10), margin=usd(4500), wallet=usdc(50_000),
+                      two_step=True, pending=pending_order(-eth(2), NOW - 5))
+    d = policy.decide(s, P)
+    assert d.kind is DecisionKind.REBALANCE and d.code == "top_up_pending" and d.size_delta == 0
+    filled = after(s, -eth(2), 0)
+    # to 2x for 12 ETH (the worse: more notional), not for the 10 ETH held now
+    assert d.margin_delta == -(-(48_600 * UNIT // 2 - filled.margin) // 10**12)
+    assert 2 * UNIT - 10**11 < after(s, -eth(2), d.margin_delta).leverage <= 2 * UNIT    # rounded up to 1e-6 USDC
+    assert after(s, 0, d.margin_delta).leverage < P.max_leverage
+    assert d.deposit_risk_reducing
+    # an order that shrinks the short: sized for the position as it stands
+    s2 = replace(s, account=replace(s.account, pending_order=pending_order(eth(2), NOW - 5)))
+    d2 = policy.decide(s2, P)
+    assert d2.margin_delta == usdc(40_500 // 2 - 4500)
+    # the same with nothing to fear holds, as before
+    calm = make_snapshot(spot=eth(12), size=-eth(10), margin=usd(15_000), wallet=usdc(50_000), two_step=True,
+                         pending=pending_order(-eth(2), NOW - 5))
+    assert policy.decide(calm, P).code == "order_pending"
+    # an empty wallet or a paused token: hold, saying why
+    broke = replace(s, account=replace(s.account, collateral_wallet=0))
+    assert policy.decide(broke, P).kind is DecisionKind.HOLD and "wallet" in policy.decide(broke, P).reason
 
 
 # --------------------------------------------------------------------------------------------
@@ -544,7 +610,7 @@ def test_expired_pending_order_is_cancelled() -> None:
 
 def test_pending_order_holds_until_after_expiry() -> None:
     o = pending_order(-eth(10), NOW - 120)                 # expires exactly now: still fillable
-    s = make_snapshot(spot=eth(10), two_step=True, pending=o, wallet=usdc(50_000))
+    s = make_snapshot(spot=eth(10), two_step=True, pending=o, wallet=usdc(50_000), margin=usd(15_100))
     d = policy.decide(s, P)
     assert d.kind is DecisionKind.HOLD and d.code == "order_pending"
 
@@ -585,10 +651,15 @@ def test_closing_the_hedge_when_exposure_is_gone() -> None:
     assert d.target_size == 0 and d.size_delta == eth(10)
     a = after(s, d.size_delta, d.margin_delta)
     assert a.size == 0
-    # direct market: the freed margin comes back in the same plan, after the reducing trade
-    assert d.margin_delta < 0 and 0 <= a.margin < 10**12      # all of it, to the last native unit
+    # no withdrawal in the plan that closes: the close may fill up to the slippage bound worse
+    # than expected, so a withdrawal sized at the expected fill could fail
+    assert d.margin_delta == 0 and "next cycle" in d.reason
     kinds = [x.kind for x in planner.plan(d, P, s.account.size).actions]
-    assert kinds == [ActionKind.TRADE, ActionKind.WITHDRAW]
+    assert kinds == [ActionKind.TRADE]
+    # the next cycle withdraws what the market says is withdrawable, not what was expected
+    later = make_snapshot(spot=0, size=0, margin=a.margin - usd(40), accessible_margin=a.margin - usd(40))
+    d2 = policy.decide(later, P)
+    assert d2.code == "withdraw_excess" and d2.margin_delta == -((a.margin - usd(40)) // 10**12)
 
 
 def test_liquidatable_account_is_refused() -> None:

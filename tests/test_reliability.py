@@ -64,19 +64,19 @@ def set_base_fee(h: Hedge, gwei: int) -> None:
     h.chain.w3.provider.make_request("evm_mine", [])
 
 
-def test_gas_spike_holds_risk_increasing_trade_but_sends_collateral(hedge: Hedge) -> None:
+def test_gas_spike_holds_a_new_short_and_its_collateral(hedge: Hedge) -> None:
+    """Collateral that only funds a new short is not risk-reducing (issue 9): at a gas spike it
+    waits with the short instead of going at up to the emergency ceiling."""
     set_base_fee(hedge, 100)
+    n = hedge.nonce()
     res = hedge.cycle(HEDGER_MAX_FEE_GWEI="50", HEDGER_EMERGENCY_MAX_FEE_GWEI="1000")
     assert res.outcome == "held_gas" and res.exit_code == 0, res.error
     assert "held" in res.error and "ceiling" in res.error
-    # the collateral (risk-reducing) went, at up to the emergency ceiling; the short waits
-    assert [t.call.function for t in res.sent] == ["approve", "transferMargin"]
-    assert all(t.effective_gas_price > 50 * GWEI for t in res.sent)
-    size, margin = hedge.position()
-    assert size == 0 and margin > 0
+    assert res.sent == [] and hedge.nonce() == n and hedge.position() == (0, 0)
     set_base_fee(hedge, 10)
     res = hedge.cycle(HEDGER_MAX_FEE_GWEI="50", HEDGER_COOLDOWN="0")
-    assert res.outcome == "acted" and [t.call.function for t in res.sent] == ["modifyPosition"]
+    assert res.outcome == "acted" and [t.call.function for t in res.sent] == ["approve", "transferMargin",
+                                                                              "modifyPosition"]
 
 
 def test_gas_spike_still_sends_needed_top_up(hedge: Hedge) -> None:

@@ -99,9 +99,25 @@ def test_report_table_and_json(tmp_path: Path) -> None:
     simreport.write_json(doc, out)
     assert json.loads(out.read_text())["policies"]["default"]["runs"] == 4
     assert not (tmp_path / "r.json.tmp").exists()
-    series = simreport.run_series(runs[0])
-    assert series["cum_hedged"][-1] == pytest.approx(sum(series[k][-1] for k in (
-        "cum_spot", "cum_perp_price", "cum_funding", "cum_fees", "cum_execution", "cum_gas")))
+
+
+def test_run_series_cumulates_each_component_and_the_hedged_total() -> None:
+    """Figures worked out by hand, not from the series' own components."""
+    steps = [step(0.0), step(100.0, -90.0, fees=-2.0, gas=-1.0, funding=-3.0),
+             step(-50.0, 45.0, fees=-1.0, funding=0.5), step(20.0, -20.0, gas=-0.25)]
+    steps[2].d_execution = -0.75
+    r = run(steps)
+    series = simreport.run_series(r)
+    assert series["cum_unhedged"] == [0.0, 100.0, 50.0, 70.0]
+    assert series["cum_spot"] == [0.0, 100.0, 50.0, 70.0]
+    assert series["cum_perp_price"] == [0.0, -90.0, -45.0, -65.0]
+    assert series["cum_fees"] == [0.0, -2.0, -3.0, -3.0]
+    assert series["cum_gas"] == [0.0, -1.0, -1.0, -1.25]
+    assert series["cum_funding"] == [0.0, -3.0, -2.5, -2.5]
+    assert series["cum_execution"] == [0.0, 0.0, -0.75, -0.75]
+    # 100 - 90 - 2 - 1 - 3 = 4; then -50 + 45 - 1 + 0.5 - 0.75 = -6.25; then 20 - 20 - 0.25
+    assert series["cum_hedged"] == pytest.approx([0.0, 4.0, -2.25, -2.5])
+    assert series["position"] == [-100.0] * 4 and series["price"] == [3000.0] * 4
 
 
 def test_reserve_running_short_is_counted_and_noted() -> None:

@@ -15,6 +15,8 @@ from dataclasses import replace
 from pathlib import Path
 from statistics import pvariance
 
+from typing import Any
+
 import pytest
 from hedger import simreport, simulate
 from hedger.abi import PROJECT_ROOT, load_abi
@@ -26,6 +28,8 @@ from hedger.simulate import Holding, Job, Runner, SimChain, SimOptions, policies
 from hedger.types import UNIT, PolicyParams
 
 POL = policies(PolicyParams())
+# a broken policy for contrast: opens the hedge at the first step, never runs again
+OPEN_ONCE = replace(POL["default"], name="open-once", interval_s=10**9)
 
 
 @pytest.fixture(scope="module")
@@ -99,9 +103,16 @@ def test_default_policy_hedges_and_tracks_the_target(runner: Runner) -> None:
     for s in r.steps[1:]:
         # after each cycle the short is within the band (plus the per-cycle cap at the opening)
         assert abs(s.position - s.target) <= band * abs(s.target) + 1e-9, s
-    vr = simreport.variance_reduction([r])
-    assert vr is not None and vr > 0.95
     assert pvariance(r.hedged_changes()) < pvariance(r.unhedged_changes()) / 20
+    # what separates a working policy from one that merely opens a hedge: the same path with
+    # the same flows (+20% spot at step 8, -30% at 16) and LP leg, hedged once and never again
+    once = runner.run(Job("gbm", 3, OPEN_ONCE, steps=24))
+    assert sum(1 for s in once.steps if s.decision != "skipped") == 1
+    risk = simreport.summarize([r])["residual_risk_usd"]
+    risk_once = simreport.summarize([once])["residual_risk_usd"]
+    assert risk < risk_once / 2, (risk, risk_once)
+    assert max(abs(s.exposure + s.position) for s in r.steps[1:]) < \
+        max(abs(s.exposure + s.position) for s in once.steps[1:]) / 2
     # gas had a price: the base-fee path was set on the chain each step
     assert r.gas_used > 0 and r.gas_usd > 0 and all(s.base_fee_gwei > 1 for s in r.steps)
     assert r.gas_wei >= r.gas_used * 5 * 10**9
@@ -202,35 +213,97 @@ def test_exposure_moves_with_flows_and_the_lp_leg(runner: Runner) -> None:
     assert {s.exposure for s in r2.steps} == {100.0}
 
 
-def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+# Runs a command as a child subreaper (Linux prctl PR_SET_CHILD_SUBREAPER): whatever the command
+# starts and leaves behind is re-parented to this wrapper, not to init, so after the command ends
+# its leftovers are exactly this wrapper's remaining descendants. It writes their names as JSON to
+# the file named by argv[1], ends them, and exits with the command's status.
+_REAPER = r"""
+import ctypes, json, os, signal, subprocess, sys, time
+if ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) != 0:
+    sys.exit("prctl(PR_SET_CHILD_SUBREAPER) failed")
+rc = subprocess.run(sys.argv[2:]).returncode
+
+def live_descendants():
+    parent, name = {}, {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            rest = stat[stat.rindex(")") + 2:].split()
+            if rest[0] != "Z":
+                parent[int(d)], name[int(d)] = int(rest[1]), stat[stat.index("(") + 1:stat.rindex(")")]
+    me, out = os.getpid(), []
+    for pid in parent:
+        p = parent[pid]
+        while p > 1 and p != me:
+            p = parent.get(p, 0)
+        if p == me:
+            out.append((pid, name[pid]))
+    return out
+
+left = live_descendants()
+with open(sys.argv[1], "w") as f:
+    json.dump([n for _, n in left], f)
+for pid, _ in left:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+deadline = time.monotonic() + 10
+while left and time.monotonic() < deadline:
+    try:
+        os.waitpid(-1, 0)
+    except ChildProcessError:
+        break
+sys.exit(rc)
+"""
+
+
+def _run_reaped(cmd: list[str], tmp: Path, **kw: Any) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """Run ``cmd`` under the subreaper wrapper: its result, and the names of the processes it
+    started (directly or not) that were still running when it ended."""
+    report = tmp / f"leftovers-{len(list(tmp.glob('leftovers-*')))}.json"
+    p = subprocess.run([sys.executable, "-c", _REAPER, str(report), *cmd], capture_output=True, text=True, **kw)
+    return p, json.loads(report.read_text())
+
+
+def _cli(*args: str, timeout: float = 600,
+         reaped: Path | None = None) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """``hedger simulate`` as a user runs it; with ``reaped`` (a folder for the report), under the
+    subreaper wrapper: then also the names of the processes it left running."""
     env = {**os.environ, "PATH": f"{PROJECT_ROOT / 'node_modules' / '.bin'}:{Path(sys.executable).parent}:"
                                  f"{os.environ.get('PATH', '')}"}
-    return subprocess.run([sys.executable, "-m", "hedger.cli", "simulate", "--no-progress", *args],
-                          capture_output=True, text=True, timeout=timeout, cwd=PROJECT_ROOT, env=env)
+    cmd = [sys.executable, "-m", "hedger.cli", "simulate", "--no-progress", *args]
+    if reaped is not None:
+        return _run_reaped(cmd, reaped, timeout=timeout, cwd=PROJECT_ROOT, env=env)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=PROJECT_ROOT, env=env), []
 
 
-def _anvil_pids() -> set[int]:
-    """Running anvil processes (the binary itself, whatever launched it)."""
-    pids = set()
-    for d in Path("/proc").glob("[0-9]*"):
-        try:
-            if (d / "comm").read_text().strip() == "anvil" and "Z" not in (d / "stat").read_text().split()[2]:
-                pids.add(int(d.name))
-        except OSError:
-            pass
-    return pids
+def test_reaper_sees_what_a_command_leaves_running(tmp_path: Path) -> None:
+    """The leftover check can fail: a command that leaves an 'anvil' behind (a copy of sleep,
+    detached into the background) is caught, and the leftover is ended."""
+    fake = tmp_path / "anvil"
+    fake.write_bytes(Path("/bin/sleep").read_bytes())
+    fake.chmod(0o755)
+    p, left = _run_reaped(["sh", "-c", f"({fake} 60 &)"], tmp_path, timeout=60)
+    assert p.returncode == 0 and left == ["anvil"]
+    p, left = _run_reaped(["sh", "-c", "true"], tmp_path, timeout=60)
+    assert p.returncode == 0 and left == []
 
 
 def test_cli_json_parallel_and_reproducible(tmp_path: Path, runner: Runner) -> None:
     out = tmp_path / "sim.json"
-    before = _anvil_pids()
     # PATH as a user's shell after `make`: npm's node.js launcher for anvil comes first
-    p = _cli("--scenario", "gbm", "--seed", "7", "--seeds", "2", "--steps", "5", "--policies",
-             "default,fixed-interval", "--workers", "2", "--json", str(out), "--plots", str(tmp_path / "png"))
+    p, left = _cli("--scenario", "gbm", "--seed", "7", "--seeds", "2", "--steps", "5", "--policies",
+                   "default,fixed-interval", "--workers", "2", "--json", str(out), "--plots", str(tmp_path / "png"),
+                   reaped=tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]
-    if Path("/proc/self/comm").exists():
-        # each worker's upstream and fork ended with the run (they once outlived it, orphaned)
-        assert _anvil_pids() <= before
+    # each worker's upstream and fork ended with the run (they once outlived it, orphaned); only
+    # what this run started counts, not another job's anvil on the same machine
+    assert not [n for n in left if n in ("anvil", "node")], left
     assert "var.red." in p.stdout and "steps/s" in p.stdout
     doc = json.loads(out.read_text())
     for name in ("default", "fixed-interval"):
@@ -250,7 +323,7 @@ def test_cli_json_parallel_and_reproducible(tmp_path: Path, runner: Runner) -> N
 
 def test_cli_sweep_reports_a_frontier(tmp_path: Path) -> None:
     out = tmp_path / "sweep.json"
-    p = _cli("--scenario", "chop", "--steps", "4", "--policies", "fixed-interval", "--sweep", "band=0.02,0.1",
+    p, _ = _cli("--scenario", "chop", "--steps", "4", "--policies", "fixed-interval", "--sweep", "band=0.02,0.1",
              "--workers", "1", "--json", str(out))
     assert p.returncode == 0, p.stderr[-2000:]
     doc = json.loads(out.read_text())
@@ -274,7 +347,7 @@ def test_cli_sweep_reports_a_frontier(tmp_path: Path) -> None:
     (["--spot", "inf"], "--spot/--lp"),
 ])
 def test_cli_bad_input_names_the_flag(args: list[str], flag: str) -> None:
-    p = _cli(*args, timeout=120)
+    p, _ = _cli(*args, timeout=120)
     assert p.returncode == 2
     assert flag in p.stderr and "Fix:" in p.stderr
 

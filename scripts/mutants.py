@@ -1,0 +1,232 @@
+"""Mutation check of the decision core: hand-written plausible bugs, applied one at a time to a
+temporary copy of the project, each run against the fast pure tests (no chain).
+
+    .venv/bin/python scripts/mutants.py            # all mutants, prints killed/survived and the score
+    .venv/bin/python scripts/mutants.py -k sdiv    # only those whose name contains "sdiv"
+    .venv/bin/python scripts/mutants.py --list     # the list, nothing run
+
+A mutant is killed when the tests fail (or time out); it survives when they pass. The tests run
+with hypothesis's derandomized profile (CI=1), so a run repeats. Not part of `make test` (a few
+minutes). Exit code 0 when every mutant is killed, 1 otherwise, 2 when the unmutated copy fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# the fast, pure tests of the decision core (the one chain test in test_fixedpoint is left out)
+TESTS = ["tests/test_planner.py", "tests/test_guards.py", "tests/test_fixedpoint.py", "tests/test_policy_risk.py",
+         "tests/test_policy_funding.py", "tests/test_policy.py"]
+DESELECT = ["tests/test_fixedpoint.py::test_market_views_equal_the_mirrors"]
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    file: str           # under hedger/
+    old: str            # exact text, found exactly once (or ``count`` times)
+    new: str
+    why: str
+    count: int = 1      # occurrences replaced (all of them must exist)
+
+
+M = Mutant
+MUTANTS: list[Mutant] = [
+    # ---- policy.py
+    M("fill_from_oracle", "policy.py", "leg_fill = market_fill_price(price, skew, leg, m.skew_scale)",
+      "leg_fill = market_fill_price(s.oracle.price_e18, skew, leg, m.skew_scale)",
+      "the fill computed from the oracle's price instead of the market's own"),
+    M("market_math_at_oracle", "policy.py", "    price = market_price(s)\n    scale",
+      "    price = s.oracle.price_e18\n    scale", "margin, leverage and liquidation valued at the oracle's price"),
+    M("leverage_before_at_oracle", "policy.py", "lev_before = leverage(a.size, market_price(s), a.margin)",
+      "lev_before = leverage(a.size, price, a.margin)", "leverage before mixes the market's margin with the oracle"),
+    M("divergence_guard_off", "policy.py", "restricted = _price_doubt(s, p)", "restricted = None",
+      "the price-divergence guard disabled"),
+    M("divergence_limit_x100", "policy.py", "if div > p.max_price_divergence:",
+      "if div > p.max_price_divergence * 100:", "the divergence limit read as a percentage"),
+    M("collateral_6_decimals", "policy.py", "scale = 10 ** (18 - m.collateral_decimals)", "scale = 10 ** 12",
+      "collateral assumed to have 6 decimals", count=3),
+    M("target_sign", "policy.py", "target = -sdiv(s.exposure.total * p.hedge_ratio, UNIT)",
+      "target = sdiv(s.exposure.total * p.hedge_ratio, UNIT)", "the hedge on the same side as the exposure"),
+    M("target_floors", "policy.py", "target = -sdiv(s.exposure.total * p.hedge_ratio, UNIT)",
+      "target = -(s.exposure.total * p.hedge_ratio // UNIT)", "the target floored (wrong for negative exposure)"),
+    M("band_exclusive", "policy.py", "elif abs(error) <= band_abs:", "elif abs(error) < band_abs:",
+      "the band's edge outside the band"),
+    M("cooldown_inclusive", "policy.py", "now - s.last_rebalance_at < p.cooldown_s",
+      "now - s.last_rebalance_at <= p.cooldown_s", "the cooldown one second too long"),
+    M("cooldown_three_bands", "policy.py", "cooling and abs(error) <= 2 * band_abs",
+      "cooling and abs(error) <= 3 * band_abs", "the cooldown override at three bands"),
+    M("cap_doubled", "policy.py", "if abs(delta) > cap:", "if abs(delta) > 2 * cap:",
+      "trades up to twice the per-cycle cap"),
+    M("min_trade_halved", "policy.py", "elif err_usd < p.min_trade_usd:", "elif err_usd < p.min_trade_usd // 2:",
+      "the minimum trade halved"),
+    M("pending_blocks_top_up", "policy.py", "    if not needy:\n", "    if True:\n",
+      "a pending order blocks every top-up (issue 9, item 1)"),
+    M("pending_sized_before_only", "policy.py",
+      "want = max(_margin_target(s, p, x.notional) - x.margin for x in (before, filled))",
+      "want = max(_margin_target(s, p, x.notional) - x.margin for x in (before,))",
+      "the pending top-up sized for the position before the fill only"),
+    M("expiry_off_by_one", "policy.py", "if o is not None and now > o.expires_at:",
+      "if o is not None and now >= o.expires_at:", "an order still fillable at its expiry cancelled"),
+    M("withdraw_in_closing_plan", "policy.py", "        if pt.size == 0 and delta != 0:\n",
+      "        if False:\n", "the closing plan withdraws at the expected fill (issue 9, item 5)"),
+    M("accessible_cap_dropped", "policy.py", "excess = min(excess, a.accessible_margin)", "excess = excess",
+      "a flat account withdraws more than the market allows"),
+    M("min_collateral_in_native", "policy.py", "excess_native * scale >= p.min_collateral_usd",
+      "excess_native >= p.min_collateral_usd", "the minimum collateral move compared in native units"),
+    M("deposit_rounded_down", "policy.py", "deposit = max(0, min(-(-want // scale), wallet))",
+      "deposit = max(0, min(want // scale, wallet))", "the top-up rounded down"),
+    M("deposit_beyond_wallet", "policy.py", "deposit = max(0, min(-(-want // scale), wallet))",
+      "deposit = max(0, -(-want // scale))", "a top-up larger than the wallet"),
+    M("deposit_always_risk_reducing", "policy.py",
+      "deposit_risk_reducing=deposit > 0 and _needs_top_up(p, post_trade(s, 0, 0)),",
+      "deposit_risk_reducing=deposit > 0,", "collateral for a bigger short sent under the emergency fee ceiling"),
+    M("liquidation_buffer_ignored", "policy.py",
+      "pt.leverage > p.max_leverage or pt.liq_distance < p.liquidation_buffer)",
+      "pt.leverage > p.max_leverage)", "the liquidation buffer never triggers a top-up"),
+    M("no_cushion", "policy.py", "max_leverage=p.max_leverage * 99 // 100", "max_leverage=p.max_leverage",
+      "searches aim at the maximum leverage itself"),
+    M("keeper_fee_omitted", "policy.py", "fee += m.order_keeper_fee", "fee += 0",
+      "the two-step keeper fee not counted"),
+    M("premium_sign", "policy.py", "premium_cost += sdiv(leg * (leg_fill - price), UNIT)",
+      "premium_cost -= sdiv(leg * (leg_fill - price), UNIT)", "the skew premium counted as a gain"),
+    M("funding_side_swapped", "policy.py",
+      "paying = -s.market.funding_rate if target < 0 else s.market.funding_rate",
+      "paying = s.market.funding_rate if target < 0 else -s.market.funding_rate",
+      "funding paid by the hedge read the wrong way round"),
+    M("two_step_flip_in_one_order", "policy.py", "if closing and opening and m.two_step:", "if False:",
+      "a flip on a two-step market as one order"),
+    M("daily_limit_on_whole_trade", "policy.py", "over = s.daily.blocks(abs(opening) * price // UNIT)",
+      "over = s.daily.blocks(abs(delta) * price // UNIT)", "the daily limit charged for the closing leg too"),
+    M("old_growing_rule", "policy.py", "growing = opening != 0",
+      "growing = delta != 0 and abs(a.size + delta) > abs(a.size)",
+      "a sign flip counted as risk-reducing (issue 9, item 4)"),
+    M("two_step_withdraw_with_trade", "policy.py", "not (m.two_step and delta != 0) and cs.can_move",
+      "cs.can_move", "a withdrawal in the same plan as a two-step order"),
+    # ---- planner.py
+    M("planner_sign_cross_dropped", "planner.py", "    if abs(delta) <= abs(size):\n        return delta, 0",
+      "    if True:\n        return delta, 0", "the sign-cross condition dropped from the risk-reducing flag"),
+    M("bound_direction", "planner.py", "    if size_delta > 0:\n        return expected_fill",
+      "    if size_delta < 0:\n        return expected_fill", "buy and sell bounds swapped"),
+    M("sell_bound_rounds_down", "planner.py", "return -(-expected_fill * (UNIT - max_slippage) // UNIT)",
+      "return expected_fill * (UNIT - max_slippage) // UNIT", "the sell bound loosened by a wei"),
+    M("no_risk_ordering", "planner.py", "actions.sort(key=lambda x: 0 if x.risk_reducing else 1)", "pass",
+      "risk-reducing actions not sent first"),
+    M("open_leg_bound_from_close", "planner.py", "bound = price_bound(fills[1], opening, p.max_slippage)",
+      "bound = price_bound(fills[0], opening, p.max_slippage)", "the opening leg bounded from the close's fill"),
+    M("deposit_flag_ignored", "planner.py", "rr = decision.deposit_risk_reducing", "rr = True",
+      "every deposit tagged risk-reducing"),
+    # ---- guards.py
+    M("feed_problem_silent", "guards.py", "return None if found is None else found[1]", "return None",
+      "feed_problem returns nothing for the second feed"),
+    M("stale_doubled", "guards.py", "if age > max_age:", "if age > 2 * max_age:", "twice the max age accepted"),
+    M("future_round_accepted", "guards.py", "if o.updated_at > now:", "if False:",
+      "a round dated in the future accepted"),
+    M("sequencer_grace_ignored", "guards.py", "if up_for < p.sequencer_grace_s:", "if up_for < 0:",
+      "no grace period after the sequencer comes back"),
+    M("market_invalid_ignored", "guards.py", "if s.market.price_invalid:", "if False:",
+      "the market's own invalid price ignored"),
+    M("block_lag_reversed", "guards.py", "s.chain.wall_clock - now > p.max_block_lag_s",
+      "now - s.chain.wall_clock > p.max_block_lag_s", "the block lag measured the wrong way"),
+    # ---- fixedpoint.py
+    M("sdiv_floors", "fixedpoint.py", "    return q if (a >= 0) == (b > 0) else -q", "    return a // b",
+      "signed division floors (Python) instead of truncating (EVM)"),
+    M("fill_price_floors", "fixedpoint.py", "pd_before = sdiv(skew * UNIT, skew_scale)",
+      "pd_before = skew * UNIT // skew_scale", "the fill price's skew term floored"),
+    M("fee_parts_swapped", "fixedpoint.py",
+      "return maker_part * maker_fee // UNIT + (notional - maker_part) * taker_fee // UNIT",
+      "return maker_part * taker_fee // UNIT + (notional - maker_part) * maker_fee // UNIT",
+      "maker and taker fees swapped on a trade through the skew"),
+    M("flip_all_maker", "fixedpoint.py", "maker_part = abs(skew) * fill // UNIT",
+      "maker_part = abs(size_delta) * fill // UNIT", "a trade through the skew charged the maker rate throughout"),
+    M("velocity_unclamped", "fixedpoint.py", "    pskew = max(min(pskew, UNIT), -UNIT)\n", "",
+      "the funding velocity not clamped at the skew scale"),
+    M("funding_sign", "fixedpoint.py", "return sdiv(-sdiv((rate_last + rate_now)", "return sdiv(sdiv((rate_last + rate_now)",
+      "funding accrued the wrong way"),
+    M("funding_rate_floors", "fixedpoint.py", "return rate_last + sdiv(velocity * elapsed, DAY)",
+      "return rate_last + velocity * elapsed // DAY", "the funding rate's drift floored"),
+    M("from_e18_up_floors", "fixedpoint.py", "return -(-value // 10 ** (18 - decimals))",
+      "return value // 10 ** (18 - decimals)", "rounding up that rounds down"),
+    M("mul_div_up_floors", "fixedpoint.py", "return -(-(a * b) // c)", "return a * b // c",
+      "mul_div_up that rounds down"),
+]
+
+
+def run_tests(copy: Path, timeout: float) -> tuple[str, float]:
+    """'passed', 'failed' or 'timeout', and the seconds taken."""
+    env = {**os.environ, "CI": "1", "PYTHONPATH": str(copy), "PYTHONDONTWRITEBYTECODE": "1"}
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--no-header",
+           *[f"--deselect={d}" for d in DESELECT], *TESTS]
+    t0 = time.monotonic()
+    try:
+        p = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return "timeout", time.monotonic() - t0
+    return ("passed" if p.returncode == 0 else "failed"), time.monotonic() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-k", dest="only", default="", help="run only mutants whose name contains this")
+    ap.add_argument("--list", action="store_true", help="list the mutants and exit")
+    ap.add_argument("--timeout", type=float, default=600.0, help="seconds per mutant before it counts as killed")
+    args = ap.parse_args(argv)
+    chosen = [m for m in MUTANTS if args.only in m.name]
+    if args.list:
+        for m in chosen:
+            print(f"{m.name:32} {m.file:14} {m.why}")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="hedger-mutants-") as tmp:
+        copy = Path(tmp)
+        for part in ("hedger", "tests", "abis", "pyproject.toml"):
+            src = ROOT / part
+            if src.is_dir():
+                shutil.copytree(src, copy / part, ignore=shutil.ignore_patterns("__pycache__", ".hypothesis"))
+            elif src.exists():
+                shutil.copy2(src, copy / part)
+        probe = subprocess.run([sys.executable, "-c", "import hedger; print(hedger.__file__)"], cwd=copy,
+                               env={**os.environ, "PYTHONPATH": str(copy)}, capture_output=True, text=True)
+        if not probe.stdout.strip().startswith(str(copy)):
+            print(f"the copy's hedger is not the one imported ({probe.stdout.strip() or probe.stderr[-500:]})")
+            return 2
+        # every mutant must apply to the code as it is (a stale list would "survive" by default)
+        originals = {f: (copy / "hedger" / f).read_text() for f in {m.file for m in chosen}}
+        for m in chosen:
+            n = originals[m.file].count(m.old)
+            if n != m.count:
+                print(f"mutant {m.name}: its text occurs {n} times in hedger/{m.file}, expected {m.count}")
+                return 2
+        status, secs = run_tests(copy, args.timeout)
+        print(f"unmutated: tests {status} in {secs:.0f}s")
+        if status != "passed":
+            return 2
+        killed, survived = [], []
+        for i, m in enumerate(chosen, 1):
+            path = copy / "hedger" / m.file
+            path.write_text(originals[m.file].replace(m.old, m.new))
+            try:
+                status, secs = run_tests(copy, args.timeout)
+            finally:
+                path.write_text(originals[m.file])
+            verdict = "survived" if status == "passed" else "killed" + (" (timeout)" if status == "timeout" else "")
+            (survived if status == "passed" else killed).append(m)
+            print(f"[{i:2}/{len(chosen)}] {verdict:16} {m.name:32} {secs:5.0f}s  {m.why}", flush=True)
+    total = len(killed) + len(survived)
+    print(f"\nmutation score: {len(killed)}/{total} killed ({100 * len(killed) / max(total, 1):.0f}%)")
+    for m in survived:
+        print(f"  survived: {m.name} (hedger/{m.file}): {m.why}")
+    return 0 if not survived else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
