@@ -8,16 +8,40 @@ gone, not back in the pool).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
+from web3 import Web3
 
 from hedger.config import CONFIRMATIONS, DEFAULT_CONFIRMATIONS, Settings
 from hedger.errors import ConfigError
 from hedger.journal import Journal
+from hedger.deploy import Deployment, deploy_reference
+from hedger.executor import KeySigner, Secret, TxSender
+from hedger.localchain import Anvil, dev_account, start_anvil
 from tests.conftest import USDC, WETH, Hedge
 
 CONF = {"HEDGER_CONFIRMATIONS": "5"}
+
+
+# A reorganisation rewrites the chain's history, which the session's snapshot-and-revert does
+# not compose with (in a full run a later reorg once reached below the deployment): each test
+# here gets an anvil and a deployment of its own, overriding the session's fixtures.
+@pytest.fixture()
+def anvil() -> Iterator[Anvil]:
+    node = start_anvil()
+    yield node
+    node.stop()
+
+
+@pytest.fixture()
+def w3(anvil: Anvil) -> Web3:
+    return Web3(Web3.HTTPProvider(anvil.url, request_kwargs={"timeout": 30}))
+
+
+@pytest.fixture()
+def deployment(w3: Web3) -> Deployment:
+    return deploy_reference(TxSender(w3, KeySigner(Secret(dev_account(0).key.hex()))))
 
 
 def reorg(hedge: Hedge, depth: int, txs: list[list[Any]] | None = None) -> None:

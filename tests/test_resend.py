@@ -150,7 +150,9 @@ def test_original_mined_elsewhere_while_cancelling_is_recorded_as_mined(hedge: H
     assert p.returncode == 0, p.stdout + p.stderr
     assert tx_row(j, h)["state"] == "mined"
     cancels = j.db.execute("SELECT * FROM txs WHERE function=?", (CANCEL_FUNCTION,)).fetchall()
-    assert len(cancels) == 1 and cancels[0]["state"] == "superseded"
+    # the cancel lost the race: "superseded" when the original's receipt was recorded before the
+    # cancel was journaled, "replaced" when after (both: it never took the nonce)
+    assert len(cancels) == 1 and cancels[0]["state"] in ("superseded", "replaced")
     assert json.loads(p.stdout)["txs"] == []
     assert hedge.position()[0] == -10 * WETH
 
