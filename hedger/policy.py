@@ -41,6 +41,7 @@ from dataclasses import dataclass, replace
 from hedger import guards
 from hedger.fixedpoint import UNIT, fmt_units, market_fill_price, market_order_fee, sdiv
 from hedger.planner import split_trade
+from hedger.timefmt import when
 from hedger.types import Decision, DecisionKind, PendingOrder, PolicyParams, RefusalKind, Snapshot
 
 INFINITE = 2**255
@@ -65,8 +66,16 @@ def _usd(v: int) -> str:
     return "$" + fmt_units(v, 18, 2)
 
 
-def _lev(v: int) -> str:
-    return "inf" if v >= INFINITE else fmt_units(v, 18, 2) + "x"
+def _lev(v: int, other: int | None = None) -> str:
+    """Leverage for a reason, with enough digits to tell it from ``other`` (the limit it is
+    compared with): 3.004x against 3x reads "3.004x above 3.00x", never "3.00x above 3.00x"."""
+    if v >= INFINITE:
+        return "inf"
+    places = 2
+    if other is not None and other < INFINITE and v != other:
+        while places < 18 and fmt_units(v, 18, places) == fmt_units(other, 18, places):
+            places += 1
+    return fmt_units(v, 18, places) + "x"
 
 
 def _units(v: int) -> str:
@@ -229,18 +238,19 @@ def _pending_order(s: Snapshot, p: PolicyParams, o: PendingOrder, base: dict) ->
     to prevent, so the deposit counts as risk-reducing)."""
     m, a = s.market, s.account
     scale = 10 ** (18 - m.collateral_decimals)
-    held = (f"two-step order of {_units(o.size_delta)} pending (executable at {o.executable_at}, "
-            f"expires at {o.expires_at}); not submitting another")
+    now = s.chain.block_timestamp
+    held = (f"two-step order of {_units(o.size_delta)} pending (executable at {when(o.executable_at, now)}, "
+            f"expires at {when(o.expires_at, now)}); not submitting another")
     before, filled = post_trade(s, 0, 0), post_trade(s, o.size_delta, 0)
-    needy = [(when, pt) for when, pt in (("as it stands", before), ("once the order fills", filled))
+    needy = [(moment, pt) for moment, pt in (("as it stands", before), ("once the order fills", filled))
              if _needs_top_up(p, pt)]
     worse = max(before, filled, key=lambda pt: pt.leverage)
     hold = dict(kind=DecisionKind.HOLD, code="order_pending", leverage_after=worse.leverage,
                 liquidation_distance_after=min(before.liq_distance, filled.liq_distance), **base)
     if not needy:
         return Decision(reason=held, **hold)
-    when, pt = needy[0]
-    why = (f"leverage {_lev(pt.leverage)} {when} (max {_lev(p.max_leverage)}), liquidation within "
+    moment, pt = needy[0]
+    why = (f"leverage {_lev(pt.leverage, p.max_leverage)} {moment} (max {_lev(p.max_leverage, pt.leverage)}), liquidation within "
            f"{fmt_units(max(pt.liq_distance, 0) * 100, 18, 1)}% of the price")
     cs = s.collateral_status
     if not cs.can_move:
@@ -274,7 +284,7 @@ def decide(s: Snapshot, p: PolicyParams) -> Decision:
     o = a.pending_order
     if o is not None and now > o.expires_at:
         return Decision(kind=DecisionKind.REBALANCE, code="cancel_expired_order", cancel_order=True,
-                        reason=f"two-step order of {_units(o.size_delta)} expired at {o.expires_at} "
+                        reason=f"two-step order of {_units(o.size_delta)} expired at {when(o.expires_at, now)} "
                                f"unfilled: cancelling it before hedging again", **base)
     if a.size != 0 and a.margin <= 0:
         return Decision(kind=DecisionKind.REFUSE, refusal=RefusalKind.ACCOUNT, code="no_margin",
@@ -360,7 +370,7 @@ def decide(s: Snapshot, p: PolicyParams) -> Decision:
         if a.size == 0:
             why = "new position needs collateral"
         elif pt.leverage > p.max_leverage:
-            why = f"leverage {_lev(pt.leverage)} above {_lev(p.max_leverage)}"
+            why = f"leverage {_lev(pt.leverage, p.max_leverage)} above {_lev(p.max_leverage, pt.leverage)}"
         else:
             why = f"liquidation within {fmt_units(max(pt.liq_distance, 0) * 100, 18, 1)}% of the price"
         want = _margin_target(s, p, pt.notional) - pt.margin
@@ -411,7 +421,7 @@ def decide(s: Snapshot, p: PolicyParams) -> Decision:
             excess_native = max(0, excess) // scale
             if excess_native > 0 and excess_native * scale >= p.min_collateral_usd:
                 deposit = -excess_native
-                reasons.append(f"leverage {_lev(pt.leverage)} below {_lev(p.min_leverage)}: withdraw "
+                reasons.append(f"leverage {_lev(pt.leverage, p.min_leverage)} below {_lev(p.min_leverage, pt.leverage)}: withdraw "
                                f"{fmt_units(excess_native, m.collateral_decimals, 2)} excess collateral")
                 code = code if delta else "withdraw_excess"
                 pt = post_trade(s, delta, deposit)

@@ -396,6 +396,7 @@ def test_pending_order_never_leads_to_another_trade(s: Snapshot, p: PolicyParams
         assert [a.kind for a in actions] == [ActionKind.CANCEL_ORDER]
         return
     assert not d.cancel_order
+    assert "UTC" in d.reason and str(o.expires_at) not in d.reason   # times for people, not Unix seconds
     before, filled = after(s, 0, 0), after(s, o.size_delta, 0)
 
     def needs(x: After) -> bool:
@@ -707,3 +708,11 @@ def test_collateral_limited_trade_meets_market_minimum_margin() -> None:
     if d.size_delta != 0:
         a = after(s, d.size_delta, d.margin_delta)
         assert a.margin >= max(a.notional * UNIT // s.market.max_leverage, MIN_INITIAL_MARGIN)
+
+
+def test_reasons_show_enough_digits_and_utc_times() -> None:
+    """'leverage 3.00x above 3.00x' was not true to read; raw Unix seconds were not readable."""
+    from hedger.policy import _lev
+    assert _lev(3 * UNIT + 4 * UNIT // 1000, 3 * UNIT) == "3.004x"
+    assert _lev(3 * UNIT, 3 * UNIT + 4 * UNIT // 1000) == "3.000x"
+    assert _lev(2 * UNIT, 3 * UNIT) == "2.00x"
