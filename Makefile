@@ -32,6 +32,7 @@ demo: compile
 	$(PY) scripts/demo.py
 
 test: compile
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q
 
 clean:

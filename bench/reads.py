@@ -27,15 +27,15 @@ sys.path.insert(0, str(ROOT))
 
 from web3 import Web3  # noqa: E402
 
-from hedger.abi import ERC20  # noqa: E402
+from hedger.chain.abi import ERC20  # noqa: E402
 from hedger.config import Settings  # noqa: E402
-from hedger.multimarket import MultiKeeper  # noqa: E402
-from hedger.deploy import MarketParams, deploy_contract, deploy_reference, transact  # noqa: E402
-from hedger.executor import KeySigner, Secret, TxSender  # noqa: E402
-from hedger.localchain import dev_account, start_anvil  # noqa: E402
-from hedger.oracle import feed_specs  # noqa: E402
-from hedger.protocols.reference import ReferenceMarket  # noqa: E402
-from hedger.reader import CallSpec, ChainReader  # noqa: E402
+from hedger.cycle.multimarket import MultiKeeper  # noqa: E402
+from hedger.sim.deploy import MarketParams, deploy_contract, deploy_reference, transact  # noqa: E402
+from hedger.chain.executor import KeySigner, Secret, TxSender  # noqa: E402
+from hedger.sim.localchain import dev_account, start_anvil  # noqa: E402
+from hedger.chain.oracle import feed_specs  # noqa: E402
+from hedger.protocols.reference.adapter import ReferenceMarket  # noqa: E402
+from hedger.chain.reader import CallSpec, ChainReader  # noqa: E402
 from tests.rpcproxy import FaultProxy  # noqa: E402
 
 

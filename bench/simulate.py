@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hedger.simulate import Job, Runner, SimChain, SimOptions, policies, run_jobs  # noqa: E402
-from hedger.types import PolicyParams  # noqa: E402
+from hedger.sim.simulate import Job, Runner, SimChain, SimOptions, policies, run_jobs  # noqa: E402
+from hedger.core.types import PolicyParams  # noqa: E402
 
 
 def main() -> None:

@@ -26,10 +26,11 @@ import logging
 import sys
 from typing import Any, Sequence
 
-from hedger.config import Settings, positive_e18, redact_urls
-from hedger.errors import ConfigError, HedgerError
-from hedger.fixedpoint import UNIT
-from hedger.types import CycleResult, Snapshot
+from hedger.config import Settings, positive_e18
+from hedger.core.secrets import redact_urls
+from hedger.core.errors import ConfigError, HedgerError
+from hedger.core.fixedpoint import UNIT
+from hedger.core.types import CycleResult, Snapshot
 
 log = logging.getLogger("hedger")
 
@@ -40,7 +41,7 @@ def _f(v: int, decimals: int = 18) -> float:
 
 
 def status_dict(s: Snapshot, decision: Any) -> dict[str, Any]:
-    from hedger.policy import INFINITE, leverage
+    from hedger.decide.policy import INFINITE, leverage
     a, m = s.account, s.market
     price = s.oracle.price_e18
     # the market liquidates at its own price: the distance is measured from it (the oracle's when invalid)
@@ -84,7 +85,7 @@ def status_dict(s: Snapshot, decision: Any) -> dict[str, Any]:
 
 
 def print_status_table(d: dict[str, Any]) -> None:
-    from hedger.timefmt import duration, utc, when
+    from hedger.core.timefmt import duration, utc, when
     now = d["block_timestamp"]
 
     def fmt(v: Any, unit: str = "", nd: int = 4) -> str:
@@ -162,8 +163,8 @@ def print_cycle(res: CycleResult, *, as_json: bool = False) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from hedger import policy
-    from hedger.keeper import Keeper
+    from hedger.decide import policy
+    from hedger.cycle.keeper import Keeper
     settings = Settings.from_env()
     if settings.markets:
         return _status_multi(settings, args)
@@ -181,7 +182,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _status_multi(settings: Settings, args: argparse.Namespace) -> int:
-    from hedger.multimarket import MultiKeeper
+    from hedger.cycle.multimarket import MultiKeeper
     mk = MultiKeeper.from_settings(settings, use_journal=settings.journal_path.exists())
     blocks = []
     for name, snap, decision, pause in mk.status():
@@ -202,7 +203,7 @@ def _selected(settings: Settings, args: argparse.Namespace, *, checked: bool = F
               use_journal: bool = True) -> list[tuple[str | None, Any]]:
     """The keepers a one-market command acts on: the single market, or with ``HEDGER_MARKETS``
     every configured market in order (``--market NAME``: that one). Name None: single market."""
-    from hedger.keeper import Keeper
+    from hedger.cycle.keeper import Keeper
     name = getattr(args, "market", None)
     if not settings.markets:
         if name is not None:
@@ -210,7 +211,7 @@ def _selected(settings: Settings, args: argparse.Namespace, *, checked: bool = F
                               "drop --market: this configuration has one market (HEDGER_MARKET)")
         k = _checked_keeper(settings) if checked else Keeper.from_settings(settings, use_journal=use_journal)
         return [(None, k)]
-    from hedger.multimarket import MultiKeeper
+    from hedger.cycle.multimarket import MultiKeeper
     mk = (_checked_multi_keeper(settings) if checked
           else MultiKeeper.from_settings(settings, use_journal=use_journal))
     if name is None:
@@ -244,8 +245,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def cmd_unwind(args: argparse.Namespace) -> int:
     """Each selected market in turn; a market that cannot be unwound does not stop the next one."""
-    from hedger.multimarket import worst_exit_code
-    from hedger.unwind import UNFINISHED, unwind
+    from hedger.cycle.multimarket import worst_exit_code
+    from hedger.cycle.unwind import UNFINISHED, unwind
     settings = Settings.from_env()
     selected = _selected(settings, args, checked=True)
     if selected[0][1].signer is None and not args.dry_run:
@@ -263,8 +264,8 @@ def cmd_unwind(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from hedger.journal import Journal
-    from hedger.report import build_report, eth_prices, print_report, write_csv
+    from hedger.state.journal import Journal
+    from hedger.ops.report import build_report, eth_prices, print_report, write_csv
     settings = Settings.from_env()
     if not settings.journal_path.exists():
         raise ConfigError("HEDGER_JOURNAL_PATH", f"no journal at {settings.journal_path}",
@@ -309,12 +310,12 @@ def _csv_path(arg: str, name: str | None, n_markets: int) -> "Any":
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from hedger.check import print_checks, run_checks
-    from hedger.keeper import Keeper
+    from hedger.ops.check import print_checks, run_checks, run_multi_checks
+    from hedger.cycle.keeper import Keeper
     settings = Settings.from_env()
     if settings.markets:
-        from hedger.multimarket import MultiKeeper
-        checks = MultiKeeper.from_settings(settings, use_journal=False).checks()
+        from hedger.cycle.multimarket import MultiKeeper
+        checks = run_multi_checks(MultiKeeper.from_settings(settings, use_journal=False))
     else:
         checks = run_checks(Keeper.from_settings(settings, use_journal=False))
     print_checks(checks)
@@ -323,8 +324,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _checked_keeper(settings: Settings) -> "Any":
     """A keeper whose configuration passed `hedger check` (else ChainGuardError, exit 5)."""
-    from hedger.check import require_ok, run_checks
-    from hedger.keeper import Keeper
+    from hedger.ops.check import require_ok, run_checks
+    from hedger.cycle.keeper import Keeper
     k = Keeper.from_settings(settings)
     require_ok(run_checks(k))
     return k
@@ -347,10 +348,10 @@ def cmd_run_once(args: argparse.Namespace) -> int:
 
 def _checked_multi_keeper(settings: Settings) -> "Any":
     """A MultiKeeper whose every market passed `hedger check` (else ChainGuardError, exit 5)."""
-    from hedger.check import require_ok
-    from hedger.multimarket import MultiKeeper
+    from hedger.ops.check import require_ok, run_multi_checks
+    from hedger.cycle.multimarket import MultiKeeper
     mk = MultiKeeper.from_settings(settings)
-    require_ok(mk.checks())
+    require_ok(run_multi_checks(mk))
     return mk
 
 
@@ -379,9 +380,9 @@ def _run_once_multi(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    from hedger.deploy import deploy_reference
-    from hedger.executor import TxSender
-    from hedger.keeper import make_web3
+    from hedger.sim.deploy import deploy_reference
+    from hedger.chain.executor import TxSender
+    from hedger.cycle.keeper import make_web3
     settings = Settings.from_env(for_deploy=True)
     signer = settings.build_signer()
     if signer is None:
@@ -390,7 +391,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     w3 = make_web3(settings.rpc_url)
     sender = TxSender(w3, signer)
     if args.fund:                          # refuse before deploying: a reused collateral may not be ours
-        from hedger.deploy import check_fund, fund
+        from hedger.sim.deploy import check_fund, fund
         check_fund(sender, args.fund, {"collateral": args.collateral} if args.collateral else {})
     d = deploy_reference(sender, oracle=args.oracle, collateral=args.collateral)
     print(f"deployed the reference protocol on chain {d.chain_id} via {settings.rpc_display}", file=sys.stderr)
@@ -403,7 +404,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from hedger.watch import WatchOptions, Watcher
+    from hedger.ops.watch import WatchOptions, Watcher
     settings = Settings.from_env()
     k: Any
     if settings.markets:
@@ -417,11 +418,11 @@ def cmd_watch(args: argparse.Namespace) -> int:
                         dry_run=args.dry_run)
     observers = []
     if args.metrics_port is not None:
-        from hedger.metrics import build as build_metrics
+        from hedger.ops.metrics import build as build_metrics
         observers.append(build_metrics(args.metrics_port, host=args.metrics_host,
                                        markets=[m.name for m in settings.markets]))
     if settings.alert_webhook is not None:
-        from hedger.alerts import build as build_alerts
+        from hedger.ops.alerts import build as build_alerts
         observers.append(build_alerts(settings))
     return Watcher(k, opts, observers=observers).run()
 
@@ -483,7 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--fund", metavar="ADDRESS", help="then mint 10 test WETH and 50,000 test USDC to ADDRESS "
                     "(only on the reference tokens this deploy owns)")
     de.set_defaults(func=cmd_deploy)
-    from hedger.simcli import add_parser as add_simulate
+    from hedger.sim.simcli import add_parser as add_simulate
     add_simulate(sub)
     return p
 

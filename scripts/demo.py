@@ -22,11 +22,11 @@ from web3 import Web3  # noqa: E402
 
 from hedger.cli import print_status_table, status_dict  # noqa: E402
 from hedger.config import Settings  # noqa: E402
-from hedger.deploy import deploy_reference, transact  # noqa: E402
-from hedger.executor import KeySigner, Secret, TxSender  # noqa: E402
-from hedger.keeper import Keeper, fill_due_orders  # noqa: E402
-from hedger.localchain import dev_account, start_anvil  # noqa: E402
-from hedger import policy  # noqa: E402
+from hedger.sim.deploy import deploy_reference, transact  # noqa: E402
+from hedger.chain.executor import KeySigner, Secret, TxSender  # noqa: E402
+from hedger.cycle.keeper import Keeper, fill_due_orders  # noqa: E402
+from hedger.sim.localchain import dev_account, start_anvil  # noqa: E402
+from hedger.decide import policy  # noqa: E402
 
 USDC, WETH = 10**6, 10**18
 

@@ -23,11 +23,13 @@ EPHEMERAL_FIX = ("start a node first (e.g. `anvil` in another terminal) and run 
 def main() -> None:
     from ape import chain
 
-    from hedger.config import Settings, environment, redact_urls
-    from hedger.deploy import deploy_reference
-    from hedger.errors import ConfigError, HedgerError
-    from hedger.executor import TxSender
-    from hedger.keeper import make_web3
+    from hedger.config import Settings, environment
+
+    from hedger.core.secrets import redact_urls
+    from hedger.sim.deploy import deploy_reference
+    from hedger.core.errors import ConfigError, HedgerError
+    from hedger.chain.executor import TxSender
+    from hedger.cycle.keeper import make_web3
 
     try:
         if getattr(chain.provider, "process", None) is not None:

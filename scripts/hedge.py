@@ -15,9 +15,10 @@ def main() -> None:
     from ape import chain
 
     from hedger.cli import print_cycle
-    from hedger.config import Settings, environment, redact_urls
-    from hedger.errors import HedgerError
-    from hedger.keeper import Keeper
+    from hedger.config import Settings, environment
+    from hedger.core.secrets import redact_urls
+    from hedger.core.errors import HedgerError
+    from hedger.cycle.keeper import Keeper
 
     try:
         env = {**environment(), "HEDGER_RPC_URL": chain.provider.uri}

@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from web3 import Web3  # noqa: E402
 
-from hedger.config import child_env  # noqa: E402
-from hedger.deploy import deploy_reference, transact  # noqa: E402
-from hedger.executor import KeySigner, Secret, TxSender  # noqa: E402
-from hedger.localchain import dev_account, free_port, start_anvil  # noqa: E402
+from hedger.core.secrets import child_env  # noqa: E402
+from hedger.sim.deploy import deploy_reference, transact  # noqa: E402
+from hedger.chain.executor import KeySigner, Secret, TxSender  # noqa: E402
+from hedger.sim.localchain import dev_account, free_port, start_anvil  # noqa: E402
 
 BIN = Path(sys.executable).parent
 

@@ -12,10 +12,11 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 from web3 import Web3
 
-from hedger.abi import contract_artifact
-from hedger.deploy import Deployment, deploy_reference, transact
-from hedger.executor import KeySigner, Secret, TxSender
-from hedger.localchain import Anvil, dev_account, start_anvil
+from hedger.chain.abi import contract_artifact
+from hedger.sim.deploy import Deployment, deploy_reference, transact
+from hedger.chain.executor import KeySigner, TxSender
+from hedger.core.secrets import Secret
+from hedger.sim.localchain import Anvil, dev_account, start_anvil
 
 # CI runs the property tests on a fixed set of examples (reproducible from run to run);
 # a developer's run explores new ones each time.
@@ -157,7 +158,7 @@ class Hedge:
 
     def keeper(self, **overrides: str) -> Any:
         from hedger.config import Settings
-        from hedger.keeper import Keeper
+        from hedger.cycle.keeper import Keeper
         return Keeper.from_settings(Settings.from_env({**self.env, **overrides}))
 
     def cycle(self, **overrides: str) -> Any:
@@ -177,8 +178,8 @@ class Hedge:
         return self.chain.w3.eth.get_transaction_count(self.address)
 
     def fill_orders(self) -> list[str]:
-        from hedger.keeper import fill_due_orders
-        from hedger.protocols.reference import ReferenceMarket
+        from hedger.cycle.keeper import fill_due_orders
+        from hedger.protocols.reference.adapter import ReferenceMarket
         adapter = ReferenceMarket(self.chain.w3, self.chain.d.market, self.chain.d.collateral, two_step=True)
         return fill_due_orders(self.chain.w3, adapter, self.chain.sender(PROTOCOL_KEEPER), [self.address])
 

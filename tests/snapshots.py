@@ -1,8 +1,8 @@
-"""Builders of realistic :class:`hedger.types.Snapshot` objects for the pure-core tests (no chain).
+"""Builders of realistic :class:`hedger.core.types.Snapshot` objects for the pure-core tests (no chain).
 
 Defaults: ETH at 3000 USD from an 8-decimal Chainlink-style feed updated a
 minute ago, an L2 sequencer up for two hours, and the reference market with
-the parameters of :class:`hedger.deploy.MarketParams` (skew scale 1e6 ETH,
+the parameters of :class:`hedger.sim.deploy.MarketParams` (skew scale 1e6 ETH,
 taker 0.06%, maker 0.02%, 50x, liquidation buffer 0.75%, liquidation fee
 0.02% clamped to [4, 100] USD, premium multiplier 1.5625, min initial margin
 40 USD, order keeper fee 2 USD on a two-step market only, 6-decimal
@@ -18,7 +18,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from hedger.types import (UNIT, AccountState, ChainView, Exposure, FeedRound, MarketState, PendingOrder,
+from hedger.core.types import (UNIT, AccountState, ChainView, Exposure, FeedRound, MarketState, PendingOrder,
                           Snapshot)
 
 NOW = 1_700_000_000
@@ -58,7 +58,7 @@ def usdc(x: int | str | Decimal) -> int:
     return _exact(x, COLLATERAL_DECIMALS)
 
 
-# Reference market parameters (hedger/deploy.py MarketParams), E18.
+# Reference market parameters (hedger/sim/deploy.py MarketParams), E18.
 SKEW_SCALE = eth(1_000_000)
 TAKER_FEE = frac("0.0006")
 MAKER_FEE = frac("0.0002")

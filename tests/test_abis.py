@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hedger.abi import contract_artifact, load_abi
+from hedger.chain.abi import contract_artifact, load_abi
 
 
 def _sigs(abi: list[dict]) -> set[tuple[str, tuple[str, ...]]]:

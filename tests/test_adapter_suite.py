@@ -11,8 +11,8 @@ from typing import Any, Callable
 import pytest
 
 from hedger.protocols import get_adapter, registered
-from hedger.reader import ChainReader
-from hedger.types import Action, ActionKind
+from hedger.chain.reader import ChainReader
+from hedger.core.types import Action, ActionKind
 from tests.conftest import USDC, WETH, Hedge
 
 
@@ -100,7 +100,7 @@ def test_adapter_contract(hedge: Hedge, name: str, two_step: bool) -> None:
 def test_multicall_reads_equal_batched_reads(hedge: Hedge) -> None:
     """The same cycle read through Multicall3's aggregate3 (one eth_call) and through a JSON-RPC
     batch: identical results, two round trips either way."""
-    from hedger.deploy import CANONICAL_MULTICALL3
+    from hedger.chain.reader import CANONICAL_MULTICALL3
     mc = hedge.chain.d.multicall
     assert mc and mc != CANONICAL_MULTICALL3          # a bare local chain: our compatible one
     assert hedge.cycle(HEDGER_MULTICALL=mc).outcome == "acted"     # a whole cycle reads through it
@@ -112,7 +112,7 @@ def test_multicall_reads_equal_batched_reads(hedge: Hedge) -> None:
     assert sa.account.size == -10 * WETH
     assert a.reader.round_trips == b.reader.round_trips == 2
     # a reverting call (paused() asked of a token that has no such function) is None either way
-    from hedger.reader import CallSpec
+    from hedger.chain.reader import CallSpec
     spec = [CallSpec("x", hedge.chain.d.spot, "FiatToken", "isBlacklisted", (hedge.address,), optional=True),
             CallSpec("y", hedge.chain.d.market, "PerpMarket", "fillPrice", (-(2**254),), optional=True)]
     block = hedge.chain.w3.eth.block_number

@@ -8,8 +8,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from hedger.abi import PROJECT_ROOT
-from hedger.localchain import dev_account
+from hedger.chain.abi import PROJECT_ROOT
+from hedger.sim.localchain import dev_account
 from tests.conftest import WETH, Hedge
 from tests.test_cli import BIN, run
 

@@ -56,7 +56,7 @@ def test_a_passing_check_has_no_fix_line(hedge: Hedge, tmp_path: Path) -> None:
 
 
 def _feed(hedge: Hedge, usd: float) -> str:
-    from hedger.deploy import deploy_contract, transact
+    from hedger.sim.deploy import deploy_contract, transact
     feed = deploy_contract(hedge.chain.deployer, "PriceFeed", 8, "ETH / USD (other)", 1)
     transact(hedge.chain.deployer, "PriceFeed", feed, "setAnswer", int(usd * 10**8))
     return feed

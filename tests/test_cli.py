@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from hedger.abi import PROJECT_ROOT
-from hedger.localchain import dev_account
+from hedger.chain.abi import PROJECT_ROOT
+from hedger.sim.localchain import dev_account
 from tests.conftest import Hedge
 from tests.rpcproxy import RpcProxy
 
@@ -162,7 +162,7 @@ def test_a_wrong_address_names_its_variable_and_the_fix(hedge: Hedge, tmp_path: 
 def test_status_measures_the_liquidation_distance_from_the_markets_price(hedge: Hedge, tmp_path: Path) -> None:
     """The market liquidates at its own price: with an oracle that reads 10% higher, the distance
     is still measured from the market's price."""
-    from hedger.deploy import deploy_contract, transact
+    from hedger.sim.deploy import deploy_contract, transact
     assert hedger(["run-once"], hedge.env, tmp_path).returncode == 0
     feed = deploy_contract(hedge.chain.deployer, "PriceFeed", 8, "ETH / USD (other)", 1)
     transact(hedge.chain.deployer, "PriceFeed", feed, "setAnswer", 3300 * 10**8)

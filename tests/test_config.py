@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 
 import hedger.config
-from hedger.config import Settings, redact_url, redact_urls
-from hedger.errors import ConfigError
-from hedger.executor import Secret
-from hedger.types import UNIT, PolicyParams
+import hedger.core.secrets
+from hedger.config import Settings
+from hedger.core.secrets import redact_url, redact_urls
+from hedger.core.errors import ConfigError
+from hedger.core.secrets import Secret
+from hedger.core.types import UNIT, PolicyParams
 
 # anvil's public dev account 0
 KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
@@ -281,7 +283,7 @@ def test_redact_url() -> None:
 def no_registered_fragments(monkeypatch: pytest.MonkeyPatch) -> None:
     """redact_urls also blanks the path/query/user parts of every RPC URL configured so far in
     the process (a global set): start from none, so that other tests' URLs do not interfere."""
-    monkeypatch.setattr(hedger.config, "_SECRET_FRAGMENTS", set())
+    monkeypatch.setattr(hedger.core.secrets, "_SECRET_FRAGMENTS", set())
 
 
 def test_redact_urls_in_text(no_registered_fragments: None) -> None:
@@ -390,7 +392,7 @@ def test_leverage_conflict_names_the_variable_set(env: dict[str, str], changes: 
 # ---- child processes inherit no secret ----
 
 def test_child_env_drops_secrets_and_keeps_the_rest() -> None:
-    from hedger.config import child_env
+    from hedger.core.secrets import child_env
     base = {"HEDGER_PRIVATE_KEY": KEY, "APE_ACCOUNTS_bot_PASSPHRASE": "pw", "HEDGER_ALERT_WEBHOOK_SECRET": "whsec",
             "HEDGER_ALERT_WEBHOOK": "https://hooks.example.org/T0/B0/XXXX", "ETHERSCAN_API_KEY": "k",
             "HEDGER_RPC_URL": "https://eth-mainnet.g.alchemy.com/v2/SECRETKEY",
@@ -403,7 +405,7 @@ def test_child_env_drops_secrets_and_keeps_the_rest() -> None:
 
 def test_spawned_children_get_no_secret(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """anvil (localchain) is started with the scrubbed environment: read it back from /proc."""
-    from hedger.localchain import start_anvil
+    from hedger.sim.localchain import start_anvil
     monkeypatch.setenv("HEDGER_PRIVATE_KEY", KEY)
     monkeypatch.setenv("APE_ACCOUNTS_bot_PASSPHRASE", "hunter2")
     monkeypatch.setenv("HEDGER_RPC_URL", "https://rpc.example.org/v2/SECRETKEY")
@@ -420,7 +422,7 @@ def test_scrubbed_environ_hides_secrets_from_children_and_restores(monkeypatch: 
     import os
     import subprocess
     import sys
-    from hedger.config import scrubbed_environ
+    from hedger.core.secrets import scrubbed_environ
     monkeypatch.setenv("HEDGER_PRIVATE_KEY", KEY)
     monkeypatch.setenv("HEDGER_ALERT_WEBHOOK_SECRET", "whsec_abc")
     monkeypatch.setenv("HEDGER_CANARY", "still here")
@@ -477,7 +479,7 @@ def test_old_default_journal_or_lock_in_the_current_folder_is_refused(
 def test_chain_id_for_the_journal_is_read_only_when_needed(env: dict[str, str], tmp_path: Path) -> None:
     """Without HEDGER_CHAIN_ID the path needs the node's chain id, read when the journal is first
     used (configuration alone reads nothing): no node, an RpcError with the fix."""
-    from hedger.errors import RpcError
+    from hedger.core.errors import RpcError
     e = {**env, "XDG_STATE_HOME": str(tmp_path / "state"), "HEDGER_RPC_URL": "http://127.0.0.1:9/v2/KEY999"}
     del e["HEDGER_JOURNAL_PATH"]
     s = load(e)                                           # no node needed to configure

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from web3.exceptions import ContractLogicError
 
-from hedger.deploy import deploy_contract
-from hedger.errors import SimulationFailed
-from hedger.localchain import dev_account
+from hedger.sim.deploy import deploy_contract
+from hedger.core.errors import SimulationFailed
+from hedger.sim.localchain import dev_account
 from tests.conftest import USDC, WETH
 from tests.test_contracts_market import send
 

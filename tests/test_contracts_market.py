@@ -1,6 +1,6 @@
 """Contract tests of contracts/PerpMarket.vy: economics, two-step orders and units.
 
-Exact expectations come from the Python mirrors in hedger/fixedpoint.py (and a
+Exact expectations come from the Python mirrors in hedger/core/fixedpoint.py (and a
 small mirror of the margin/liquidation math below). Where a test needs the
 block time to be known exactly it pins it (``at_time``): anvil evaluates
 ``eth_call``/``eth_estimateGas`` at the latest block, so mining an empty block
@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 from web3.logs import DISCARD
 
-from hedger.deploy import MarketParams, deploy_contract, transact
-from hedger.errors import SimulationFailed
-from hedger.executor import KeySigner, Secret, TxSender
-from hedger.fixedpoint import (UNIT, market_fill_price, market_funding_rate, market_funding_velocity,
+from hedger.sim.deploy import MarketParams, deploy_contract, transact
+from hedger.core.errors import SimulationFailed
+from hedger.chain.executor import KeySigner, TxSender
+from hedger.core.secrets import Secret
+from hedger.core.fixedpoint import (UNIT, market_fill_price, market_funding_rate, market_funding_velocity,
                                market_order_fee, market_unrecorded_funding, sdiv)
-from hedger.localchain import dev_account
+from hedger.sim.localchain import dev_account
 from tests.conftest import USDC, WETH
 
 USD = UNIT
@@ -151,7 +152,7 @@ def usdc_balance(chain: Any, who: str) -> int:
     return chain.usdc.functions.balanceOf(who).call()
 
 
-# ---- a mirror of the margin and liquidation math, on top of hedger.fixedpoint
+# ---- a mirror of the margin and liquidation math, on top of hedger.core.fixedpoint
 
 def m_notional(size: int, price: int) -> int:
     return abs(size) * price // UNIT

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hedger.localchain import dev_account
+from hedger.sim.localchain import dev_account
 from tests.conftest import USDC, WETH, Hedge
 from tests.test_cli import hedger
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from hedger.abi import PROJECT_ROOT
+from hedger.chain.abi import PROJECT_ROOT
 from hedger.config import known_variables
 
 NAME = re.compile(r"HEDGER_[A-Z0-9_]*[A-Z0-9]")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hedger.journal import Journal
-from hedger.types import DecisionKind
+from hedger.state.journal import Journal
+from hedger.core.types import DecisionKind
 from tests.conftest import USDC, WETH, Hedge
 
 BAND = 0.05
@@ -156,7 +156,7 @@ def test_refuses_with_sequencer_down_and_in_grace(hedge: Hedge) -> None:
 
 
 def test_wrong_chain_id_refused(hedge: Hedge) -> None:
-    from hedger.errors import ChainGuardError
+    from hedger.core.errors import ChainGuardError
     n = hedge.nonce()
     with pytest.raises(ChainGuardError, match="chain id 31337"):
         hedge.cycle(HEDGER_CHAIN_ID="1")
@@ -164,7 +164,7 @@ def test_wrong_chain_id_refused(hedge: Hedge) -> None:
 
 
 def test_address_without_code_refused(hedge: Hedge) -> None:
-    from hedger.errors import ChainGuardError
+    from hedger.core.errors import ChainGuardError
     with pytest.raises(ChainGuardError, match="no contract there"):
         hedge.cycle(HEDGER_ORACLE="0x000000000000000000000000000000000000dEaD")
 
@@ -174,7 +174,7 @@ def test_dry_run_without_signer_sends_nothing(hedge: Hedge) -> None:
     env.pop("HEDGER_PRIVATE_KEY")
     env["HEDGER_ACCOUNT"] = hedge.address
     from hedger.config import Settings
-    from hedger.keeper import Keeper
+    from hedger.cycle.keeper import Keeper
     k = Keeper.from_settings(Settings.from_env(env))
     assert k.signer is None
     n = hedge.nonce()

@@ -1,4 +1,4 @@
-"""hedger/fixedpoint.py: rounding helpers, and the mirrors of PerpMarket's math checked against the contract."""
+"""hedger/core/fixedpoint.py: rounding helpers, and the mirrors of PerpMarket's math checked against the contract."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from web3.exceptions import ContractLogicError
 
-from hedger.deploy import MarketParams
-from hedger.fixedpoint import (DAY, UNIT, fmt_units, from_e18_down, from_e18_up, market_fill_price,
+from hedger.sim.deploy import MarketParams
+from hedger.core.fixedpoint import (DAY, UNIT, fmt_units, from_e18_down, from_e18_up, market_fill_price,
                                market_funding_rate, market_funding_velocity, market_order_fee,
                                market_unrecorded_funding, mul_div_down, mul_div_up, ratio_e18, sdiv, to_e18)
 from tests.conftest import USDC, WETH

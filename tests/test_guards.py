@@ -1,4 +1,4 @@
-"""The pure guards (``hedger.guards.check``) on a snapshot's readings. No chain."""
+"""The pure guards (``hedger.decide.guards.check``) on a snapshot's readings. No chain."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from hedger import guards, planner, policy
-from hedger.types import DecisionKind, PolicyParams, RefusalKind, Snapshot
+from hedger.decide import guards, planner, policy
+from hedger.core.types import DecisionKind, PolicyParams, RefusalKind, Snapshot
 from tests.snapshots import (NOW, eth, make_snapshot, pending_order, usdc, with_chain, with_market, with_oracle,
                              with_sequencer)
 

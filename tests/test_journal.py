@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hedger.journal import Journal
+from hedger.state.journal import Journal
 
 FIRST_RELEASE = """
 CREATE TABLE cycles (id INTEGER PRIMARY KEY AUTOINCREMENT, started_at REAL NOT NULL, finished_at REAL,

@@ -1,5 +1,5 @@
-"""The observers of `hedger watch`: Prometheus metrics (hedger/metrics.py) and webhook alerts
-(hedger/alerts.py). Unit tests feed synthetic cycles and read the results over HTTP on loopback
+"""The observers of `hedger watch`: Prometheus metrics (hedger/ops/metrics.py) and webhook alerts
+(hedger/ops/alerts.py). Unit tests feed synthetic cycles and read the results over HTTP on loopback
 (the metrics endpoint scraped, the alerts caught by a webhook server started here); one test runs
 the real keeper on anvil with both observers on."""
 
@@ -22,15 +22,15 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from hedger import alerts as alerts_mod
-from hedger import metrics as metrics_mod
+from hedger.ops import alerts as alerts_mod
+from hedger.ops import metrics as metrics_mod
 from hedger.config import Settings
-from hedger.errors import ConfigError
-from hedger.executor import Secret
-from hedger.localchain import free_port
-from hedger.types import (ActionKind, Call, CollateralStatus, CycleResult, Decision, DecisionKind, RefusalKind,
+from hedger.core.errors import ConfigError
+from hedger.core.secrets import Secret
+from hedger.sim.localchain import free_port
+from hedger.core.types import (ActionKind, Call, CollateralStatus, CycleResult, Decision, DecisionKind, RefusalKind,
                           SentTx, Snapshot)
-from hedger.watch import CycleObserver
+from hedger.ops.watch import CycleObserver
 from tests.conftest import Hedge
 from tests.snapshots import ACCOUNT_ADDRESS, MARKET_ADDRESS, eth, frac, make_snapshot, usd, with_chain
 from tests.test_cli import BIN
@@ -529,7 +529,7 @@ def test_alerts_are_signed_over_timestamp_and_body(hook: Hook) -> None:
     (_, _, body), headers = hook.received[0], {k.lower(): v for k, v in hook.headers[0].items()}
     ts = headers["x-hedger-timestamp"]
     assert ts == str(TS) == str(json.loads(body)["ts"])
-    # the receiver's check, written out independently of hedger.alerts
+    # the receiver's check, written out independently of hedger.ops.alerts
     want = "v1=" + hmac.new(SIGNING.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(headers["x-hedger-signature"], want)
     # the signature binds the timestamp and every byte of the body

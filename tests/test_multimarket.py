@@ -1,4 +1,4 @@
-"""Several markets in one cycle (``HEDGER_MARKETS``, ``hedger.multimarket``).
+"""Several markets in one cycle (``HEDGER_MARKETS``, ``hedger.cycle.multimarket``).
 
 Settings parsing without a chain; the pure collateral allocation on hand-built
 snapshots (examples and a property test); then on anvil: an ETH and a BTC
@@ -21,14 +21,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from web3 import Web3
 
-from hedger import policy
+from hedger.decide import policy
 from hedger.config import Settings
-from hedger.deploy import MarketDeployment, MarketParams, deploy_contract, deploy_market
-from hedger.errors import ConfigError
-from hedger.journal import Journal
-from hedger.multimarket import (CANONICAL_MULTICALL3, MultiKeeper, allocate_collateral, liquidation_distance,
+from hedger.sim.deploy import MarketDeployment, MarketParams, deploy_contract, deploy_market
+from hedger.core.errors import ConfigError
+from hedger.state.journal import Journal
+from hedger.cycle.multimarket import (CANONICAL_MULTICALL3, MultiKeeper, allocate_collateral, liquidation_distance,
                                 market_settings)
-from hedger.types import UNIT, DecisionKind, PolicyParams
+from hedger.core.types import UNIT, DecisionKind, PolicyParams
 from tests.conftest import USDC, Hedge
 from tests.rpcproxy import FaultProxy
 from tests.snapshots import eth, make_snapshot, usd, usdc
@@ -179,7 +179,7 @@ def test_refused_market_takes_nothing() -> None:
 
 
 def test_daily_notional_is_shared() -> None:
-    from hedger.types import DailyBudget
+    from hedger.core.types import DailyBudget
     budget = DailyBudget(notional_left=usd(40_000), gas_left=None)
     a = replace(make_snapshot(spot=eth(10), wallet=usdc(100_000)), daily=budget)
     b = replace(a, market=replace(a.market, address="0x" + "44" * 20))
@@ -382,7 +382,7 @@ def test_pause_resume_report_and_unwind_per_market(multi: Multi, tmp_path: Path)
 
 def test_watch_hedges_every_market_with_labelled_metrics_and_per_market_alerts(multi: Multi,
                                                                                tmp_path: Path) -> None:
-    from hedger.localchain import free_port
+    from hedger.sim.localchain import free_port
     from tests.test_metrics_alerts import Hook, cycle_until_alert, scrape, start_watch, stop_watch, val
     port, h = free_port(), Hook()
     env = {**os.environ, **multi.env, "HEDGER_MARKETS": json.dumps(multi.markets()),
@@ -515,7 +515,7 @@ def test_short_collateral_goes_to_the_market_nearest_liquidation(multi: Multi) -
 
 def test_a_market_hedge_ratio_keeps_the_funding_range_as_configured() -> None:
     from hedger.config import MarketConfig
-    from hedger.multimarket import market_settings
+    from hedger.cycle.multimarket import market_settings
     m = MarketConfig(name="BTC", market="0x" + "11" * 20, oracle="0x" + "22" * 20, spot_token="0x" + "33" * 20,
                      hedge_ratio=12 * UNIT // 10)
     off = market_settings(Settings(policy=PolicyParams()), m).policy

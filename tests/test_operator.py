@@ -7,8 +7,8 @@ import threading
 import time
 from pathlib import Path
 
-from hedger.journal import Journal
-from hedger.unwind import unwind
+from hedger.state.journal import Journal
+from hedger.cycle.unwind import unwind
 from tests.conftest import USDC, WETH, Hedge
 from tests.test_cli import BIN, run
 
@@ -173,7 +173,7 @@ def test_unwind_that_sends_nothing_never_exits_7(hedge: Hedge, tmp_path: Path) -
 
 
 class _ChainClock:
-    """Stands in for the `time` module inside hedger.unwind: each poll's sleep moves chain time
+    """Stands in for the `time` module inside hedger.cycle.unwind: each poll's sleep moves chain time
     (and this clock) forward instead of waiting, as blocks would come on a live chain."""
 
     def __init__(self, hedge: Hedge) -> None:
@@ -194,7 +194,7 @@ def test_unwind_waits_for_a_pending_order_until_its_expiry_then_cancels(hedge: H
     """Delayed mode and no protocol keeper: the order can only expire (120 s after submission).
     The unwind waits that long (polling every 2 s), not a fixed number of steps, then cancels
     the order and withdraws the margin."""
-    import hedger.unwind as unwind_mod
+    import hedger.cycle.unwind as unwind_mod
     env = {"HEDGER_ORDER_MODE": "delayed"}
     hedge.cycle(**env)                                               # deposit + an order nobody fills
     order = hedge.chain.market.functions.delayedOrders(hedge.address).call()

@@ -1,4 +1,4 @@
-"""The planner (``hedger.planner``): a decision -> ordered actions with price bounds. No chain."""
+"""The planner (``hedger.decide.planner``): a decision -> ordered actions with price bounds. No chain."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hedger import planner, policy
-from hedger.fixedpoint import UNIT
-from hedger.types import ActionKind, Decision, DecisionKind, PolicyParams, RefusalKind, Snapshot
+from hedger.decide import planner, policy
+from hedger.core.fixedpoint import UNIT
+from hedger.core.types import ActionKind, Decision, DecisionKind, PolicyParams, RefusalKind, Snapshot
 from tests.snapshots import eth, frac, make_snapshot, usd, usdc
 from tests.test_policy import policy_params, snapshots
 

@@ -13,7 +13,7 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from hedger.plots import DPI, FIGSIZE, plot_frontier, plot_run
+from hedger.sim.plots import DPI, FIGSIZE, plot_frontier, plot_run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -104,7 +104,7 @@ def test_plot_frontier_without_policies(tmp_path: Path) -> None:
 def test_a_large_sweep_numbers_its_frontier_and_coinciding_points_share_a_number() -> None:
     import matplotlib.pyplot as plt
 
-    from hedger.plots import LABEL_ALL_MAX, _number_points
+    from hedger.sim.plots import LABEL_ALL_MAX, _number_points
     pts = [{"risk": 40.0 + i, "cost_usd": 500.0 - 10 * i, "label": f"p{i}", "frontier": False}
            for i in range(LABEL_ALL_MAX)]
     pts += [{"risk": 10.0, "cost_usd": 900.0, "label": "cheap-to-name", "frontier": True},
@@ -268,8 +268,8 @@ def test_inflows_and_outflows_are_marked(tmp_path: Path, saved: list[Figure]) ->
 
 
 def test_run_series_carries_the_flows() -> None:
-    from hedger.simreport import run_series
-    from hedger.simulate import RunResult, StepRecord
+    from hedger.sim.simreport import run_series
+    from hedger.sim.simulate import RunResult, StepRecord
 
     def rec(t: float, flow: float) -> StepRecord:
         return StepRecord(t_hours=t, price=3000.0, exposure=100.0, target=-100.0, position=-100.0, leverage=2.0,
@@ -285,16 +285,16 @@ def test_the_plots_the_readme_names_are_the_files_the_command_writes(tmp_path: P
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     import re
 
-    import hedger.plots
-    from hedger.scenarios import SCENARIOS
-    from hedger.simcli import DEFAULT_POLICIES
-    from hedger.simreport import write_plots
-    from hedger.simulate import RunResult
+    import hedger.sim.plots
+    from hedger.sim.scenarios import SCENARIOS
+    from hedger.sim.simcli import DEFAULT_POLICIES
+    from hedger.sim.simreport import write_plots
+    from hedger.sim.simulate import RunResult
 
     root = Path(__file__).resolve().parent.parent
     named = set(re.findall(r"docs/sim/([\w.-]+\.png)", (root / "README.md").read_text()))
     assert named
-    monkeypatch.setattr(hedger.plots, "plot_run", lambda run, path, title="": Path(path))   # names only
+    monkeypatch.setattr(hedger.sim.plots, "plot_run", lambda run, path, title="": Path(path))   # names only
     runs = [RunResult(sc, 1, pol, [], 0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, {})
             for sc in SCENARIOS for pol in DEFAULT_POLICIES]
     written = {p.name for p in write_plots(runs, tmp_path)}

@@ -1,9 +1,9 @@
-"""The hedging policy (``hedger.policy.decide``), without a chain.
+"""The hedging policy (``hedger.decide.policy.decide``), without a chain.
 
 Property tests (hypothesis) over generated snapshots and parameters, then one
 example per rule with concrete numbers. Post-action state is recomputed here
 from the snapshot and the decision with the market mirrors of
-``hedger/fixedpoint.py``, not with ``hedger.policy.post_trade``.
+``hedger/core/fixedpoint.py``, not with ``hedger.decide.policy.post_trade``.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from hedger import planner, policy
-from hedger.fixedpoint import UNIT, market_fill_price, market_order_fee, sdiv
-from hedger.types import ActionKind, Decision, DecisionKind, PolicyParams, RefusalKind, Snapshot
+from hedger.decide import planner, policy
+from hedger.core.fixedpoint import UNIT, market_fill_price, market_order_fee, sdiv
+from hedger.core.types import ActionKind, Decision, DecisionKind, PolicyParams, RefusalKind, Snapshot
 from tests.snapshots import (MIN_INITIAL_MARGIN, NOW, eth, frac, initial_margin_required, make_snapshot,
                              pending_order, usd, usdc)
 
@@ -712,7 +712,7 @@ def test_collateral_limited_trade_meets_market_minimum_margin() -> None:
 
 def test_reasons_show_enough_digits_and_utc_times() -> None:
     """'leverage 3.00x above 3.00x' was not true to read; raw Unix seconds were not readable."""
-    from hedger.policy import _lev
+    from hedger.decide.policy import _lev
     assert _lev(3 * UNIT + 4 * UNIT // 1000, 3 * UNIT) == "3.004x"
     assert _lev(3 * UNIT, 3 * UNIT + 4 * UNIT // 1000) == "3.000x"
     assert _lev(2 * UNIT, 3 * UNIT) == "2.00x"

@@ -13,8 +13,8 @@ from typing import Any, Callable
 import pytest
 from web3.logs import DISCARD
 
-from hedger.deploy import deploy_contract
-from hedger.types import UNIT
+from hedger.sim.deploy import deploy_contract
+from hedger.core.types import UNIT
 from tests.conftest import USDC, WETH, Hedge
 
 REL = 10**12            # leverage: agree to 1e-6 relative (seconds of funding between read and mining)

@@ -8,9 +8,9 @@ from dataclasses import replace
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hedger import policy
-from hedger.fixedpoint import UNIT, sdiv
-from hedger.types import DecisionKind, PolicyParams
+from hedger.decide import policy
+from hedger.core.fixedpoint import UNIT, sdiv
+from hedger.core.types import DecisionKind, PolicyParams
 from tests.snapshots import eth, make_snapshot, usd, usdc
 
 P = PolicyParams(funding_min_ratio=8 * UNIT // 10)        # range 0.8 .. 1.0 above 10%/yr

@@ -1,6 +1,6 @@
 """What counts as risk-increasing, and which price each figure is taken at. No chain.
 
-- One definition (``hedger.planner.split_trade``) for the policy's gates (price divergence,
+- One definition (``hedger.decide.planner.split_trade``) for the policy's gates (price divergence,
   daily limits) and the planner's flags: moving toward zero is risk-reducing, opening or growing
   either side is risk-increasing, a trade through zero is split (close, then open).
 - Negative exposure is legal: the hedge is a long.
@@ -15,9 +15,9 @@ from dataclasses import replace
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from hedger import planner, policy
-from hedger.fixedpoint import UNIT, market_fill_price, market_order_fee
-from hedger.types import ActionKind, DailyBudget, DecisionKind, PolicyParams, Snapshot
+from hedger.decide import planner, policy
+from hedger.core.fixedpoint import UNIT, market_fill_price, market_order_fee
+from hedger.core.types import ActionKind, DailyBudget, DecisionKind, PolicyParams, Snapshot
 from tests.snapshots import eth, frac, make_snapshot, usd, usdc
 from tests.test_policy import after, policy_params, snapshots
 

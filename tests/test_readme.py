@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from hedger.abi import PROJECT_ROOT
+from hedger.chain.abi import PROJECT_ROOT
 
 README = PROJECT_ROOT / "README.md"
 

@@ -16,11 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from web3 import Web3
 
-from hedger.deploy import MarketParams, deploy_contract
-from hedger.executor import GWEI, bump_fee, decode_revert_data
-from hedger.journal import Journal
-from hedger.lock import AccountLock
-from hedger.localchain import dev_account, start_anvil
+from hedger.sim.deploy import MarketParams, deploy_contract
+from hedger.chain.executor import GWEI, bump_fee, decode_revert_data
+from hedger.state.journal import Journal
+from hedger.state.lock import AccountLock
+from hedger.sim.localchain import dev_account, start_anvil
 from tests.conftest import USDC, WETH, Hedge
 from tests.test_cli import BIN, run
 
@@ -49,7 +49,7 @@ def test_revert_decoding_strings_panics_and_custom_errors(monkeypatch: pytest.Mo
     panic = bytes.fromhex("4e487b71") + encode(["uint256"], [0x11])
     assert decode_revert_data(panic) == "panic 0x11: arithmetic overflow"
     sel = bytes(Web3.keccak(text="InsufficientMargin(uint256,uint256)")[:4])
-    import hedger.executor as ex
+    import hedger.chain.executor as ex
     monkeypatch.setattr(ex, "_custom_errors", lambda: {sel: ("InsufficientMargin", ["uint256", "uint256"])})
     assert decode_revert_data(sel + encode(["uint256", "uint256"], [5, 7])) == "InsufficientMargin(5, 7)"
     assert decode_revert_data(bytes.fromhex("deadbeef")) == "custom error 0xdeadbeef"
@@ -282,9 +282,10 @@ def test_other_transactions_from_same_account_do_not_break_nonces(hedge: Hedge) 
 def test_restarted_local_chain_is_a_new_chain_not_a_corrupt_journal(tmp_path: Path) -> None:
     """Same chain id, nonce back at 0, same contract addresses: the journal keys by genesis hash."""
     from hedger.config import Settings
-    from hedger.deploy import deploy_reference, transact
-    from hedger.executor import KeySigner, Secret, TxSender
-    from hedger.keeper import Keeper
+    from hedger.sim.deploy import deploy_reference, transact
+    from hedger.chain.executor import KeySigner, TxSender
+    from hedger.core.secrets import Secret
+    from hedger.cycle.keeper import Keeper
     journal = tmp_path / "j.sqlite"
     results = []
     for i in range(2):
@@ -411,7 +412,8 @@ def test_stuck_transaction_is_replaced_under_geths_rule(hedge: Hedge) -> None:
 
 def test_underpriced_replacement_refused_by_geth_rule_proxy(hedge: Hedge) -> None:
     """The proxy really enforces the rule: a +5% replacement that anvil alone accepts is refused."""
-    from hedger.executor import KeySigner, Secret
+    from hedger.chain.executor import KeySigner
+    from hedger.core.secrets import Secret
     w3 = hedge.chain.w3
     signer = KeySigner(Secret(dev_account(7).key.hex()))
     nonce = w3.eth.get_transaction_count(signer.address)

@@ -14,11 +14,12 @@ import pytest
 from web3 import Web3
 
 from hedger.config import CONFIRMATIONS, DEFAULT_CONFIRMATIONS, Settings
-from hedger.errors import ConfigError
-from hedger.journal import Journal
-from hedger.deploy import Deployment, deploy_reference
-from hedger.executor import KeySigner, Secret, TxSender
-from hedger.localchain import Anvil, dev_account, start_anvil
+from hedger.core.errors import ConfigError
+from hedger.state.journal import Journal
+from hedger.sim.deploy import Deployment, deploy_reference
+from hedger.chain.executor import KeySigner, TxSender
+from hedger.core.secrets import Secret
+from hedger.sim.localchain import Anvil, dev_account, start_anvil
 from tests.conftest import USDC, WETH, Hedge
 
 CONF = {"HEDGER_CONFIRMATIONS": "5"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from hedger.journal import Journal
-from hedger.report import build_report
+from hedger.state.journal import Journal
+from hedger.ops.report import build_report
 from tests.conftest import USDC, WETH, Hedge
 from tests.test_cli import BIN, run
 
@@ -73,7 +73,7 @@ def _totals(rep) -> tuple[int, ...]:  # noqa: ANN001
 def test_dry_runs_never_enter_the_figures(hedge: Hedge, tmp_path: Path) -> None:
     """Dry runs are journaled but not counted: here with another oracle (a 25% higher feed), which
     made a fully hedged book show thousands of dollars of PnL."""
-    from hedger.deploy import deploy_contract, transact
+    from hedger.sim.deploy import deploy_contract, transact
     _run_a_few_days(hedge)
     j = Journal(hedge.env["HEDGER_JOURNAL_PATH"])
     before = build_report(j, hedge.address, hedge.chain.d.market)

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hedger.journal import CANCEL_FUNCTION, Journal
+from hedger.state.journal import CANCEL_FUNCTION, Journal
 from tests.conftest import USDC, WETH, Hedge
 from tests.rpcproxy import FaultProxy
 from tests.test_cli import BIN, run

@@ -18,7 +18,7 @@ import requests
 from eth_utils import keccak
 from web3 import Web3
 
-from hedger.localchain import Anvil, dev_account, start_anvil
+from hedger.sim.localchain import Anvil, dev_account, start_anvil
 from tests.rpcproxy import FaultProxy, RpcProxy, decode_raw_tx
 
 GWEI = 10**9

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hedger.scenarios import PRICE_DECIMALS, UNIT, Scenario, ScenarioError, from_csv, lp_units, make, with_flows
+from hedger.sim.scenarios import PRICE_DECIMALS, UNIT, Scenario, ScenarioError, from_csv, lp_units, make, with_flows
 
 ONE = 10**PRICE_DECIMALS
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "eth_usdt_binance_spot_1h_2017-08_2025-12.csv"

@@ -10,8 +10,10 @@ from pathlib import Path
 
 from eth_account import Account
 
-from hedger.executor import KeySigner, Secret
-from hedger.localchain import dev_account
+from hedger.chain.executor import KeySigner
+
+from hedger.core.secrets import Secret
+from hedger.sim.localchain import dev_account
 from tests.conftest import Hedge
 from tests.test_cli import BIN, run
 

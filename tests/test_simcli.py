@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hedger.errors import ConfigError
-from hedger.simcli import build_policies
-from hedger.types import UNIT, PolicyParams
+from hedger.core.errors import ConfigError
+from hedger.sim.simcli import build_policies
+from hedger.core.types import UNIT, PolicyParams
 
 
 def args(**kw: object) -> argparse.Namespace:
@@ -71,7 +71,7 @@ def test_bad_input_names_the_flag(kw: dict[str, object], flag: str) -> None:
     ("2020-03-01T12:00:2020-03-01T11:00", "give FROM before TO"),
 ])
 def test_a_bad_csv_window_names_the_option_and_the_fix(tmp_path: Path, window: str, fix: str) -> None:
-    from hedger.simcli import cmd_simulate
+    from hedger.sim.simcli import cmd_simulate
     f = tmp_path / "eth.csv"
     f.write_text("timestamp,price\n" + "".join(f"{1_583_020_800 + h * 3600},{3000 + h}\n" for h in range(24)))
     with pytest.raises(ConfigError) as e:

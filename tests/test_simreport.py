@@ -9,8 +9,8 @@ from statistics import pvariance
 
 import pytest
 
-from hedger import simreport
-from hedger.simulate import RunResult, StepRecord
+from hedger.sim import simreport
+from hedger.sim.simulate import RunResult, StepRecord
 
 
 def step(d_spot: float, d_perp: float = 0.0, *, fees: float = 0.0, gas: float = 0.0, funding: float = 0.0,

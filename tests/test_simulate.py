@@ -18,14 +18,15 @@ from statistics import pvariance
 from typing import Any
 
 import pytest
-from hedger import simreport, simulate
-from hedger.abi import PROJECT_ROOT, load_abi
-from hedger.deploy import deploy_contract, deploy_reference
-from hedger.executor import KeySigner, Secret, TxSender
-from hedger.keeper import make_web3
-from hedger.localchain import dev_account, start_anvil
-from hedger.simulate import Holding, Job, Runner, SimChain, SimOptions, policies, run_jobs
-from hedger.types import UNIT, PolicyParams
+from hedger.sim import simreport, simulate
+from hedger.chain.abi import PROJECT_ROOT, load_abi
+from hedger.sim.deploy import deploy_contract, deploy_reference
+from hedger.chain.executor import KeySigner, TxSender
+from hedger.core.secrets import Secret
+from hedger.cycle.keeper import make_web3
+from hedger.sim.localchain import dev_account, start_anvil
+from hedger.sim.simulate import Holding, Job, Runner, SimChain, SimOptions, policies, run_jobs
+from hedger.core.types import UNIT, PolicyParams
 
 POL = policies(PolicyParams())
 # a broken policy for contrast: opens the hedge at the first step, never runs again
@@ -132,9 +133,9 @@ def test_wall_clock_does_not_matter(runner: Runner, monkeypatch: pytest.MonkeyPa
     """A worker's chain starts at its wall-clock time; later runs revert to that start while the
     wall clock moves on. No guard may refuse because of it (the block-lag guard once did)."""
     first = runner.run(Job("gbm", 3, POL["default"], steps=6))
-    import hedger.reader
-    real = hedger.reader.time.time
-    monkeypatch.setattr(hedger.reader.time, "time", lambda: real() + 7200)
+    import hedger.chain.reader
+    real = hedger.chain.reader.time.time
+    monkeypatch.setattr(hedger.chain.reader.time, "time", lambda: real() + 7200)
     later = runner.run(Job("gbm", 3, POL["default"], steps=6))
     assert "refused" not in later.outcomes
     assert later.steps == first.steps
@@ -378,7 +379,7 @@ def test_fork_url_reuses_real_contracts_and_etches_the_feed(tmp_path: Path) -> N
 
 
 def _prices(name: str, seed: int) -> list[int]:
-    from hedger.scenarios import make
+    from hedger.sim.scenarios import make
     return make(name, seed).prices()
 
 

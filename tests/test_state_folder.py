@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from hedger.journal import Journal
+from hedger.state.journal import Journal
 from tests.conftest import Hedge
 from tests.test_cli import BIN, run
 

@@ -7,9 +7,9 @@ from typing import Any, Callable
 
 import pytest
 
-from hedger.abi import contract_artifact, load_abi
-from hedger.errors import SimulationFailed
-from hedger.localchain import dev_account
+from hedger.chain.abi import contract_artifact, load_abi
+from hedger.core.errors import SimulationFailed
+from hedger.sim.localchain import dev_account
 from tests.conftest import HEDGER, USDC, WETH
 
 PAUSED = "Pausable: paused"

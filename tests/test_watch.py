@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hedger.journal import Journal
+from hedger.state.journal import Journal
 from tests.conftest import WETH, Hedge
 from tests.test_cli import BIN
 
@@ -192,7 +192,7 @@ def test_every_block_waits_for_a_new_block(hedge: Hedge, tmp_path: Path) -> None
 
 def test_plain_text_log_quotes_values_with_spaces() -> None:
     import shlex
-    from hedger.watch import WatchOptions, Watcher
+    from hedger.ops.watch import WatchOptions, Watcher
     out: list[str] = []
     w = Watcher(keeper=None, opts=WatchOptions(), out=out.append)     # type: ignore[arg-type]
     w.log({"event": "cycle", "n": 2, "reason": "feed 0xabc is stale: last update 4000s ago",

@@ -1,4 +1,4 @@
 """Perp protocol adapters, registered by name (see ``base.register``)."""
 
 from hedger.protocols.base import PerpAdapter, get_adapter, register, registered  # noqa: F401
-from hedger.protocols import reference  # noqa: F401  (registers "reference")
+from hedger.protocols.reference import adapter as _reference  # noqa: F401  (registers "reference")

@@ -17,9 +17,9 @@ from typing import Any, Callable, ClassVar
 
 from web3 import Web3
 
-from hedger.errors import ConfigError
-from hedger.reader import CallSpec
-from hedger.types import AccountState, Action, Call, ChainView, MarketState
+from hedger.core.errors import ConfigError
+from hedger.chain.reader import CallSpec
+from hedger.core.types import AccountState, Action, Call, ChainView, MarketState
 
 _REGISTRY: dict[str, type["PerpAdapter"]] = {}
 

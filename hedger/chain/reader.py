@@ -1,0 +1,196 @@
+"""Batched, block-pinned reads.
+
+A cycle reads in two round trips whatever it reads: the latest block (with
+chain id and, once, the genesis hash), then every ``eth_call`` of the cycle in
+one JSON-RPC batch pinned to that block number, so that all readings are
+mutually consistent.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from eth_abi.exceptions import DecodingError
+from web3 import Web3
+
+from hedger.chain.abi import load_abi
+from hedger.core.errors import ChainGuardError, RpcError
+from hedger.core.types import ChainView
+
+
+# Multicall3 at the address it has on most EVM chains (the same deployer and nonce everywhere)
+CANONICAL_MULTICALL3 = "0xcA11bde05977b3631167028862bE2a173976CA11"
+
+
+@dataclass(frozen=True)
+class CallSpec:
+    """One view call: ``key`` names its result."""
+
+    key: str
+    address: str
+    abi: str          # name of a file under abis/
+    fn: str
+    args: tuple[Any, ...] = ()
+    optional: bool = False   # a revert yields None instead of an error
+
+
+class CallFailed(Exception):
+    def __init__(self, spec: CallSpec, reason: str) -> None:
+        super().__init__(f"{spec.fn} on {spec.address} failed: {reason}")
+        self.spec = spec
+        self.reason = reason
+
+
+class ChainReader:
+    def __init__(self, w3: Web3, *, retries: int = 2, backoff: float = 0.25, multicall: str | None = None) -> None:
+        self.w3 = w3
+        self.multicall = Web3.to_checksum_address(multicall) if multicall else None
+        self.retries = retries
+        self.backoff = backoff
+        self.round_trips = 0
+        self._genesis: str | None = None
+        self._contracts: dict[tuple[str, str], Any] = {}
+        self._encoding: dict[tuple[Any, ...], tuple[str, str, list[str]]] = {}
+        self._id = 0
+
+    def _batch(self, requests: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
+        """One JSON-RPC batch; transient failures (timeout, HTTP error, malformed or incomplete
+        answer) are retried ``retries`` times with a short backoff, then raise RpcError."""
+        last: Exception | None = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * attempt)
+            try:
+                return self._batch_once(requests)
+            except RpcError as err:
+                last = err
+        assert last is not None
+        raise RpcError(f"{last} (after {self.retries + 1} attempts)") from last
+
+    def _batch_once(self, requests: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
+        self.round_trips += 1
+        try:
+            resp = self.w3.provider.make_batch_request(requests)  # type: ignore[attr-defined]
+        except Exception as err:
+            raise RpcError(f"RPC batch request failed: {type(err).__name__}: {_clean(err)}") from err
+        if not isinstance(resp, list):
+            raise RpcError(f"RPC answered a batch with a single response: {_clean(Exception(str(resp)[:200]))}")
+        if len(resp) != len(requests):
+            raise RpcError(f"RPC answered {len(resp)} of {len(requests)} batched requests")
+        ids = [r.get("id") for r in resp]
+        if None in ids:
+            raise RpcError("RPC answered a batch entry without an id")
+        resp = sorted(resp, key=lambda r: int(r["id"]))
+        return resp
+
+    def head(self, account: str | None = None) -> ChainView:
+        """Round trip 1: latest block and chain id (the genesis hash the first time, and the
+        account's mined nonce when an account is given)."""
+        return self.head_with_code(account)[0]
+
+    def head_with_code(self, account: str | None = None, code_at: str | None = None) -> tuple[ChainView, bool | None]:
+        """:meth:`head`, and in the same round trip whether ``code_at`` holds code at the latest
+        block (None when no address is given)."""
+        reqs: list[tuple[str, list[Any]]] = [("eth_getBlockByNumber", ["latest", False]), ("eth_chainId", [])]
+        if account is not None:
+            reqs.append(("eth_getTransactionCount", [account, "latest"]))
+            reqs.append(("eth_getBalance", [account, "latest"]))
+        if code_at is not None:
+            reqs.append(("eth_getCode", [Web3.to_checksum_address(code_at), "latest"]))
+        if self._genesis is None:
+            reqs.append(("eth_getBlockByNumber", ["0x0", False]))
+        resp = self._batch(reqs)
+        for r in resp:
+            if "error" in r or r.get("result") is None:
+                raise RpcError(f"RPC error reading the chain head: {r.get('error')}")
+        block = resp[0]["result"]
+        has_code = None
+        if code_at is not None:
+            has_code = resp[4 if account is not None else 2]["result"] not in ("0x", "0x0", "")
+        if self._genesis is None:
+            self._genesis = resp[-1]["result"]["hash"]
+        return ChainView(chain_id=int(resp[1]["result"], 16), block_number=int(block["number"], 16),
+                         block_timestamp=int(block["timestamp"], 16), wall_clock=int(time.time()),
+                         genesis_hash=self._genesis or "",
+                         account_nonce=int(resp[2]["result"], 16) if account is not None else None,
+                         account_balance=int(resp[3]["result"], 16) if account is not None else None), has_code
+
+    def _contract(self, address: str, abi: str) -> Any:
+        key = (address, abi)
+        if key not in self._contracts:
+            self._contracts[key] = self.w3.eth.contract(address=Web3.to_checksum_address(address),
+                                                        abi=load_abi(abi))
+        return self._contracts[key]
+
+    def call_many(self, specs: list[CallSpec], block_number: int) -> dict[str, Any]:
+        """Round trip 2: all calls at one block. Returns key -> decoded value (a tuple when
+        the function returns several values). A call to an address without code, or a
+        revert of a non-optional call, raises."""
+        if not specs:
+            return {}
+        encoded = [self._encoded(spec) for spec in specs]
+        if self.multicall:
+            answers = self._via_multicall(specs, encoded, block_number)
+        else:
+            reqs = [("eth_call", [{"to": to, "data": data}, hex(block_number)]) for to, data, _ in encoded]
+            answers = [(None, bytes.fromhex(r["result"][2:])) if "error" not in r
+                       else (str(r["error"].get("message", r["error"])), b"") for r in self._batch(reqs)]
+        out: dict[str, Any] = {}
+        for spec, (_, _, types), (failure, raw) in zip(specs, encoded, answers):
+            if failure is not None:
+                if spec.optional:
+                    out[spec.key] = None
+                    continue
+                raise CallFailed(spec, failure)
+            if not raw and types:
+                raise ChainGuardError(f"{spec.fn}() at {spec.address} returned nothing: no contract there, "
+                                      f"or not the expected interface ({spec.abi})", address=spec.address)
+            try:
+                vals = self.w3.codec.decode(types, raw)
+            except (DecodingError, OverflowError) as err:
+                raise ChainGuardError(f"{spec.fn}() at {spec.address} returned data that is not a {spec.abi} "
+                                      f"answer", address=spec.address) from err
+            out[spec.key] = vals[0] if len(vals) == 1 else tuple(vals)
+        return out
+
+    def _encoded(self, spec: CallSpec) -> tuple[str, str, list[str]]:
+        """(checksummed address, call data, output types) of a view call, encoded once: a
+        keeper reads the same views every cycle, and web3's encoder is slow."""
+        key = (spec.address, spec.abi, spec.fn, spec.args)
+        hit = self._encoding.get(key)
+        if hit is None:
+            fn = self._contract(spec.address, spec.abi).get_function_by_name(spec.fn)(*spec.args)
+            types = [o["type"] if o["type"] != "tuple" else _tuple_type(o) for o in fn.abi["outputs"]]
+            hit = (Web3.to_checksum_address(spec.address), fn._encode_transaction_data(), types)
+            self._encoding[key] = hit
+        return hit
+
+    AGGREGATE3 = "0x82ad56cb"   # aggregate3((address,bool,bytes)[])
+
+    def _via_multicall(self, specs: list[CallSpec], encoded: list[tuple[str, str, list[str]]],
+                       block_number: int) -> list[tuple[str | None, bytes]]:
+        """All calls in one eth_call to a Multicall3-compatible aggregate3 (allowFailure on every
+        call; the failures are sorted out per call afterwards). Returns (failure or None, data)."""
+        from hedger.chain.executor import decode_revert_data
+        calls = [(to, True, bytes.fromhex(data[2:])) for to, data, _ in encoded]
+        data = self.AGGREGATE3 + self.w3.codec.encode(["(address,bool,bytes)[]"], [calls]).hex()
+        (r,) = self._batch([("eth_call", [{"to": self.multicall, "data": data}, hex(block_number)])])
+        if "error" in r:
+            raise RpcError(f"aggregate3 at {self.multicall} failed: {r['error'].get('message', r['error'])}")
+        (results,) = self.w3.codec.decode(["(bool,bytes)[]"], bytes.fromhex(r["result"][2:]))
+        if len(results) != len(specs):
+            raise RpcError(f"aggregate3 answered {len(results)} of {len(specs)} calls")
+        return [(None, bytes(ret)) if ok else (decode_revert_data(bytes(ret)), b"") for ok, ret in results]
+
+
+def _tuple_type(o: dict[str, Any]) -> str:
+    inner = ",".join(c["type"] if c["type"] != "tuple" else _tuple_type(c) for c in o["components"])
+    return f"({inner})"
+
+
+def _clean(err: Exception) -> str:
+    """An error message with any URL reduced to scheme and host (hosted RPCs put keys in paths)."""
+    from hedger.core.secrets import redact_urls
+    return redact_urls(str(err))[:300]

@@ -1,0 +1,1 @@
+"""One cycle, read -> decide -> plan -> execute -> journal; several markets in one cycle; unwind."""

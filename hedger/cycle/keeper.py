@@ -1,0 +1,350 @@
+"""One hedge cycle: read -> decide -> plan -> execute -> journal, with its guards.
+
+This is the code that production (`hedger run-once`, `ape run hedge`), the
+demo and the simulator all run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+from web3 import Web3
+
+from hedger.decide import guards, planner, policy
+from hedger.chain.abi import ERC20
+from hedger.config import Settings
+from hedger.core.secrets import RPC_FIX, redact_urls
+from hedger.core.errors import (ChainGuardError, ConfigError, ExecutionError, GasHeld, GasTooHigh, HedgerError,
+                           PartialExecution, RpcError, SimulationFailed, StuckTransaction)
+from hedger.chain.executor import Executor, Signer, TxSender
+from hedger.state.journal import Journal
+from hedger.state.lock import AccountLock
+from hedger.chain.oracle import feed_specs, parse_feed
+from hedger.protocols import PerpAdapter, get_adapter
+from hedger.chain.reader import CallFailed, CallSpec, ChainReader
+from hedger.core.types import (Call, ChainView, CollateralStatus, CycleResult, DailyBudget, Decision, DecisionKind,
+                          Exposure, MarketState, PolicyParams, RefusalKind, Snapshot)
+
+log = logging.getLogger("hedger.cycle.keeper")
+
+REFUSAL_EXIT = {RefusalKind.ORACLE: 3, RefusalKind.SEQUENCER: 4, RefusalKind.CHAIN: 5, RefusalKind.ACCOUNT: 9}
+
+
+EXPECTED = {   # what each address setting must point at, for messages
+    "HEDGER_ORACLE": "an AggregatorV3 price feed",
+    "HEDGER_SECOND_ORACLE": "an AggregatorV3 price feed", "HEDGER_SEQUENCER_FEED": "a sequencer-uptime feed",
+    "HEDGER_SPOT_TOKEN": "an ERC20 token", "HEDGER_COLLATERAL_TOKEN": "the ERC20 token the market takes",
+}
+
+FIAT_TOKEN = "FiatToken"   # optional views of USDC-like tokens: paused(), isBlacklisted(address)
+
+
+def make_web3(rpc_url: str, timeout: float = 20.0) -> Web3:
+    """web3's own silent retries are off: reads are retried by the reader (counted, bounded),
+    and a send is never repeated blindly (its hash is watched instead)."""
+    return Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout},
+                                  exception_retry_configuration=None))
+
+
+@dataclass
+class Keeper:
+    settings: Settings
+    w3: Web3
+    signer: Signer | None
+    adapter: PerpAdapter
+    reader: ChainReader
+    journal: Journal | None
+    account: str
+    _sender: TxSender | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, w3: Web3 | None = None, signer: Signer | None = None,
+                      journal: Journal | None = None, use_journal: bool = True) -> "Keeper":
+        w3 = w3 or make_web3(settings.rpc_url, settings.rpc_timeout)
+        signer = signer if signer is not None else settings.build_signer()
+        account = settings.account
+        if signer is not None:
+            if account is not None and Web3.to_checksum_address(account) != signer.address:
+                raise ConfigError("HEDGER_ACCOUNT", f"{account} is not the signer's address {signer.address}",
+                                  "unset HEDGER_ACCOUNT or set it to the signer's address")
+            account = signer.address
+        if account is None:
+            raise ConfigError("HEDGER_ACCOUNT", "no account to hedge", "set HEDGER_ACCOUNT or a signer")
+        adapter = get_adapter(settings.protocol)(w3, settings.market, settings.collateral_token,
+                                                 two_step=settings.order_mode == "delayed",
+                                                 unlimited_approval=settings.unlimited_approval)
+        if journal is None and use_journal:
+            journal = Journal(settings.journal_path)
+        return cls(settings=settings, w3=w3, signer=signer, adapter=adapter,
+                   reader=ChainReader(w3, multicall=settings.multicall),
+                   journal=journal, account=Web3.to_checksum_address(account))
+
+    # ------------------------------------------------------------------ read
+    def _specs(self) -> list[CallSpec]:
+        s = self.settings
+        specs = feed_specs("oracle", s.oracle)
+        if s.sequencer_feed:
+            specs += feed_specs("sequencer", s.sequencer_feed)
+        if s.second_oracle:
+            specs += feed_specs("second", s.second_oracle)
+        specs += [CallSpec("spot.balance", s.spot_token, ERC20, "balanceOf", (self.account,)),
+                  CallSpec("spot.decimals", s.spot_token, ERC20, "decimals"),
+                  CallSpec("c.paused", s.collateral_token, FIAT_TOKEN, "paused", optional=True),
+                  CallSpec("c.blacklisted", s.collateral_token, FIAT_TOKEN, "isBlacklisted", (self.account,),
+                           optional=True),
+                  CallSpec("c.marketBlacklisted", s.collateral_token, FIAT_TOKEN, "isBlacklisted",
+                           (self.adapter.market,), optional=True)]
+        return specs + self.adapter.read_specs(self.account)
+
+    def read(self) -> Snapshot:
+        """Two round trips: the chain head, then every view call pinned to that block."""
+        try:
+            head = self.reader.head(self.account)
+        except RpcError as err:
+            raise RpcError(f"cannot read the chain at {self.settings.rpc_display}: {err}. Fix: {RPC_FIX}") from err
+        if self.settings.chain_id is not None and head.chain_id != self.settings.chain_id:
+            raise ChainGuardError(f"the RPC at {self.settings.rpc_display} reports chain id {head.chain_id}, "
+                                  f"HEDGER_CHAIN_ID is {self.settings.chain_id}: refusing to act on the wrong chain")
+        try:
+            r = self.reader.call_many(self._specs(), head.block_number)
+        except CallFailed as err:
+            var = self.setting_of(err.spec.address, err.spec.key)
+            expected = (f"a `{self.settings.protocol}` perp market (HEDGER_PROTOCOL)" if var == "HEDGER_MARKET"
+                        else EXPECTED[var])
+            raise ChainGuardError(f"{var}: {err}. Fix: check that {var} is the right address, {expected} "
+                                  f"(`hedger check` tests every configured address)",
+                                  address=err.spec.address, variable=var) from err
+        return self.snapshot_from(r, head)
+
+    def setting_of(self, address: str, key: str | None = None) -> str:
+        """The setting that configured ``address`` (for messages that name the variable to fix); the
+        failing read's ``key`` (as in :meth:`_specs`) decides when two settings hold one address."""
+        s = self.settings
+        by_key = {"oracle": "HEDGER_ORACLE", "sequencer": "HEDGER_SEQUENCER_FEED", "second": "HEDGER_SECOND_ORACLE",
+                  "spot": "HEDGER_SPOT_TOKEN", "c": "HEDGER_COLLATERAL_TOKEN", "m": "HEDGER_MARKET",
+                  "a": "HEDGER_MARKET"}
+        if key is not None and key.split(".", 1)[0] in by_key:
+            return by_key[key.split(".", 1)[0]]
+        a = Web3.to_checksum_address(address)
+        for var, value in (("HEDGER_MARKET", self.adapter.market), ("HEDGER_ORACLE", s.oracle),
+                           ("HEDGER_SECOND_ORACLE", s.second_oracle), ("HEDGER_SEQUENCER_FEED", s.sequencer_feed),
+                           ("HEDGER_SPOT_TOKEN", s.spot_token), ("HEDGER_COLLATERAL_TOKEN", s.collateral_token)):
+            if value and Web3.to_checksum_address(value) == a:
+                return var
+        return "HEDGER_MARKET"   # not configured: an address the market itself pointed at
+
+    def snapshot_from(self, r: dict[str, Any], head: ChainView) -> Snapshot:
+        """The snapshot from the answers to :meth:`_specs` (keyed as there), read at ``head``."""
+        s = self.settings
+        oracle = parse_feed("oracle", s.oracle, r)
+        seq = parse_feed("sequencer", s.sequencer_feed, r) if s.sequencer_feed else None
+        market, account = self.adapter.parse(r, self.account, head)
+        exposure = Exposure(spot_balance=int(r["spot.balance"]), spot_decimals=int(r["spot.decimals"]),
+                            extra=s.extra_exposure)
+        last = None
+        if self.journal is not None:
+            last = self.journal.last_action_at(head.chain_id, head.genesis_hash, self.account, market.address)
+        ref_price, ref_source, ref_problem = self._second_source(r, market, head)
+        status = CollateralStatus(paused=_opt_bool(r.get("c.paused")), account_blacklisted=_opt_bool(
+            r.get("c.blacklisted")), market_blacklisted=_opt_bool(r.get("c.marketBlacklisted")))
+        return Snapshot(chain=head, oracle=oracle, sequencer=seq, market=market, account=account,
+                        exposure=exposure, last_rebalance_at=last, reference_price=ref_price,
+                        reference_source=ref_source, reference_problem=ref_problem, collateral_status=status)
+
+    def _second_source(self, r: dict[str, Any], market: MarketState,
+                       head: ChainView) -> tuple[int | None, str, str | None]:
+        """An independent price: a second configured feed, else the market's own price when the
+        market reads a different feed than the hedger. (price, source, problem)."""
+        s = self.settings
+        if s.second_oracle:
+            second = parse_feed("second", s.second_oracle, r)
+            source = f"second feed {s.second_oracle}"
+            refused = guards.feed_problem(second, head.block_timestamp, s.policy.oracle_max_age_s)
+            if refused is not None:
+                return None, source, refused
+            return second.price_e18, source, None
+        if market.feed and market.feed != Web3.to_checksum_address(s.oracle):
+            source = f"market feed {market.feed}"
+            if market.price_invalid:
+                return None, source, "the market reports its price invalid"
+            return market.price, source, None
+        return None, "none", None
+
+    def params(self, snapshot: Snapshot) -> PolicyParams:
+        return self.settings.policy_for_chain(snapshot.chain.chain_id)
+
+    # ----------------------------------------------------------------- cycle
+    def lock(self) -> AccountLock:
+        return AccountLock(self.settings.journal_path, self.account)
+
+    def cycle(self, dry_run: bool = False, *, locked: bool = False, params: PolicyParams | None = None,
+              unwinding: bool = False) -> CycleResult:
+        """One cycle under the account's lock (unless the caller holds it). Never raises for a
+        refusal or a failed send: the result carries the exit code. Raises ConfigError /
+        RpcError / ChainGuardError / LockHeld when the cycle cannot even start.
+        ``params`` replaces the policy parameters for this cycle and ``unwinding`` lets it act
+        while the account is paused (``hedger unwind``: pausing stops the hedger, not the
+        operator's exit)."""
+        if locked:
+            return self._cycle(dry_run, params, unwinding)
+        with self.lock():
+            return self._cycle(dry_run, params, unwinding)
+
+    # --------------------------------------------------------- operator controls
+    PAUSE = "pause"
+    UNWOUND = "unwound"                 # the pause reason `hedger unwind` leaves when it finished
+    UNWINDING = "unwinding: `hedger unwind` started and has not finished (run it again to finish)"
+    UNFINISHED_UNWIND = "unwind unfinished (run `hedger unwind` again to finish)"
+
+    def paused(self) -> dict[str, Any] | None:
+        """The pause record ({since, reason}) when the operator (or `hedger unwind`) paused this
+        account, else None."""
+        if self.journal is None:
+            return None
+        return self.journal.get_control(self.account, self.adapter.market, self.PAUSE)
+
+    def set_paused(self, reason: str | None) -> None:
+        """Pause (with a reason) or, with None, resume. Needs the journal."""
+        if self.journal is None:
+            raise ConfigError("HEDGER_JOURNAL_PATH", "pausing needs the journal", "set HEDGER_JOURNAL_PATH")
+        value = None if reason is None else {"since": int(time.time()), "reason": reason}
+        self.journal.set_control(self.account, self.adapter.market, self.PAUSE, value)
+
+    def _daily_budget(self, snapshot: Snapshot) -> DailyBudget | None:
+        """Room left today under HEDGER_DAILY_MAX_NOTIONAL_USD and HEDGER_DAILY_MAX_GAS_ETH
+        (UTC day of chain time), from what the journal recorded as mined."""
+        s = self.settings
+        if self.journal is None or (s.daily_max_notional_usd is None and s.daily_max_gas is None):
+            return None
+        day_start = snapshot.chain.block_timestamp - snapshot.chain.block_timestamp % 86_400
+        notional, gas = self.journal.spent(snapshot.chain.chain_id, snapshot.chain.genesis_hash, self.account,
+                                           day_start)
+        return DailyBudget(
+            notional_left=None if s.daily_max_notional_usd is None else s.daily_max_notional_usd - notional,
+            gas_left=None if s.daily_max_gas is None else s.daily_max_gas - gas)
+
+    def sender(self) -> TxSender:
+        assert self.signer is not None
+        if self._sender is None:
+            self._sender = TxSender(self.w3, self.signer, gas=self.settings.gas_policy())
+        return self._sender
+
+    def reconcile(self) -> list[str]:
+        """Before a cycle: settle what earlier runs left unrecorded (a crash between broadcast and
+        receipt) or not yet final (receipts re-checked against reorganisations). Mined transactions
+        are recorded, pending ones are waited for (and replaced if stuck), forgotten ones broadcast
+        again from the journal (their nonce cancelled after HEDGER_MAX_REBROADCASTS), and
+        interrupted cycles closed. Raises while a nonce stays in doubt. Returns notes."""
+        from hedger.state.reconcile import reconcile
+        if self.journal is None:
+            return []
+        return reconcile(self)
+
+    def _cycle(self, dry_run: bool, params: PolicyParams | None = None, unwinding: bool = False) -> CycleResult:
+        from hedger.state.reconcile import reconcile_state
+        notes = self.reconcile()
+        snapshot = self.read()
+        if self.journal is not None:
+            notes += reconcile_state(self.journal, snapshot)
+        snapshot = replace(snapshot, daily=self._daily_budget(snapshot))
+        params = params or self.params(snapshot)
+        decision = policy.decide(snapshot, params)
+        res, paused = self.prepare(snapshot, decision, params, dry_run, notes, unwinding=unwinding)
+        plan, calls, dry = res.plan, res.calls, res.dry_run
+        assert plan is not None
+        cid = self.journal.open_cycle(snapshot, decision, plan, calls, dry) if self.journal else None
+        res.cycle_id = cid
+        if cid is not None and notes and self.journal is not None:
+            self.journal.set_notes(cid, notes)
+        log.info("decision %s (%s): %s", decision.kind.value, decision.code, decision.reason)
+        if settle_unsent(res, paused=paused):
+            self._execute(res, calls, cid)
+        if self.journal is not None and cid is not None:
+            self.journal.close_cycle(cid, res.outcome, res.exit_code, res.error)
+        return res
+
+    def prepare(self, snapshot: Snapshot, decision: Decision, params: PolicyParams, dry_run: bool,
+                notes: list[str], *, unwinding: bool = False) -> tuple[CycleResult, bool]:
+        """Plan ``decision`` and build its calls; the cycle's result so far (dry run when asked, when
+        there is no signer, or when the operator paused the account, which adds a note), and
+        whether the account is paused. ``unwinding``: a step of `hedger unwind`, which acts
+        although the account is paused."""
+        from hedger.core.timefmt import when
+        plan = planner.plan(decision, params, snapshot.account.size)
+        calls = self.adapter.build_calls(plan.actions, snapshot.account, snapshot.market)
+        pause = None if unwinding else self.paused()
+        if pause is not None:
+            notes.append(f"paused by the operator since {when(pause['since'])} ({pause['reason']}): reading and "
+                         "reporting only, nothing is sent (`hedger resume` to hedge again)")
+        dry = dry_run or self.signer is None or pause is not None
+        return CycleResult(snapshot=snapshot, decision=decision, plan=plan, calls=calls, dry_run=dry,
+                           notes=notes), pause is not None
+
+    def _execute(self, res: CycleResult, calls: list[Call], cid: int | None) -> None:
+        ex = Executor(self.sender(), max_action_usd=self.settings.max_action_usd,
+                      fee_of=lambda r: self.adapter.trade_fee(r, self.account))
+        j = self.journal
+        # a step counts as mined for the next step at its receipt; the journal takes it as final
+        # only HEDGER_CONFIRMATIONS blocks later (until then reconcile re-checks its block)
+        at_once = res.snapshot is None or self.settings.confirmations_for_chain(res.snapshot.chain.chain_id) == 0
+        try:
+            ex.execute(
+                calls, sent=res.sent,
+                on_signed=(lambda c, h, n, raw, f: j.record_signed(cid, c, h, n, raw, {**f, "riskReducing": c.risk_reducing}))
+                if j and cid else None,
+                on_mined=(lambda tx: j.record_mined(tx, confirmed=at_once)) if j else None)
+            res.outcome = "acted"
+        except GasHeld as err:
+            res.outcome, res.exit_code, res.error = "held_gas", 0, redact_urls(str(err))
+        except GasTooHigh as err:
+            res.outcome, res.exit_code, res.error = "gas_too_high", err.exit_code, redact_urls(str(err))
+        except SimulationFailed as err:
+            res.outcome, res.exit_code, res.error = "failed", err.exit_code, redact_urls(str(err))
+        except PartialExecution as err:
+            res.outcome, res.exit_code, res.error = "partial", err.exit_code, redact_urls(str(err))
+        except ExecutionError as err:
+            res.outcome, res.exit_code, res.error = "failed", err.exit_code, redact_urls(str(err))
+        except HedgerError as err:
+            res.outcome, res.exit_code, res.error = "failed", err.exit_code, redact_urls(str(err))
+
+
+def settle_unsent(res: CycleResult, *, paused: bool) -> bool:
+    """Set the outcome of a cycle that sends nothing (refused, held, paused, dry run) and return
+    False; return True when its calls are to be sent."""
+    decision = res.decision
+    assert decision is not None
+    if decision.kind is DecisionKind.REFUSE:
+        assert decision.refusal is not None
+        res.outcome, res.exit_code, res.error = "refused", REFUSAL_EXIT[decision.refusal], decision.reason
+    elif not res.calls:
+        res.outcome = "held_limit" if decision.code == "daily_limit" else "held"
+    elif paused:
+        res.outcome = "paused"
+    elif res.dry_run:
+        res.outcome = "dry_run"
+    else:
+        return True
+    return False
+
+
+def fill_due_orders(w3: Web3, adapter: PerpAdapter, keeper_sender: TxSender, accounts: list[str]) -> list[str]:
+    """The protocol keeper's job (not the hedger's): fill every due two-step order of ``accounts``.
+    Returns the tx hashes; orders not yet due, or whose fill price is breached, stay pending."""
+    hashes = []
+    for acct in accounts:
+        call = adapter.fill_order_call(acct)
+        if call is None:
+            continue
+        try:
+            receipt = keeper_sender.send(call.to, call.data)
+        except SimulationFailed:
+            continue
+        hashes.append(Web3.to_hex(receipt["transactionHash"]))
+    return hashes
+
+
+def _opt_bool(v: Any) -> bool | None:
+    return None if v is None else bool(v)

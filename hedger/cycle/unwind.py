@@ -1,0 +1,123 @@
+"""`hedger unwind`: close the short and withdraw the margin, in safe steps, through the
+same keeper cycle and executor as every hedge, and keep it unwound.
+
+Each step is an ordinary cycle with the policy told to hedge nothing: first the position
+is closed (no withdrawal in the same cycle, so a withdrawal is sized on what the close
+really left), then the accessible margin is withdrawn. A pending two-step order is
+honoured: never a second one; the unwind waits for it to be filled (by the protocol's
+keepers) or, at the latest, until its own expiry, then cancels it and goes on.
+
+One safe procedure: the account is paused before the first step (so that an unwind
+stopped half-way is not undone by the next cron run) and stays paused once unwound,
+with the reason ``unwound``, until ``hedger resume``: no `run-once` or `watch` cycle
+reopens the hedge. Unwinding works while the account is paused: pausing stops the
+hedger, not the operator's exit.
+
+Exit codes: 0 unwound (or a dry run); the code of the step that stopped it otherwise (a
+refusal 3/4/5/9 sends nothing, 6 a step failed before sending, 7 a step failed after
+earlier ones were mined, 10 gas alarm), and :data:`UNFINISHED` (13) when nothing failed
+but it could not finish yet (a pending order still within its life past ``--timeout``, a
+daily limit holding the withdrawal): run it again later.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+from hedger.core.errors import HedgerError
+from hedger.cycle.keeper import Keeper
+from hedger.core.timefmt import duration, utc
+from hedger.core.types import CycleResult, PolicyParams, UNIT
+
+UNFINISHED = 13          # nothing failed, nothing more could be done yet: run `hedger unwind` again later
+EXPIRY_GRACE_S = 60      # wall-clock seconds allowed past an order's expiry for the chain's time to pass it
+MAX_ACTING_STEPS = 20    # cycles that send something (close, cancel, withdraw, ...): a few are enough
+
+
+@dataclass
+class UnwindResult:
+    done: bool
+    exit_code: int
+    message: str
+    cycles: list[CycleResult] = field(default_factory=list)
+
+
+def unwind_params(p: PolicyParams, closing: bool) -> PolicyParams:
+    """Target zero, trade any size, no cooldown; withdraw only once the position is closed."""
+    return replace(p, hedge_ratio=0, band=0, min_trade_usd=0, max_trade_usd=10**30 * UNIT, cooldown_s=0,
+                   min_collateral_usd=0, min_leverage=0 if closing else UNIT, target_leverage=2 * UNIT,
+                   max_leverage=max(p.max_leverage, 3 * UNIT))
+
+
+def unwind(k: Keeper, *, timeout: float = 600.0, poll: float = 2.0, dry_run: bool = False,
+           say: Callable[[str], None] = print) -> UnwindResult:
+    """Unwind ``k``'s account (see the module's docstring). ``timeout``: wall-clock seconds in all
+    that the unwind may spend waiting for pending two-step orders."""
+    with k.lock():
+        if dry_run:
+            return _steps(k, timeout, poll, True, say)
+        k.set_paused(Keeper.UNWINDING)      # an unwind stopped half-way must not be undone by a cycle
+        r = _steps(k, timeout, poll, False, say)
+        if r.done:
+            k.set_paused(Keeper.UNWOUND)
+            r.message += "; the account stays paused (reason: unwound) until `hedger resume`"
+        else:
+            k.set_paused(Keeper.UNFINISHED_UNWIND)
+            r.message += "; the account stays paused until `hedger unwind` finishes or `hedger resume`"
+        return r
+
+
+def _steps(k: Keeper, timeout: float, poll: float, dry_run: bool, say: Callable[[str], None]) -> UnwindResult:
+    deadline = time.monotonic() + timeout
+    cycles: list[CycleResult] = []
+    waited: tuple[int, int] | None = None        # (submitted_at, expires_at) of the order waited for
+    wait_until = 0.0                             # wall clock: its expiry, plus a grace for blocks to pass it
+    acting = 0
+    while True:
+        s = k.read()
+        a, m = s.account, s.market
+        scale = 10 ** (18 - m.collateral_decimals)
+        o = a.pending_order
+        now = s.chain.block_timestamp
+        if o is not None and now <= o.expires_at:
+            if dry_run:
+                return UnwindResult(False, 0, f"dry run: a two-step order of {o.size_delta / UNIT:+.4f} is pending "
+                                    f"(expires at {utc(o.expires_at)}); the unwind would wait for it to be filled or "
+                                    "to expire, then go on; nothing was sent", cycles)
+            if waited != (o.submitted_at, o.expires_at):
+                waited = (o.submitted_at, o.expires_at)
+                wait_until = time.monotonic() + (o.expires_at - now) + EXPIRY_GRACE_S
+                say(f"waiting for the pending order of {o.size_delta / UNIT:+.4f} (executable at "
+                    f"{utc(o.executable_at)}, expires at {utc(o.expires_at)}, in {duration(o.expires_at - now)} of "
+                    "chain time): filled by the protocol's keepers, or cancelled once expired")
+            if time.monotonic() > deadline:
+                return UnwindResult(False, UNFINISHED, f"a two-step order is still pending (expires at "
+                                    f"{utc(o.expires_at)}) after --timeout {timeout:g}s; run unwind again later "
+                                    "or with a longer --timeout", cycles)
+            if time.monotonic() > wait_until:
+                return UnwindResult(False, UNFINISHED, f"the chain's time ({utc(now)}) has not passed the pending "
+                                    f"order's expiry ({utc(o.expires_at)}) {EXPIRY_GRACE_S}s after it was due: are "
+                                    "blocks being produced? Run unwind again later", cycles)
+            time.sleep(poll)
+            continue
+        if a.size == 0 and o is None and a.accessible_margin < scale:
+            return UnwindResult(True, 0, "unwound: no position, no margin left to withdraw", cycles)
+        if acting >= MAX_ACTING_STEPS:
+            return UnwindResult(False, UNFINISHED, f"not unwound after {acting} steps; run unwind again", cycles)
+        params = unwind_params(k.params(s), closing=a.size != 0)
+        try:
+            res = k.cycle(dry_run=dry_run, locked=True, params=params, unwinding=True)
+        except HedgerError as err:
+            return UnwindResult(False, err.exit_code, str(err), cycles)
+        cycles.append(res)
+        acting += 1
+        say(f"{res.decision.kind.value} [{res.decision.code}] {res.decision.reason}"
+            + "".join(f"\n  tx {t.call.contract}.{t.call.function}{t.call.args} {t.tx_hash}" for t in res.sent))
+        if res.exit_code != 0:
+            return UnwindResult(False, res.exit_code, f"stopped: {res.outcome} {res.error or ''}".strip(), cycles)
+        if dry_run:
+            return UnwindResult(False, 0, "dry run: the first step is shown above; nothing was sent", cycles)
+        if not res.sent:   # held (a daily limit, prices in doubt for a withdrawal, ...): nothing failed
+            return UnwindResult(False, UNFINISHED, f"cannot go further now: {res.decision.reason}", cycles)

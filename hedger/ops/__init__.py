@@ -1,0 +1,1 @@
+"""Operations: the long-running keeper (watch), metrics, alerts, check and report."""

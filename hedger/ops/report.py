@@ -1,0 +1,290 @@
+"""`hedger report`: what hedging cost and earned, per day and in total, from the journal.
+
+Between two consecutive cycles (chain time), with oracle prices P0 -> P1:
+- spot PnL   = exposure x (P1 - P0)
+- perp PnL   = position held x (P1 - P0)        (mark to market at the oracle)
+- funding    = change of the market's accrued funding (reset when our transactions settle it),
+               counted as received or paid interval by interval
+- fees       = the trading fees the market charged, read from its events when our
+               transaction traded; for a two-step order filled by a keeper, the fee the
+               policy expected (marked as an estimate)
+- gas        = gas used x effective gas price of every mined transaction (in ETH; in USD when
+               the oracle prices ETH, or at --eth-usd, or, with HEDGER_MARKETS, at the price
+               an ETH market's oracle read in the same cycle)
+Net = spot + perp + funding - fees - gas. Hedge cost = fees + gas - funding; in basis points
+per year of the hedged notional (the position's notional integrated over time), but only over
+a period of a day or more (over minutes a yearly rate means nothing): else the plain cost and
+the period.
+The perp's price PnL is split into realised (on size closed, average-cost, at the oracle) and
+open (the position still held, marked at the oracle); apart from that, what the market has
+settled into margin (it settles PnL and funding on each trade and margin transfer, while the
+short stays open) and what is not settled yet.
+Dry runs (`--dry-run`, paused, no signer) are journaled but never counted: they sent
+nothing, and may have read another configuration.
+Amounts are integers (E18) throughout; they become decimal strings only when printed.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hedger.core.fixedpoint import UNIT, fmt_units
+from hedger.state.journal import Journal
+from hedger.core.timefmt import duration
+
+YEAR = 365 * 86_400
+MIN_ANNUALISED_S = 86_400   # a yearly rate only over a day or more
+POSITION_TXS = ("modifyPosition", "transferMargin")
+
+
+@dataclass
+class Row:
+    day: str
+    funding_received: int = 0  # E18 USD
+    funding_paid: int = 0      # E18 USD (positive number)
+    fees: int = 0             # E18 USD paid
+    fee_estimated: bool = False
+    gas_wei: int = 0
+    gas_usd: int = 0          # E18 USD (0 when gas cannot be priced)
+    spot_pnl: int = 0
+    perp_pnl: int = 0
+    notional_seconds: int = 0  # E18 USD x seconds
+    seconds: int = 0           # chain time covered (sum of the intervals between counted cycles)
+
+    @property
+    def funding(self) -> int:
+        """Net funding, + received."""
+        return self.funding_received - self.funding_paid
+
+    @property
+    def net(self) -> int:
+        return self.spot_pnl + self.perp_pnl + self.funding - self.fees - self.gas_usd
+
+    @property
+    def cost(self) -> int:
+        return self.fees + self.gas_usd - self.funding
+
+    @property
+    def cost_bps_per_year(self) -> int | None:
+        """Integer bps/yr (rounded toward zero); None without hedged notional or over less than a day."""
+        if self.notional_seconds <= 0 or self.seconds < MIN_ANNUALISED_S:
+            return None
+        return self.cost * 10_000 * YEAR // self.notional_seconds if self.cost >= 0 else \
+            -((-self.cost) * 10_000 * YEAR // self.notional_seconds)
+
+    def add(self, o: "Row") -> None:
+        for f in ("funding_received", "funding_paid", "fees", "gas_wei", "gas_usd", "spot_pnl", "perp_pnl",
+                  "notional_seconds", "seconds"):
+            setattr(self, f, getattr(self, f) + getattr(o, f))
+        self.fee_estimated |= o.fee_estimated
+
+
+@dataclass
+class Report:
+    days: list[Row]
+    total: Row
+    perp_unsettled: int = 0     # E18: PnL and funding not yet settled into margin, at the last reading
+    perp_settled: int = 0       # E18: the rest of the perp's mark-to-market PnL and funding: settled into margin
+    perp_realised: int = 0      # E18: price PnL realised on size closed (average cost, at the oracle)
+    perp_open: int = 0          # E18: price PnL of the size still open (marked at the oracle)
+    spot_unrealised: int = 0
+    cycles: int = 0
+    dry_cycles: int = 0         # journaled dry runs, not counted
+    notes: list[str] = field(default_factory=list)
+
+
+def _n(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
+
+
+def _day(ts: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(ts))
+
+
+def _prices_eth(sn: dict[str, Any]) -> bool:
+    return "ETH" in (sn["oracle"].get("description") or "").upper()
+
+
+def _price(sn: dict[str, Any]) -> int:
+    o = sn["oracle"]
+    return int(o["answer"]) * 10 ** (18 - int(o["decimals"]))
+
+
+def eth_prices(j: Journal, account: str, market: str) -> dict[tuple[str, int], int]:
+    """E18 ETH/USD by (genesis hash, block timestamp), as read by a market's cycles whose oracle prices ETH;
+    empty for a market that prices something else. With ``HEDGER_MARKETS`` every market of a
+    cycle reads at one block, so the ETH market's reading prices the gas of the others."""
+    out: dict[tuple[str, int], int] = {}
+    for c in j.db.execute("SELECT genesis_hash, block_timestamp, snapshot FROM cycles WHERE account=? AND market=? AND "
+                          "snapshot IS NOT NULL AND dry_run=0", (account, market)):
+        sn = json.loads(c["snapshot"])
+        if _prices_eth(sn):
+            out[(c["genesis_hash"], int(c["block_timestamp"]))] = _price(sn)
+    return out
+
+
+def build_report(j: Journal, account: str, market: str, *, eth_usd: int | None = None,
+                 eth_usd_at: dict[tuple[str, int], int] | None = None) -> Report:
+    """``eth_usd``: price all gas at this E18 ETH/USD; else a market whose oracle prices ETH prices
+    its own, and ``eth_usd_at`` ((genesis hash, block timestamp) -> price, see :func:`eth_prices`) prices the
+    rest, cycle by cycle."""
+    eth_usd_at = eth_usd_at or {}
+    everything = [c for c in j.db.execute(
+        "SELECT * FROM cycles WHERE account=? AND market=? AND snapshot IS NOT NULL ORDER BY id", (account, market))]
+    if not everything:
+        return Report(days=[], total=Row(day="total"), notes=["the journal has no cycles for this account and market"])
+    # one chain only: the newest (a restarted local chain is another chain)
+    key = (everything[-1]["chain_id"], everything[-1]["genesis_hash"])
+    everything = [c for c in everything if (c["chain_id"], c["genesis_hash"]) == key]
+    # dry runs sent nothing, and may have read another configuration (another oracle): never counted
+    cycles = [c for c in everything if not c["dry_run"]]
+    dry = len(everything) - len(cycles)
+    dry_note = [f"{_n(dry, 'dry-run cycle')} (--dry-run, paused, or no signer) in the journal, not counted"] if dry \
+        else []
+    if not cycles:
+        return Report(days=[], total=Row(day="total"), dry_cycles=dry,
+                      notes=["the journal has only dry-run cycles for this account and market: nothing was sent"])
+    days: dict[str, Row] = {}
+    snaps = [json.loads(c["snapshot"]) for c in cycles]
+
+    def row(ts: int) -> Row:
+        return days.setdefault(_day(ts), Row(day=_day(ts)))
+
+    price_of = _price
+
+    def exposure_of(sn: dict[str, Any]) -> int:
+        e = sn["exposure"]
+        d = int(e["spot_decimals"])
+        return int(e["spot_balance"]) * 10 ** (18 - d) + int(e["extra"])
+
+    notes: list[str] = []
+    for c, sn in zip(cycles, snaps):
+        txs = j.txs(int(c["id"]))
+        r = row(int(c["block_timestamp"]))
+        oracle_is_eth = _prices_eth(sn)
+        cycle_eth = (eth_usd if eth_usd is not None else price_of(sn) if oracle_is_eth
+                     else eth_usd_at.get((c["genesis_hash"], int(c["block_timestamp"]))))
+        for t in txs:
+            if t["state"] not in ("mined", "reverted"):
+                continue
+            wei = int(t["gas_used"] or 0) * int(t["effective_gas_price"] or 0)
+            r.gas_wei += wei
+            if cycle_eth is not None:
+                r.gas_usd += wei * cycle_eth // UNIT
+            if t["state"] == "mined" and t["fee"] is not None:
+                r.fees += int(t["fee"])
+            elif t["state"] == "mined" and t["function"] == "submitDelayedOrder":
+                plan = json.loads(c["plan"] or "{}")
+                r.fees += int(plan.get("plan", {}).get("decision", {}).get("expected_fee", 0))
+                r.fee_estimated = True
+        if cycle_eth is None and any(t["gas_used"] for t in txs):
+            notes.append("gas is shown in ETH only: the oracle does not price ETH (pass --eth-usd)")
+    pos, avg, realised = int(snaps[0]["account"]["size"]), price_of(snaps[0]), 0   # average cost, at the oracle
+    for (c0, s0), (c1, s1) in zip(zip(cycles, snaps), zip(cycles[1:], snaps[1:])):
+        t0, t1 = int(c0["block_timestamp"]), int(c1["block_timestamp"])
+        p0, p1 = price_of(s0), price_of(s1)
+        txs0 = [t for t in j.txs(int(c0["id"])) if t["state"] == "mined"]
+        size0 = int(s0["account"]["size"])
+        if any(t["function"] == "submitDelayedOrder" for t in txs0):
+            held = int(s1["account"]["size"])      # a keeper filled it seconds after
+            settled = True
+        else:
+            held = size0 + sum(int(json.loads(t["args"])[0]) for t in txs0 if t["function"] == "modifyPosition")
+            settled = any(t["function"] in POSITION_TXS for t in txs0)
+        r = row(t1)
+        for size in (size0, held):        # what changed since the last counted cycle, then this cycle's trades
+            pos, avg, gain = _average_cost(pos, avg, size, p0)
+            realised += gain
+        r.spot_pnl += exposure_of(s0) * (p1 - p0) // UNIT
+        r.perp_pnl += held * (p1 - p0) // UNIT
+        r.seconds += max(t1 - t0, 0)
+        base = 0 if settled else int(s0["account"]["accrued_funding"])
+        accrued = int(s1["account"]["accrued_funding"]) - base
+        if accrued >= 0:
+            r.funding_received += accrued
+        else:
+            r.funding_paid += -accrued
+        r.notional_seconds += abs(held) * p0 // UNIT * max(t1 - t0, 0)
+    total = Row(day="total")
+    ordered = [days[d] for d in sorted(days)]
+    for r in ordered:
+        total.add(r)
+    last = snaps[-1]["account"]
+    unsettled = int(last["pnl"]) + int(last["accrued_funding"])
+    return Report(days=ordered, total=total, perp_unsettled=unsettled,
+                  perp_settled=total.perp_pnl + total.funding - unsettled, perp_realised=realised,
+                  perp_open=total.perp_pnl - realised, spot_unrealised=total.spot_pnl,
+                  cycles=len(cycles), dry_cycles=dry, notes=sorted(set(notes)) + dry_note)
+
+
+def _average_cost(pos: int, avg: int, new: int, price: int) -> tuple[int, int, int]:
+    """Position ``pos`` (E18, signed) at average entry ``avg`` becomes ``new`` at ``price``:
+    (new size, new average entry, price PnL realised on the size closed)."""
+    if new == pos:
+        return pos, avg, 0
+    if pos == 0 or (new > 0) == (pos > 0) and abs(new) > abs(pos):     # opening or growing
+        return new, (pos * avg + (new - pos) * price) // new, 0
+    if new == 0 or (new > 0) == (pos > 0):                             # reducing
+        return new, avg, (pos - new) * (price - avg) // UNIT
+    return new, price, pos * (price - avg) // UNIT                     # through zero: close, then open
+
+
+COLUMNS = ["day", "funding_received_usd", "funding_paid_usd", "fees_usd", "gas_eth", "gas_usd", "spot_pnl_usd", "perp_pnl_usd", "net_usd",
+           "hedge_cost_bps_per_year", "hedge_cost_usd", "period_s"]
+
+
+def _values(r: Row) -> list[str]:
+    bps = r.cost_bps_per_year
+    return [r.day, fmt_units(r.funding_received, 18, 6).replace(",", ""),
+            fmt_units(r.funding_paid, 18, 6).replace(",", ""),
+            fmt_units(r.fees, 18, 6).replace(",", "") + ("~" if r.fee_estimated else ""),
+            fmt_units(r.gas_wei, 18, 8).replace(",", ""), fmt_units(r.gas_usd, 18, 6).replace(",", ""),
+            fmt_units(r.spot_pnl, 18, 6).replace(",", ""), fmt_units(r.perp_pnl, 18, 6).replace(",", ""),
+            fmt_units(r.net, 18, 6).replace(",", ""), "" if bps is None else str(bps),
+            fmt_units(r.cost, 18, 6).replace(",", ""), str(r.seconds)]
+
+
+def write_csv(rep: Report, path: Path) -> None:
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(COLUMNS)
+        for r in rep.days + [rep.total]:
+            w.writerow(_values(r))
+
+
+def _table_values(r: Row) -> list[str]:
+    """A printed row: the CSV's values, the period readable, and no yearly rate under a day."""
+    v = _values(r)
+    return v[:9] + [v[10], duration(r.seconds), "-" if r.cost_bps_per_year is None else f"{r.cost_bps_per_year:,}"]
+
+
+def print_report(rep: Report) -> None:
+    head = ["day", "funding in", "funding out", "fees", "gas ETH", "gas USD", "spot PnL", "perp PnL", "net",
+            "cost USD", "period", "cost bps/yr"]
+    rows = [head] + [_table_values(r) for r in rep.days] + [_table_values(rep.total)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    for n, r in enumerate(rows):
+        print("  ".join(v.rjust(w) for v, w in zip(r, widths)))
+        if n == 0 or n == len(rows) - 2:
+            print("  ".join("-" * w for w in widths))
+    def usd(v: int) -> str:
+        return fmt_units(v, 18, 2) + " USD"
+    print(f"\n{_n(rep.cycles, 'cycle')}" + (f" ({_n(rep.dry_cycles, 'dry run')} not counted)" if rep.dry_cycles else "")
+          + ".")
+    print(f"Perp price PnL: realised {usd(rep.perp_realised)} on size closed; {usd(rep.perp_open)} on the "
+          "position still open (marked at the oracle).")
+    print(f"Perp PnL and funding: {usd(rep.perp_settled)} settled into margin (the market settles them on every "
+          f"trade and margin transfer, while the position stays open); {usd(rep.perp_unsettled)} not yet settled.")
+    print(f"Spot: unrealised {usd(rep.spot_unrealised)} (mark to market; sales are not tracked).")
+    if rep.total.cost_bps_per_year is None and rep.total.seconds < MIN_ANNUALISED_S:
+        print(f"cost bps/yr is shown over a day or more only: over {duration(rep.total.seconds)} the hedge cost "
+              f"{usd(rep.total.cost)} (fees + gas - funding)")
+    if any(r.fee_estimated for r in rep.days):
+        print("~ fees of two-step orders filled by keepers are the policy's estimate")
+    for n in rep.notes:
+        print(f"note: {n}")

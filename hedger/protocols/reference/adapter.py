@@ -1,0 +1,143 @@
+"""Adapter for the reference market (``contracts/PerpMarket.vy``, Synthetix PerpsV2 shape).
+
+Direct mode trades with ``modifyPosition``; delayed mode submits with
+``submitDelayedOrder`` and a protocol keeper fills with ``executeDelayedOrder``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from web3 import Web3
+
+from hedger.chain.abi import ERC20, PERP_MARKET, load_abi
+from hedger.protocols.base import PerpAdapter, register
+from hedger.chain.reader import CallSpec
+from hedger.core.types import AccountState, Action, ActionKind, Call, ChainView, MarketState, PendingOrder
+
+PARAM_FIELDS = ("maxOracleAge", "skewScale", "maxFundingVelocity", "takerFee", "makerFee", "maxLeverage",
+                "liquidationBufferRatio", "liquidationFeeRatio", "liquidationPremiumMultiplier", "minKeeperFee",
+                "maxKeeperFee", "minInitialMargin", "orderKeeperFee", "minOrderDelay", "maxOrderDelay")
+
+
+@register("reference")
+class ReferenceMarket(PerpAdapter):
+    def __init__(self, w3: Web3, market: str, collateral: str, *, two_step: bool,
+                 unlimited_approval: bool = False) -> None:
+        super().__init__(w3, market, collateral, two_step=two_step, unlimited_approval=unlimited_approval)
+        self._market_c = w3.eth.contract(address=self.market, abi=load_abi(PERP_MARKET))
+        self._token_c = w3.eth.contract(address=self.collateral, abi=load_abi(ERC20))
+
+    def read_specs(self, account: str) -> list[CallSpec]:
+        m, a = self.market, account
+        specs = [
+            CallSpec("m.params", m, PERP_MARKET, "params"),
+            CallSpec("m.assetPrice", m, PERP_MARKET, "assetPrice"),
+            CallSpec("m.skew", m, PERP_MARKET, "marketSkew"),
+            CallSpec("m.fundingRate", m, PERP_MARKET, "currentFundingRate"),
+            CallSpec("m.fundingVelocity", m, PERP_MARKET, "currentFundingVelocity"),
+            CallSpec("m.collateral", m, PERP_MARKET, "collateral"),
+            CallSpec("m.feed", m, PERP_MARKET, "feed"),
+            CallSpec("a.position", m, PERP_MARKET, "positions", (a,)),
+            CallSpec("a.remaining", m, PERP_MARKET, "remainingMargin", (a,)),
+            CallSpec("a.accessible", m, PERP_MARKET, "accessibleMargin", (a,)),
+            CallSpec("a.liqPrice", m, PERP_MARKET, "liquidationPrice", (a,)),
+            CallSpec("a.funding", m, PERP_MARKET, "accruedFunding", (a,)),
+            CallSpec("a.pnl", m, PERP_MARKET, "profitLoss", (a,)),
+            CallSpec("a.order", m, PERP_MARKET, "delayedOrders", (a,)),
+            CallSpec("c.decimals", self.collateral, ERC20, "decimals"),
+            CallSpec("c.balance", self.collateral, ERC20, "balanceOf", (a,)),
+            CallSpec("c.allowance", self.collateral, ERC20, "allowance", (a, m)),
+        ]
+        return specs
+
+    def parse(self, r: dict[str, Any], account: str, chain: ChainView) -> tuple[MarketState, AccountState]:
+        p = dict(zip(PARAM_FIELDS, r["m.params"]))
+        price, invalid = r["m.assetPrice"]
+        market = MarketState(
+            address=self.market, price=int(price), price_invalid=bool(invalid), skew=int(r["m.skew"]),
+            skew_scale=p["skewScale"], funding_rate=int(r["m.fundingRate"]),
+            funding_velocity=int(r["m.fundingVelocity"]), taker_fee=p["takerFee"], maker_fee=p["makerFee"],
+            max_leverage=p["maxLeverage"], min_initial_margin=p["minInitialMargin"],
+            liquidation_buffer_ratio=p["liquidationBufferRatio"], liquidation_fee_ratio=p["liquidationFeeRatio"],
+            liquidation_premium_multiplier=p["liquidationPremiumMultiplier"], min_keeper_fee=p["minKeeperFee"],
+            max_keeper_fee=p["maxKeeperFee"], order_keeper_fee=p["orderKeeperFee"] if self.two_step else 0,
+            min_order_delay=p["minOrderDelay"], max_order_delay=p["maxOrderDelay"],
+            collateral_decimals=int(r["c.decimals"]), two_step=self.two_step,
+            feed=Web3.to_checksum_address(r["m.feed"]))
+        _margin, size, _last_price, _entry = r["a.position"]
+        o_size, o_desired, _o_fee, o_at = r["a.order"]
+        pending = None
+        if o_size != 0:
+            pending = PendingOrder(size_delta=int(o_size), desired_fill_price=int(o_desired), submitted_at=int(o_at),
+                                   executable_at=int(o_at) + p["minOrderDelay"],
+                                   expires_at=int(o_at) + p["maxOrderDelay"])
+        acct = AccountState(
+            address=account, size=int(size), margin=int(r["a.remaining"][0]),
+            accessible_margin=int(r["a.accessible"][0]), liquidation_price=int(r["a.liqPrice"][0]),
+            accrued_funding=int(r["a.funding"][0]), pnl=int(r["a.pnl"][0]), pending_order=pending,
+            collateral_wallet=int(r["c.balance"]), collateral_allowance=int(r["c.allowance"]))
+        return market, acct
+
+    def _call(self, contract: Any, name: str, fn: str, args: tuple[Any, ...], action: ActionKind,
+              risk_reducing: bool, note: str, notional_usd: int = 0) -> Call:
+        data = contract.get_function_by_name(fn)(*args)._encode_transaction_data()
+        return Call(to=contract.address, contract=name, function=fn, args=args, data=data, action=action,
+                    risk_reducing=risk_reducing, note=note, notional_usd=notional_usd)
+
+    def build_calls(self, actions: tuple[Action, ...], account: AccountState, market: MarketState) -> list[Call]:
+        calls: list[Call] = []
+        scale = 10 ** (18 - market.collateral_decimals)
+        for act in actions:
+            if act.kind is ActionKind.DEPOSIT:
+                if account.collateral_allowance < act.amount:
+                    if account.collateral_allowance != 0:
+                        # USDT and tokens like it revert when a non-zero allowance is changed to
+                        # another non-zero value (the ERC-20 approve race): clear the leftover first
+                        calls.append(self._call(self._token_c, "collateral", "approve", (self.market, 0),
+                                                act.kind, act.risk_reducing,
+                                                "reset the leftover allowance to zero first (USDT-style tokens "
+                                                "refuse to change a non-zero allowance)"))
+                    # bounded to this deposit unless HEDGER_UNLIMITED_APPROVAL is set
+                    amount = 2**256 - 1 if self.unlimited_approval else act.amount
+                    calls.append(self._call(self._token_c, "collateral", "approve", (self.market, amount),
+                                            act.kind, act.risk_reducing,
+                                            "unlimited approval (configured)" if self.unlimited_approval
+                                            else "approve exactly the deposit", act.amount * scale))
+                calls.append(self._call(self._market_c, "market", "transferMargin", (act.amount,), act.kind,
+                                        act.risk_reducing, act.note, act.amount * scale))
+            elif act.kind is ActionKind.WITHDRAW:
+                calls.append(self._call(self._market_c, "market", "transferMargin", (-act.amount,), act.kind,
+                                        act.risk_reducing, act.note, act.amount * scale))
+            elif act.kind is ActionKind.TRADE:
+                fn = "submitDelayedOrder" if self.two_step else "modifyPosition"
+                calls.append(self._call(self._market_c, "market", fn, (act.amount, act.price_bound), act.kind,
+                                        act.risk_reducing, act.note, abs(act.amount) * market.price // 10**18))
+            elif act.kind is ActionKind.CANCEL_ORDER:
+                calls.append(self._call(self._market_c, "market", "cancelDelayedOrder", (account.address,),
+                                        act.kind, act.risk_reducing, act.note))
+        return calls
+
+    def trade_fee(self, receipt: dict[str, Any], account: str) -> int | None:
+        from web3.logs import DISCARD
+        fees = [int(ev["args"]["fee"]) + int(ev["args"]["keeperFee"])
+                for ev in self._market_c.events.PositionModified().process_receipt(receipt, errors=DISCARD)
+                if ev["args"]["account"] == account]
+        return sum(fees) if fees else None
+
+    def interface_check(self) -> tuple[bool, str]:
+        params = dict(zip(PARAM_FIELDS, self._market_c.functions.params().call()))
+        collateral = Web3.to_checksum_address(self._market_c.functions.collateral().call())
+        feed = Web3.to_checksum_address(self._market_c.functions.feed().call())
+        ok = collateral == self.collateral and params["skewScale"] > 0 and params["maxLeverage"] >= 10**18
+        detail = (f"{self.market} reads feed {feed}, takes collateral {collateral}"
+                  + ("" if collateral == self.collateral else f" (configured: {self.collateral})")
+                  + f", max leverage {params['maxLeverage'] / 10**18:g}x, order delays "
+                    f"{params['minOrderDelay']}-{params['maxOrderDelay']}s")
+        return ok, detail
+
+    def fill_order_call(self, account: str) -> Call | None:
+        if not self.two_step:
+            return None
+        return self._call(self._market_c, "market", "executeDelayedOrder", (Web3.to_checksum_address(account),),
+                          ActionKind.TRADE, False, "protocol keeper fills a due order")

@@ -1,0 +1,255 @@
+"""``hedger simulate``: replay scenarios on a fork through the keeper and compare policies.
+
+Examples::
+
+    hedger simulate                                  # the default scenario set, seed 1, all policies
+    hedger simulate --scenario gbm --seeds 20 --json gbm.json
+    hedger simulate --scenario crash --order-mode delayed --plots out/
+    hedger simulate --scenario csv:eth.csv:2020-03-11:2020-03-13   # a window of a long price file
+    hedger simulate --scenario gbm --seeds 4 --sweep band=0.02,0.05,0.1 --sweep cooldown=0,3600
+    hedger simulate --fork-url $RPC --oracle 0x5f4e... --collateral 0xA0b8...   # a real chain
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import time
+from dataclasses import fields, replace
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from hedger.config import positive_e18
+from hedger.core.errors import ConfigError
+from hedger.sim.scenarios import SCENARIOS
+from hedger.core.types import UNIT, PolicyParams
+
+DEFAULT_SET = tuple(SCENARIOS)
+DEFAULT_POLICIES = ("fixed-interval", "band-only", "default", "funding-aware")
+
+# policy parameters a user may set or sweep: name -> (PolicyParams field, kind)
+TUNABLE = {"band": ("band", "frac"), "hedge_ratio": ("hedge_ratio", "frac"),
+           "target_leverage": ("target_leverage", "frac"), "max_leverage": ("max_leverage", "frac"),
+           "min_leverage": ("min_leverage", "frac"), "min_trade_usd": ("min_trade_usd", "frac"),
+           "cooldown": ("cooldown_s", "int"), "liquidation_buffer": ("liquidation_buffer", "frac"),
+           "funding_min_ratio": ("funding_min_ratio", "frac"), "funding_threshold": ("funding_threshold", "frac"),
+           "interval": ("interval", "hours")}
+
+
+def add_parser(sub: Any) -> None:
+    sp = sub.add_parser("simulate", help="replay market scenarios on a fork through the keeper; compare policies")
+    sp.add_argument("--scenario", action="append", metavar="NAME",
+                    help=f"{', '.join(DEFAULT_SET)}, csv:PATH or csv:PATH:FROM:TO (a UTC date window, "
+                         f"YYYY-MM-DD or ISO date-times, either end may be empty); repeat for several "
+                         f"(default: all {len(DEFAULT_SET)} named ones)")
+    sp.add_argument("--seed", type=int, default=1, help="first seed (default 1); a seed reproduces a run exactly")
+    sp.add_argument("--seeds", type=int, default=1, help="number of seeds from --seed (default 1)")
+    sp.add_argument("--steps", type=int, default=None, help="use only the first N steps of each scenario")
+    sp.add_argument("--policies", default=",".join(DEFAULT_POLICIES),
+                    help="comma list of fixed-interval[-Nh], band-only, default, funding-aware")
+    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help=f"policy parameter for every policy: {', '.join(k for k in TUNABLE if k != 'interval')}")
+    sp.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2",
+                    help="sweep the default policy over these values (interval=H1,H2 sweeps fixed-interval "
+                         "hours); reports the cost/risk frontier")
+    sp.add_argument("--order-mode", choices=("direct", "delayed"), default="direct")
+    sp.add_argument("--spot", default="60", help="spot asset held at the start (default 60)")
+    sp.add_argument("--lp", default="40", help="asset in a constant-product LP leg at the start (default 40)")
+    sp.add_argument("--no-flows", action="store_true", help="no scheduled inflow (+20%%) and outflow (-30%%)")
+    sp.add_argument("--reserve-usd", type=int, default=500_000, help="collateral reserve in USD (default 500000)")
+    sp.add_argument("--eth-usd", help="price gas at this ETH/USD (default: the hedged asset's price at each step, "
+                    "right for ETH; give it when replaying another asset, e.g. a BTC csv:)")
+    sp.add_argument("--workers", type=int, default=None,
+                    help="parallel processes, each with its own chain (default: CPUs, at most 4)")
+    sp.add_argument("--json", type=Path, help="write the results here")
+    sp.add_argument("--plots", type=Path, help="write PNG plots into this folder")
+    sp.add_argument("--fork-url", help="fork this chain instead of a local upstream (shown redacted)")
+    sp.add_argument("--oracle", help="with --fork-url: reuse this AggregatorV3 feed (etched to be settable)")
+    sp.add_argument("--collateral", help="with --fork-url: reuse this ERC20 as collateral")
+    sp.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sp.set_defaults(func=cmd_simulate)
+
+
+def _value(flag: str, key: str, raw: str) -> int:
+    if key not in TUNABLE:
+        raise ConfigError(flag, f"unknown parameter {key!r}", f"use one of {', '.join(TUNABLE)}")
+    kind = TUNABLE[key][1]
+    try:
+        d = Decimal(raw)
+    except InvalidOperation:
+        raise ConfigError(flag, f"{key}={raw!r} is not a number", f"e.g. {key}=0.05") from None
+    if not d.is_finite():
+        raise ConfigError(flag, f"{key}={raw!r} is not a finite number", f"e.g. {key}=0.05")
+    if d < 0:
+        raise ConfigError(flag, f"{key}={raw} is negative", "give a value >= 0")
+    if kind == "int":
+        return int(d)
+    if kind == "hours":
+        return int(d * 3600)
+    return int(d * UNIT)
+
+
+def _pairs(flag: str, items: list[str]) -> list[tuple[str, list[str]]]:
+    out = []
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(flag, f"{item!r} is not KEY=VALUE", "e.g. band=0.05")
+        k, v = item.split("=", 1)
+        vals = [x.strip() for x in v.split(",") if x.strip()]
+        if not vals:
+            raise ConfigError(flag, f"{k} has no value", "e.g. band=0.02,0.05")
+        out.append((k.strip(), vals))
+    return out
+
+
+def _apply(params: PolicyParams, flag: str, assignments: dict[str, str]) -> PolicyParams:
+    names = {f.name for f in fields(PolicyParams)}
+    changes = {}
+    for k, raw in assignments.items():
+        field_name = TUNABLE.get(k, (k, ""))[0]
+        if field_name == "interval":
+            continue
+        if field_name not in names:
+            raise ConfigError(flag, f"unknown parameter {k!r}", f"use one of {', '.join(TUNABLE)}")
+        changes[field_name] = _value(flag, k, raw)
+    if "hedge_ratio" in changes and "funding_min_ratio" not in changes and \
+            params.funding_min_ratio == params.hedge_ratio:
+        changes["funding_min_ratio"] = changes["hedge_ratio"]     # the funding-aware range stays off
+    p = replace(params, **changes)
+    if not p.min_leverage < p.target_leverage < p.max_leverage:
+        raise ConfigError(flag, "target_leverage must lie strictly between min_leverage and max_leverage",
+                          "e.g. min_leverage=1.5 target_leverage=2 max_leverage=3")
+    if p.funding_min_ratio > p.hedge_ratio:
+        raise ConfigError(flag, "funding_min_ratio is above hedge_ratio", "e.g. funding_min_ratio=0.8")
+    return p
+
+
+def build_policies(args: argparse.Namespace) -> list[Any]:
+    """PolicySpecs to run: the named ones, then sweep points."""
+    from hedger.sim.simulate import PolicySpec, policies
+    base = _apply(PolicyParams(), "--set", {k: v[-1] for k, v in _pairs("--set", args.set)})
+    named = policies(base)
+    out: list[PolicySpec] = []
+    for name in [n.strip() for n in args.policies.split(",") if n.strip()]:
+        if name.startswith("fixed-interval-") and name.endswith("h"):
+            try:
+                hours = Decimal(name[len("fixed-interval-"):-1])
+                if not hours.is_finite() or hours <= 0:
+                    raise InvalidOperation
+            except InvalidOperation:
+                raise ConfigError("--policies", f"{name!r}: the interval is not a positive number of hours",
+                                  "e.g. fixed-interval-4h") from None
+            fi = named["fixed-interval"]
+            out.append(replace(fi, name=name, interval_s=int(hours * 3600),
+                               description=f"exact target every {hours}h"))
+        elif name in named:
+            out.append(named[name])
+        else:
+            raise ConfigError("--policies", f"unknown policy {name!r}",
+                              "use fixed-interval, fixed-interval-<N>h, band-only, default, funding-aware")
+    sweep = _pairs("--sweep", args.sweep)
+    intervals = [v for k, v in sweep if k == "interval"]
+    grid = [(k, v) for k, v in sweep if k != "interval"]
+    for k, vals in grid:
+        for v in vals:
+            _value("--sweep", k, v)
+    for hours in (intervals[0] if intervals else []):
+        secs = _value("--sweep", "interval", hours)
+        fi = named["fixed-interval"]
+        out.append(replace(fi, name=f"fixed-interval-{hours}h", interval_s=secs))
+    if grid:
+        keys = [k for k, _ in grid]
+        for combo in itertools.product(*(v for _, v in grid)):
+            assign = dict(zip(keys, combo))
+            label = "default[" + ",".join(f"{k}={v}" for k, v in assign.items()) + "]"
+            out.append(PolicySpec(label, _apply(named["default"].params, "--sweep", assign)))
+    names = [p.name for p in out]
+    if len(set(names)) != len(names):
+        raise ConfigError("--policies", "a policy is listed twice", "list each policy once")
+    if not out:
+        raise ConfigError("--policies", "no policy to run", "e.g. --policies default,fixed-interval")
+    return out
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from hedger.sim import simreport
+    from hedger.core.secrets import redact_url, register_rpc_url
+    from hedger.sim.simulate import Holding, Job, SimOptions, TraderModel, run_jobs, scenario
+
+    scenarios = args.scenario or list(DEFAULT_SET)
+    for sc in scenarios:
+        try:
+            scenario(sc, args.seed)
+        except (ValueError, OSError) as err:
+            fix = getattr(err, "fix", "use a named scenario, csv:PATH with timestamp,price rows or csv:PATH:FROM:TO")
+            raise ConfigError("--scenario", str(err), fix) from None
+    if args.seeds < 1:
+        raise ConfigError("--seeds", f"{args.seeds} is not a count", "give 1 or more")
+    if args.steps is not None and args.steps < 2:
+        raise ConfigError("--steps", f"{args.steps} is too few", "give 2 or more")
+    if (args.oracle or args.collateral) and not args.fork_url:
+        raise ConfigError("--oracle/--collateral", "reuse real contracts only on a fork of a real chain",
+                          "add --fork-url URL, or drop them to use the bundled upstream")
+    if args.fork_url:
+        register_rpc_url(args.fork_url)
+    try:
+        spot_d, lp_d = Decimal(args.spot), Decimal(args.lp)
+        if not (spot_d.is_finite() and lp_d.is_finite()):
+            raise InvalidOperation
+        spot, lp = int(spot_d * UNIT), int(lp_d * UNIT)
+    except InvalidOperation:
+        raise ConfigError("--spot/--lp", "not a finite number", "e.g. --spot 60 --lp 40") from None
+    if spot < 0 or lp < 0 or spot + lp == 0:
+        raise ConfigError("--spot/--lp", "the hedged holding must be positive", "e.g. --spot 60 --lp 40")
+    if args.reserve_usd <= 0:
+        raise ConfigError("--reserve-usd", "must be positive", "e.g. --reserve-usd 500000")
+    eth_usd = None if args.eth_usd is None else positive_e18("--eth-usd", args.eth_usd, "3000")
+    if args.json is not None and not args.json.parent.is_dir():
+        raise ConfigError("--json", f"folder {args.json.parent} does not exist", "create it or give another path")
+    pols = build_policies(args)
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    jobs = [Job(sc, seed, p, steps=args.steps) for sc in scenarios for seed in seeds for p in pols]
+    workers = args.workers or min(os.cpu_count() or 1, 4)
+    workers = max(1, min(workers, len(jobs)))
+    options = SimOptions(holding=Holding(spot=spot, lp=lp, flows=not args.no_flows), reserve_usd=args.reserve_usd,
+                         eth_usd=eth_usd)
+    chain_kw = {"fork_url": args.fork_url, "oracle": args.oracle, "collateral": args.collateral,
+                "order_mode": args.order_mode}
+    started = time.monotonic()
+    runs = run_jobs(jobs, chain_kw=chain_kw, options=options, workers=workers, progress=not args.no_progress)
+    elapsed = time.monotonic() - started
+    steps = sum(len(r.steps) for r in runs)
+    from hedger.sim.deploy import MarketParams
+    mp = MarketParams()
+    meta = {"scenarios": scenarios, "seeds": seeds, "steps": args.steps, "order_mode": args.order_mode,
+            "fork": redact_url(args.fork_url) if args.fork_url else "local upstream anvil (chain id 1)",
+            "exposure": {"spot": args.spot, "lp": args.lp, "flows": not args.no_flows},
+            "reserve_usd": args.reserve_usd,
+            "gas_priced_at": f"{args.eth_usd} USD/ETH" if eth_usd is not None else "the hedged asset's price",
+            "market": {"skew_scale": mp.skewScale / UNIT, "max_funding_velocity": mp.maxFundingVelocity / UNIT,
+                       "taker_fee": mp.takerFee / UNIT, "maker_fee": mp.makerFee / UNIT},
+            "traders": {"depth": TraderModel().depth / UNIT, "noise": TraderModel().noise / UNIT},
+            "policy_params": {p.name: {"interval_s": p.interval_s, "description": p.description,
+                                       **{f.name: getattr(p.params, f.name) for f in fields(PolicyParams)}}
+                              for p in pols},
+            "elapsed_s": round(elapsed, 1), "steps_total": steps, "workers": workers}
+    doc = simreport.report(runs, meta)
+    print(simreport.table(doc))
+    if args.sweep:
+        pts = simreport.frontier(doc)
+        doc["frontier"] = pts
+        print()
+        print(simreport.frontier_table(pts))
+    print(f"\n{len(runs)} runs, {steps} steps in {elapsed:.1f}s ({steps / elapsed:.1f} steps/s, {workers} worker processes)")
+    if args.plots:
+        paths = simreport.write_plots(runs, args.plots)
+        if args.sweep:
+            from hedger.sim.plots import plot_frontier
+            paths.append(plot_frontier(doc["frontier"], args.plots / "frontier.png"))
+        print(f"plots: {len(paths)} PNG files in {args.plots}")
+    if args.json:
+        simreport.write_json(doc, args.json)
+        print(f"json: {args.json}")
+    return 0

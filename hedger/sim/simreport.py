@@ -1,0 +1,286 @@
+"""Simulation results: metrics per run and per policy, the summary table, JSON, plots, frontier.
+
+Definitions (per step, after the keeper acted; USD):
+- unhedged change: the spot holding's value change at the new price (flows excluded; an LP
+  leg valued as a constant-product position, 2 * sqrt(k * P));
+- hedged change: unhedged change + perp price PnL + funding + fees + execution (fill premium,
+  liquidation losses) + gas;
+- variance reduction: 1 - Var(hedged change) / Var(unhedged change), pooled over all runs
+  of a group (seeds and scenarios) by concatenating their steps;
+- residual risk: the standard deviation of the hedged change (USD per step);
+- cost: fees + execution + gas (funding is reported apart: it is carry, not a trading cost).
+Floats: this module only reports.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict
+from pathlib import Path
+from statistics import fmean, pvariance
+from typing import Any, Iterable
+
+from hedger.sim.simulate import RunResult
+
+
+COLLATERAL_SHORT = {"collateral_limited", "collateral_short", "deleverage"}
+
+
+def _var(xs: list[float]) -> float:
+    return pvariance(xs) if len(xs) > 1 else 0.0
+
+
+def variance_reduction(runs: Iterable[RunResult]) -> float | None:
+    h: list[float] = []
+    u: list[float] = []
+    for r in runs:
+        h += r.hedged_changes()
+        u += r.unhedged_changes()
+    vu = _var(u)
+    if vu == 0:
+        return None
+    return 1 - _var(h) / vu
+
+
+def summarize(runs: list[RunResult]) -> dict[str, Any]:
+    """One group's figures (totals over its runs, and per-run means where it says so)."""
+    if not runs:
+        return {}
+    h = [x for r in runs for x in r.hedged_changes()]
+    resid = [abs(s.exposure + s.position) for r in runs for s in r.steps]
+    resid_usd = [abs(s.exposure + s.position) * s.price for r in runs for s in r.steps]
+    margins = [s.margin_ratio for r in runs for s in r.steps if s.margin_ratio is not None]
+    liq = [s.liq_distance for r in runs for s in r.steps if s.liq_distance is not None]
+    n = len(runs)
+    cost = sum(r.cost_usd for r in runs)
+    return {
+        "runs": n,
+        "variance_reduction": variance_reduction(runs),
+        "residual_risk_usd": math.sqrt(_var(h)) if h else 0.0,
+        "residual_delta_mean": fmean(resid) if resid else 0.0,
+        "residual_delta_max": max(resid) if resid else 0.0,
+        "residual_delta_usd_mean": fmean(resid_usd) if resid_usd else 0.0,
+        "min_margin_ratio": min(margins) if margins else None,
+        "nearest_liquidation": min(liq) if liq else None,
+        "liquidations": sum(r.liquidations for r in runs),
+        "txs": sum(r.txs for r in runs),
+        "gas_used": sum(r.gas_used for r in runs),
+        "gas_usd": sum(r.gas_usd for r in runs),
+        "fees_usd": sum(r.fees_usd for r in runs),
+        "execution_usd": sum(r.execution_usd for r in runs),
+        "funding_usd": sum(r.funding_usd for r in runs),
+        "cost_usd": cost,
+        "cost_usd_per_run": cost / n,
+        "txs_per_run": sum(r.txs for r in runs) / n,
+        "reserve_used_usd_max": max(r.reserve_used_usd for r in runs),
+        # cycles where the reserve could not fund what the policy wanted (it grew less or deleveraged)
+        "collateral_short_cycles": sum(1 for r in runs for s in r.steps if s.decision in COLLATERAL_SHORT),
+        "funding_rate_yr_mean": fmean(s.funding_rate_yr for r in runs for s in r.steps),
+        "funding_rate_yr_min": min(s.funding_rate_yr for r in runs for s in r.steps),
+        "funding_rate_yr_max": max(s.funding_rate_yr for r in runs for s in r.steps),
+        "spot_pnl_usd": sum(sum(s.d_spot for s in r.steps) for r in runs),
+        "perp_price_pnl_usd": sum(sum(s.d_perp_price for s in r.steps) for r in runs),
+    }
+
+
+def group(runs: list[RunResult], key: str) -> dict[str, list[RunResult]]:
+    out: dict[str, list[RunResult]] = {}
+    for r in runs:
+        out.setdefault(getattr(r, key), []).append(r)
+    return out
+
+
+def report(runs: list[RunResult], meta: dict[str, Any]) -> dict[str, Any]:
+    """The JSON document: ``policies.<name>`` over all scenarios, with ``scenarios.<name>`` inside."""
+    pols: dict[str, Any] = {}
+    for name, rs in group(runs, "policy").items():
+        entry = summarize(rs)
+        entry["scenarios"] = {sc: summarize(g) for sc, g in group(rs, "scenario").items()}
+        pols[name] = entry
+    return {**meta, "policies": pols, "comparison": compare_fixed_interval(pols),
+            "runs": [run_summary(r) for r in runs]}
+
+
+def run_summary(r: RunResult) -> dict[str, Any]:
+    s = summarize([r])
+    return {"scenario": r.scenario, "seed": r.seed, "policy": r.policy, "description": r.description,
+            "outcomes": r.outcomes, "reserve_start_usd": r.reserve_start_usd,
+            "reserve_used_usd": r.reserve_used_usd, **{k: v for k, v in s.items() if k != "runs"}}
+
+
+def compare_fixed_interval(pols: dict[str, Any], against: str = "default") -> dict[str, Any] | None:
+    """The cost target, at equal residual risk: ``against``'s cost over the cost of fixed-interval
+    rebalancing at the same residual risk, read off the fixed-interval runs' cost/risk curve
+    (linear between the two intervals whose risks bracket ``against``'s). When ``against`` is
+    less risky than every fixed interval run, the least risky one is the comparator (at equal
+    risk fixed-interval would cost more still). Also each interval's own cost ratio and risk."""
+    mine = pols.get(against)
+    fixed = sorted(((v["residual_risk_usd"], v["cost_usd"], k) for k, v in pols.items()
+                    if k.startswith("fixed-interval")), key=lambda x: x[0])
+    if not mine or not fixed:
+        return None
+    risk, cost = mine["residual_risk_usd"], mine["cost_usd"]
+    per = [{"against": k, "against_risk": r, "against_cost_usd": c, "cost_ratio": cost / c if c else None,
+            "risk_ratio": risk / r if r else None} for r, c, k in fixed]
+    out: dict[str, Any] = {"policy": against, "risk": risk, "cost_usd": cost, "per_interval": per}
+    if risk <= fixed[0][0]:
+        out.update(against=fixed[0][2], equal_risk_cost_usd=fixed[0][1],
+                   how=f"{fixed[0][2]} is the least risky fixed interval run and is riskier still")
+    elif risk > fixed[-1][0]:
+        out["note"] = ("every fixed-interval policy run had lower residual risk; run longer intervals "
+                       "(e.g. --policies fixed-interval-24h)")
+        return out
+    else:
+        for (r0, c0, k0), (r1, c1, k1) in zip(fixed, fixed[1:]):
+            if r0 <= risk <= r1:
+                w = (risk - r0) / (r1 - r0) if r1 > r0 else 0.0
+                out.update(against=f"{k0}..{k1}", equal_risk_cost_usd=c0 + w * (c1 - c0),
+                           how=f"interpolated between {k0} and {k1} at equal residual risk")
+                break
+    eq = out["equal_risk_cost_usd"]
+    out["cost_ratio"] = cost / eq if eq else None
+    return out
+
+
+# ------------------------------------------------------------------------------------ terminal
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v * 100:.2f}%"
+
+
+def _money(v: float) -> str:
+    return f"{v:,.0f}"
+
+
+def table(doc: dict[str, Any]) -> str:
+    """The summary table: one row per scenario and policy (all seeds pooled), then per policy."""
+    cols = ["scenario", "policy", "runs", "var.red.", "risk $/step", "|delta| avg", "min margin", "nearest liq",
+            "liqs", "txs", "gas used", "gas $", "fees $", "exec $", "funding $", "cost $", "reserve used $"]
+    rows = []
+    for pname, p in doc["policies"].items():
+        for sc, s in p["scenarios"].items():
+            rows.append((sc, pname, s))
+        if len(p["scenarios"]) > 1:
+            rows.append(("(all)", pname, p))
+    rows.sort(key=lambda r: (r[0] == "(all)", r[0], r[1]))
+    body = []
+    for sc, pname, s in rows:
+        body.append([sc, pname, str(s["runs"]), _pct(s["variance_reduction"]), _money(s["residual_risk_usd"]),
+                     f"{s['residual_delta_mean']:.2f}", _pct(s["min_margin_ratio"]), _pct(s["nearest_liquidation"]),
+                     str(s["liquidations"]), str(s["txs"]), f"{s['gas_used']:,}", _money(s["gas_usd"]),
+                     _money(s["fees_usd"]), _money(s["execution_usd"]), _money(s["funding_usd"]),
+                     _money(s["cost_usd"]), _money(s["reserve_used_usd_max"])])
+    widths = [max(len(c), *(len(b[i]) for b in body)) if body else len(c) for i, c in enumerate(cols)]
+    line = lambda cells: "  ".join(c.rjust(w) if i > 1 else c.ljust(w)  # noqa: E731
+                                   for i, (c, w) in enumerate(zip(cells, widths)))
+    out = [line(cols), line(["-" * w for w in widths])] + [line(b) for b in body]
+    short = [(sc, pname, s["collateral_short_cycles"]) for sc, pname, s in rows
+             if sc != "(all)" and s["collateral_short_cycles"]]
+    for sc, pname, n in short:
+        out.append(f"note: {sc} / {pname}: the reserve ran short in {n} cycles (the short grew less or was "
+                   f"reduced); raise --reserve-usd to see what it needs")
+    cmp = doc.get("comparison")
+    if cmp:
+        out.append("")
+        for p in cmp["per_interval"]:
+            ratio = "-" if p["cost_ratio"] is None else f"{p['cost_ratio']:.3f}"
+            out.append(f"cost of {cmp['policy']} / cost of {p['against']}: {ratio} "
+                       f"(residual risk {cmp['risk']:,.0f} vs {p['against_risk']:,.0f} $/step)")
+        if cmp.get("cost_ratio") is not None:
+            out.append(f"cost of {cmp['policy']} / cost of fixed-interval at equal residual risk "
+                       f"({cmp['how']}): {cmp['cost_ratio']:.3f}")
+        elif cmp.get("note"):
+            out.append(f"at equal residual risk: {cmp['note']}")
+    return "\n".join(out)
+
+
+def write_json(doc: dict[str, Any], path: Path) -> None:
+    """Whole file or nothing: written beside the target, then renamed over it."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    tmp.replace(path)
+
+
+def run_series(r: RunResult) -> dict[str, list[float | None]]:
+    """A run as the plot's series (cumulative PnL by component)."""
+    series: dict[str, list[float | None]] = {k: [] for k in (
+        "t_hours", "price", "target", "target_low", "position", "exposure", "leverage", "liq_distance", "cum_spot",
+        "cum_perp_price", "cum_funding", "cum_fees", "cum_execution", "cum_gas", "cum_hedged", "cum_unhedged",
+        "flow")}
+    acc = dict(spot=0.0, perp_price=0.0, funding=0.0, fees=0.0, execution=0.0, gas=0.0)
+    for s in r.steps:
+        acc["spot"] += s.d_spot
+        acc["perp_price"] += s.d_perp_price
+        acc["funding"] += s.d_funding
+        acc["fees"] += s.d_fees
+        acc["execution"] += s.d_execution
+        acc["gas"] += s.d_gas
+        series["t_hours"].append(s.t_hours)
+        series["price"].append(s.price)
+        series["target"].append(s.target)
+        series["target_low"].append(s.target_low)
+        series["position"].append(s.position)
+        series["exposure"].append(s.exposure)
+        series["leverage"].append(s.leverage)
+        series["liq_distance"].append(s.liq_distance)
+        series["flow"].append(s.flow)
+        for k, v in acc.items():
+            series[f"cum_{k}"].append(v)
+        series["cum_hedged"].append(sum(acc.values()))
+        series["cum_unhedged"].append(acc["spot"])
+    return series
+
+
+def plot_name(scenario: str, policy: str, seed: int) -> str:
+    """The PNG's file name for a run: ``crash-default-seed1.png``; a ``csv:`` scenario by its
+    file's name and window (``csv:data/eth.csv:2020-03-01:2020-03-20`` gives
+    ``eth-2020-03-01-2020-03-20-default-seed1.png``)."""
+    if scenario.startswith("csv:"):
+        base = scenario[4:].rsplit("/", 1)[-1]
+        stem, _, window = base.partition(".csv")
+        scenario = stem + window.replace(":", "-")
+    return f"{scenario}-{policy}-seed{seed}".replace(":", "_").replace("/", "_") + ".png"
+
+
+def write_plots(runs: list[RunResult], folder: Path) -> list[Path]:
+    """One PNG per scenario and policy, for the first seed run."""
+    from hedger.sim import plots
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for r in runs:
+        key = (r.scenario, r.policy)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(plots.plot_run(run_series(r), folder / plot_name(r.scenario, r.policy, r.seed),
+                            title=f"{r.scenario} (seed {r.seed}), policy {r.policy}"))
+    return out
+
+
+def frontier(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Sweep points (risk, cost) with the Pareto frontier marked: no other point is both
+    cheaper and less risky."""
+    pts = [{"label": name, "risk": p["residual_risk_usd"], "cost_usd": p["cost_usd_per_run"],
+            "variance_reduction": p["variance_reduction"], "liquidations": p["liquidations"],
+            "policy": name.split("[")[0]} for name, p in doc["policies"].items()]
+    for p in pts:
+        p["frontier"] = not any(q is not p and q["risk"] <= p["risk"] and q["cost_usd"] <= p["cost_usd"]
+                                and (q["risk"] < p["risk"] or q["cost_usd"] < p["cost_usd"]) for q in pts)
+    return sorted(pts, key=lambda p: p["risk"])
+
+
+def frontier_table(points: list[dict[str, Any]]) -> str:
+    w = max([5] + [len(p["label"]) for p in points])
+    lines = [f"{'point':<{w}} {'risk $/step':>12} {'cost $/run':>11} {'var.red.':>9} {'liqs':>5}  frontier"]
+    for p in points:
+        lines.append(f"{p['label']:<{w}} {p['risk']:>12,.1f} {p['cost_usd']:>11,.0f} "
+                     f"{_pct(p['variance_reduction']):>9} {p['liquidations']:>5}  {'*' if p['frontier'] else ''}")
+    return "\n".join(lines)
+
+
+def as_dict(r: RunResult) -> dict[str, Any]:
+    return asdict(r)

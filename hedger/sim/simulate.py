@@ -1,0 +1,733 @@
+"""Forked-chain simulation: replay a market through the production keeper, on a fork.
+
+``hedger simulate`` (and ``ape run simulate``) calls :func:`run_jobs`. Each worker
+process owns a :class:`SimChain`: by default an upstream anvil with chain id 1 on a
+free port holding the reference protocol, forked through ape-foundry's
+``ethereum:mainnet-fork:foundry`` network (so several runs go in parallel);
+with ``fork_url`` any chain is forked instead.
+
+Every step, in this order: chain time moves forward; the feed publishes the
+scenario's price; other traders trade (their net position leans by the scenario's
+bias, arbitrageurs lean against the funding rate), which moves skew and funding;
+a liquidation keeper liquidates anything liquidatable; the next block's base fee is
+set; one cycle of :class:`hedger.cycle.keeper.Keeper` runs (the production code, its
+journal and executor included); in delayed-order mode time moves past the minimum
+delay and the protocol keeper fills due orders. Then the account is read once for
+the metrics.
+
+Amounts on chain stay integers; the per-step records (``StepRecord``) are floats
+because they only feed reports and plots.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+import random
+import sys
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from web3 import Web3
+
+from hedger.chain.abi import contract_artifact, load_abi
+from hedger.config import Settings
+from hedger.core.secrets import register_rpc_url, scrubbed_environ
+from hedger.sim.deploy import Deployment, MarketParams, deploy_contract, deploy_reference
+from hedger.chain.executor import KeySigner, TxSender
+from hedger.core.secrets import Secret
+from hedger.state.journal import Journal
+from hedger.cycle.keeper import Keeper, fill_due_orders, make_web3
+from hedger.sim.localchain import Anvil, anvil_binary, dev_account, free_port, start_anvil
+from hedger.sim.scenarios import PRICE_DECIMALS, Scenario, Step, lp_units, make, with_flows
+from hedger.core.types import UNIT, PolicyParams
+
+log = logging.getLogger("hedger.sim.simulate")
+
+FORK_NETWORK = "ethereum:mainnet-fork:foundry"
+FORK_SETTINGS = {"fork": {"ethereum": {"mainnet": {"upstream_provider": "node", "evm_version": "prague"}}}}
+# ape-foundry's ``host: auto`` draws a port at random without asking the kernel whether it is free:
+# a port held by another socket makes anvil exit ("Address already in use") and ape wait 20 s for
+# it, and a port held by another anvil makes ape use that node as if it were the fork. So the fork
+# gets a port the kernel has just handed out, and the start is tried again if it is lost anyway.
+FORK_START_ATTEMPTS = 3
+ADMIN, HEDGER, TRADER, LIQUIDATOR, ORDER_KEEPER = 0, 1, 2, 3, 4   # anvil dev account indexes
+MAX_UINT = 2**256 - 1
+SIM_TX_GAS = 3_000_000
+SINK = "0x000000000000000000000000000000000000dEaD"   # where outflows of the spot asset go
+
+
+# ------------------------------------------------------------------------------------ policies
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """A policy compared by the simulator: parameters for the keeper, and how often it runs."""
+
+    name: str
+    params: PolicyParams
+    interval_s: int = 0          # 0: every step; else the keeper runs only when this much chain time passed
+    description: str = ""
+
+
+def policies(base: PolicyParams, *, fixed_interval_s: int = 3600,
+             funding_min_ratio: int = 8 * UNIT // 10) -> dict[str, PolicySpec]:
+    """The policies compared side by side, all run by the same keeper code.
+
+    - ``fixed-interval``: every ``fixed_interval_s`` of chain time, trade to the exact target
+      (no band, no cooldown, a $10 minimum order), as Hummingbot's hedge strategy does.
+    - ``band-only``: trade to the target when outside the band; no cooldown, no minimum trade.
+    - ``default``: the project's defaults (band, minimum trade, cooldown).
+    - ``funding-aware``: the defaults plus the funding-aware range (0.8 to 1.0 above 10%/yr).
+    """
+    fi = replace(base, band=0, min_trade_usd=10 * UNIT, cooldown_s=0)
+    return {
+        "fixed-interval": PolicySpec("fixed-interval", fi, fixed_interval_s,
+                                     f"exact target every {fixed_interval_s // 60} min"),
+        "band-only": PolicySpec("band-only", replace(base, cooldown_s=0, min_trade_usd=0),
+                                description=f"{base.band * 100 / UNIT:g}% band, no cooldown or minimum"),
+        "default": PolicySpec("default", base, description="project defaults"),
+        "funding-aware": PolicySpec("funding-aware", replace(base, funding_min_ratio=funding_min_ratio),
+                                    description=f"defaults + ratio {funding_min_ratio / UNIT:g}-"
+                                                f"{base.hedge_ratio / UNIT:g} when the hedge pays "
+                                                f"> {base.funding_threshold * 100 / UNIT:g}%/yr"),
+    }
+
+
+# ------------------------------------------------------------------------------ the other traders
+
+@dataclass(frozen=True)
+class TraderModel:
+    """Everyone else on the market, as one net position (E18 asset units).
+
+    Each step they hold ``bias + noise * N(0,1) - depth * funding_rate``: a lean (the
+    scenario's ``skew_bias``) plus noise, with arbitrageurs leaning against funding. With
+    the market's velocity funding (rate' = skew / skewScale x maxFundingVelocity per day)
+    this settles the funding rate near ``(bias + others) / depth`` per day.
+
+    Defaults, with PerpsV2 ETH's skewScale 1,000,000 ETH and maxFundingVelocity 9/day:
+    depth 1,000,000 ETH per 1.0/day of funding (0.1%/day ~ 36.5%/yr is met by 1,000 ETH of
+    arbitrage) and noise 600 ETH keep the hourly rate within about +-10%/yr of its level,
+    in line with the 8-11%/yr average and the 100%/yr spikes of 2021-2024
+    (``../shared/MARKET-PARAMETERS.md``); a neutral market leans 300 ETH long."""
+
+    depth: int = 1_000_000 * UNIT
+    noise: int = 600 * UNIT
+
+    def target(self, rng: random.Random, bias: int, funding_rate: int) -> int:
+        noise = int(rng.gauss(0.0, 1.0) * (self.noise // UNIT)) * UNIT
+        return bias + noise - self.depth * funding_rate // UNIT
+
+
+# ------------------------------------------------------------------------------------ the chain
+
+@functools.lru_cache(maxsize=None)
+def _dev_address(index: int) -> str:
+    return Web3.to_checksum_address(dev_account(index).address)
+
+
+@dataclass
+class SimChain:
+    """One forked chain with the reference protocol and the simulation's accounts on it."""
+
+    fork_url: str | None = None
+    oracle: str | None = None
+    collateral: str | None = None
+    order_mode: str = "direct"
+    market_params: MarketParams = field(default_factory=MarketParams)
+    trader_margin_usd: int = 50_000_000
+    upstream: Anvil | None = None
+    w3: Web3 | None = None
+    d: Deployment | None = None
+    fork_uri: str = ""
+    _ctx: Any = None
+    _base_snapshot: str | None = None
+    _abi_cache: dict[tuple[str, str], tuple[str, list[str]]] = field(default_factory=dict)
+
+    def start(self) -> "SimChain":
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()     # no orphaned upstream or fork node when the set-up fails half-way
+            raise
+
+    def _start(self) -> "SimChain":
+        if self.fork_url is None:
+            self.upstream = start_anvil(chain_id=1)
+            up_w3 = make_web3(self.upstream.url)
+            up_admin = TxSender(up_w3, KeySigner(Secret(dev_account(ADMIN).key.hex())))
+            self.d = deploy_reference(up_admin, params=self.market_params)
+            upstream_url = self.upstream.url
+        else:
+            upstream_url = self.fork_url
+            register_rpc_url(upstream_url)
+        self._fork(upstream_url)
+        if self.d is None:
+            self.d = self._deploy_on_fork()
+        # every block one second after the previous (not the wall clock): a seed reproduces a run
+        # to the last wei, whatever the machine's speed
+        self.rpc("anvil_setBlockTimestampInterval", 1)
+        self._setup_accounts()
+        self._base_snapshot = self.rpc("evm_snapshot")
+        return self
+
+    def _fork(self, upstream_url: str) -> None:
+        """Fork ``upstream_url`` through ape-foundry (its configured upstream, pointed here)."""
+        # ape-foundry looks anvil up on PATH: the binary installed from npm (its own folder, not
+        # node_modules/.bin, whose `anvil` is a node.js launcher: killing that one would orphan
+        # the real anvil), and this venv's tools
+        extra = [str(Path(anvil_binary()).parent), str(Path(sys.executable).parent)]
+        # first on PATH even when already on it further down (behind node_modules/.bin, say)
+        path = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p not in extra]
+        os.environ["PATH"] = os.pathsep.join(extra + path)
+        from ape import config, networks
+        node = config.get_config("node")
+        node.ethereum["mainnet"]["uri"] = upstream_url    # ape-config.yaml's upstream, pointed here
+        logging.getLogger("ape").setLevel(logging.WARNING)
+        from ape.exceptions import RPCTimeoutError
+        from ape_foundry.exceptions import FoundryNotInstalledError, FoundryProviderError
+        failures: list[str] = []
+        for _ in range(FORK_START_ATTEMPTS):
+            # the same settings as ape-config.yaml, given here too so that a run from another
+            # folder (another ape project) still gets the Prague EVM; the port is ours to choose
+            port = free_port()
+            settings = {**FORK_SETTINGS, "host": f"http://127.0.0.1:{port}"}
+            # disconnect_after: leaving the context also drops ape's record of this connection,
+            # which a later fork on the same port and upstream would otherwise be handed
+            ctx = networks.parse_network_choice(FORK_NETWORK, provider_settings=settings,
+                                                disconnect_after=True)
+            try:
+                with scrubbed_environ():      # ape starts anvil with this process's environment
+                    provider = ctx.__enter__()
+            except FoundryNotInstalledError:
+                raise
+            except (RPCTimeoutError, FoundryProviderError) as exc:
+                _end_ape_node(ctx._provider)
+                failures.append(f"port {port}: {type(exc).__name__}: {exc}")
+                continue
+            if getattr(provider, "process", None) is None:
+                # someone else's node took the port between our check and anvil's start: never
+                # simulate on it, and leave it running
+                ctx.__exit__(None, None, None)
+                failures.append(f"port {port}: taken by a node this run did not start")
+                continue
+            self._ctx = ctx
+            break
+        else:
+            raise RuntimeError(f"the forked anvil did not start in {FORK_START_ATTEMPTS} attempts: "
+                               + "; ".join(failures))
+        self.fork_uri = provider.uri
+        self.w3 = make_web3(self.fork_uri, timeout=60)
+        if self.w3.eth.chain_id != 1:
+            raise RuntimeError(f"the fork reports chain id {self.w3.eth.chain_id}, expected 1")
+
+    def _deploy_on_fork(self) -> Deployment:
+        """On a fork of a real chain: deploy the reference market there, reusing a real oracle
+        (etched so that the simulation can publish prices) and collateral when given."""
+        admin = TxSender(self.w3, KeySigner(Secret(dev_account(ADMIN).key.hex())))
+        oracle = self.oracle
+        if oracle is not None:
+            self._etch_feed(admin, Web3.to_checksum_address(oracle))
+        return deploy_reference(admin, oracle=oracle, collateral=self.collateral, params=self.market_params)
+
+    def _etch_feed(self, admin: TxSender, oracle: str) -> None:
+        """Put a settable feed at ``oracle`` (anvil_setCode, as Foundry's ``etch``), keeping its
+        decimals, description and latest answer, so that the market reading that address moves
+        with the scenario."""
+        feed = self.w3.eth.contract(address=oracle, abi=load_abi("AggregatorV3Interface"))
+        decimals = feed.functions.decimals().call()
+        answer = feed.functions.latestRoundData().call()[1]
+        try:
+            description = feed.functions.description().call()[:64]
+        except Exception:
+            description = "etched feed"
+        fresh = deploy_contract(admin, "PriceFeed", decimals, description, 1)
+        self.rpc("anvil_setCode", oracle, Web3.to_hex(self.w3.eth.get_code(fresh)))
+        for slot in range(16):   # owner, decimals, description (3), version, phase, rounds: below 16
+            value = self.w3.eth.get_storage_at(fresh, slot)
+            self.rpc("anvil_setStorageAt", oracle, hex(slot), "0x" + bytes(value).hex().rjust(64, "0"))
+        self.admin_call("PriceFeed", oracle, "setAnswer", answer)
+
+    def rpc(self, method: str, *params: Any) -> Any:
+        resp = self.w3.provider.make_request(method, list(params))
+        if "error" in resp:
+            raise RuntimeError(f"{method}: {resp['error']}")
+        return resp.get("result")
+
+    def address(self, index: int) -> str:
+        return _dev_address(index)
+
+    def send_as(self, index: int, name: str, to: str, fn: str, *args: Any) -> bool:
+        """A transaction from an unlocked dev account (the simulation's own moves, not the hedger's)."""
+        # a fixed, ample gas limit: anvil's estimate is sometimes a hair short on a fork, and
+        # skipping the estimate saves a round trip
+        h = self.rpc("eth_sendTransaction", {"from": self.address(index), "to": Web3.to_checksum_address(to),
+                                              "data": self.encode(name, fn, *args), "gas": hex(SIM_TX_GAS)})
+        receipt = self.w3.eth.wait_for_transaction_receipt(h, timeout=60, poll_latency=0.005)
+        return int(receipt["status"]) == 1
+
+    def encode(self, name: str, fn: str, *args: Any) -> str:
+        """Call data for ``name.fn(*args)`` (selector and input types looked up once)."""
+        key = (name, fn)
+        if key not in self._abi_cache:
+            abi = next(x for x in contract_artifact(name)["abi"] if x.get("type") == "function" and x["name"] == fn)
+            types = [i["type"] for i in abi["inputs"]]
+            self._abi_cache[key] = (Web3.keccak(text=f"{fn}({','.join(types)})")[:4].hex(), types)
+        selector, types = self._abi_cache[key]
+        return "0x" + selector.removeprefix("0x") + self.w3.codec.encode(types, list(args)).hex()
+
+    def view(self, name: str, to: str, fn: str, out: str, *args: Any) -> Any:
+        """A view call at the latest block, decoded as the single type ``out``."""
+        raw = self.rpc("eth_call", {"to": to, "data": self.encode(name, fn, *args)}, "latest")
+        return self.w3.codec.decode([out], bytes.fromhex(raw[2:]))[0]
+
+    def admin_call(self, name: str, to: str, fn: str, *args: Any) -> bool:
+        return self.send_as(ADMIN, name, to, fn, *args)
+
+    def mint(self, token: str, to: str, amount: int) -> None:
+        """Give ``to`` ``amount`` of ``token``: the reference token's minter, else anvil's deal."""
+        if not self.admin_call("ReferenceToken", token, "mint", to, amount):
+            bal = self.view("ReferenceToken", token, "balanceOf", "uint256", to)
+            self.rpc("anvil_dealERC20", to, token, hex(bal + amount))
+
+    @functools.cached_property
+    def collateral_unit(self) -> int:
+        """One whole collateral token in its native units (10**6 for USDC)."""
+        assert self.d is not None
+        return 10 ** int(self.view("ReferenceToken", self.d.collateral, "decimals", "uint8"))
+
+    def _setup_accounts(self) -> None:
+        d = self.d
+        assert d is not None
+        m = d.market
+        margin = self.trader_margin_usd * self.collateral_unit
+        self.mint(d.collateral, self.address(TRADER), 2 * margin)
+        if not (self.send_as(TRADER, "ReferenceToken", d.collateral, "approve", m, MAX_UINT)
+                and self.send_as(TRADER, "PerpMarket", m, "transferMargin", margin)):
+            raise RuntimeError(f"the simulated traders could not post margin on {m}")
+
+    def revert_to_base(self) -> None:
+        assert self._base_snapshot is not None
+        if not self.rpc("evm_revert", self._base_snapshot):
+            raise RuntimeError("evm_revert to the base snapshot failed")
+        self._base_snapshot = self.rpc("evm_snapshot")
+
+    def stop(self) -> None:
+        if self._ctx is not None:
+            _end_ape_node(self._ctx._provider)
+            try:
+                self._ctx.__exit__(None, None, None)
+            finally:
+                self._ctx = None
+        if self.upstream is not None:
+            self.upstream.stop()
+            self.upstream = None
+
+
+def _end_ape_node(provider: Any) -> None:
+    """End the anvil that ape started for ``provider`` (if any), and drop it from ape's list of
+    running nodes along with entries whose process is gone.
+
+    Not ape's own ``disconnect``: that sends SIGINT, after which anvil waits for idle keep-alive
+    connections (5-7 s a chain), and it finds the node in its list (``~/.ape/processes``) by
+    comparing settings, which costs 0.1 s an entry, and the list only grows (every fork started
+    so far stayed in it)."""
+    from ape import networks
+    proc = getattr(provider, "process", None)
+    if proc is not None:
+        if proc.poll() is None:
+            proc.kill()     # a throwaway fork: nothing on it to save
+            proc.wait(timeout=10)
+        provider.process = None
+    try:
+        nodes = networks.running_nodes
+        gone = [pid for pid in nodes.process_ids
+                if (proc is not None and pid == proc.pid) or not _process_exists(pid)]
+        if gone:
+            nodes.remove_processes(*gone)
+    except Exception as exc:    # ape's bookkeeping only: never fail a run over it
+        log.debug("could not tidy ape's list of running nodes: %s", exc)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# ------------------------------------------------------------------------------------- the run
+
+@dataclass(frozen=True)
+class Holding:
+    """The hedged holding at the start of a run (E18): wallet spot, an LP leg, scheduled flows."""
+
+    spot: int = 60 * UNIT
+    lp: int = 40 * UNIT               # asset units of a constant-product LP position at the start price
+    flows: bool = True                # +20% of the spot at a third of the run, -30% at two thirds
+
+    def apply(self, sc: Scenario) -> Scenario:
+        sc = replace(sc, lp_units_at_start=self.lp)
+        if self.flows and len(sc.steps) >= 3:
+            n = len(sc.steps)
+            sc = with_flows(sc, {n // 3: self.spot // 5, 2 * n // 3: -self.spot * 3 // 10})
+        return sc
+
+
+@dataclass(frozen=True)
+class Job:
+    scenario: str
+    seed: int
+    policy: PolicySpec
+    steps: int | None = None          # cut the scenario to its first N steps
+
+
+@dataclass
+class StepRecord:
+    """One step's state after the keeper acted (floats: reports and plots only)."""
+
+    t_hours: float
+    price: float
+    exposure: float
+    target: float
+    position: float
+    leverage: float
+    margin_ratio: float | None        # remaining margin / notional; None without a position
+    liq_distance: float | None        # |liquidation price - price| / price; None without a position
+    d_spot: float                     # USD change of the unhedged holding this step
+    d_perp_price: float
+    d_funding: float
+    d_fees: float                     # trading + order keeper fees (negative: a cost)
+    d_execution: float                # fill premium and rounding (negative: a cost)
+    d_gas: float                      # negative: a cost
+    funding_rate_yr: float
+    base_fee_gwei: float
+    decision: str = ""
+    txs: int = 0
+    target_low: float | None = None   # the funding-aware range's low edge while it applies
+    flow: float = 0.0                 # spot asset added (+) or removed (-) at this step (plots mark it)
+
+
+@dataclass
+class RunResult:
+    scenario: str
+    seed: int
+    policy: str
+    steps: list[StepRecord]
+    liquidations: int
+    txs: int
+    gas_used: int
+    gas_wei: int
+    fees_usd: float
+    execution_usd: float
+    funding_usd: float
+    gas_usd: float
+    reserve_start_usd: float
+    reserve_used_usd: float
+    outcomes: dict[str, int]
+    description: str = ""
+
+    @property
+    def cost_usd(self) -> float:
+        """What hedging cost: trading and keeper fees, fill premium paid, gas. Funding is apart."""
+        return self.fees_usd + self.execution_usd + self.gas_usd
+
+    def hedged_changes(self) -> list[float]:
+        return [s.d_spot + s.d_perp_price + s.d_funding + s.d_fees + s.d_execution + s.d_gas for s in self.steps[1:]]
+
+    def unhedged_changes(self) -> list[float]:
+        return [s.d_spot for s in self.steps[1:]]
+
+
+@dataclass
+class SimOptions:
+    holding: Holding = field(default_factory=Holding)
+    reserve_usd: int = 500_000
+    traders: TraderModel = field(default_factory=TraderModel)
+    # E18 USD price of the gas token (ETH) for gas costs; None: the hedged asset's price at each
+    # step, right when the hedged asset is ETH (give it for a BTC price path)
+    eth_usd: int | None = None
+    workdir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
+
+
+def _lp_value(units_at_start: int, p0: int, p: int) -> float:
+    """USD value of a constant-product LP leg (2 * sqrt(k * P)), float for the report."""
+    if units_at_start == 0:
+        return 0.0
+    x0 = units_at_start / UNIT
+    p0f, pf = p0 / 10**PRICE_DECIMALS, p / 10**PRICE_DECIMALS
+    return 2 * x0 * math.sqrt(p0f * pf)
+
+
+class Runner:
+    """Runs jobs on one :class:`SimChain`, reverting it to the base state before each."""
+
+    def __init__(self, chain: SimChain, options: SimOptions) -> None:
+        self.chain = chain
+        self.o = options
+        w3 = chain.w3
+        assert w3 is not None and chain.d is not None
+        self.w3 = w3
+        self.d = chain.d
+        self.hedger = chain.address(HEDGER)
+        self.signer = KeySigner(Secret(dev_account(HEDGER).key.hex()))
+        self.order_keeper = TxSender(w3, KeySigner(Secret(dev_account(ORDER_KEEPER).key.hex())))
+
+    def settings(self, job: Job, journal: Path) -> Settings:
+        env = {"HEDGER_RPC_URL": self.chain.fork_uri, "HEDGER_ACCOUNT": self.hedger,
+               "HEDGER_MARKET": self.d.market, "HEDGER_ORACLE": self.d.oracle, "HEDGER_SPOT_TOKEN": self.d.spot,
+               "HEDGER_COLLATERAL_TOKEN": self.d.collateral, "HEDGER_JOURNAL_PATH": str(journal),
+               "HEDGER_ORDER_MODE": self.chain.order_mode, "HEDGER_MULTICALL": self.d.multicall,
+               "HEDGER_DAILY_MAX_NOTIONAL_USD": "off", "HEDGER_DAILY_MAX_GAS_ETH": "off",
+               # the block-lag guard compares block time with the wall clock to catch a stale node;
+               # simulated time is the scenario's, behind the wall clock at a run's start and far
+               # ahead of it later, so the guard would refuse for no reason
+               "HEDGER_MAX_BLOCK_LAG": "0",
+               # the fork has chain id 1 (64 confirmations by default) but never reorganises:
+               # re-checking every receipt each cycle would only slow the replay
+               "HEDGER_CONFIRMATIONS": "0"}
+        s = Settings.from_env(env, dotenv=False)
+        return replace(s, policy=job.policy.params)
+
+    def run(self, job: Job, on_step: Callable[[], None] | None = None) -> RunResult:
+        self.chain.revert_to_base()
+        sc = scenario(job.scenario, job.seed)
+        if job.steps:
+            sc = replace(sc, steps=sc.steps[: job.steps])
+        sc = self.o.holding.apply(sc)
+        steps = list(sc.steps)
+        if len(steps) < 2:
+            raise ValueError(f"scenario {sc.name} has {len(steps)} steps; at least 2 are needed")
+        rng = random.Random(f"traders-{job.scenario}-{job.seed}")
+        chain, w3, d = self.chain, self.w3, self.d
+        unit = chain.collateral_unit
+        reserve = self.o.reserve_usd * unit
+        chain.mint(d.collateral, self.hedger, reserve)
+        chain.mint(d.spot, self.hedger, self.o.holding.spot)
+        journal_path = self.o.workdir / f"sim-{os.getpid()}-{job.scenario.replace('/', '_').replace(':', '_')}-{job.seed}-{job.policy.name}.sqlite"
+        for suffix in ("", "-wal", "-shm", ".lock"):
+            Path(str(journal_path) + suffix).unlink(missing_ok=True)
+        journal = Journal(journal_path)
+        keeper = Keeper.from_settings(self.settings(job, journal_path), w3=w3, signer=self.signer, journal=journal)
+        p0 = next(s.answer for s in steps if s.answer is not None)
+        lp0 = sc.lp_units_at_start
+        spot_units = self.o.holding.spot
+        others = 0
+        last_run_at: int | None = None
+        t = last_block_ts = int(w3.eth.get_block("latest")["timestamp"])
+        prev = None
+        records: list[StepRecord] = []
+        res = RunResult(job.scenario, job.seed, job.policy.name, records, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0,
+                        float(self.o.reserve_usd), 0.0, {}, sc.description)
+        min_wallet = reserve
+        answer = p0
+        try:
+            for i, step in enumerate(steps):
+                # 1. time
+                t = max(t + step.dt, last_block_ts + 1) if i else t + 1
+                chain.rpc("evm_setNextBlockTimestamp", t)
+                # 2. price (an outage publishes nothing; a block still passes)
+                if i == 0 or step.answer is not None:
+                    answer = step.answer if step.answer is not None else answer
+                    chain.admin_call("PriceFeed", d.oracle, "setAnswer", answer)
+                else:
+                    chain.rpc("evm_mine")
+                # 3. other traders, 4. a liquidation keeper
+                others = self._traders(rng, sc.skew_bias, others)
+                if chain.view("PerpMarket", d.market, "canLiquidate", "bool", self.hedger):
+                    if chain.send_as(LIQUIDATOR, "PerpMarket", d.market, "liquidate", self.hedger):
+                        res.liquidations += 1
+                # the hedged exposure: flows into the wallet, the LP leg as declared exposure
+                if step.spot_change > 0:
+                    chain.mint(d.spot, self.hedger, step.spot_change)
+                    spot_units += step.spot_change
+                elif step.spot_change < 0:
+                    keeper.sender().send(d.spot, chain.encode("ReferenceToken", "transfer", SINK, -step.spot_change))
+                    spot_units += step.spot_change
+                lp = lp_units(lp0, p0, answer)
+                keeper.settings = replace(keeper.settings, extra_exposure=lp)
+                # 5. gas price, 6. the keeper (the production cycle)
+                chain.rpc("anvil_setNextBlockBaseFeePerGas", hex(step.base_fee))
+                due = job.policy.interval_s == 0 or last_run_at is None or t - last_run_at >= job.policy.interval_s
+                gas_wei, fees, n_tx, decision = 0, 0, 0, "skipped"
+                if due:
+                    last_run_at = t
+                    cr = keeper.cycle(locked=True)
+                    decision = cr.decision.code if cr.decision else cr.outcome
+                    res.outcomes[cr.outcome] = res.outcomes.get(cr.outcome, 0) + 1
+                    for tx in cr.sent:
+                        if tx.gas_used is not None:
+                            n_tx += 1
+                            res.gas_used += tx.gas_used
+                            gas_wei += tx.gas_used * (tx.effective_gas_price or 0)
+                            fees += tx.fee or 0
+                    # 7. delayed orders: past the minimum delay, the protocol keeper fills
+                    pending = cr.snapshot is not None and cr.snapshot.account.pending_order is not None
+                    submitted = any(c.function == "submitDelayedOrder" for c in cr.calls) and cr.outcome == "acted"
+                    if chain.order_mode == "delayed" and (submitted or pending):
+                        head = int(w3.eth.get_block("latest")["timestamp"])
+                        chain.rpc("evm_mine", head + self.chain.market_params.minOrderDelay + 1)
+                        for h in fill_due_orders(w3, keeper.adapter, self.order_keeper, [self.hedger]):
+                            fees += keeper.adapter.trade_fee(w3.eth.get_transaction_receipt(h), self.hedger) or 0
+                res.txs += n_tx
+                res.gas_wei += gas_wei
+                # 8. read the result
+                now = self._read(keeper)
+                min_wallet = min(min_wallet, now["wallet"])
+                last_block_ts = now["block_ts"]
+                exposure_units = spot_units + lp
+                rec = self._record(i, steps, now, prev, exposure_units, lp0, p0, gas_wei, fees, step,
+                                   keeper.settings.policy, decision, n_tx)
+                records.append(rec)
+                res.fees_usd += -rec.d_fees
+                res.execution_usd += -rec.d_execution
+                res.funding_usd += rec.d_funding
+                res.gas_usd += -rec.d_gas
+                prev = {**now, "exposure": exposure_units, "spot_units": spot_units, "lp": lp,
+                        "lp_value": _lp_value(lp0, p0, answer), "answer": answer, "t": t}
+                if on_step:
+                    on_step()
+        finally:
+            journal.close()
+            for suffix in ("", "-wal", "-shm", ".lock"):
+                Path(str(journal_path) + suffix).unlink(missing_ok=True)
+        res.reserve_used_usd = (reserve - min_wallet) / unit
+        return res
+
+
+    def _traders(self, rng: random.Random, bias: int, others: int) -> int:
+        rate = self.chain.view("PerpMarket", self.d.market, "currentFundingRate", "int256")
+        want = self.o.traders.target(rng, bias, rate)
+        delta = want - others
+        if abs(delta) < UNIT // 100:
+            return others
+        bound = MAX_UINT if delta > 0 else 0
+        if self.chain.send_as(TRADER, "PerpMarket", self.d.market, "modifyPosition", delta, bound):
+            return want
+        return others
+
+    def _read(self, keeper: Keeper) -> dict[str, Any]:
+        snap = keeper.read()
+        index = self.chain.view("PerpMarket", self.d.market, "fundingIndex", "int256")
+        a, m = snap.account, snap.market
+        return {"size": a.size, "margin": a.margin, "wallet": a.collateral_wallet, "price": snap.oracle.price_e18,
+                "liq": a.liquidation_price, "index": index, "rate": m.funding_rate,
+                "scale": 10 ** (18 - m.collateral_decimals), "block_ts": snap.chain.block_timestamp}
+
+    def _record(self, i: int, steps: list[Step], now: dict[str, Any], prev: dict[str, Any] | None,
+                exposure: int, lp0: int, p0: int, gas_wei: int, fees: int, step: Step, params: PolicyParams,
+                decision: str, n_tx: int) -> StepRecord:
+        f = lambda v: v / UNIT  # noqa: E731 - E18 to float, for the report
+        price = now["price"]
+        equity = now["margin"] + now["wallet"] * now["scale"]
+        notional = abs(now["size"]) * price // UNIT
+        gas_usd = gas_wei * (price if self.o.eth_usd is None else self.o.eth_usd) // UNIT    # gas is paid in ETH
+        if prev is None:
+            # the opening step: no price change; the equity given up beyond the fees is the
+            # fill premium (the account starts with its reserve in the wallet, no position)
+            d_spot_f = 0.0
+            d_perp = d_funding = 0
+            d_fees = -fees
+            d_exec = equity - self.o.reserve_usd * self.chain.collateral_unit * now["scale"] - d_fees
+        else:
+            d_spot_f = f(prev["spot_units"] * (price - prev["price"]) // UNIT) + (
+                _lp_value(lp0, p0, price * 10**PRICE_DECIMALS // UNIT) - prev["lp_value"])
+            d_perp = prev["size"] * (price - prev["price"]) // UNIT
+            d_funding = prev["size"] * (now["index"] - prev["index"]) // UNIT
+            d_equity = equity - prev["equity"]
+            d_fees = -fees
+            d_exec = d_equity - d_perp - d_funding - d_fees
+        hours = sum(s.dt for s in steps[1: i + 1]) / 3600
+        hedge_ratio = params.hedge_ratio
+        # as the policy sees it (hedger.decide.policy._funding_range): shorts pay when the rate is negative
+        ranged = params.funding_min_ratio < hedge_ratio and -now["rate"] * 365 > params.funding_threshold
+        liq = now["liq"]
+        rec = StepRecord(
+            t_hours=hours, price=f(price), exposure=f(exposure), target=-f(exposure * hedge_ratio // UNIT),
+            position=f(now["size"]),
+            leverage=f(notional * UNIT // now["margin"]) if notional and now["margin"] > 0 else 0.0,
+            margin_ratio=(now["margin"] / notional) if notional else None,
+            liq_distance=(abs(liq - price) / price) if notional and liq else None,
+            d_spot=d_spot_f, d_perp_price=f(d_perp), d_funding=f(d_funding),
+            d_fees=f(d_fees), d_execution=f(d_exec), d_gas=-f(gas_usd), funding_rate_yr=now["rate"] * 365 / UNIT,
+            base_fee_gwei=step.base_fee / 1e9, decision=decision, txs=n_tx,
+            target_low=-f(exposure * params.funding_min_ratio // UNIT) if ranged else None,
+            flow=f(step.spot_change))
+        now["equity"] = equity
+        return rec
+
+
+# ------------------------------------------------------------------------------- process pool
+
+_WORKER: Runner | None = None
+
+
+def _worker_init(chain_kw: dict[str, Any], options: SimOptions) -> None:
+    global _WORKER
+    from multiprocessing import util
+    chain = SimChain(**chain_kw).start()
+    # multiprocessing's exit hook runs in a worker under any start method; atexit does not under
+    # "fork", whose children leave through os._exit
+    util.Finalize(chain, chain.stop, exitpriority=10)
+    _WORKER = Runner(chain, options)
+
+
+def _worker_run(job: Job) -> RunResult:
+    assert _WORKER is not None
+    return _WORKER.run(job)
+
+
+def run_jobs(jobs: list[Job], *, chain_kw: dict[str, Any] | None = None, options: SimOptions | None = None,
+             workers: int = 1, progress: bool = True) -> list[RunResult]:
+    """Run ``jobs``; with ``workers`` > 1 in that many processes, each with its own chains.
+    Results come back in the order of ``jobs``."""
+    chain_kw = chain_kw or {}
+    options = options or SimOptions()
+    total = sum(_steps_of(j) for j in jobs)
+    bar = _progress(total, progress)
+    try:
+        if workers <= 1:
+            chain = SimChain(**chain_kw).start()
+            try:
+                runner = Runner(chain, options)
+                return [runner.run(j, on_step=lambda: bar.update(1)) for j in jobs]
+            finally:
+                chain.stop()
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        ctx = multiprocessing.get_context("spawn")
+        # workers start with this process's environment: none of its secrets (the pool starts
+        # them as jobs are submitted, so the environment stays scrubbed while it runs)
+        with scrubbed_environ(), ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                                                     initializer=_worker_init, initargs=(chain_kw, options)) as pool:
+            futures = [pool.submit(_worker_run, j) for j in jobs]
+            out = []
+            for j, fut in zip(jobs, futures):
+                out.append(fut.result())
+                bar.update(_steps_of(j))
+            return out
+    finally:
+        bar.close()
+
+
+@functools.lru_cache(maxsize=64)
+def scenario(name: str, seed: int) -> Scenario:
+    """A scenario by name and seed, generated (or read from its CSV file) once per process:
+    the progress total and every policy's run of the same seed share it (scenarios are frozen)."""
+    return make(name, seed)
+
+
+def _steps_of(job: Job) -> int:
+    n = len(scenario(job.scenario, job.seed).steps)
+    return min(n, job.steps) if job.steps else n
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+    return tqdm(total=total, unit="step", disable=not enabled, dynamic_ncols=True, leave=False)
