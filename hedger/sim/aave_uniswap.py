@@ -415,6 +415,7 @@ class SwapResult:
     amount_in: int          # taken from the payer, native units of token_in
     amount_out: int         # received by the recipient, native units of token_out
     gas_used: int
+    tx_hash: str
 
 
 def swap_exact_input(sender: TxSender, d: AaveUniswapDeployment, token_in: str, amount_in: int, *,
@@ -445,7 +446,8 @@ def swap_exact_input(sender: TxSender, d: AaveUniswapDeployment, token_in: str, 
         w.call(erc20, token_in, "approve", d.swap_router, 0)            # no allowance left behind
     taken = in_before - int(t_in.functions.balanceOf(payer).call())
     received = int(t_out.functions.balanceOf(recipient).call()) - out_before
-    return SwapResult(amount_in=taken, amount_out=received, gas_used=int(receipt["gasUsed"]))
+    return SwapResult(amount_in=taken, amount_out=received, gas_used=int(receipt["gasUsed"]),
+                      tx_hash=Web3.to_hex(receipt["transactionHash"]))
 
 
 def arbitrage_pool(trader: TxSender, d: AaveUniswapDeployment, answer: int | None = None, *,

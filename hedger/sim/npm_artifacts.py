@@ -44,7 +44,8 @@ def library_placeholder(qualified_name: str) -> str:
 
 @dataclass(frozen=True, eq=False)
 class NpmArtifact:
-    """One compiled contract from an npm package. ``bytecode`` is the creation code, unlinked."""
+    """One compiled contract from an npm package. ``bytecode`` is the creation code, unlinked;
+    ``deployed_bytecode`` the runtime code as compiled (before immutables and links are set)."""
 
     package: str
     path: str                      # the artifact file, relative to the package
@@ -53,6 +54,7 @@ class NpmArtifact:
     abi: list[dict[str, Any]] = field(repr=False)
     bytecode: str = field(repr=False)
     link_references: LinkReferences = field(repr=False)
+    deployed_bytecode: str = field(default="0x", repr=False)
 
     @property
     def libraries(self) -> list[str]:
@@ -146,14 +148,17 @@ def _parse(package: str, path: str, data: dict[str, Any]) -> NpmArtifact:
     if "bytecode" in data and "abi" in data:                        # Hardhat artifact
         return NpmArtifact(package=package, path=path, contract_name=data.get("contractName", Path(path).stem),
                            source_name=data.get("sourceName", ""), abi=data["abi"],
-                           bytecode=_hex(data["bytecode"]), link_references=data.get("linkReferences") or {})
+                           bytecode=_hex(data["bytecode"]), link_references=data.get("linkReferences") or {},
+                           deployed_bytecode=_hex(data.get("deployedBytecode", "")))
     out = data.get("compilerOutput")
     if isinstance(out, dict) and "abi" in out:                      # solc standard JSON output
         evm = out.get("evm", {}).get("bytecode", {})
+        runtime = out.get("evm", {}).get("deployedBytecode", {}).get("object", "")
         sources = list(data.get("sources", {}) or {})
         return NpmArtifact(package=package, path=path, contract_name=data.get("contractName", Path(path).stem),
                            source_name=sources[0] if len(sources) == 1 else "", abi=out["abi"],
-                           bytecode=_hex(evm.get("object", "")), link_references=evm.get("linkReferences") or {})
+                           bytecode=_hex(evm.get("object", "")), link_references=evm.get("linkReferences") or {},
+                           deployed_bytecode=_hex(runtime))
     raise ConfigError(package, f"{path} is neither a Hardhat artifact nor solc output (keys: "
                       f"{', '.join(sorted(data)[:8])})", "point at a contract's artifact JSON")
 
