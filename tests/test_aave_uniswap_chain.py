@@ -313,7 +313,9 @@ def test_twap_after_time_passes(w3: Web3, m: AaveUniswapDeployment) -> None:
     set_prices(trader, m, 3300 * 10**8)
     swaps = arbitrage_pool(trader, m)
     swap_time = int(w3.eth.get_block(w3.eth.get_transaction_receipt(swaps[-1].tx_hash)["blockNumber"])["timestamp"])
-    tick_b = c(w3, "UniswapV3Pool", m.uniswap_pool).functions.slot0().call()[1]
+    slot0 = c(w3, "UniswapV3Pool", m.uniswap_pool).functions.slot0().call()
+    tick_b = slot0[1]
+    assert slot0[3] == 180          # the raised cardinality took effect at the first observation written
     assert (tick_b > tick_a) is m.asset_is_token0                 # dearer WETH: tick up iff WETH is token0
     advance(w3, 60)
     now = int(w3.eth.get_block("latest")["timestamp"])
