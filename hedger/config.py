@@ -238,11 +238,13 @@ class MarketConfig:
     second_oracle: str | None = None     # this asset's independent second feed, if any
     extra_exposure: int = 0              # E18 asset units held elsewhere
     hedge_ratio: int | None = None       # E18; None: HEDGER_HEDGE_RATIO
+    protocol: str | None = None          # this market's venue; None: HEDGER_PROTOCOL
+    order_mode: str | None = None        # "direct" or "delayed"; None: HEDGER_ORDER_MODE
 
 
 MARKETS_VAR = "HEDGER_MARKETS"
 _MARKET_KEYS = ("name", "market", "oracle", "spot_token", "sequencer_feed", "second_oracle", "extra_exposure",
-                "hedge_ratio")
+                "hedge_ratio", "protocol", "order_mode")
 _MARKETS_EXAMPLE = ('a JSON list, one object per market, e.g. [{"name":"ETH","market":"0x..","oracle":"0x..",'
                     '"spot_token":"0x.."},{"name":"BTC",...}]')
 
@@ -301,7 +303,19 @@ def _markets(raw: str | None) -> tuple[MarketConfig, ...]:
             except ConfigError as err:
                 raise ConfigError(MARKETS_VAR, f"{label} {key}: {err.problem}", err.fix) from None
 
+        def choice(key: str, allowed: list[str]) -> str | None:
+            v = item.get(key)
+            if v is None:
+                return None
+            if not isinstance(v, str) or v.strip() not in allowed:
+                raise ConfigError(MARKETS_VAR, f"{label} {key}: {_show(str(v))} is not one of {', '.join(allowed)}",
+                                  f"set \"{key}\" to one of {', '.join(allowed)}, or leave it out to use "
+                                  f"HEDGER_{key.upper()}")
+            return v.strip()
+
+        from hedger.protocols import registered
         cfg = MarketConfig(
+            protocol=choice("protocol", registered()), order_mode=choice("order_mode", ["direct", "delayed"]),
             name=name, market=addr("market", True) or "", oracle=addr("oracle", True) or "",
             spot_token=addr("spot_token", True) or "", sequencer_feed=addr("sequencer_feed", False),
             second_oracle=addr("second_oracle", False),

@@ -322,6 +322,35 @@ def test_one_cycle_opens_both_shorts(multi: Multi) -> None:
     assert not any(r.sent for r in again.results.values())
 
 
+def test_each_market_names_its_own_venue_settings(multi: Multi) -> None:
+    """HEDGER_MARKETS entries may each name their protocol and order mode: here ETH trades directly
+    and BTC through two-step orders, one account, one cycle (issue 10)."""
+    d = multi.chain.d
+    markets = [{"name": "ETH", "market": d.market, "oracle": d.oracle, "spot_token": d.spot,
+                "protocol": "reference", "order_mode": "direct"},
+               {"name": "BTC", "market": multi.btc.market, "oracle": multi.btc.oracle, "spot_token": multi.btc.spot,
+                "order_mode": "delayed"}]
+    mk = multi.keeper(markets)
+    assert {n: (k.adapter.name, k.adapter.two_step) for n, k in mk.keepers.items()} == \
+        {"ETH": ("reference", False), "BTC": ("reference", True)}
+    res = mk.cycle()
+    assert res.exit_code == 0, {n: (r.decision.reason, r.error) for n, r in res.results.items()}
+    assert "modifyPosition" in [t.call.function for t in res.results["ETH"].sent]
+    btc_calls = [t.call.function for t in res.results["BTC"].sent]
+    assert "submitDelayedOrder" in btc_calls and "modifyPosition" not in btc_calls
+    assert multi.position(d.market)[0] < 0                        # ETH: hedged at once
+    assert multi.position(multi.btc.market)[0] == 0               # BTC: an order waiting for its keeper
+    order = multi.chain.contract("PerpMarket", multi.btc.market).functions.delayedOrders(multi.hedge.address).call()
+    assert order[0] < 0
+
+
+def test_a_market_entry_with_an_unknown_protocol_is_refused_by_name() -> None:
+    with pytest.raises(ConfigError) as err:
+        load([entry("ETH", A1), entry("BTC", A4, protocol="perps-v9")])
+    assert "HEDGER_MARKETS" in str(err.value) and "'BTC'" in str(err.value) and "protocol" in str(err.value)
+    assert "reference" in str(err.value)
+
+
 def test_status_and_run_once_from_the_command_line(multi: Multi, tmp_path: Path) -> None:
     from tests.test_cli import hedger
     env = {**multi.env, "HEDGER_MARKETS": json.dumps(multi.markets())}

@@ -135,7 +135,8 @@ def allocate_collateral(markets: Sequence[tuple[str, Snapshot, PolicyParams]], w
 
 def market_settings(settings: Settings, m: MarketConfig) -> Settings:
     """The single-market settings of one ``HEDGER_MARKETS`` entry (shared: RPC, signer, account,
-    collateral, journal, limits; per market: addresses, extra exposure, hedge ratio)."""
+    collateral, journal, limits; per market: addresses, venue and order mode, extra exposure,
+    hedge ratio)."""
     pol = settings.policy
     if m.hedge_ratio is not None:
         # the funding-aware range is a fraction of the global ratio; off (equal to it) stays off
@@ -146,7 +147,8 @@ def market_settings(settings: Settings, m: MarketConfig) -> Settings:
         pol = replace(pol, hedge_ratio=m.hedge_ratio, funding_min_ratio=low)
     return replace(settings, market=m.market, oracle=m.oracle, spot_token=m.spot_token,
                    sequencer_feed=m.sequencer_feed or settings.sequencer_feed, second_oracle=m.second_oracle,
-                   extra_exposure=m.extra_exposure, policy=pol, markets=())
+                   extra_exposure=m.extra_exposure, policy=pol, markets=(),
+                   protocol=m.protocol or settings.protocol, order_mode=m.order_mode or settings.order_mode)
 
 
 @dataclass
