@@ -243,6 +243,30 @@ def test_below_range_all_token0_above_range_all_token1(range_ticks, price, liqui
         assert amount0 <= whole0 and amount1 <= whole1
 
 
+def burn_amounts_by_pool_tick(price, tick, lower, upper, liquidity):
+    """UniswapV3Pool._modifyPosition with a negative delta: it branches on slot0.tick, not the price."""
+    sqrt_lower, sqrt_upper = sqrt_ratio_at_tick(lower), sqrt_ratio_at_tick(upper)
+    if tick < lower:
+        return amount0_delta(sqrt_lower, sqrt_upper, liquidity, False), 0
+    if tick < upper:
+        return amount0_delta(price, sqrt_upper, liquidity, False), amount1_delta(sqrt_lower, price, liquidity, False)
+    return 0, amount1_delta(sqrt_lower, sqrt_upper, liquidity, False)
+
+
+@given(st.tuples(ticks, ticks), st.integers(MIN_TICK + 1, MAX_TICK - 1), sqrt_prices, liquidities)
+def test_amounts_branching_on_price_equal_the_pools_branching_on_its_tick(range_ticks, boundary, price, liquidity):
+    lower, upper = sorted(range_ticks)
+    assume(lower < upper)
+    # any slot0 the pool can hold: the tick of the price, or the state a swap going down leaves
+    # when it stops exactly on a tick (price at tick t, slot0.tick = t - 1)
+    for p, t in ((price, tick_at_sqrt_ratio(price)), (sqrt_ratio_at_tick(boundary), boundary - 1),
+                 (sqrt_ratio_at_tick(lower), lower - 1), (sqrt_ratio_at_tick(upper), upper - 1)):
+        if MIN_TICK <= t:
+            check_slot0(p, t)
+            assert amounts_for_liquidity(p, lower, upper, liquidity) == burn_amounts_by_pool_tick(
+                p, t, lower, upper, liquidity)
+
+
 @given(st.tuples(ticks, ticks, ticks), liquidities)
 def test_decrease_never_pays_more_than_mint_takes(three_ticks, liquidity):
     # mint rounds up (getAmount*Delta(..., roundUp=True)), burn rounds down: at most 1 apart per token
