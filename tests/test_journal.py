@@ -110,3 +110,59 @@ def test_many_processes_opening_a_new_journal_at_once_all_succeed(tmp_path: Path
             p.join(60)
         assert [p.exitcode for p in procs] == [0] * 2, f"round {round_}"
         assert {r[0] for r in sqlite3.connect(path).execute("PRAGMA journal_mode")} == {"wal"}
+
+
+LEGACY_ROWS = """
+INSERT INTO cycles (started_at, chain_id, genesis_hash, account, market, block_timestamp, outcome, snapshot)
+ VALUES (2, 1, '0xg', 'a', 'm', 200, 'acted', '{"account": {"size": "-5"}}');
+INSERT INTO txs (cycle_id, contract, function, args, tx_hash, nonce, signed_at, status, gas_used, effective_gas_price)
+ VALUES (2, 'collateral', 'approve', '["m", 9]', '0xa1', 1, 2, 1, 1, 1),
+        (2, 'market', 'transferMargin', '[9]', '0xa2', 2, 2, 1, 1, 1),
+        (2, 'market', 'transferMargin', '[-4]', '0xa3', 3, 2, 1, 1, 1),
+        (2, 'market', 'submitDelayedOrder', '[-7, 1]', '0xa4', 4, 2, 1, 1, 1),
+        (2, 'market', 'cancelDelayedOrder', '["a"]', '0xa5', 5, 2, 1, 1, 1);
+"""
+
+
+def test_rows_from_before_actions_were_journaled_get_them_from_the_reference_functions(tmp_path: Path) -> None:
+    """The journal's readers use venue-neutral actions; an older journal (the reference market's
+    function names only) is given them once, when the columns are added."""
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(FIRST_RELEASE + LEGACY_ROWS)
+    db.commit()
+    db.close()
+    j = Journal(path)
+    got = {r["tx_hash"]: (r["action"], r["leg"], r["amount"], r["creates_order"])
+           for r in j.db.execute("SELECT * FROM txs")}
+    assert got == {"0xh": ("trade", "main", "1", 0), "0xa1": ("deposit", "approve", None, 0),
+                   "0xa2": ("deposit", "main", "9", 0), "0xa3": ("withdraw", "main", "-4", 0),
+                   "0xa4": ("trade", "main", "-7", 1), "0xa5": ("cancel_order", "main", None, 0)}
+
+
+def test_the_journal_reads_actions_not_a_venues_function_names(tmp_path: Path) -> None:
+    """A venue whose order-creating call is not named like the reference market's (GMX's
+    createOrder in a multicall): what it does is journaled beside the call, and read from there."""
+    from hedger.core.types import ActionKind, Call, SentTx
+    from tests.snapshots import make_snapshot
+    from hedger.core.types import Decision, DecisionKind, Plan
+    j = Journal(tmp_path / "j.sqlite")
+    s = make_snapshot()
+    d = Decision(kind=DecisionKind.REBALANCE, reason="r", code="rebalance")
+    cid = j.open_cycle(s, d, Plan(decision=d), [], False)
+    approve = Call(to="0x1", contract="router", function="approve", args=(), data="0x", action=ActionKind.TRADE,
+                   risk_reducing=False, notional_usd=10**24, leg="approve")
+    order = Call(to="0x2", contract="exchangeRouter", function="multicall", args=(), data="0x",
+                 action=ActionKind.TRADE, risk_reducing=False, notional_usd=7 * 10**21, amount=-2 * 10**18,
+                 creates_order=True)
+    for n, (call, h) in enumerate(((approve, "0xb1"), (order, "0xb2"))):
+        j.record_signed(cid, call, h, n)
+        j.record_mined(SentTx(call=call, tx_hash=h, nonce=n, status=1, gas_used=1, block_number=1,
+                              effective_gas_price=1))
+    c = s.chain
+    notional, _gas = j.spent(c.chain_id, c.genesis_hash, s.account.address, 0)
+    assert notional == 7 * 10**21                       # the order's notional; the approval moves none
+    orders = j.pending_orders(c.chain_id, c.genesis_hash, s.account.address, s.market.address)
+    assert [(o["tx_hash"], int(o["size_delta"])) for o in orders] == [("0xb2", -2 * 10**18)]
+    # a submitted order is not a filled trade: the expected position does not move by it
+    assert j.expected_position(c.chain_id, c.genesis_hash, s.account.address, s.market.address) == s.account.size

@@ -273,7 +273,8 @@ class Plan:
 
 @dataclass(frozen=True)
 class Call:
-    """One transaction to send: a contract function with its arguments."""
+    """One transaction to send: a contract function with its arguments, and what it does in the
+    venue-neutral terms the journal, reconciliation and report read (never the function name)."""
 
     to: str
     contract: str               # a readable name: "market", "collateral"
@@ -285,6 +286,9 @@ class Call:
     value: int = 0
     note: str = ""
     notional_usd: int = 0       # E18 USD moved or traded, for the per-action cap
+    leg: str = "main"           # "main": the action itself; "approve": a step that only prepares it
+    amount: int = 0             # the action's amount: E18 size delta (trade), Native collateral (+ in, - out)
+    creates_order: bool = False # mined means submitted: the venue's keeper fills it later (or not)
 
     def describe(self) -> str:
         args = ", ".join(str(a) for a in self.args)

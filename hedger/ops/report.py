@@ -39,7 +39,7 @@ from hedger.core.timefmt import duration
 
 YEAR = 365 * 86_400
 MIN_ANNUALISED_S = 86_400   # a yearly rate only over a day or more
-POSITION_TXS = ("modifyPosition", "transferMargin")
+POSITION_ACTIONS = ("trade", "deposit", "withdraw")   # a mined one settles PnL and funding into margin
 
 
 @dataclass
@@ -178,7 +178,7 @@ def build_report(j: Journal, account: str, market: str, *, eth_usd: int | None =
                 r.gas_usd += wei * cycle_eth // UNIT
             if t["state"] == "mined" and t["fee"] is not None:
                 r.fees += int(t["fee"])
-            elif t["state"] == "mined" and t["function"] == "submitDelayedOrder":
+            elif t["state"] == "mined" and t["creates_order"]:
                 plan = json.loads(c["plan"] or "{}")
                 r.fees += int(plan.get("plan", {}).get("decision", {}).get("expected_fee", 0))
                 r.fee_estimated = True
@@ -190,12 +190,13 @@ def build_report(j: Journal, account: str, market: str, *, eth_usd: int | None =
         p0, p1 = price_of(s0), price_of(s1)
         txs0 = [t for t in j.txs(int(c0["id"])) if t["state"] == "mined"]
         size0 = int(s0["account"]["size"])
-        if any(t["function"] == "submitDelayedOrder" for t in txs0):
+        main = [t for t in txs0 if t["leg"] == "main"]
+        if any(t["creates_order"] for t in main):
             held = int(s1["account"]["size"])      # a keeper filled it seconds after
             settled = True
         else:
-            held = size0 + sum(int(json.loads(t["args"])[0]) for t in txs0 if t["function"] == "modifyPosition")
-            settled = any(t["function"] in POSITION_TXS for t in txs0)
+            held = size0 + sum(int(t["amount"] or 0) for t in main if t["action"] == "trade")
+            settled = any(t["action"] in POSITION_ACTIONS for t in main)
         r = row(t1)
         for size in (size0, held):        # what changed since the last counted cycle, then this cycle's trades
             pos, avg, gain = _average_cost(pos, avg, size, p0)

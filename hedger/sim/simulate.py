@@ -569,7 +569,7 @@ class Runner:
                             fees += tx.fee or 0
                     # 7. delayed orders: past the minimum delay, the protocol keeper fills
                     pending = cr.snapshot is not None and cr.snapshot.account.pending_order is not None
-                    submitted = any(c.function == "submitDelayedOrder" for c in cr.calls) and cr.outcome == "acted"
+                    submitted = any(c.creates_order for c in cr.calls) and cr.outcome == "acted"
                     if chain.order_mode == "delayed" and (submitted or pending):
                         head = int(w3.eth.get_block("latest")["timestamp"])
                         chain.rpc("evm_mine", head + self.chain.market_params.minOrderDelay + 1)

@@ -96,15 +96,34 @@ MIGRATIONS = [
     ("txs", "block_hash", "TEXT"),
     ("txs", "rebroadcasts", "INTEGER NOT NULL DEFAULT 0"),
     ("txs", "confirmed", "INTEGER NOT NULL DEFAULT 0"),
+    ("txs", "action", "TEXT"),
+    ("txs", "leg", "TEXT NOT NULL DEFAULT 'main'"),
+    ("txs", "amount", "TEXT"),
+    ("txs", "creates_order", "INTEGER NOT NULL DEFAULT 0"),
 ]
 
 # Run once, right after a migration adds the column: receipts recorded before reorg checks
 # existed have no block hash to compare, so they are taken as confirmed (never re-checked).
-BACKFILL = {("txs", "confirmed"): "UPDATE txs SET confirmed=1 WHERE state IN ('mined', 'reverted')"}
+BACKFILL = {
+    ("txs", "confirmed"): "UPDATE txs SET confirmed=1 WHERE state IN ('mined', 'reverted')",
+    # Rows written before actions were journaled came from the reference market's adapter (the
+    # only venue then): its function names say what each one did. The last place they are read.
+    ("txs", "creates_order"): """
+        UPDATE txs SET
+          action = CASE function WHEN 'approve' THEN 'deposit'
+                                 WHEN 'transferMargin' THEN
+                                   CASE WHEN CAST(json_extract(args, '$[0]') AS INTEGER) < 0 THEN 'withdraw'
+                                        ELSE 'deposit' END
+                                 WHEN 'modifyPosition' THEN 'trade' WHEN 'submitDelayedOrder' THEN 'trade'
+                                 WHEN 'cancelDelayedOrder' THEN 'cancel_order' ELSE action END,
+          leg = CASE function WHEN 'approve' THEN 'approve' ELSE 'main' END,
+          amount = CASE WHEN function IN ('transferMargin', 'modifyPosition', 'submitDelayedOrder')
+                        THEN CAST(json_extract(args, '$[0]') AS TEXT) ELSE amount END,
+          creates_order = CASE function WHEN 'submitDelayedOrder' THEN 1 ELSE 0 END
+        WHERE action IS NULL""",
+}
 
 _OPEN_TIMEOUT_S = 30.0
-
-TRADE_FUNCTIONS = ("modifyPosition", "submitDelayedOrder")
 
 # The zero-value transfer to itself that takes a nonce whose transaction is in doubt.
 CANCEL_CONTRACT, CANCEL_FUNCTION = "account", "cancelNonce"
@@ -194,19 +213,32 @@ class Journal:
 
     def record_signed(self, cycle_id: int, call: Call, tx_hash: str, nonce: int, raw: bytes | None = None,
                       fields: dict[str, Any] | None = None) -> None:
-        """Written before the transaction is broadcast: a crash after this line leaves a hash to look for."""
+        """Written before the transaction is broadcast: a crash after this line leaves a hash to look for.
+        Beside the raw call, what it does in venue-neutral terms (action, leg, amount, whether it
+        creates an order): what the journal's own readers, reconciliation and the report use."""
+        meta = {"action": call.action.value, "leg": call.leg, "amount": str(call.amount),
+                "creates_order": int(call.creates_order)}
         self.record_signed_parts(cycle_id, call.contract, call.function, call.args, tx_hash, nonce, raw, fields,
-                                 call.notional_usd if call.function != "approve" else 0)
+                                 call.notional_usd if call.leg == "main" else 0, meta)
+
+    @staticmethod
+    def action_of(row: Any) -> dict[str, Any]:
+        """The venue-neutral part of a journaled transaction, to journal its replacement alike."""
+        return {"action": row["action"], "leg": row["leg"], "amount": row["amount"],
+                "creates_order": int(row["creates_order"] or 0)}
 
     def record_signed_parts(self, cycle_id: int, contract: str, function: str, args: Any, tx_hash: str, nonce: int,
                             raw: bytes | None = None, fields: dict[str, Any] | None = None,
-                            notional: int = 0) -> None:
+                            notional: int = 0, meta: dict[str, Any] | None = None) -> None:
+        m = meta or {}
         with self._tx():
             self.db.execute("INSERT OR IGNORE INTO txs (cycle_id, contract, function, args, tx_hash, nonce, "
-                            "signed_at, raw, fields, state, notional) VALUES (?,?,?,?,?,?,?,?,?, 'signed', ?)",
+                            "signed_at, raw, fields, state, notional, action, leg, amount, creates_order) "
+                            "VALUES (?,?,?,?,?,?,?,?,?, 'signed', ?,?,?,?,?)",
                             (cycle_id, contract, function, args if isinstance(args, str) else to_json(args), tx_hash,
                              nonce, time.time(), None if raw is None else "0x" + bytes(raw).hex(),
-                             None if fields is None else to_json(fields), str(notional)))
+                             None if fields is None else to_json(fields), str(notional), m.get("action"),
+                             m.get("leg") or "main", m.get("amount"), int(m.get("creates_order") or 0)))
 
     # ------------------------------------------------------------- operator controls
 
@@ -227,11 +259,11 @@ class Journal:
         """(traded notional E18 USD, gas wei) of transactions mined in cycles since chain time ``since_ts``."""
         notional = gas = 0
         for r in self.db.execute(
-                "SELECT t.function, t.notional, t.gas_used, t.effective_gas_price, t.state FROM txs t JOIN cycles c "
+                "SELECT t.action, t.leg, t.notional, t.gas_used, t.effective_gas_price, t.state FROM txs t JOIN cycles c "
                 "ON c.id=t.cycle_id WHERE c.chain_id=? AND c.genesis_hash=? AND c.account=? AND c.block_timestamp>=? "
                 "AND t.state IN ('mined', 'reverted')", (chain_id, genesis_hash, account, since_ts)):
             gas += int(r["gas_used"] or 0) * int(r["effective_gas_price"] or 0)
-            if r["state"] == "mined" and r["function"] in TRADE_FUNCTIONS:
+            if r["state"] == "mined" and r["action"] == "trade" and r["leg"] == "main":
                 notional += int(r["notional"] or 0)
         return notional, gas
 
@@ -245,14 +277,15 @@ class Journal:
                             (status, gas_used, effective_gas_price, block_number,
                              "mined" if status == 1 else "reverted", block_hash, int(confirmed), tx_hash))
             row = self.db.execute(
-                "SELECT t.cycle_id, t.nonce, t.function, t.args, c.chain_id, c.genesis_hash, c.account, c.market, "
+                "SELECT t.cycle_id, t.nonce, t.function, t.creates_order, t.amount, c.chain_id, c.genesis_hash, "
+                "c.account, c.market, "
                 "c.snapshot FROM txs t JOIN cycles c ON c.id=t.cycle_id WHERE t.tx_hash=?", (tx_hash,)).fetchone()
             if row is not None:
                 other = "cancelled" if row["function"] == CANCEL_FUNCTION else "replaced"
                 self.db.execute("UPDATE txs SET state=? WHERE cycle_id=? AND nonce=? AND tx_hash<>? "
                                 "AND state='signed'", (other, row["cycle_id"], row["nonce"], tx_hash))
-                if status == 1 and row["function"] == "submitDelayedOrder":
-                    size_delta = int(json.loads(row["args"])[0])
+                if status == 1 and row["creates_order"]:
+                    size_delta = int(row["amount"] or 0)
                     size_before = int(json.loads(row["snapshot"] or "{}").get("account", {}).get("size", 0))
                     self.db.execute(
                         "INSERT OR IGNORE INTO orders (chain_id, genesis_hash, account, market, tx_hash, size_delta, "
@@ -343,9 +376,9 @@ class Journal:
         if row is None:
             return None
         size = int(json.loads(row["snapshot"]).get("account", {}).get("size", 0))
-        for t in self.db.execute("SELECT args FROM txs WHERE cycle_id=? AND function='modifyPosition' AND "
-                                 "state='mined'", (row["id"],)):
-            size += int(json.loads(t["args"])[0])
+        for t in self.db.execute("SELECT amount FROM txs WHERE cycle_id=? AND action='trade' AND leg='main' AND "
+                                 "creates_order=0 AND state='mined'", (row["id"],)):
+            size += int(t["amount"] or 0)
         return size
 
     def max_nonce(self, chain_id: int, genesis_hash: str, account: str) -> int | None:

@@ -66,6 +66,8 @@ class Reconciling(Protocol):
 
     def sender(self) -> "TxSender": ...
 
+CANCEL_ACTION = {"action": "cancel_nonce", "leg": "main"}   # how the journal records a nonce's cancel
+
 log = logging.getLogger("hedger.state.reconcile")
 
 
@@ -254,7 +256,8 @@ def _wait(k: "Reconciling", head: "ChainView", nonce: int, group: list[Any], has
     receipt = k.sender().watch(
         _fields(last), _raw(last), list(hashes), risk_reducing,
         lambda h, n, r, f: j.record_signed_parts(cycle_id, last["contract"], last["function"], last["args"],
-                                                 h, n, r, {**f, "riskReducing": risk_reducing}))
+                                                 h, n, r, {**f, "riskReducing": risk_reducing},
+                                                 int(last["notional"] or 0), j.action_of(last)))
     h = Web3.to_hex(receipt["transactionHash"])
     _record(k, head, h, receipt)
     if j.tx_function(h) == CANCEL_FUNCTION:
@@ -275,7 +278,7 @@ def _cancel(k: "Reconciling", head: "ChainView", nonce: int, group: list[Any], h
     tx, raw, h = sender.cancel_tx(nonce, [_fields(r) for r in group])
     cycle_id = int(group[-1]["cycle_id"])
     j.record_signed_parts(cycle_id, CANCEL_CONTRACT, CANCEL_FUNCTION, [], h, nonce, raw,
-                          {**tx, "riskReducing": True})
+                          {**tx, "riskReducing": True}, meta=CANCEL_ACTION)
     log.warning("tx %s (nonce %s) still unknown after %d re-broadcasts: cancelling the nonce with %s",
                 hashes[-1], nonce, count, h)
     complaint = sender.broadcast(raw)
@@ -287,7 +290,8 @@ def _cancel(k: "Reconciling", head: "ChainView", nonce: int, group: list[Any], h
                                "planning until the nonce is settled", tx_hash=h)
     receipt = sender.watch(tx, raw, [*hashes, h], True,
                            lambda rh, n, r, f: j.record_signed_parts(cycle_id, CANCEL_CONTRACT, CANCEL_FUNCTION, [],
-                                                                     rh, n, r, {**f, "riskReducing": True}))
+                                                                     rh, n, r, {**f, "riskReducing": True},
+                                                                     meta=CANCEL_ACTION))
     mined = Web3.to_hex(receipt["transactionHash"])
     _record(k, head, mined, receipt)
     if j.tx_function(mined) != CANCEL_FUNCTION:

@@ -80,10 +80,12 @@ class ReferenceMarket(PerpAdapter):
         return market, acct
 
     def _call(self, contract: Any, name: str, fn: str, args: tuple[Any, ...], action: ActionKind,
-              risk_reducing: bool, note: str, notional_usd: int = 0) -> Call:
+              risk_reducing: bool, note: str, notional_usd: int = 0, *, leg: str = "main", amount: int = 0,
+              creates_order: bool = False) -> Call:
         data = contract.get_function_by_name(fn)(*args)._encode_transaction_data()
         return Call(to=contract.address, contract=name, function=fn, args=args, data=data, action=action,
-                    risk_reducing=risk_reducing, note=note, notional_usd=notional_usd)
+                    risk_reducing=risk_reducing, note=note, notional_usd=notional_usd, leg=leg, amount=amount,
+                    creates_order=creates_order)
 
     def build_calls(self, actions: tuple[Action, ...], account: AccountState, market: MarketState) -> list[Call]:
         calls: list[Call] = []
@@ -97,22 +99,23 @@ class ReferenceMarket(PerpAdapter):
                         calls.append(self._call(self._token_c, "collateral", "approve", (self.market, 0),
                                                 act.kind, act.risk_reducing,
                                                 "reset the leftover allowance to zero first (USDT-style tokens "
-                                                "refuse to change a non-zero allowance)"))
+                                                "refuse to change a non-zero allowance)", leg="approve"))
                     # bounded to this deposit unless HEDGER_UNLIMITED_APPROVAL is set
                     amount = 2**256 - 1 if self.unlimited_approval else act.amount
                     calls.append(self._call(self._token_c, "collateral", "approve", (self.market, amount),
                                             act.kind, act.risk_reducing,
                                             "unlimited approval (configured)" if self.unlimited_approval
-                                            else "approve exactly the deposit", act.amount * scale))
+                                            else "approve exactly the deposit", act.amount * scale, leg="approve"))
                 calls.append(self._call(self._market_c, "market", "transferMargin", (act.amount,), act.kind,
-                                        act.risk_reducing, act.note, act.amount * scale))
+                                        act.risk_reducing, act.note, act.amount * scale, amount=act.amount))
             elif act.kind is ActionKind.WITHDRAW:
                 calls.append(self._call(self._market_c, "market", "transferMargin", (-act.amount,), act.kind,
-                                        act.risk_reducing, act.note, act.amount * scale))
+                                        act.risk_reducing, act.note, act.amount * scale, amount=-act.amount))
             elif act.kind is ActionKind.TRADE:
                 fn = "submitDelayedOrder" if self.two_step else "modifyPosition"
                 calls.append(self._call(self._market_c, "market", fn, (act.amount, act.price_bound), act.kind,
-                                        act.risk_reducing, act.note, abs(act.amount) * market.price // 10**18))
+                                        act.risk_reducing, act.note, abs(act.amount) * market.price // 10**18,
+                                        amount=act.amount, creates_order=self.two_step))
             elif act.kind is ActionKind.CANCEL_ORDER:
                 calls.append(self._call(self._market_c, "market", "cancelDelayedOrder", (account.address,),
                                         act.kind, act.risk_reducing, act.note))
