@@ -387,6 +387,18 @@ def liquidation_fee_usd(size_delta_usd: int, liquidation_fee_factor: int) -> int
     return apply_factor(size_delta_usd, liquidation_fee_factor)
 
 
+def borrowing_factor_per_second(reserved_usd: int, pool_usd: int, borrowing_factor: int,
+                                borrowing_exponent_factor: int = FLOAT_PRECISION) -> int:
+    """Per-second borrowing factor of one side without the usage kink: BORROWING_FACTOR x
+    reserved^exponent / pool USD (MarketUtils.getBorrowingFactorPerSecond). Markets configured with an
+    optimal usage factor use a kink curve instead: read Reader.getMarketInfo's
+    borrowingFactorPerSecondForLongs/Shorts for those rather than this."""
+    _need(pool_usd > 0, "pool_usd", "must be > 0")
+    _need(reserved_usd >= 0, "reserved_usd", "must be >= 0")
+    after_exponent = apply_exponent_factor(reserved_usd, borrowing_exponent_factor)
+    return apply_factor(mul_div(after_exponent, FLOAT_PRECISION, pool_usd), borrowing_factor)
+
+
 def next_cumulative_borrowing_factor(cumulative_factor: int, factor_per_second: int, seconds: int) -> int:
     """Borrowing accrues linearly between updates: cumulative += per-second factor x elapsed
     (MarketUtils.getNextCumulativeBorrowingFactor; per-second rate from Reader.getMarketInfo
