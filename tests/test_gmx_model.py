@@ -67,7 +67,8 @@ def test_increase_matches_gmx_pair_market(inputs: tuple, expected: tuple) -> Non
                                 PAIR_IMPACT)
     assert (fill.price_impact_usd, fill.price_impact_amount, fill.execution_price) == expected
     # the impact no longer changes the size in tokens: it is pending on the position
-    assert fill.size_delta_in_tokens == size * USD // ETH_5000 if is_long else -(-size * USD // ETH_5000)
+    base = size * USD // ETH_5000 if is_long else -(-size * USD // ETH_5000)   # long down, short up
+    assert fill.size_delta_in_tokens == base
 
 
 def test_pending_impact_accumulates_as_in_gmx_pair_market() -> None:
@@ -125,6 +126,29 @@ def test_synthetic_market_matches_gmx() -> None:
     assert close.execution_price == 50 * 10**21
     assert close.price_impact_usd == 0
     assert -close.total_impact_amount == 8000000000
+
+
+def test_position_fees_follow_the_balance_as_in_gmx() -> None:
+    # gmx-synthetics test/guardian/testFees.ts, "Positive & negative impact fees for positions": fee
+    # factors 0.1% (balance worsened) / 0.05% (improved), impact 5e-9 / 1e-8, exponent 2, USDC collateral
+    worse, better = 10**27, 5 * 10**26
+    # long 50k on an empty book: fee $50, impact ~ -$25 stored as -0.005 ETH pending, 10 ETH of size
+    fill = m.increase_execution(50_000 * USD, True, ETH_5000, ETH_5000, 0, 0, 0, PAIR_IMPACT)
+    fee = m.position_fee_usd(50_000 * USD, fill.balance_was_improved, better, worse)
+    assert m.usd_to_collateral_amount(fee, USDC_1) == 50 * 10**6
+    assert abs(fill.price_impact_usd + 25 * USD) <= 10**17
+    assert fill.price_impact_amount == -5 * 10**15 and fill.size_delta_in_tokens == 10 * ETH
+    # short 50k balances it: fee $25, positive impact capped at 0 by the empty pool
+    fill = m.increase_execution(50_000 * USD, False, ETH_5000, ETH_5000, 50_000 * USD, 0, 0, PAIR_IMPACT)
+    fee = m.position_fee_usd(50_000 * USD, fill.balance_was_improved, better, worse)
+    assert m.usd_to_collateral_amount(fee, USDC_1) == 25 * 10**6 and fill.price_impact_usd == 0
+    # closing half the short unbalances it again: fee $25, impact ~ -$6.25, the pool gains 0.00125 ETH
+    short = Position(False, 50_000 * USD, 10 * ETH, (25_000 - 25) * 10**6)
+    close = m.decrease_execution(short, 25_000 * USD, ETH_5000, ETH_5000, 50_000 * USD, 50_000 * USD, 0, PAIR_IMPACT)
+    fee = m.position_fee_usd(25_000 * USD, close.balance_was_improved, better, worse)
+    assert m.usd_to_collateral_amount(fee, USDC_1) == 25 * 10**6
+    assert abs(close.price_impact_usd + 625 * 10**28) <= 10**17
+    assert -close.total_impact_amount == 125 * 10**13
 
 
 def test_borrowing_fees_match_gmx() -> None:
@@ -304,3 +328,16 @@ def test_bad_input_names_the_field() -> None:
         m.borrowing_fee_usd(USD, 1, 2)
     with pytest.raises(ValueError, match="size_in_usd"):
         Position(True, -1, 1, 1)
+
+
+@PROPS
+@given(paying_oi=st.integers(1, 10**8), receiving_oi=st.integers(1, 10**8),
+       factor=st.integers(0, 10**22), seconds=st.integers(0, 30 * 86400))
+def test_funding_paid_by_one_side_is_what_the_other_receives(paying_oi: int, receiving_oi: int, factor: int,
+                                                             seconds: int) -> None:
+    paid = m.funding_fee_usd_for_period(paying_oi * USD, factor, seconds, True, paying_oi * USD, receiving_oi * USD)
+    received = m.funding_fee_usd_for_period(receiving_oi * USD, factor, seconds, False, paying_oi * USD,
+                                            receiving_oi * USD)
+    assert paid <= 0 <= received
+    assert received <= -paid <= received + receiving_oi * USD // 10**20 + 1    # rounding only, never more out than in
+    assert m.funding_usd_for_period(paying_oi * USD, factor, seconds) == -paid
