@@ -181,6 +181,51 @@ def test_liquidation_matches_gmx() -> None:
     assert check.liquidatable and check.remaining_collateral_usd == 0
 
 
+# gmx-synthetics test/guardian/testLiquidation.ts: a 450k SOL short (30,000 SOL at $15, SOL with 9
+# decimals) backed by 1 WETH, in a market whose min collateral factor is 1% ("100x is 4.5k Collateral")
+SOL_DECIMALS = 9
+SOL_SHORT = Position(False, 450_000 * USD, 30_000 * 10**SOL_DECIMALS, ETH)
+SOL_MARKET = LiquidationMarket(collateral_price_min=ETH_5000, long_open_interest=0,
+                               short_open_interest=450_000 * USD, impact=ImpactParams(0, 0),
+                               position_fee_factor_improved=0, position_fee_factor_not_improved=0,
+                               min_collateral_usd=USD, min_collateral_factor=10**28)
+
+
+def _sol(dollars_milli: int) -> int:
+    return dollars_milli * 10**27 // 10**SOL_DECIMALS          # $x.xxx per SOL, per smallest unit
+
+
+def test_short_liquidated_when_the_index_rises_as_in_gmx() -> None:
+    # "Liquidate short position because index token price increases": not at $15.016 (-$480 of
+    # $5,000), liquidated at $15.017 (-$510 leaves $4,490 < 1% of 450k)
+    assert not m.is_liquidatable(SOL_SHORT, SOL_MARKET, _sol(15_016))
+    check = m.liquidation_check(SOL_SHORT, SOL_MARKET, _sol(15_017))
+    assert check.liquidatable and check.reason == "min collateral for leverage"
+    assert check.pnl_usd == -510 * USD
+    # and the solved liquidation price lies between the two ($15.01666...: $500 of loss)
+    price = m.liquidation_price(SOL_SHORT, SOL_MARKET)
+    assert price is not None and _sol(15_016) < price <= _sol(15_017)
+    assert price == -(-(450_000 + 500) * USD // (30_000 * 10**SOL_DECIMALS))
+
+
+def test_short_liquidated_when_the_collateral_falls_as_in_gmx() -> None:
+    # same file, "Liquidate short position because collateral depreciates": the WETH collateral at
+    # $4,501 still covers 1% of 450k, at $4,499 it does not
+    sol_15 = _sol(15_000)
+    assert not m.is_liquidatable(SOL_SHORT, replace(SOL_MARKET, collateral_price_min=4501 * 10**12), sol_15)
+    assert m.is_liquidatable(SOL_SHORT, replace(SOL_MARKET, collateral_price_min=4499 * 10**12), sol_15)
+
+
+def test_min_collateral_usd_as_in_gmx() -> None:
+    # same file, "liquidate from the minCollateralUsd": a $1 long with 1.5 USDC is liquidated when USDC
+    # falls to $0.50 ($0.75 left, under the $1 MIN_COLLATERAL_USD)
+    position = Position(True, USD, USD // _sol(15_000), 1_500_000)
+    market = replace(SOL_MARKET, collateral_price_min=USDC_1, long_open_interest=USD, short_open_interest=0)
+    assert not m.is_liquidatable(position, market, _sol(15_000))
+    check = m.liquidation_check(position, replace(market, collateral_price_min=USDC_1 // 2), _sol(15_000))
+    assert check.reason == "min collateral"
+
+
 # --- the liquidation rule as PositionUtils.isPositionLiquidatable states it ---
 
 def _short(collateral_usdc: int = 5_000, size: int = 100_000, pending: int = 0) -> Position:
