@@ -1,0 +1,617 @@
+"""GMX v2's position math as pure integer functions, in GMX's own units.
+
+Units (gmx-synthetics ``contracts/utils/Precision.sol``, ``contracts/price/Price.sol``):
+
+- USD amounts have 30 decimals (``FLOAT_PRECISION`` = 1e30): $1 is ``10**30``.
+- A price is USD per *smallest unit* of the token, times 1e30: ETH (18 decimals) at $5,000 is
+  ``5000 * 10**12``; USDC (6 decimals) at $1 is ``10**24``. So ``amount * price`` is USD (1e30).
+- Factors (fees, impact, collateral) are 30-decimal fractions: 0.06% is ``6 * 10**26``.
+- Funding "amount per size" values carry 15 more decimals (``FLOAT_PRECISION_SQRT``).
+
+Rules as of the contracts that ``@gmx-io/sdk`` 1.4.0's ABIs match (gmx-synthetics v2.2 line): in
+particular the price impact of an *increase* no longer changes ``sizeInTokens``; it is stored on the
+position as ``pendingImpactAmount`` (index tokens, signed) and realised, pro rata, on each decrease
+together with that decrease's own impact. Every rule below names the GMX file it follows; the
+publisher's client mirror of the same rules, version-matched with the pinned SDK, is in
+``node_modules/@gmx-io/sdk/build/cjs/src/utils/{fees/priceImpact.js,fees/index.js,positions.js}``.
+
+Left out on purpose (read from the chain instead, ``Reader.getPositionInfo``): the trader PnL cap
+(``MAX_PNL_FACTOR_FOR_TRADERS``), virtual inventory impact, the lendable impact pool, referral tiers
+beyond a flat discount, and swaps of collateral. Every function is integer-only, standard library
+only, and raises ``ValueError`` naming the argument on input it cannot price.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, localcontext
+
+FLOAT_PRECISION = 10**30          # Precision.FLOAT_PRECISION: 1.0 as a 30-decimal factor, $1 in USD
+FLOAT_PRECISION_SQRT = 10**15     # Precision.FLOAT_PRECISION_SQRT: extra decimals of funding per size
+WEI_PRECISION = 10**18            # Precision.WEI_PRECISION: PRBMath's UD60x18 unit
+
+
+# ---------------------------------------------------------------------------------------------
+# Integer arithmetic with Solidity's rounding (gmx-synthetics contracts/utils/Calc.sol, Precision.sol)
+# ---------------------------------------------------------------------------------------------
+
+def _need(condition: bool, name: str, problem: str) -> None:
+    if not condition:
+        raise ValueError(f"{name}: {problem}")
+
+
+def _div_toward_zero(a: int, b: int) -> int:
+    """Solidity's signed ``a / b`` (truncates toward zero); ``b`` > 0."""
+    q = abs(a) // b
+    return q if a >= 0 else -q
+
+
+def round_up_division(a: int, b: int) -> int:
+    """Calc.roundUpDivision: ceil(a / b) for a >= 0, b > 0."""
+    return -(-a // b)
+
+
+def round_up_magnitude_division(a: int, b: int) -> int:
+    """Calc.roundUpMagnitudeDivision: a / b rounded away from zero (b > 0)."""
+    q = round_up_division(abs(a), b)
+    return q if a >= 0 else -q
+
+
+def mul_div(value: int, numerator: int, denominator: int, round_up: bool = False) -> int:
+    """Precision.mulDiv for a signed ``value`` or ``numerator``: the magnitude is floored (or ceiled
+    when ``round_up``, Precision.mulDiv(..., roundUpMagnitude)) and the sign put back."""
+    negative = (value < 0) != (numerator < 0)
+    magnitude = abs(value) * abs(numerator)
+    q = round_up_division(magnitude, denominator) if round_up else magnitude // denominator
+    return -q if negative else q
+
+
+def apply_factor(value: int, factor: int) -> int:
+    """Precision.applyFactor: value x factor / 1e30, magnitude rounded down."""
+    return mul_div(value, factor, FLOAT_PRECISION)
+
+
+# ---------------------------------------------------------------------------------------------
+# value ** exponent as the contracts compute it: PRBMath UD60x18 pow = exp2(log2(x) * y)
+# (gmx-synthetics contracts/utils/Precision.sol applyExponentFactor -> prb-math PRBMathUD60x18.pow;
+# the integer steps below reproduce GMX's own test values to the last digit, see tests)
+# ---------------------------------------------------------------------------------------------
+
+def _exp2_factors() -> tuple[int, ...]:
+    # 2^(2^-k) for k = 1..64 as 64.64 fixed-point numbers, rounded to nearest: the per-bit factors of
+    # the binary exponentiation in PRBMath's exp2 (computed here, not copied)
+    with localcontext() as ctx:
+        ctx.prec = 80
+        two = Decimal(2)
+        return tuple(int((two ** (Decimal(1) / two ** k) * two ** 64).to_integral_value())
+                     for k in range(1, 65))
+
+
+_EXP2_FACTORS = _exp2_factors()
+
+
+def _ud_log2(x: int) -> int:
+    """log2 of a UD60x18 number >= 1.0: integer part from the top bit, then 60 squarings for the bits
+    of the fraction (each squaring that crosses 2 adds the next halved delta)."""
+    n = (x // WEI_PRECISION).bit_length() - 1
+    result = n * WEI_PRECISION
+    y = x >> n
+    if y == WEI_PRECISION:
+        return result
+    delta = WEI_PRECISION // 2
+    while delta > 0:
+        y = y * y // WEI_PRECISION
+        if y >= 2 * WEI_PRECISION:
+            result += delta
+            y >>= 1
+        delta >>= 1
+    return result
+
+
+def _ud_mul(x: int, y: int) -> int:
+    """UD60x18 multiplication, rounded half up (PRBMath mulDivFixedPoint)."""
+    q, r = divmod(x * y, WEI_PRECISION)
+    return q + (1 if r >= WEI_PRECISION // 2 else 0)
+
+
+def _ud_exp2(x: int) -> int:
+    """2**x for a UD60x18 ``x`` < 192: 192.64 fixed point, one factor per set bit of the fraction."""
+    _need(x < 192 * WEI_PRECISION, "exponent", "2**x overflows for x >= 192")
+    x64 = (x << 64) // WEI_PRECISION
+    result = 1 << 191
+    for bit in range(64):
+        if x64 & (1 << (63 - bit)):
+            result = (result * _EXP2_FACTORS[bit]) >> 64
+    result *= WEI_PRECISION
+    return result >> (191 - (x64 >> 64))
+
+
+def apply_exponent_factor(float_value: int, exponent_factor: int) -> int:
+    """Precision.applyExponentFactor: ``float_value ** (exponent_factor / 1e30)`` in 30 decimals.
+
+    Values below 1.0 give 0 (PRBMath's pow needs x >= 1); an exponent of exactly 1 returns the value;
+    otherwise both are cut to 18 decimals, raised with PRBMath, and scaled back."""
+    _need(float_value >= 0, "float_value", "must be >= 0")
+    _need(exponent_factor >= 0, "exponent_factor", "must be >= 0")
+    if float_value < FLOAT_PRECISION:
+        return 0
+    if exponent_factor == FLOAT_PRECISION:
+        return float_value
+    wei_value = float_value // 10**12
+    wei_exponent = exponent_factor // 10**12
+    if wei_exponent == 0:
+        return FLOAT_PRECISION
+    return _ud_exp2(_ud_mul(_ud_log2(wei_value), wei_exponent)) * 10**12
+
+
+def apply_impact_factor(diff_usd: int, impact_factor: int, exponent_factor: int) -> int:
+    """PricingUtils.applyImpactFactor: impact_factor x diff_usd ** exponent (USD, 30 decimals)."""
+    return apply_factor(apply_exponent_factor(diff_usd, exponent_factor), impact_factor)
+
+
+# ---------------------------------------------------------------------------------------------
+# Market parameters and the position, as GMX stores them (DataStore keys / Position.Props)
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ImpactParams:
+    """Position price impact settings of one market (DataStore keys POSITION_IMPACT_FACTOR,
+    POSITION_IMPACT_EXPONENT_FACTOR, MAX_POSITION_IMPACT_FACTOR, MAX_POSITION_IMPACT_FACTOR_FOR_LIQUIDATIONS)."""
+
+    factor_positive: int
+    factor_negative: int
+    exponent_positive: int = 2 * FLOAT_PRECISION
+    exponent_negative: int | None = None        # None: same as exponent_positive (one exponent key)
+    max_factor_positive: int = FLOAT_PRECISION   # cap of a positive impact, fraction of the size delta
+    max_factor_negative: int = FLOAT_PRECISION   # cap of a realised negative impact (excess is claimable)
+    max_factor_for_liquidations: int = FLOAT_PRECISION
+
+    def __post_init__(self) -> None:
+        for name in ("factor_positive", "factor_negative", "exponent_positive", "max_factor_positive",
+                     "max_factor_negative", "max_factor_for_liquidations"):
+            _need(getattr(self, name) >= 0, name, "must be >= 0 (30-decimal factor)")
+        _need(self.exponent_negative is None or self.exponent_negative >= 0, "exponent_negative", "must be >= 0")
+
+    @property
+    def adjusted_factors(self) -> tuple[int, int]:
+        # MarketUtils.getAdjustedPositionImpactFactors: a positive factor above the negative one is
+        # lowered to it, so that opening and closing straight away can never earn impact
+        return min(self.factor_positive, self.factor_negative), self.factor_negative
+
+    @property
+    def max_factor_positive_adjusted(self) -> int:
+        # same rule for the caps (MarketUtils.getMaxPositionImpactFactors; SDK getMaxPositionImpactFactors)
+        return min(self.max_factor_positive, self.max_factor_negative)
+
+
+@dataclass(frozen=True)
+class Position:
+    """Position.Props numbers that the math needs (``Reader.getPosition``/``getPositionInfo``)."""
+
+    is_long: bool
+    size_in_usd: int
+    size_in_tokens: int
+    collateral_amount: int
+    pending_impact_amount: int = 0          # index tokens, signed (negative: impact still owed)
+    borrowing_factor: int = 0               # cumulative borrowing factor when last updated
+    funding_fee_amount_per_size: int = 0    # latest funding fee per size when last updated
+
+    def __post_init__(self) -> None:
+        for name in ("size_in_usd", "size_in_tokens", "collateral_amount", "borrowing_factor",
+                     "funding_fee_amount_per_size"):
+            _need(getattr(self, name) >= 0, name, "must be >= 0")
+
+
+# ---------------------------------------------------------------------------------------------
+# Price impact (gmx-synthetics contracts/pricing/PositionPricingUtils.sol getPriceImpactUsd,
+# contracts/pricing/PricingUtils.sol getPriceImpactUsdForSameSideRebalance / ...CrossoverRebalance)
+# ---------------------------------------------------------------------------------------------
+
+def price_impact_usd(long_open_interest: int, short_open_interest: int, usd_delta: int, is_long: bool,
+                     params: ImpactParams) -> tuple[int, bool]:
+    """Impact (signed USD, positive = paid to the trader) of changing one side's open interest by
+    ``usd_delta`` (negative for a decrease), and whether the long/short balance was improved.
+
+    Imbalance = |long OI - short OI|. On the same side of balance, impact = f x (before^e - after^e),
+    with the positive or the negative factor depending on whether the imbalance shrinks; a trade that
+    crosses over earns f+ x before^e and pays f- x after^e."""
+    _need(long_open_interest >= 0, "long_open_interest", "must be >= 0")
+    _need(short_open_interest >= 0, "short_open_interest", "must be >= 0")
+    next_long = long_open_interest + (usd_delta if is_long else 0)
+    next_short = short_open_interest + (0 if is_long else usd_delta)
+    _need(next_long >= 0 and next_short >= 0, "usd_delta", "would make the open interest negative")
+    initial_diff = abs(long_open_interest - short_open_interest)
+    next_diff = abs(next_long - next_short)
+    balance_was_improved = next_diff < initial_diff
+    positive_factor, negative_factor = params.adjusted_factors
+    exp_pos = params.exponent_positive
+    exp_neg = params.exponent_negative if params.exponent_negative is not None else exp_pos
+    same_side = (long_open_interest <= short_open_interest) == (next_long <= next_short)
+    if same_side:
+        factor, exponent = (positive_factor, exp_pos) if balance_was_improved else (negative_factor, exp_neg)
+        delta = abs(apply_impact_factor(initial_diff, factor, exponent)
+                    - apply_impact_factor(next_diff, factor, exponent))
+        return (delta if balance_was_improved else -delta), balance_was_improved
+    positive = apply_impact_factor(initial_diff, positive_factor, exp_pos)
+    negative = apply_impact_factor(next_diff, negative_factor, exp_neg)
+    return (positive - negative), balance_was_improved
+
+
+def cap_positive_impact_by_pool(impact_usd: int, impact_pool_amount: int, index_price_min: int) -> int:
+    """MarketUtils.capPositiveImpactUsdByPositionImpactPool: a positive impact is paid from the
+    position impact pool (index tokens valued at the min price), never more than it holds."""
+    if impact_usd <= 0:
+        return impact_usd
+    return min(impact_usd, impact_pool_amount * index_price_min)
+
+
+def cap_positive_impact_by_max_factor(impact_usd: int, size_delta_usd: int, params: ImpactParams) -> int:
+    """MarketUtils.capPositiveImpactUsdByMaxPositionImpact: at most MAX_POSITION_IMPACT_FACTOR(positive)
+    of the size delta."""
+    if impact_usd <= 0:
+        return impact_usd
+    return min(impact_usd, apply_factor(size_delta_usd, params.max_factor_positive_adjusted))
+
+
+@dataclass(frozen=True)
+class IncreaseExecution:
+    price_impact_usd: int               # as emitted in PositionIncrease.priceImpactUsd
+    price_impact_amount: int            # index tokens added to the position's pendingImpactAmount
+    size_delta_in_tokens: int           # added to sizeInTokens: impact is NOT in it any more
+    execution_price: int
+    balance_was_improved: bool
+
+
+def increase_execution(size_delta_usd: int, is_long: bool, index_price_min: int, index_price_max: int,
+                       long_open_interest: int, short_open_interest: int, impact_pool_amount: int,
+                       params: ImpactParams) -> IncreaseExecution:
+    """An increase order's fill (gmx-synthetics contracts/position/PositionUtils.sol
+    getExecutionPriceForIncrease, contracts/order/BaseOrderUtils.sol getExecutionPriceForIncrease).
+
+    The impact is capped (pool, max factor), turned into index tokens (positive rounded down at the
+    max price, negative rounded up at the min price) and stored as pending on the position; the size
+    in tokens is the plain size delta at the oracle price (long: down at max, short: up at min). The
+    execution price still shows the impact: size delta USD / (base tokens +/- impact tokens)."""
+    _need(size_delta_usd > 0, "size_delta_usd", "must be > 0 for a fill (a collateral-only increase has no price)")
+    _need(0 < index_price_min <= index_price_max, "index_price_min/index_price_max", "need 0 < min <= max")
+    impact, improved = price_impact_usd(long_open_interest, short_open_interest, size_delta_usd, is_long, params)
+    impact = cap_positive_impact_by_pool(impact, impact_pool_amount, index_price_min)
+    impact = cap_positive_impact_by_max_factor(impact, size_delta_usd, params)
+    if impact > 0:
+        impact_amount = impact // index_price_max
+    else:
+        impact_amount = round_up_magnitude_division(impact, index_price_min)
+    if is_long:
+        base_tokens = size_delta_usd // index_price_max
+        priced_tokens = base_tokens + impact_amount
+    else:
+        base_tokens = round_up_division(size_delta_usd, index_price_min)
+        priced_tokens = base_tokens - impact_amount
+    if priced_tokens <= 0:
+        raise ValueError("size_delta_usd: price impact larger than the order size (GMX cancels it: "
+                         "PriceImpactLargerThanOrderSize)")
+    return IncreaseExecution(impact, impact_amount, base_tokens, size_delta_usd // priced_tokens, improved)
+
+
+@dataclass(frozen=True)
+class DecreaseExecution:
+    price_impact_usd: int                    # this decrease's own impact, capped (PositionDecrease.priceImpactUsd)
+    proportional_pending_impact_amount: int  # share of pendingImpactAmount realised now (index tokens)
+    proportional_pending_impact_usd: int     # PositionDecrease.proportionalImpactPendingUsd
+    total_impact_usd: int                    # what the trader is paid (> 0) or charged (< 0)
+    total_impact_amount: int                 # index tokens moved from (> 0) / to (< 0) the impact pool
+    price_impact_diff_usd: int               # negative impact beyond the cap: claimable later (claimCollateral)
+    execution_price: int
+    balance_was_improved: bool
+
+
+def proportional_pending_impact(position: Position, size_delta_usd: int, index_price_min: int,
+                                index_price_max: int) -> tuple[int, int]:
+    """The pending impact a decrease realises: pendingImpactAmount x sizeDelta / size (toward zero),
+    valued at the min price when positive and the max price when negative
+    (gmx-synthetics contracts/position/DecreasePositionCollateralUtils.sol getProportionalPendingImpactValues)."""
+    if size_delta_usd == 0 or position.size_in_usd == 0:
+        return 0, 0
+    amount = mul_div(position.pending_impact_amount, size_delta_usd, position.size_in_usd)
+    return amount, amount * (index_price_min if amount > 0 else index_price_max)
+
+
+def decrease_execution_price(position: Position, size_delta_usd: int, impact_usd: int,
+                             index_price_min: int, index_price_max: int) -> int:
+    """BaseOrderUtils.getExecutionPriceForDecrease: the oracle price (long: min, short: max) moved by
+    the impact spread over the tokens closed: price + size/tokens x impact/sizeDelta (sign per side)."""
+    price = index_price_min if position.is_long else index_price_max
+    if size_delta_usd == 0 or position.size_in_tokens == 0:
+        return price
+    adjusted = impact_usd if position.is_long else -impact_usd
+    if adjusted < 0 and -adjusted > size_delta_usd:
+        raise ValueError("size_delta_usd: price impact larger than the order size (PriceImpactLargerThanOrderSize)")
+    adjustment = _div_toward_zero(mul_div(position.size_in_usd, adjusted, position.size_in_tokens), size_delta_usd)
+    execution = price + adjustment
+    _need(execution >= 0, "impact_usd", "gives a negative execution price (NegativeExecutionPrice)")
+    return execution
+
+
+def decrease_execution(position: Position, size_delta_usd: int, index_price_min: int, index_price_max: int,
+                       long_open_interest: int, short_open_interest: int, impact_pool_amount: int,
+                       params: ImpactParams) -> DecreaseExecution:
+    """A decrease's impact: its own impact (capped by the pool and the max positive factor) sets the
+    execution price; the realised total is that plus the proportional pending impact, a negative total
+    capped at MAX_POSITION_IMPACT_FACTOR(negative) x size delta (the rest claimable), a positive total
+    capped by the pool (gmx-synthetics contracts/position/DecreasePositionCollateralUtils.sol
+    processCollateral, contracts/position/PositionUtils.sol getExecutionPriceForDecrease)."""
+    _need(0 <= size_delta_usd <= position.size_in_usd, "size_delta_usd", "must be between 0 and the position size")
+    _need(0 < index_price_min <= index_price_max, "index_price_min/index_price_max", "need 0 < min <= max")
+    impact, improved = price_impact_usd(long_open_interest, short_open_interest, -size_delta_usd,
+                                        position.is_long, params)
+    impact = cap_positive_impact_by_pool(impact, impact_pool_amount, index_price_min)
+    impact = cap_positive_impact_by_max_factor(impact, size_delta_usd, params)
+    execution_price = decrease_execution_price(position, size_delta_usd, impact, index_price_min, index_price_max)
+    pending_amount, pending_usd = proportional_pending_impact(position, size_delta_usd, index_price_min,
+                                                              index_price_max)
+    total = impact + pending_usd
+    diff = 0
+    if total < 0:
+        floor = -apply_factor(size_delta_usd, params.max_factor_negative)
+        if total < floor:
+            diff, total = floor - total, floor
+    total = cap_positive_impact_by_pool(total, impact_pool_amount, index_price_min)
+    total = cap_positive_impact_by_max_factor(total, size_delta_usd, params)
+    total_amount = total // index_price_max if total > 0 else round_up_magnitude_division(total, index_price_min)
+    return DecreaseExecution(impact, pending_amount, pending_usd, total, total_amount, diff, execution_price,
+                             improved)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fees (gmx-synthetics contracts/pricing/PositionPricingUtils.sol getPositionFees and helpers)
+# ---------------------------------------------------------------------------------------------
+
+def position_fee_usd(size_delta_usd: int, balance_was_improved: bool, fee_factor_improved: int,
+                     fee_factor_not_improved: int) -> int:
+    """Position fee: size delta x POSITION_FEE_FACTOR, the lower factor when the trade improved the
+    long/short balance (PositionPricingUtils.getPositionFeesAfterReferral; SDK fees getPositionFee)."""
+    _need(size_delta_usd >= 0, "size_delta_usd", "must be >= 0")
+    _need(fee_factor_improved >= 0 and fee_factor_not_improved >= 0, "fee_factor", "must be >= 0")
+    return apply_factor(size_delta_usd, fee_factor_improved if balance_was_improved else fee_factor_not_improved)
+
+
+def usd_to_collateral_amount(usd: int, collateral_price_min: int) -> int:
+    """A USD cost in collateral tokens, rounded down at the min price (fees.*Amount = usd / price.min)."""
+    _need(collateral_price_min > 0, "collateral_price_min", "must be > 0")
+    _need(usd >= 0, "usd", "must be >= 0")
+    return usd // collateral_price_min
+
+
+def liquidation_fee_usd(size_delta_usd: int, liquidation_fee_factor: int) -> int:
+    """Charged only when a keeper liquidates: size x LIQUIDATION_FEE_FACTOR (PositionPricingUtils.getLiquidationFees)."""
+    return apply_factor(size_delta_usd, liquidation_fee_factor)
+
+
+def borrowing_factor_per_second(reserved_usd: int, pool_usd: int, borrowing_factor: int,
+                                borrowing_exponent_factor: int = FLOAT_PRECISION) -> int:
+    """Per-second borrowing factor of one side without the usage kink: BORROWING_FACTOR x
+    reserved^exponent / pool USD (MarketUtils.getBorrowingFactorPerSecond). Markets configured with an
+    optimal usage factor use a kink curve instead: read Reader.getMarketInfo's
+    borrowingFactorPerSecondForLongs/Shorts for those rather than this."""
+    _need(pool_usd > 0, "pool_usd", "must be > 0")
+    _need(reserved_usd >= 0, "reserved_usd", "must be >= 0")
+    after_exponent = apply_exponent_factor(reserved_usd, borrowing_exponent_factor)
+    return apply_factor(mul_div(after_exponent, FLOAT_PRECISION, pool_usd), borrowing_factor)
+
+
+def next_cumulative_borrowing_factor(cumulative_factor: int, factor_per_second: int, seconds: int) -> int:
+    """Borrowing accrues linearly between updates: cumulative += per-second factor x elapsed
+    (MarketUtils.getNextCumulativeBorrowingFactor; per-second rate from Reader.getMarketInfo
+    borrowingFactorPerSecondForLongs/Shorts)."""
+    _need(factor_per_second >= 0, "factor_per_second", "must be >= 0")
+    _need(seconds >= 0, "seconds", "must be >= 0")
+    return cumulative_factor + factor_per_second * seconds
+
+
+def borrowing_fee_usd(size_in_usd: int, cumulative_borrowing_factor: int, position_borrowing_factor: int) -> int:
+    """MarketUtils.getBorrowingFees: size x (market cumulative factor - the position's), USD."""
+    _need(cumulative_borrowing_factor >= position_borrowing_factor, "cumulative_borrowing_factor",
+          "is below the position's borrowing factor (stale market read?)")
+    return apply_factor(size_in_usd, cumulative_borrowing_factor - position_borrowing_factor)
+
+
+def funding_fee_amount(latest_amount_per_size: int, position_amount_per_size: int, size_in_usd: int,
+                       round_up: bool = True) -> int:
+    """PositionPricingUtils.getFundingFeeAmount: size x (latest - position's) per-size value / 1e45,
+    rounded up for what a position pays, down for what it may claim (collateral token units)."""
+    _need(size_in_usd >= 0, "size_in_usd", "must be >= 0")
+    return mul_div(size_in_usd, latest_amount_per_size - position_amount_per_size,
+                   FLOAT_PRECISION * FLOAT_PRECISION_SQRT, round_up)
+
+
+def funding_usd_for_period(paying_open_interest: int, funding_factor_per_second: int, seconds: int) -> int:
+    """USD the paying side owes over ``seconds``: its open interest x factor per second x seconds
+    (MarketUtils.getNextFundingAmountPerSize: fundingUsd = applyFactor(size of paying side, duration x factor))."""
+    _need(funding_factor_per_second >= 0, "funding_factor_per_second", "must be >= 0 (the side is set by longsPayShorts)")
+    _need(seconds >= 0, "seconds", "must be >= 0")
+    return apply_factor(paying_open_interest, seconds * funding_factor_per_second)
+
+
+def funding_amount_per_size_delta(funding_usd: int, open_interest_usd: int, token_price: int,
+                                  round_up: bool) -> int:
+    """MarketUtils.getFundingAmountPerSizeDelta: USD spread over the side's open interest, in tokens,
+    with 15 extra decimals (rounded up for the payers, down for the receivers)."""
+    if funding_usd == 0 or open_interest_usd == 0:
+        return 0
+    _need(token_price > 0, "token_price", "must be > 0")
+    per_size = mul_div(funding_usd, FLOAT_PRECISION * FLOAT_PRECISION_SQRT, open_interest_usd, round_up)
+    return round_up_division(per_size, token_price) if round_up else per_size // token_price
+
+
+def funding_fee_usd_for_period(size_in_usd: int, funding_factor_per_second: int, seconds: int, paying: bool,
+                               paying_open_interest: int, receiving_open_interest: int) -> int:
+    """A position's funding over a period from Reader.getMarketInfo's rate, signed (negative = paid):
+    the paying side pays factor x seconds of its size; the receiving side gets the same USD spread
+    over its smaller or larger open interest (SDK utils/fees getFundingFactorPerPeriod, the publisher's
+    mirror of MarketUtils.getNextFundingAmountPerSize)."""
+    per_period = funding_factor_per_second * seconds
+    if paying:
+        return -apply_factor(size_in_usd, per_period)
+    if receiving_open_interest == 0:
+        return 0
+    return apply_factor(size_in_usd, mul_div(per_period, paying_open_interest, receiving_open_interest))
+
+
+# ---------------------------------------------------------------------------------------------
+# PnL (gmx-synthetics contracts/position/PositionUtils.sol getPositionPnlUsd)
+# ---------------------------------------------------------------------------------------------
+
+def pnl_price(index_price_min: int, index_price_max: int, is_long: bool) -> int:
+    """Price.pickPriceForPnl(isLong, maximize=false): the price worse for the trader (long: min, short: max)."""
+    return index_price_min if is_long else index_price_max
+
+
+def position_pnl_usd(position: Position, index_price: int, size_delta_usd: int | None = None) -> tuple[int, int]:
+    """(PnL in USD of closing ``size_delta_usd``, size delta in tokens).
+
+    Long: tokens x price - size; short: size - tokens x price. A partial close takes its share of the
+    tokens (long rounded up, short down) and of the PnL (toward zero). The trader PnL cap
+    (MAX_PNL_FACTOR_FOR_TRADERS) is not applied here."""
+    _need(index_price > 0, "index_price", "must be > 0")
+    _need(position.size_in_tokens > 0, "size_in_tokens", "must be > 0 for a PnL")
+    delta = position.size_in_usd if size_delta_usd is None else size_delta_usd
+    _need(0 <= delta <= position.size_in_usd, "size_delta_usd", "must be between 0 and the position size")
+    value = position.size_in_tokens * index_price
+    total = value - position.size_in_usd if position.is_long else position.size_in_usd - value
+    if delta == position.size_in_usd:
+        tokens = position.size_in_tokens
+    elif position.is_long:
+        tokens = round_up_division(position.size_in_tokens * delta, position.size_in_usd)
+    else:
+        tokens = position.size_in_tokens * delta // position.size_in_usd
+    return mul_div(total, tokens, position.size_in_tokens), tokens
+
+
+# ---------------------------------------------------------------------------------------------
+# Liquidation (gmx-synthetics contracts/position/PositionUtils.sol isPositionLiquidatable;
+# client mirror: SDK utils/positions.js getLiquidationPrice)
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LiquidationMarket:
+    """What the liquidation rule reads besides the position (DataStore / Reader.getMarketInfo)."""
+
+    collateral_price_min: int
+    long_open_interest: int
+    short_open_interest: int
+    impact: ImpactParams
+    position_fee_factor_improved: int
+    position_fee_factor_not_improved: int
+    min_collateral_usd: int                    # MIN_COLLATERAL_USD
+    min_collateral_factor: int                 # MIN_COLLATERAL_FACTOR_FOR_LIQUIDATION for a keeper's check
+    cumulative_borrowing_factor: int = 0       # of the position's side, updated to now
+    funding_fee_amount_per_size: int = 0       # latest, of the position's side and collateral
+    ui_fee_factor: int = 0
+
+    def __post_init__(self) -> None:
+        _need(self.collateral_price_min > 0, "collateral_price_min", "must be > 0")
+        for name in ("long_open_interest", "short_open_interest", "position_fee_factor_improved",
+                     "position_fee_factor_not_improved", "min_collateral_usd", "min_collateral_factor",
+                     "ui_fee_factor"):
+            _need(getattr(self, name) >= 0, name, "must be >= 0")
+
+
+@dataclass(frozen=True)
+class LiquidationCheck:
+    liquidatable: bool
+    reason: str                       # "min collateral", "< 0", "min collateral for leverage" or ""
+    remaining_collateral_usd: int
+    min_collateral_usd_for_leverage: int
+    pnl_usd: int
+    price_impact_usd: int             # close impact + pending impact, clamped to [-max for liquidations, 0]
+    collateral_cost_usd: int          # closing position fee + borrowing + funding + ui fee
+
+
+def close_price_impact_usd(position: Position, market: LiquidationMarket, index_price_min: int,
+                           index_price_max: int) -> tuple[int, bool]:
+    """Impact counted against a position in the liquidation rule: closing it all now (positive part
+    capped by the max positive factor) plus its pending impact, then never positive and never below
+    -MAX_POSITION_IMPACT_FACTOR_FOR_LIQUIDATIONS x size. Also returns whether closing improves balance."""
+    impact, improved = price_impact_usd(market.long_open_interest, market.short_open_interest,
+                                        -position.size_in_usd, position.is_long, market.impact)
+    impact = cap_positive_impact_by_max_factor(impact, position.size_in_usd, market.impact)
+    pending = position.pending_impact_amount
+    impact += pending * (index_price_min if pending > 0 else index_price_max)
+    floor = -apply_factor(position.size_in_usd, market.impact.max_factor_for_liquidations)
+    return max(min(impact, 0), floor), improved
+
+
+def liquidation_check(position: Position, market: LiquidationMarket, index_price_min: int,
+                      index_price_max: int | None = None) -> LiquidationCheck:
+    """GMX's rule: remaining = collateral USD + PnL + close/pending impact - costs of closing now
+    (position fee, pending borrowing and funding, ui fee; the liquidation fee itself not counted);
+    liquidatable when remaining < MIN_COLLATERAL_USD, <= 0, or < size x min collateral factor."""
+    index_price_max = index_price_min if index_price_max is None else index_price_max
+    _need(0 < index_price_min <= index_price_max, "index_price_min/index_price_max", "need 0 < min <= max")
+    _need(position.size_in_usd > 0 and position.size_in_tokens > 0, "position", "is empty")
+    pnl, _ = position_pnl_usd(position, pnl_price(index_price_min, index_price_max, position.is_long))
+    impact, improved = close_price_impact_usd(position, market, index_price_min, index_price_max)
+    price = market.collateral_price_min
+    fee_amount = usd_to_collateral_amount(
+        position_fee_usd(position.size_in_usd, improved, market.position_fee_factor_improved,
+                         market.position_fee_factor_not_improved), price)
+    borrowing_amount = usd_to_collateral_amount(
+        borrowing_fee_usd(position.size_in_usd, market.cumulative_borrowing_factor, position.borrowing_factor), price)
+    funding_amount = max(0, funding_fee_amount(market.funding_fee_amount_per_size,
+                                               position.funding_fee_amount_per_size, position.size_in_usd))
+    ui_amount = usd_to_collateral_amount(apply_factor(position.size_in_usd, market.ui_fee_factor), price)
+    cost_usd = (fee_amount + borrowing_amount + funding_amount + ui_amount) * price
+    remaining = position.collateral_amount * price + pnl + impact - cost_usd
+    for_leverage = apply_factor(position.size_in_usd, market.min_collateral_factor)
+    if remaining < market.min_collateral_usd:
+        reason = "min collateral"
+    elif remaining <= 0:
+        reason = "< 0"
+    elif remaining < for_leverage:
+        reason = "min collateral for leverage"
+    else:
+        reason = ""
+    return LiquidationCheck(bool(reason), reason, remaining, for_leverage, pnl, impact, cost_usd)
+
+
+def is_liquidatable(position: Position, market: LiquidationMarket, index_price: int) -> bool:
+    return liquidation_check(position, market, index_price).liquidatable
+
+
+def liquidation_price(position: Position, market: LiquidationMarket) -> int | None:
+    """The index price at which ``liquidation_check`` flips, found by bisection on the integer price
+    (the rule is monotone in the price while |pendingImpactAmount| < sizeInTokens, as it always is).
+
+    Short: the lowest price at which it is liquidatable; long: the highest. None when no positive
+    price liquidates it (a long with more collateral than it can lose) or every price does."""
+    _need(position.size_in_tokens > 0, "size_in_tokens", "must be > 0")
+    _need(abs(position.pending_impact_amount) < position.size_in_tokens, "pending_impact_amount",
+          "must be smaller than sizeInTokens in magnitude")
+
+    def liq(p: int) -> bool:
+        return is_liquidatable(position, market, p)
+
+    ceiling = 1 << 256
+    if position.is_long:
+        if not liq(1):
+            return None
+        lo, hi = 1, 2                      # liq(lo) is True; grow hi until liq(hi) is False
+        while liq(hi):
+            lo, hi = hi, hi * 2
+            if hi > ceiling:
+                return None
+        while hi - lo > 1:                 # invariant: liq(lo), not liq(hi)
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if liq(mid) else (lo, mid)
+        return lo
+    if liq(1):
+        return None
+    lo, hi = 1, 2                          # not liq(lo); grow hi until liq(hi)
+    while not liq(hi):
+        lo, hi = hi, hi * 2
+        if hi > ceiling:
+            return None
+    while hi - lo > 1:                     # invariant: not liq(lo), liq(hi)
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if liq(mid) else (mid, hi)
+    return hi
