@@ -226,6 +226,33 @@ def _warn_unknown_variables(env: Mapping[str, str]) -> None:
 
 
 @dataclass(frozen=True)
+class TwapSource:
+    """A Uniswap v3 pool's time-weighted mean price, as the independent second price
+    (``HEDGER_SECOND_ORACLE=univ3:<pool>[:<seconds>]``)."""
+
+    pool: str
+    seconds: int = 1800
+
+
+def _second_source(raw: str | None) -> tuple[str | None, TwapSource | None]:
+    """``HEDGER_SECOND_ORACLE``: a Chainlink-style feed's address, or ``univ3:<pool>[:<seconds>]``."""
+    name = "HEDGER_SECOND_ORACLE"
+    if raw is None or not raw.strip().lower().startswith("univ3:"):
+        return _address(name, raw, required=False), None
+    parts = raw.strip().split(":")
+    if len(parts) not in (2, 3):
+        raise ConfigError(name, f"{_show(raw)} is not univ3:<pool>[:<seconds>]",
+                          "write it as univ3:0x<pool address> or univ3:0x<pool address>:1800")
+    if not parts[1].strip():
+        raise ConfigError(name, f"{_show(raw)} names no pool", "write it as univ3:0x<pool address>[:<seconds>]")
+    pool = _address(name, parts[1], required=True)
+    seconds = _int(name, parts[2], lo=60, what="a TWAP window of at least 60 seconds, e.g. univ3:0x...:1800") \
+        if len(parts) == 3 else 1800
+    assert pool is not None
+    return None, TwapSource(pool=pool, seconds=seconds)
+
+
+@dataclass(frozen=True)
 class MarketConfig:
     """One entry of ``HEDGER_MARKETS``: a market hedged in the same cycle as the others, by the
     same account, with the same collateral token (``HEDGER_COLLATERAL_TOKEN``)."""
@@ -236,6 +263,7 @@ class MarketConfig:
     spot_token: str
     sequencer_feed: str | None = None    # None: HEDGER_SEQUENCER_FEED
     second_oracle: str | None = None     # this asset's independent second feed, if any
+    second_twap: "TwapSource | None" = None  # or a Uniswap v3 pool's TWAP (univ3:<pool>[:<seconds>])
     extra_exposure: int = 0              # E18 asset units held elsewhere
     hedge_ratio: int | None = None       # E18; None: HEDGER_HEDGE_RATIO
     protocol: str | None = None          # this market's venue; None: HEDGER_PROTOCOL
@@ -313,12 +341,20 @@ def _markets(raw: str | None) -> tuple[MarketConfig, ...]:
                                   f"HEDGER_{key.upper()}")
             return v.strip()
 
+        v = item.get("second_oracle")
+        if v is not None and not isinstance(v, str):
+            raise ConfigError(MARKETS_VAR, f"{label} second_oracle: is not a string",
+                              "write a feed's address, or univ3:0x<pool>[:<seconds>], as a string")
+        try:
+            second = _second_source(v)
+        except ConfigError as err:
+            raise ConfigError(MARKETS_VAR, f"{label} second_oracle: {err.problem}", err.fix) from None
         from hedger.protocols import registered
         cfg = MarketConfig(
             protocol=choice("protocol", registered()), order_mode=choice("order_mode", ["direct", "delayed"]),
             name=name, market=addr("market", True) or "", oracle=addr("oracle", True) or "",
             spot_token=addr("spot_token", True) or "", sequencer_feed=addr("sequencer_feed", False),
-            second_oracle=addr("second_oracle", False),
+            second_oracle=second[0], second_twap=second[1],
             extra_exposure=amount("extra_exposure", "0", None, "an amount of the spot asset held elsewhere, "
                                   "as a decimal string, e.g. \"2.5\""),
             hedge_ratio=amount("hedge_ratio", "1", Decimal(2), "a ratio between 0 and 2, e.g. \"1.0\"")
@@ -388,6 +424,7 @@ class Settings:
     max_block_lag_s: int | None = None   # None: 300 s, or off on a local chain
     policy: PolicyParams = field(default_factory=PolicyParams)
     second_oracle: str | None = None     # an independent price feed for the sanity check
+    second_twap: TwapSource | None = None  # or a Uniswap v3 pool's TWAP
     max_fee: int | None = 200 * 10**9          # wei; ceiling for risk-increasing steps
     emergency_max_fee: int | None = 2000 * 10**9  # wei; ceiling for risk-reducing steps
     priority_fee: int | None = None      # wei; None: the node's suggestion (capped at 2 gwei)
@@ -505,6 +542,7 @@ class Settings:
         mode = (g("HEDGER_ORDER_MODE") or "direct").strip().lower()
         if mode not in ("direct", "delayed"):
             raise ConfigError("HEDGER_ORDER_MODE", f"{_show(mode)} is not a mode", "set it to direct or delayed")
+        second_feed, second_twap = _second_source(g("HEDGER_SECOND_ORACLE"))
         protocol = (g("HEDGER_PROTOCOL") or "reference").strip()
         from hedger.protocols import registered
         if protocol not in registered():
@@ -616,7 +654,7 @@ class Settings:
                                    lo=Decimal(0), hi=Decimal(10**6), what="an amount of ETH, e.g. 0.05") * UNIT),
             alert_refusal_streak=_int("HEDGER_ALERT_REFUSAL_STREAK", g("HEDGER_ALERT_REFUSAL_STREAK") or "3", lo=1,
                                       what="a number of refusals in a row, e.g. 3"),
-            second_oracle=_address("HEDGER_SECOND_ORACLE", g("HEDGER_SECOND_ORACLE"), required=False),
+            second_oracle=second_feed, second_twap=second_twap,
             multicall=_address("HEDGER_MULTICALL", g("HEDGER_MULTICALL"), required=False),
             max_fee=max_fee, emergency_max_fee=emergency,
             priority_fee=gwei("HEDGER_PRIORITY_FEE_GWEI", None),

@@ -29,6 +29,7 @@ def load_abi(name: str) -> list[dict[str, Any]]:
 ERC20 = "ERC20"
 AGGREGATOR_V3 = "AggregatorV3Interface"
 PERP_MARKET = "PerpMarket"
+UNISWAP_V3_POOL = "UniswapV3Pool"   # the views a TWAP reads (from @uniswap/v3-core's artifact)
 
 
 def _manifest_stale() -> bool:

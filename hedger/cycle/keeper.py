@@ -14,7 +14,7 @@ from typing import Any
 from web3 import Web3
 
 from hedger.decide import guards, planner, policy
-from hedger.chain.abi import ERC20
+from hedger.chain.abi import ERC20, UNISWAP_V3_POOL
 from hedger.config import Settings
 from hedger.core.secrets import RPC_FIX, redact_urls
 from hedger.core.errors import (ChainGuardError, ConfigError, ExecutionError, GasHeld, GasTooHigh, HedgerError,
@@ -24,6 +24,7 @@ from hedger.state.journal import Journal
 from hedger.state.lock import AccountLock
 from hedger.chain.oracle import feed_specs, parse_feed
 from hedger.protocols import PerpAdapter, get_adapter
+from hedger.protocols.uniswap_v3 import math as uniswap
 from hedger.chain.reader import CallFailed, CallSpec, ChainReader
 from hedger.core.types import (Call, ChainView, CollateralStatus, CycleResult, DailyBudget, Decision, DecisionKind,
                           Exposure, MarketState, PolicyParams, RefusalKind, Snapshot)
@@ -59,6 +60,7 @@ class Keeper:
     journal: Journal | None
     account: str
     _sender: TxSender | None = None
+    _twap_meta: tuple[str, int, int, bool] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, w3: Web3 | None = None, signer: Signer | None = None,
@@ -90,6 +92,11 @@ class Keeper:
             specs += feed_specs("sequencer", s.sequencer_feed)
         if s.second_oracle:
             specs += feed_specs("second", s.second_oracle)
+        if s.second_twap:
+            t = s.second_twap
+            # optional: a window older than the pool's oldest observation reverts ("OLD")
+            specs.append(CallSpec("twap.observe", t.pool, UNISWAP_V3_POOL, "observe", ((t.seconds, 0),),
+                                  optional=True))
         specs += [CallSpec("spot.balance", s.spot_token, ERC20, "balanceOf", (self.account,)),
                   CallSpec("spot.decimals", s.spot_token, ERC20, "decimals"),
                   CallSpec("c.paused", s.collateral_token, FIAT_TOKEN, "paused", optional=True),
@@ -124,6 +131,7 @@ class Keeper:
         failing read's ``key`` (as in :meth:`_specs`) decides when two settings hold one address."""
         s = self.settings
         by_key = {"oracle": "HEDGER_ORACLE", "sequencer": "HEDGER_SEQUENCER_FEED", "second": "HEDGER_SECOND_ORACLE",
+                  "twap": "HEDGER_SECOND_ORACLE",
                   "spot": "HEDGER_SPOT_TOKEN", "c": "HEDGER_COLLATERAL_TOKEN", "m": "HEDGER_MARKET",
                   "a": "HEDGER_MARKET"}
         if key is not None and key.split(".", 1)[0] in by_key:
@@ -166,12 +174,50 @@ class Keeper:
             if refused is not None:
                 return None, source, refused
             return second.price_e18, source, None
+        if s.second_twap:
+            return self._twap_price(r)
         if market.feed and market.feed != Web3.to_checksum_address(s.oracle):
             source = f"market feed {market.feed}"
             if market.price_invalid:
                 return None, source, "the market reports its price invalid"
             return market.price, source, None
         return None, "none", None
+
+    def _twap_price(self, r: dict[str, Any]) -> tuple[int | None, str, str | None]:
+        """The pool's mean price over the window, in its other token (a USD stablecoin: the price
+        is taken as USD), from the tick cumulatives read with the cycle."""
+        t = self.settings.second_twap
+        assert t is not None
+        source = f"Uniswap v3 TWAP of {t.pool} over {t.seconds}s"
+        token0, dec0, dec1, asset_is_token0 = self._twap_tokens()
+        observed = r.get("twap.observe")
+        if observed is None:
+            return None, source, (f"the pool's observations do not reach {t.seconds}s back (observe reverted): raise "
+                                  f"them with increaseObservationCardinalityNext on {t.pool} and wait for the window "
+                                  "to fill, or shorten it (HEDGER_SECOND_ORACLE=univ3:POOL:SECONDS)")
+        tick = uniswap.mean_tick([int(c) for c in observed[0]], t.seconds)
+        return uniswap.price_e18_at_tick(tick, dec0, dec1, asset_is_token0), source, None
+
+    def _twap_tokens(self) -> tuple[str, int, int, bool]:
+        """(token0, its decimals, token1's decimals, whether the hedged asset is token0) of the TWAP
+        pool: immutable, read once per keeper. The asset is the pool's token that is
+        HEDGER_SPOT_TOKEN; a pool without it is a configuration error."""
+        if self._twap_meta is None:
+            t = self.settings.second_twap
+            assert t is not None
+            head = self.reader.head()
+            tokens = self.reader.call_many([CallSpec("token0", t.pool, UNISWAP_V3_POOL, "token0"),
+                                            CallSpec("token1", t.pool, UNISWAP_V3_POOL, "token1")], head.block_number)
+            t0, t1 = (Web3.to_checksum_address(tokens[k]) for k in ("token0", "token1"))
+            spot = Web3.to_checksum_address(self.settings.spot_token)
+            if spot not in (t0, t1):
+                raise ConfigError("HEDGER_SECOND_ORACLE", f"the pool {t.pool} trades {t0} and {t1}, not the hedged "
+                                  f"asset {spot} (HEDGER_SPOT_TOKEN)", "name a Uniswap v3 pool of the hedged asset "
+                                  "against a USD stablecoin")
+            dec = self.reader.call_many([CallSpec("d0", t0, ERC20, "decimals"), CallSpec("d1", t1, ERC20, "decimals")],
+                                        head.block_number)
+            self._twap_meta = (t0, int(dec["d0"]), int(dec["d1"]), spot == t0)
+        return self._twap_meta
 
     def params(self, snapshot: Snapshot) -> PolicyParams:
         return self.settings.policy_for_chain(snapshot.chain.chain_id)

@@ -132,10 +132,9 @@ def price_checks(k: Any) -> list[Check]:
     out: list[Check] = []
     sources = [("market price", "the market's own price", snap.market.price,
                 "the market reports its price invalid" if snap.market.price_invalid else None, "HEDGER_MARKET")]
-    if s.second_oracle:
-        second = snap.reference_price if snap.reference_source.startswith("second feed") else None
-        sources.append(("second price", f"HEDGER_SECOND_ORACLE {s.second_oracle}", second,
-                        snap.reference_problem, "HEDGER_SECOND_ORACLE"))
+    if s.second_oracle or s.second_twap:
+        label = f"HEDGER_SECOND_ORACLE {s.second_oracle}" if s.second_oracle else snap.reference_source
+        sources.append(("second price", label, snap.reference_price, snap.reference_problem, "HEDGER_SECOND_ORACLE"))
     for name, label, other, problem, var in sources:
         check_name = f"oracle vs {name}"
         if problem is not None or not other:
