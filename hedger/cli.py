@@ -59,6 +59,7 @@ def status_dict(s: Snapshot, decision: Any) -> dict[str, Any]:
         "sequencer": None if s.sequencer is None else {"up": s.sequencer.answer == 0,
                                                        "since_s": s.chain.block_timestamp - s.sequencer.started_at},
         "spot_exposure": _f(s.exposure.total),
+        "lp_exposure": _f(s.exposure.lp, s.exposure.spot_decimals),
         "target_size": _f(target),
         "position_size": _f(a.size),
         "hedge_error": _f(a.size - target),
@@ -102,7 +103,9 @@ def print_status_table(d: dict[str, Any]) -> None:
         ("market price", fmt(d["market_price"], nd=2) + " USD" + ("  INVALID" if d.get("market_price_invalid") else "")),
         ("sequencer", "not configured" if d["sequencer"] is None else
          ("up" if d["sequencer"]["up"] else "DOWN") + f" for {duration(d['sequencer']['since_s'])}"),
-        ("spot exposure", fmt(d["spot_exposure"])), ("target position", fmt(d["target_size"])),
+        ("spot exposure", fmt(d["spot_exposure"]) + (f"  (of which {fmt(d['lp_exposure'])} in LP positions)"
+                                                      if d["lp_exposure"] else "")),
+        ("target position", fmt(d["target_size"])),
         ("position", fmt(d["position_size"])), ("hedge error", fmt(d["hedge_error"])),
         ("margin", f"{fmt(d['margin'], nd=2)} USD (accessible {fmt(d['accessible_margin'], nd=2)})"),
         ("wallet collateral", fmt(d["collateral_wallet"], nd=2)),

@@ -253,6 +253,34 @@ def _second_source(raw: str | None) -> tuple[str | None, TwapSource | None]:
 
 
 @dataclass(frozen=True)
+class LpPosition:
+    """A Uniswap v3 position whose asset counts as exposure (``HEDGER_LP_POSITIONS``)."""
+
+    manager: str      # the NonfungiblePositionManager
+    token_id: int
+
+
+def _lp_positions(raw: str | None) -> tuple[LpPosition, ...]:
+    """``HEDGER_LP_POSITIONS=<position manager>:<tokenId>[,...]``."""
+    name = "HEDGER_LP_POSITIONS"
+    if raw is None or not raw.strip():
+        return ()
+    out: list[LpPosition] = []
+    for item in raw.split(","):
+        manager, sep, token_id = item.strip().partition(":")
+        if not sep:
+            raise ConfigError(name, f"{_show(item)} is not <position manager>:<tokenId>",
+                              "write each position as 0x<NonfungiblePositionManager>:<tokenId>, comma-separated")
+        addr = _address(name, manager, required=True)
+        assert addr is not None
+        pos = LpPosition(manager=addr, token_id=_int(name, token_id, lo=1, what="a position's token id, e.g. 0x...:123"))
+        if pos in out:
+            raise ConfigError(name, f"position {pos.token_id} of {pos.manager} is listed twice", "list each position once")
+        out.append(pos)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class MarketConfig:
     """One entry of ``HEDGER_MARKETS``: a market hedged in the same cycle as the others, by the
     same account, with the same collateral token (``HEDGER_COLLATERAL_TOKEN``)."""
@@ -417,6 +445,8 @@ class Settings:
     sequencer_feed: str | None = None
     order_mode: str = "direct"
     extra_exposure: int = 0          # E18 asset units held elsewhere
+    lp_positions: tuple[LpPosition, ...] = ()   # Uniswap v3 positions of the asset (HEDGER_LP_POSITIONS)
+    holder: str | None = None        # whose spot balance is the exposure (HEDGER_HOLDER); None: the account
     # HEDGER_JOURNAL_PATH; None: the per-user state folder, by chain and account (see journal_path)
     journal_file: Path | None = Path("hedger-journal.sqlite")
     state_folder: Path | None = None     # where journal_file None puts the journal (from_env: state_dir())
@@ -680,7 +710,8 @@ class Settings:
             spot_token=_address("HEDGER_SPOT_TOKEN", g("HEDGER_SPOT_TOKEN"), required=not for_deploy and not markets) or "",
             collateral_token=_address("HEDGER_COLLATERAL_TOKEN", g("HEDGER_COLLATERAL_TOKEN"), required=not for_deploy) or "",
             sequencer_feed=_address("HEDGER_SEQUENCER_FEED", g("HEDGER_SEQUENCER_FEED"), required=False),
-            order_mode=mode, extra_exposure=extra,
+            order_mode=mode, extra_exposure=extra, lp_positions=_lp_positions(g("HEDGER_LP_POSITIONS")),
+            holder=_address("HEDGER_HOLDER", g("HEDGER_HOLDER"), required=False),
             # unset: the per-user state folder, keyed by chain and account, so that every command for
             # this account on this chain shares one journal and one lock, whatever folder it starts in
             journal_file=journal, state_folder=state_dir(env),

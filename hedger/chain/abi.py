@@ -29,7 +29,9 @@ def load_abi(name: str) -> list[dict[str, Any]]:
 ERC20 = "ERC20"
 AGGREGATOR_V3 = "AggregatorV3Interface"
 PERP_MARKET = "PerpMarket"
-UNISWAP_V3_POOL = "UniswapV3Pool"   # the views a TWAP reads (from @uniswap/v3-core's artifact)
+UNISWAP_V3_POOL = "UniswapV3Pool"   # the views a TWAP and an LP position read (from @uniswap/v3-core)
+UNISWAP_V3_FACTORY = "UniswapV3Factory"
+POSITION_MANAGER = "NonfungiblePositionManager"   # (from @uniswap/v3-periphery)
 
 
 def _manifest_stale() -> bool:

@@ -107,17 +107,20 @@ class AccountState:
 
 @dataclass(frozen=True)
 class Exposure:
-    """Spot exposure to hedge: the wallet's balance plus a declared extra amount held elsewhere."""
+    """Spot exposure to hedge: the holder's balance, the asset its Uniswap v3 positions hold, and a
+    declared extra amount held elsewhere."""
 
     spot_balance: int          # Native units of the spot token
     spot_decimals: int
     extra: int                 # E18 asset units (HEDGER_EXTRA_EXPOSURE)
+    lp: int = 0                # Native units of the spot token in HEDGER_LP_POSITIONS (principal + owed fees)
 
     @property
     def total(self) -> int:
         """Total exposure in E18 asset units."""
         d = self.spot_decimals
-        bal = self.spot_balance * 10 ** (18 - d) if d <= 18 else self.spot_balance // 10 ** (d - 18)
+        held = self.spot_balance + self.lp
+        bal = held * 10 ** (18 - d) if d <= 18 else held // 10 ** (d - 18)
         return bal + self.extra
 
 

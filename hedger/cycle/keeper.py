@@ -14,7 +14,7 @@ from typing import Any
 from web3 import Web3
 
 from hedger.decide import guards, planner, policy
-from hedger.chain.abi import ERC20, UNISWAP_V3_POOL
+from hedger.chain.abi import ERC20, POSITION_MANAGER, UNISWAP_V3_FACTORY, UNISWAP_V3_POOL
 from hedger.config import Settings
 from hedger.core.secrets import RPC_FIX, redact_urls
 from hedger.core.errors import (ChainGuardError, ConfigError, ExecutionError, GasHeld, GasTooHigh, HedgerError,
@@ -61,6 +61,7 @@ class Keeper:
     account: str
     _sender: TxSender | None = None
     _twap_meta: tuple[str, int, int, bool] | None = None
+    _lp_meta: list[tuple[str, int, int, bool]] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, w3: Web3 | None = None, signer: Signer | None = None,
@@ -97,7 +98,15 @@ class Keeper:
             # optional: a window older than the pool's oldest observation reverts ("OLD")
             specs.append(CallSpec("twap.observe", t.pool, UNISWAP_V3_POOL, "observe", ((t.seconds, 0),),
                                   optional=True))
-        specs += [CallSpec("spot.balance", s.spot_token, ERC20, "balanceOf", (self.account,)),
+        for i, (pos, meta) in enumerate(zip(s.lp_positions, self._lp_positions())):
+            pool = meta[0]
+            specs += [CallSpec(f"lp{i}.position", pos.manager, POSITION_MANAGER, "positions", (pos.token_id,)),
+                      CallSpec(f"lp{i}.slot0", pool, UNISWAP_V3_POOL, "slot0"),
+                      CallSpec(f"lp{i}.growth0", pool, UNISWAP_V3_POOL, "feeGrowthGlobal0X128"),
+                      CallSpec(f"lp{i}.growth1", pool, UNISWAP_V3_POOL, "feeGrowthGlobal1X128"),
+                      CallSpec(f"lp{i}.lower", pool, UNISWAP_V3_POOL, "ticks", (meta[1],)),
+                      CallSpec(f"lp{i}.upper", pool, UNISWAP_V3_POOL, "ticks", (meta[2],))]
+        specs += [CallSpec("spot.balance", s.spot_token, ERC20, "balanceOf", (self.holder,)),
                   CallSpec("spot.decimals", s.spot_token, ERC20, "decimals"),
                   CallSpec("c.paused", s.collateral_token, FIAT_TOKEN, "paused", optional=True),
                   CallSpec("c.blacklisted", s.collateral_token, FIAT_TOKEN, "isBlacklisted", (self.account,),
@@ -131,7 +140,8 @@ class Keeper:
         failing read's ``key`` (as in :meth:`_specs`) decides when two settings hold one address."""
         s = self.settings
         by_key = {"oracle": "HEDGER_ORACLE", "sequencer": "HEDGER_SEQUENCER_FEED", "second": "HEDGER_SECOND_ORACLE",
-                  "twap": "HEDGER_SECOND_ORACLE",
+                  "twap": "HEDGER_SECOND_ORACLE", **{f"lp{i}": "HEDGER_LP_POSITIONS"
+                                                     for i in range(len(s.lp_positions))},
                   "spot": "HEDGER_SPOT_TOKEN", "c": "HEDGER_COLLATERAL_TOKEN", "m": "HEDGER_MARKET",
                   "a": "HEDGER_MARKET"}
         if key is not None and key.split(".", 1)[0] in by_key:
@@ -151,7 +161,7 @@ class Keeper:
         seq = parse_feed("sequencer", s.sequencer_feed, r) if s.sequencer_feed else None
         market, account = self.adapter.parse(r, self.account, head)
         exposure = Exposure(spot_balance=int(r["spot.balance"]), spot_decimals=int(r["spot.decimals"]),
-                            extra=s.extra_exposure)
+                            extra=s.extra_exposure, lp=self._lp_exposure(r))
         last = None
         if self.journal is not None:
             last = self.journal.last_action_at(head.chain_id, head.genesis_hash, self.account, market.address)
@@ -218,6 +228,57 @@ class Keeper:
                                         head.block_number)
             self._twap_meta = (t0, int(dec["d0"]), int(dec["d1"]), spot == t0)
         return self._twap_meta
+
+    @property
+    def holder(self) -> str:
+        """Whose spot balance is the exposure: HEDGER_HOLDER (a treasury), else the hedged account."""
+        return Web3.to_checksum_address(self.settings.holder or self.account)
+
+    def _lp_positions(self) -> list[tuple[str, int, int, bool]]:
+        """(pool, tick lower, tick upper, whether the asset is token0) of each HEDGER_LP_POSITIONS
+        entry: fixed for a position's life, read once per keeper. A position that does not hold
+        the hedged asset is a configuration error."""
+        if self._lp_meta is None:
+            s = self.settings
+            meta: list[tuple[str, int, int, bool]] = []
+            if s.lp_positions:
+                head = self.reader.head()
+                r = self.reader.call_many(
+                    [c for i, p in enumerate(s.lp_positions)
+                     for c in (CallSpec(f"{i}.position", p.manager, POSITION_MANAGER, "positions", (p.token_id,)),
+                               CallSpec(f"{i}.factory", p.manager, POSITION_MANAGER, "factory"))], head.block_number)
+                spot = Web3.to_checksum_address(s.spot_token)
+                pools = []
+                for i, p in enumerate(s.lp_positions):
+                    token0, token1, fee, lower, upper = r[f"{i}.position"][2:7]
+                    t0, t1 = Web3.to_checksum_address(token0), Web3.to_checksum_address(token1)
+                    if spot not in (t0, t1):
+                        raise ConfigError("HEDGER_LP_POSITIONS", f"position {p.token_id} of {p.manager} holds {t0} and "
+                                          f"{t1}, not the hedged asset {spot} (HEDGER_SPOT_TOKEN)",
+                                          "list only positions of the hedged asset")
+                    pools.append(CallSpec(f"{i}.pool", r[f"{i}.factory"], UNISWAP_V3_FACTORY, "getPool",
+                                          (t0, t1, int(fee))))
+                    meta.append(("", int(lower), int(upper), spot == t0))
+                got = self.reader.call_many(pools, head.block_number)
+                meta = [(Web3.to_checksum_address(got[f"{i}.pool"]), *m[1:]) for i, m in enumerate(meta)]
+            self._lp_meta = meta
+        return self._lp_meta
+
+    def _lp_exposure(self, r: dict[str, Any]) -> int:
+        """The asset HEDGER_LP_POSITIONS hold at this block (principal and owed fees, native units):
+        what a static decreaseLiquidity + collect of each would pay in the asset."""
+        total = 0
+        for i, (_pool, lower, upper, asset_is_token0) in enumerate(self._lp_positions()):
+            pos, slot0 = r[f"lp{i}.position"], r[f"lp{i}.slot0"]
+            lo, up = r[f"lp{i}.lower"], r[f"lp{i}.upper"]
+            total += uniswap.asset_amount_of_position(
+                sqrt_price_x96=int(slot0[0]), tick_current=int(slot0[1]), tick_lower=lower, tick_upper=upper,
+                liquidity=int(pos[7]), fee_growth_global_x128=(int(r[f"lp{i}.growth0"]), int(r[f"lp{i}.growth1"])),
+                lower_fee_growth_outside_x128=(int(lo[2]), int(lo[3])),
+                upper_fee_growth_outside_x128=(int(up[2]), int(up[3])),
+                fee_growth_inside_last_x128=(int(pos[8]), int(pos[9])), tokens_owed=(int(pos[10]), int(pos[11])),
+                asset_is_token0=asset_is_token0)
+        return total
 
     def params(self, snapshot: Snapshot) -> PolicyParams:
         return self.settings.policy_for_chain(snapshot.chain.chain_id)

@@ -147,7 +147,7 @@ def market_settings(settings: Settings, m: MarketConfig) -> Settings:
         pol = replace(pol, hedge_ratio=m.hedge_ratio, funding_min_ratio=low)
     return replace(settings, market=m.market, oracle=m.oracle, spot_token=m.spot_token,
                    sequencer_feed=m.sequencer_feed or settings.sequencer_feed, second_oracle=m.second_oracle,
-                   second_twap=m.second_twap,
+                   second_twap=m.second_twap, lp_positions=(),   # LP positions: single-market only, so far
                    extra_exposure=m.extra_exposure, policy=pol, markets=(),
                    protocol=m.protocol or settings.protocol, order_mode=m.order_mode or settings.order_mode)
 
