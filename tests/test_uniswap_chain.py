@@ -448,13 +448,17 @@ def test_asset_amount_of_position_as_the_price_crosses_the_range(m: Market) -> N
 
 def test_mean_tick_matches_observe(m: Market) -> None:
     """Ticks set by swaps at chosen times; the mean over each window is the exact time-weighted
-    mean of that timeline, floored. For the asset as token0 the ticks are negative (WETH is worth
-    3000e6 / 1e18 USDC units): the mean is negative, and not a whole number."""
+    mean of that timeline, floored. The pool's ticks are about -196,000 for the asset as token0
+    (WETH is worth 3000e6 / 1e18 USDC units) and +196,000 as token1; the last swap pushes the
+    price across tick 0 (about 1,200 ticks past it), so in both orders some windows have a
+    negative mean and others a positive one, most of them not whole numbers."""
     w3 = m.w3
     t0 = int(w3.eth.get_block("latest")["timestamp"])
     timeline = [(t0, slot0(m)[1])]                  # (from this time, the pool's tick)
+    far = -m.start_tick // 160                        # the other side of tick 0
     for dt, target in ((400, at_tick(m.start_tick - 37) + 11), (137, at_tick(m.start_tick + 91) - 5),
-                       (600, at_tick(m.start_tick - 3)), (29, at_tick(m.start_tick + 12) + 1)):
+                       (600, at_tick(m.start_tick - 3)), (29, at_tick(m.start_tick + 12) + 1),
+                       (311, at_tick(far) + 3)):
         mine_at(w3, timeline[-1][0] + dt)
         move_to(m, target)
         block = w3.eth.get_block("latest")
@@ -471,17 +475,17 @@ def test_mean_tick_matches_observe(m: Market) -> None:
             total += tick * max(0, until - max(since, start))
         return total
 
-    fractional = 0
-    for window in (1, 7, 300, 999, 1001, 1130, 1599, 1730, now - t0):
+    signs = []
+    for window in (1, 7, 300, 999, 1000, 1001, 1005, 1013, 1311, 1499, 1900, 2099, now - t0):
         cumulatives = [int(x) for x in m.pool.functions.observe([window, 0]).call(block_identifier=block)[0]]
         assert cumulatives[1] - cumulatives[0] == integral(now - window)     # the reference is the chain's
         exact = Fraction(integral(now - window), window)
         got = mean_tick(cumulatives, window)
         assert got == floor(exact), f"window {window}: exact mean {float(exact)}"
         if exact.denominator != 1:
-            fractional += 1
-            assert (got < 0) is m.d.asset_is_token0
-    assert fractional >= 5
+            signs.append(exact < 0)
+    assert (far > 0) is m.d.asset_is_token0 and timeline[-1][1] == far
+    assert signs.count(True) >= 2 and signs.count(False) >= 2, signs     # non-whole means of each sign
 
 
 # ------------------------------------------------------------------ 6. price
