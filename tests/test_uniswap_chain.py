@@ -225,7 +225,7 @@ def check_fees(m: Market) -> tuple[int, int]:
     """fees_owed from the chain's state equals what a static decrease + collect pays in fees."""
     block = m.w3.eth.block_number
     inputs = position_inputs(m, block)
-    owed = fees_owed(**{k: v for k, v in fee_inputs(inputs).items()})
+    owed = fees_owed(**fee_inputs(inputs))
     assert owed == chain_fees(m, block), f"at tick {inputs['tick_current']} (range [{m.lower}, {m.upper}))"
     return owed
 
@@ -388,6 +388,8 @@ def test_fees_owed_with_tokens_owed_already_non_zero(m: Market) -> None:
     # brings fees into tokensOwed without taking them is a collect of one unit of each
     with pytest.raises(SimulationFailed):
         lp.call(npm_art, m.d.position_manager, "decreaseLiquidity", (m.token_id, 0, 0, 0, FAR))
+    block = m.w3.eth.block_number                                     # the same call with 1 passes
+    assert static_decrease(m, 1, block) == amounts_for_liquidity(slot0(m, block)[0], lo, hi, 1)
     lp.call(npm_art, m.d.position_manager, "collect", (m.token_id, m.lp, 1, 1))
     pos = m.npm.functions.positions(m.token_id).call()
     assert pos[10] > 0 and pos[11] > 0                          # tokensOwed, after the poke
