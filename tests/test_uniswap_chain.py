@@ -22,6 +22,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from fractions import Fraction
+from functools import cached_property, lru_cache
 from math import floor
 from typing import Any, Iterator
 
@@ -44,12 +45,21 @@ from hedger.sim.npm_artifacts import ArtifactDeployer
 DEPLOYER, LP, TRADER = 0, 1, 2
 TRADER_FUNDS = 10**33             # raw units of each token, minted to the trader once
 SWAP_CEILING = 10**30             # amountIn of a swap stopped by its price limit (only what it needs is taken)
+SWAP_GAS = 10_000_000             # ample: the longest swap here crosses ~197,000 ticks (~80 bitmap words)
 SPACING = 10                      # fee 500
 FAR = 10**12                      # deadlines: far beyond any block of a test
 
 
+@lru_cache(maxsize=None)
+def _dev(index: int) -> tuple[str, str]:
+    """(address, key) of anvil's dev account ``index``: derived once (the derivation is slow)."""
+    account = dev_account(index)
+    return account.address, account.key.hex()
+
+
 def sender(w3: Web3, index: int) -> TxSender:
-    return TxSender(w3, KeySigner(Secret(dev_account(index).key.hex())))
+    """A fresh sender (its nonce read from the chain: tests revert to snapshots)."""
+    return TxSender(w3, KeySigner(Secret(_dev(index)[1])))
 
 
 @dataclass(frozen=True)
@@ -65,13 +75,13 @@ class Market:
 
     @property
     def lp(self) -> str:
-        return dev_account(LP).address
+        return _dev(LP)[0]
 
-    @property
+    @cached_property
     def pool(self) -> Any:
         return self.w3.eth.contract(address=self.d.uniswap_pool, abi=artifact("UniswapV3Pool").abi)
 
-    @property
+    @cached_property
     def npm(self) -> Any:
         return self.w3.eth.contract(address=self.d.position_manager,
                                     abi=artifact("NonfungiblePositionManager").abi)
@@ -154,12 +164,15 @@ def slot0(m: Market, block: int | str = "latest") -> tuple[int, int]:
 
 
 def swap(m: Market, zero_for_one: bool, amount_in: int, limit: int = 0) -> dict[str, Any]:
-    """exactInputSingle from the trader (already approved); ``limit`` 0 means none."""
+    """exactInputSingle from the trader (already approved); ``limit`` 0 means none. Sent with a
+    fixed gas limit rather than an estimate (a revert still raises, from the receipt)."""
     d = m.d
     token_in, token_out = (d.token0, d.token1) if zero_for_one else (d.token1, d.token0)
-    trader = ArtifactDeployer(sender(m.w3, TRADER))
-    return trader.call(artifact("SwapRouter"), d.swap_router, "exactInputSingle",
-                       (token_in, token_out, d.fee, trader.address, FAR, amount_in, 0, limit))
+    trader = sender(m.w3, TRADER)
+    router = m.w3.eth.contract(address=d.swap_router, abi=artifact("SwapRouter").abi)
+    data = router.functions.exactInputSingle(
+        (token_in, token_out, d.fee, trader.signer.address, FAR, amount_in, 0, limit))._encode_transaction_data()
+    return trader.send(d.swap_router, data, gas=SWAP_GAS)
 
 
 def move_to(m: Market, target: int) -> None:
