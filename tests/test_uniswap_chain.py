@@ -9,7 +9,9 @@ function is compared with what the deployed bytecode (``@uniswap/v3-core`` 1.0.1
 * a static ``decreaseLiquidity`` of a concentrated position, the price below, inside, above and
   on each edge of its range (each edge reached from both sides);
 * a static ``decreaseLiquidity`` + ``collect`` (through the manager's ``multicall``) for the fees,
-  with swaps crossing the range and with ``tokensOwed`` already non-zero;
+  with swaps crossing the range, with ``tokensOwed`` already non-zero, and across the uint256
+  wrap-around of the fee growth inside a range;
+* the asset a position holds (principal + fees), as the price crosses its range;
 * ``observe([s, 0])`` for the mean tick, with a timeline of ticks set by swaps at chosen times;
 * the pool's price after ``arbitrage_pool`` to a feed price.
 
@@ -42,7 +44,7 @@ from hedger.sim.aave_uniswap import (USDC_UNIT, WETH_UNIT, AaveUniswapDeployment
 from hedger.sim.localchain import Anvil, dev_account, start_anvil
 from hedger.sim.npm_artifacts import ArtifactDeployer
 
-DEPLOYER, LP, TRADER = 0, 1, 2
+LP, TRADER = 1, 2
 TRADER_FUNDS = 10**33             # raw units of each token, minted to the trader once
 SWAP_CEILING = 10**30             # amountIn of a swap stopped by its price limit (only what it needs is taken)
 SWAP_GAS = 10_000_000             # ample: the longest swap here crosses ~197,000 ticks (~80 bitmap words)
@@ -486,7 +488,7 @@ def test_asset_amount_of_position_as_the_price_crosses_the_range(m: Market) -> N
         block = m.w3.eth.block_number
         inputs = position_inputs(m, block)
         ours = asset_amount_of_position(**inputs, asset_is_token0=m.d.asset_is_token0)
-        principal, collected = static_exit(m, block)
+        _, collected = static_exit(m, block)
         assert ours == collected[i], f"tick {inputs['tick_current']}"
         assert ours == (amounts_for_liquidity(inputs["sqrt_price_x96"], lo, hi, inputs["liquidity"])[i]
                         + fees_owed(**fee_inputs(inputs))[i])
