@@ -127,3 +127,18 @@ def test_bad_lp_positions_name_the_variable_and_the_fix(hedge: Hedge, raw: str, 
     with pytest.raises(ConfigError) as err:
         Settings.from_env({**hedge.env, "HEDGER_LP_POSITIONS": raw}, dotenv=False)
     assert err.value.variable == "HEDGER_LP_POSITIONS" and expect in str(err.value) and err.value.fix
+
+
+def test_lp_positions_and_a_twap_add_no_round_trip_to_a_cycles_reads(chain: Chain, hedge: Hedge) -> None:
+    """The pools' and positions' fixed facts are read once per keeper; after that a cycle's reads
+    stay two round trips (the head, then one batch pinned to it), LP positions and TWAP included."""
+    d = deploy_aave_uniswap(chain.w3, sender=chain.deployer, pool_weth=500 * WETH)
+    token_id = open_position(chain, HEDGER, d)
+    chain.advance(1860)
+    chain.set_price(3000)
+    k = keeper(hedge, d, token_id, HEDGER_SECOND_ORACLE=f"univ3:{d.uniswap_pool}:1800")
+    k.read()                                    # the first read also learns the pools' tokens and ticks
+    before = k.reader.round_trips
+    s = k.read()
+    assert k.reader.round_trips - before == 2
+    assert s.exposure.lp > 0 and s.reference_problem is None and s.reference_price is not None
