@@ -72,11 +72,6 @@ def _units(v: int) -> str:
     return fmt_units(v, 18, 4)
 
 
-def market_price(s: Snapshot) -> int:
-    """The price the market values positions at (its own feed; the oracle's when it reports none)."""
-    return model_for(s).market_price
-
-
 def post_trade(s: Snapshot, delta: int, deposit_native: int) -> PostTrade:
     """Expected state after trading ``delta`` (E18) and moving ``deposit_native`` collateral (+/-),
     as the snapshot's venue computes it (:meth:`hedger.core.model.MarketModel.after`)."""
