@@ -140,3 +140,28 @@ def test_largest_withdrawal_is_what_the_market_lets_go(hedge: Hedge) -> None:
     # and the model's own opening check refuses a trade the market would refuse
     assert not mdl.opening_allowed(mdl.after(-200 * WETH, 0))
     assert mdl.opening_allowed(mdl.after(-WETH, 0))
+
+
+# ---- pure: the opening checks at their edges (no chain; run by scripts/mutants.py) ----------
+
+def _opening(size: int, margin: int) -> bool:
+    from tests.snapshots import make_snapshot
+    mdl = model_for(make_snapshot(margin=margin))
+    return mdl.opening_allowed(mdl.after(size, 0))
+
+
+def test_opening_needs_initial_margin_with_a_cushion() -> None:
+    """10 ETH at 3,000 USD: 600 USD of initial margin at 50x, 612 with the 2% cushion (the fill
+    costs the trade 18 USD of taker fee and 0.45 USD of skew premium, taken from the margin)."""
+    cost = 18 * UNIT + 45 * UNIT // 100
+    assert _opening(-10 * WETH, 612 * UNIT + cost)
+    assert not _opening(-10 * WETH, 611 * UNIT + cost)
+    assert not _opening(-10 * WETH, 601 * UNIT + cost)     # enough for the market, not with the cushion
+    assert not _opening(-WETH // 100, 40 * UNIT)           # below the minimum initial margin (40 USD)
+
+
+def test_opening_refuses_a_position_liquidatable_at_once() -> None:
+    """20,000 ETH at 3,000 USD (60M USD): 1.2M USD of initial margin, but 2.325M USD of liquidation
+    margin with the skew premium; the trade itself costs 636k USD (fee and fill premium)."""
+    assert not _opening(-20_000 * WETH, 2_500_000 * UNIT)     # 1.864M left: initial margin, liquidatable
+    assert _opening(-20_000 * WETH, 3_500_000 * UNIT)
