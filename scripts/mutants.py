@@ -24,10 +24,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# the fast, pure tests of the decision core (the one chain test in test_fixedpoint is left out)
+# the fast, pure tests of the decision core and the reference model (their chain tests are left out)
 TESTS = ["tests/test_planner.py", "tests/test_guards.py", "tests/test_fixedpoint.py", "tests/test_policy_risk.py",
-         "tests/test_policy_funding.py", "tests/test_policy.py"]
-DESELECT = ["tests/test_fixedpoint.py::test_market_views_equal_the_mirrors"]
+         "tests/test_policy_funding.py", "tests/test_policy.py", "tests/test_policy_model.py",
+         "tests/test_model_reference.py"]
+DESELECT = ["tests/test_fixedpoint.py::test_market_views_equal_the_mirrors",
+            "tests/test_model_reference.py::test_deposit_trade_and_cross_zero_as_the_market_computes_them",
+            "tests/test_model_reference.py::test_largest_withdrawal_is_what_the_market_lets_go"]
 
 
 @dataclass(frozen=True)
@@ -41,21 +44,42 @@ class Mutant:
 
 
 M = Mutant
+REF = "protocols/reference/model.py"
 MUTANTS: list[Mutant] = [
+    # ---- protocols/reference/model.py (the reference market's formulas, behind the venue seam)
+    M("market_math_at_oracle", REF, "price = s.market.price if s.market.price > 0 else s.oracle.price_e18",
+      "price = s.oracle.price_e18", "fill, margin, leverage and liquidation valued at the oracle's price"),
+    M("fill_skew_ignored", REF, "leg_fill = market_fill_price(price, skew, leg, m.skew_scale)",
+      "leg_fill = market_fill_price(price, 0, leg, m.skew_scale)", "the fill ignores the skew already there"),
+    M("second_leg_same_skew", REF, "            skew += leg\n", "",
+      "the second leg of a flip filled and charged at the skew before the first"),
+    M("keeper_fee_omitted", REF, "fee += m.order_keeper_fee", "fee += 0",
+      "the two-step keeper fee not counted"),
+    M("premium_sign", REF, "premium_cost += sdiv(leg * (leg_fill - price), UNIT)",
+      "premium_cost -= sdiv(leg * (leg_fill - price), UNIT)", "the skew premium counted as a gain"),
+    M("model_collateral_6_decimals", REF, "scale = 10 ** (18 - m.collateral_decimals)", "scale = 10 ** 12",
+      "the model's deposit assumes 6 decimals"),
+    M("liquidation_premium_dropped", REF, "dist = (margin - liq_margin - liq_premium) * UNIT // notional",
+      "dist = (margin - liq_margin) * UNIT // notional", "the liquidation distance forgets the skew premium"),
+    M("funding_side_swapped", REF,
+      "return -self.market.funding_rate if size < 0 else self.market.funding_rate",
+      "return self.market.funding_rate if size < 0 else -self.market.funding_rate",
+      "funding paid by the hedge read the wrong way round"),
+    M("opening_liquidatable_allowed", REF, "return pt.margin >= required and pt.liq_distance > 0",
+      "return pt.margin >= required", "a growing position the market would liquidate at once"),
+    M("opening_cushion_dropped", REF, "* OPENING_CUSHION_PCT // 100", "",
+      "the opening check without its cushion for fill vs mark price"),
+    M("min_margin_ignored", REF, "Minimums(collateral=self.market.min_initial_margin, order=0)",
+      "Minimums(collateral=0, order=0)", "the market's minimum initial margin ignored"),
     # ---- policy.py
-    M("fill_from_oracle", "decide/policy.py", "leg_fill = market_fill_price(price, skew, leg, m.skew_scale)",
-      "leg_fill = market_fill_price(s.oracle.price_e18, skew, leg, m.skew_scale)",
-      "the fill computed from the oracle's price instead of the market's own"),
-    M("market_math_at_oracle", "decide/policy.py", "    price = market_price(s)\n    scale",
-      "    price = s.oracle.price_e18\n    scale", "margin, leverage and liquidation valued at the oracle's price"),
-    M("leverage_before_at_oracle", "decide/policy.py", "lev_before = leverage(a.size, market_price(s), a.margin)",
+    M("leverage_before_at_oracle", "decide/policy.py", "lev_before = before.leverage",
       "lev_before = leverage(a.size, price, a.margin)", "leverage before mixes the market's margin with the oracle"),
     M("divergence_guard_off", "decide/policy.py", "restricted = _price_doubt(s, p)", "restricted = None",
       "the price-divergence guard disabled"),
     M("divergence_limit_x100", "decide/policy.py", "if div > p.max_price_divergence:",
       "if div > p.max_price_divergence * 100:", "the divergence limit read as a percentage"),
-    M("collateral_6_decimals", "decide/policy.py", "scale = 10 ** (18 - m.collateral_decimals)", "scale = 10 ** 12",
-      "collateral assumed to have 6 decimals", count=3),
+    M("collateral_6_decimals", "decide/policy.py", "scale = 10 ** (18 - dec)", "scale = 10 ** 12",
+      "collateral assumed to have 6 decimals", count=2),
     M("target_sign", "decide/policy.py", "target = -sdiv(s.exposure.total * p.hedge_ratio, UNIT)",
       "target = sdiv(s.exposure.total * p.hedge_ratio, UNIT)", "the hedge on the same side as the exposure"),
     M("target_floors", "decide/policy.py", "target = -sdiv(s.exposure.total * p.hedge_ratio, UNIT)",
@@ -73,14 +97,15 @@ MUTANTS: list[Mutant] = [
     M("pending_blocks_top_up", "decide/policy.py", "    if not needy:\n", "    if True:\n",
       "a pending order blocks every top-up (issue 9, item 1)"),
     M("pending_sized_before_only", "decide/policy.py",
-      "want = max(_margin_target(s, p, x.notional) - x.margin for x in (before, filled))",
-      "want = max(_margin_target(s, p, x.notional) - x.margin for x in (before,))",
+      "want = max(_margin_target(mdl, p, x.notional) - x.margin for x in (before, filled))",
+      "want = max(_margin_target(mdl, p, x.notional) - x.margin for x in (before,))",
       "the pending top-up sized for the position before the fill only"),
     M("expiry_off_by_one", "decide/policy.py", "if o is not None and now > o.expires_at:",
       "if o is not None and now >= o.expires_at:", "an order still fillable at its expiry cancelled"),
     M("withdraw_in_closing_plan", "decide/policy.py", "        if pt.size == 0 and delta != 0:\n",
       "        if False:\n", "the closing plan withdraws at the expected fill (issue 9, item 5)"),
-    M("accessible_cap_dropped", "decide/policy.py", "excess = min(excess, a.accessible_margin)", "excess = excess",
+    M("accessible_cap_dropped", "decide/policy.py", "excess_native = min(excess_native, mdl.max_withdrawal())",
+      "excess_native = excess_native",
       "a flat account withdraws more than the market allows"),
     M("min_collateral_in_native", "decide/policy.py", "excess_native * scale >= p.min_collateral_usd",
       "excess_native >= p.min_collateral_usd", "the minimum collateral move compared in native units"),
@@ -89,29 +114,24 @@ MUTANTS: list[Mutant] = [
     M("deposit_beyond_wallet", "decide/policy.py", "deposit = max(0, min(-(-want // scale), wallet))",
       "deposit = max(0, -(-want // scale))", "a top-up larger than the wallet"),
     M("deposit_always_risk_reducing", "decide/policy.py",
-      "deposit_risk_reducing=deposit > 0 and _needs_top_up(p, post_trade(s, 0, 0)),",
+      "deposit_risk_reducing=deposit > 0 and _needs_top_up(p, before),",
       "deposit_risk_reducing=deposit > 0,", "collateral for a bigger short sent under the emergency fee ceiling"),
     M("liquidation_buffer_ignored", "decide/policy.py",
       "pt.leverage > p.max_leverage or pt.liq_distance < p.liquidation_buffer)",
       "pt.leverage > p.max_leverage)", "the liquidation buffer never triggers a top-up"),
     M("no_cushion", "decide/policy.py", "max_leverage=p.max_leverage * 99 // 100", "max_leverage=p.max_leverage",
       "searches aim at the maximum leverage itself"),
-    M("keeper_fee_omitted", "decide/policy.py", "fee += m.order_keeper_fee", "fee += 0",
-      "the two-step keeper fee not counted"),
-    M("premium_sign", "decide/policy.py", "premium_cost += sdiv(leg * (leg_fill - price), UNIT)",
-      "premium_cost -= sdiv(leg * (leg_fill - price), UNIT)", "the skew premium counted as a gain"),
-    M("funding_side_swapped", "decide/policy.py",
-      "paying = -s.market.funding_rate if target < 0 else s.market.funding_rate",
-      "paying = s.market.funding_rate if target < 0 else -s.market.funding_rate",
-      "funding paid by the hedge read the wrong way round"),
-    M("two_step_flip_in_one_order", "decide/policy.py", "if closing and opening and m.two_step:", "if False:",
+    M("carry_ignored", "decide/policy.py", "annual = mdl.carry_rate_per_day(target) * 365", "annual = 0",
+      "the funding-aware range never applies"),
+    M("two_step_flip_in_one_order", "decide/policy.py",
+      "if closing and opening and mdl.trades_are_orders and mdl.orders_in_flight < 2:", "if False:",
       "a flip on a two-step market as one order"),
     M("daily_limit_on_whole_trade", "decide/policy.py", "over = s.daily.blocks(abs(opening) * price // UNIT)",
       "over = s.daily.blocks(abs(delta) * price // UNIT)", "the daily limit charged for the closing leg too"),
     M("old_growing_rule", "decide/policy.py", "growing = opening != 0",
       "growing = delta != 0 and abs(a.size + delta) > abs(a.size)",
       "a sign flip counted as risk-reducing (issue 9, item 4)"),
-    M("two_step_withdraw_with_trade", "decide/policy.py", "not (m.two_step and delta != 0) and cs.can_move",
+    M("two_step_withdraw_with_trade", "decide/policy.py", "not (mdl.trades_are_orders and delta != 0) and cs.can_move",
       "cs.can_move", "a withdrawal in the same plan as a two-step order"),
     # ---- planner.py
     M("planner_sign_cross_dropped", "decide/planner.py", "    if abs(delta) <= abs(size):\n        return delta, 0",

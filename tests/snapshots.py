@@ -18,6 +18,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
+import hedger.protocols.reference.model  # noqa: F401  (registers the "reference" market model)
 from hedger.core.types import (UNIT, AccountState, ChainView, Exposure, FeedRound, MarketState, PendingOrder,
                           Snapshot)
 

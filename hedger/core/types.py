@@ -180,6 +180,7 @@ class Snapshot:
     reference_problem: str | None = None   # the second source exists but is unusable
     collateral_status: CollateralStatus = field(default_factory=CollateralStatus)
     daily: "DailyBudget | None" = None      # what today's limits still allow (None: no limits)
+    venue: str = "reference"               # the protocol read; its market model answers the policy
 
 
 @dataclass(frozen=True)

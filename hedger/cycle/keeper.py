@@ -170,7 +170,8 @@ class Keeper:
             r.get("c.blacklisted")), market_blacklisted=_opt_bool(r.get("c.marketBlacklisted")))
         return Snapshot(chain=head, oracle=oracle, sequencer=seq, market=market, account=account,
                         exposure=exposure, last_rebalance_at=last, reference_price=ref_price,
-                        reference_source=ref_source, reference_problem=ref_problem, collateral_status=status)
+                        reference_source=ref_source, reference_problem=ref_problem, collateral_status=status,
+                        venue=self.adapter.name)
 
     def _second_source(self, r: dict[str, Any], market: MarketState,
                        head: ChainView) -> tuple[int | None, str, str | None]:

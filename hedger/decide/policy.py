@@ -28,38 +28,28 @@ Rules, in order (defaults in :class:`hedger.core.types.PolicyParams`, documented
    the next cycle withdraws what the market then says is withdrawable (accessible margin),
    so an adverse fill within the slippage bound cannot make the withdrawal fail.
 
-Prices: margin, leverage and liquidation distance are the market's own figures, so they are
-computed at the market's price (``MarketState.price``, its feed: that is what liquidates), as
-are the fill and the fee. The hedger's oracle values the exposure and the hedge error, sizes
-the per-cycle cap, the minimum trade and the daily limits, and is what the guards check.
+Venue: the policy knows no venue's formulas. It asks the snapshot's market model
+(:class:`hedger.core.model.MarketModel`, built by :func:`hedger.core.model.model_for` from the
+venue's reads: the reference market's is ``hedger.protocols.reference.model``) for the fill and
+fee of a trade, the account after a trade and a collateral move, the largest withdrawal, the
+minimum collateral, the carry of a side, the margin at a leverage and the venue's opening checks.
+
+Prices: margin, leverage and liquidation distance are the market's own figures, so the model
+computes them at the market's price (its feed: that is what liquidates), as it does the fill
+and the fee. The hedger's oracle values the exposure and the hedge error, sizes the per-cycle
+cap, the minimum trade and the daily limits, and is what the guards check.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from hedger.decide import guards
-from hedger.core.fixedpoint import UNIT, fmt_units, market_fill_price, market_order_fee, sdiv
+from hedger.core.fixedpoint import UNIT, fmt_units, sdiv
+from hedger.core.model import INFINITE, MarketModel, PostTrade, leverage, model_for  # noqa: F401 (re-exported)
 from hedger.decide.planner import split_trade
 from hedger.core.timefmt import when
 from hedger.core.types import Decision, DecisionKind, PendingOrder, PolicyParams, RefusalKind, Snapshot
-
-INFINITE = 2**255
-
-
-@dataclass(frozen=True)
-class PostTrade:
-    """The account as the policy expects it after a trade and a collateral move (E18), valued
-    at the market's own price."""
-
-    size: int
-    margin: int          # remaining margin at the market's price
-    notional: int
-    leverage: int        # INFINITE when margin <= 0 with a position
-    liq_distance: int    # fraction of the price before liquidation; INFINITE without a position
-    fill_price: int      # the whole trade's average fill (one leg: its fill)
-    fee: int
-    leg_fills: tuple[int, ...] = ()   # a trade crossing zero: the close's and the opening's fills
 
 
 def _usd(v: int) -> str:
@@ -82,58 +72,10 @@ def _units(v: int) -> str:
     return fmt_units(v, 18, 4)
 
 
-def leverage(size: int, price: int, margin: int) -> int:
-    notional = abs(size) * price // UNIT
-    if notional == 0:
-        return 0
-    if margin <= 0:
-        return INFINITE
-    return notional * UNIT // margin
-
-
-def market_price(s: Snapshot) -> int:
-    """The price the market values positions at (its own feed); the oracle's when it reports none."""
-    return s.market.price if s.market.price > 0 else s.oracle.price_e18
-
-
 def post_trade(s: Snapshot, delta: int, deposit_native: int) -> PostTrade:
-    """Expected state after trading ``delta`` (E18) and moving ``deposit_native`` collateral (+/-).
-
-    Everything at the market's price: the fill is skew-adjusted from it, and margin, notional,
-    leverage and liquidation distance are the market's own figures (what it liquidates on).
-    A trade that crosses zero is two legs (close, then open), each filled and charged on its own."""
-    m, a = s.market, s.account
-    price = market_price(s)
-    scale = 10 ** (18 - m.collateral_decimals)
-    fill, fee, premium_cost = price, 0, 0
-    legs: list[int] = []
-    skew = m.skew
-    for leg in split_trade(a.size, delta):
-        if leg == 0:
-            continue
-        leg_fill = market_fill_price(price, skew, leg, m.skew_scale)
-        fee += market_order_fee(skew, leg, leg_fill, m.taker_fee, m.maker_fee)
-        if m.two_step:
-            fee += m.order_keeper_fee
-        # realised at the fill price, valued at the market's price: the premium is a cost
-        premium_cost += sdiv(leg * (leg_fill - price), UNIT)
-        legs.append(leg_fill)
-        skew += leg
-    if delta != 0:
-        fill = legs[0] if len(legs) == 1 else market_fill_price(price, m.skew, delta, m.skew_scale)
-    size = a.size + delta
-    margin = a.margin + deposit_native * scale - premium_cost - fee
-    notional = abs(size) * price // UNIT
-    lev = leverage(size, price, margin)
-    if notional == 0:
-        dist = INFINITE
-    else:
-        liq_fee = min(max(notional * m.liquidation_fee_ratio // UNIT, m.min_keeper_fee), m.max_keeper_fee)
-        liq_margin = notional * m.liquidation_buffer_ratio // UNIT + liq_fee
-        liq_premium = notional * abs(size) // m.skew_scale * m.liquidation_premium_multiplier // UNIT
-        dist = (margin - liq_margin - liq_premium) * UNIT // notional
-    return PostTrade(size=size, margin=margin, notional=notional, leverage=lev, liq_distance=dist,
-                     fill_price=fill, fee=fee, leg_fills=tuple(legs) if len(legs) == 2 else ())
+    """Expected state after trading ``delta`` (E18) and moving ``deposit_native`` collateral (+/-),
+    as the snapshot's venue computes it (:meth:`hedger.core.model.MarketModel.after`)."""
+    return model_for(s).after(delta, deposit_native)
 
 
 def _needs_top_up(p: PolicyParams, pt: PostTrade) -> bool:
@@ -141,27 +83,21 @@ def _needs_top_up(p: PolicyParams, pt: PostTrade) -> bool:
     return pt.size != 0 and (pt.leverage > p.max_leverage or pt.liq_distance < p.liquidation_buffer)
 
 
-def _margin_target(s: Snapshot, p: PolicyParams, notional: int) -> int:
+def _margin_target(mdl: MarketModel, p: PolicyParams, notional: int) -> int:
     """Margin that puts the position at the target leverage, never below the market's minimum."""
     if notional == 0:
         return 0
-    return max(notional * UNIT // p.target_leverage, s.market.min_initial_margin * 5 // 4)
+    return max(mdl.margin_for_leverage(notional, p.target_leverage), mdl.minimums().collateral * 5 // 4)
 
 
-def _acceptable(s: Snapshot, p: PolicyParams, pt: PostTrade, growing: bool) -> bool:
+def _acceptable(mdl: MarketModel, p: PolicyParams, pt: PostTrade, growing: bool) -> bool:
     """Leverage after the action within the policy's maximum; a growing position must also meet
-    the market's own opening checks (initial margin, minimum margin, not liquidatable), with a
-    2% cushion for the gap between fill and mark price."""
+    the venue's own opening checks (with its cushion for the gap between fill and mark price)."""
     if pt.size == 0:
         return True
     if pt.leverage > p.max_leverage:
         return False
-    if growing:
-        m = s.market
-        required = max(pt.notional * UNIT // m.max_leverage, m.min_initial_margin) * 102 // 100
-        if pt.margin < required or pt.liq_distance <= 0:
-            return False
-    return True
+    return not growing or mdl.opening_allowed(pt)
 
 
 def _with_cushion(p: PolicyParams) -> PolicyParams:
@@ -170,31 +106,30 @@ def _with_cushion(p: PolicyParams) -> PolicyParams:
     return replace(p, max_leverage=p.max_leverage * 99 // 100)
 
 
-def _largest_acceptable(s: Snapshot, p: PolicyParams, delta: int, deposit: int) -> int:
+def _largest_acceptable(mdl: MarketModel, size: int, p: PolicyParams, delta: int, deposit: int) -> int:
     """Largest part of a growing ``delta`` (same sign, toward zero) that is acceptable; of a trade
     crossing zero, the close always (a flat position is acceptable) and as much of the opening."""
     p = _with_cushion(p)
-    closing, _ = split_trade(s.account.size, delta)
+    closing, _ = split_trade(size, delta)
     lo, hi = abs(closing), abs(delta)
     sign = 1 if delta > 0 else -1
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if _acceptable(s, p, post_trade(s, sign * mid, deposit), growing=True):
+        if _acceptable(mdl, p, mdl.after(sign * mid, deposit), growing=True):
             lo = mid
         else:
             hi = mid - 1
     return sign * lo
 
 
-def _smallest_deleverage(s: Snapshot, p: PolicyParams, deposit: int) -> int:
+def _smallest_deleverage(mdl: MarketModel, size: int, p: PolicyParams, deposit: int) -> int:
     """Smallest reduction of the position (toward zero) that brings leverage <= max."""
     p = _with_cushion(p)
-    size = s.account.size
     sign = -1 if size > 0 else 1
     lo, hi = 0, abs(size)
     while lo < hi:
         mid = (lo + hi) // 2
-        if _acceptable(s, p, post_trade(s, sign * mid, deposit), growing=False):
+        if _acceptable(mdl, p, mdl.after(sign * mid, deposit), growing=False):
             hi = mid
         else:
             lo = mid + 1
@@ -215,14 +150,13 @@ def _price_doubt(s: Snapshot, p: PolicyParams) -> str | None:
     return None
 
 
-def _funding_range(s: Snapshot, p: PolicyParams, target: int) -> str | None:
+def _funding_range(mdl: MarketModel, p: PolicyParams, target: int) -> str | None:
     """When the hedge side pays funding above ``funding_threshold`` a year and a range is
     configured (``funding_min_ratio`` below ``hedge_ratio``): why the range applies, else None."""
     if target == 0 or p.funding_min_ratio >= p.hedge_ratio:
         return None
-    # positive rate: longs pay shorts. The hedge pays when its side is the paying one.
-    paying = -s.market.funding_rate if target < 0 else s.market.funding_rate
-    annual = paying * 365
+    # what the hedge's side pays a day (funding on a perp), as a fraction of its notional
+    annual = mdl.carry_rate_per_day(target) * 365
     if annual <= p.funding_threshold:
         return None
     side = "shorts" if target < 0 else "longs"
@@ -231,17 +165,18 @@ def _funding_range(s: Snapshot, p: PolicyParams, target: int) -> str | None:
             f"{fmt_units(p.funding_min_ratio, 18, 2)} and {fmt_units(p.hedge_ratio, 18, 2)}")
 
 
-def _pending_order(s: Snapshot, p: PolicyParams, o: PendingOrder, base: dict) -> Decision:
+def _pending_order(s: Snapshot, mdl: MarketModel, p: PolicyParams, o: PendingOrder, base: dict) -> Decision:
     """A two-step order is pending (not expired): never a second order, no withdrawal; a top-up
     when the position as it stands, or as it will be once the order fills, needs one, sized for
     the worse of the two (the order cannot be withdrawn before it expires: its fill is not ours
     to prevent, so the deposit counts as risk-reducing)."""
-    m, a = s.market, s.account
-    scale = 10 ** (18 - m.collateral_decimals)
+    a = s.account
+    dec = mdl.collateral_decimals
+    scale = 10 ** (18 - dec)
     now = s.chain.block_timestamp
     held = (f"two-step order of {_units(o.size_delta)} pending (executable at {when(o.executable_at, now)}, "
             f"expires at {when(o.expires_at, now)}); not submitting another")
-    before, filled = post_trade(s, 0, 0), post_trade(s, o.size_delta, 0)
+    before, filled = mdl.after(0, 0), mdl.after(o.size_delta, 0)
     needy = [(moment, pt) for moment, pt in (("as it stands", before), ("once the order fills", filled))
              if _needs_top_up(p, pt)]
     worse = max(before, filled, key=lambda pt: pt.leverage)
@@ -255,15 +190,18 @@ def _pending_order(s: Snapshot, p: PolicyParams, o: PendingOrder, base: dict) ->
     cs = s.collateral_status
     if not cs.can_move:
         return Decision(reason=f"{held}; {why}, but {cs.problem()}: no collateral can be deposited", **hold)
-    want = max(_margin_target(s, p, x.notional) - x.margin for x in (before, filled))
+    if mdl.collateral_moves == "order" and mdl.orders_in_flight < 2:
+        return Decision(reason=f"{held}; {why}, but collateral moves by order on this market and one order "
+                               f"is already pending: the top-up waits", **hold)
+    want = max(_margin_target(mdl, p, x.notional) - x.margin for x in (before, filled))
     deposit = max(0, min(-(-want // scale), a.collateral_wallet))
     if deposit == 0:
         return Decision(reason=f"{held}; {why}, but the wallet holds no collateral to top up with", **hold)
-    after_before, after_fill = post_trade(s, 0, deposit), post_trade(s, o.size_delta, deposit)
+    after_before, after_fill = mdl.after(0, deposit), mdl.after(o.size_delta, deposit)
     worse = max(after_before, after_fill, key=lambda x: x.leverage)
     return Decision(kind=DecisionKind.REBALANCE, code="top_up_pending", margin_delta=deposit,
                     deposit_risk_reducing=True,
-                    reason=f"{held}; {why}: top up {fmt_units(deposit, m.collateral_decimals, 2)} collateral "
+                    reason=f"{held}; {why}: top up {fmt_units(deposit, dec, 2)} collateral "
                            f"toward {_lev(p.target_leverage)} for the worse of before and after the fill",
                     leverage_after=worse.leverage,
                     liquidation_distance_after=min(after_before.liq_distance, after_fill.liq_distance), **base)
@@ -273,12 +211,18 @@ def decide(s: Snapshot, p: PolicyParams) -> Decision:
     refused = guards.check(s, p)
     if refused is not None:
         return refused
-    m, a = s.market, s.account
+    mdl, a = model_for(s), s.account
     now = s.chain.block_timestamp
     price = s.oracle.price_e18           # values the exposure and the hedge error (see the module doc)
-    scale = 10 ** (18 - m.collateral_decimals)
+    dec = mdl.collateral_decimals
+    scale = 10 ** (18 - dec)
     target = -sdiv(s.exposure.total * p.hedge_ratio, UNIT)
-    lev_before = leverage(a.size, market_price(s), a.margin)
+    long_note = None
+    if target > 0 and not mdl.can_hold_long:
+        long_note = f"the venue cannot hold a long: the negative exposure ({_units(-target)}) is not hedged"
+        target = 0
+    before = mdl.after(0, 0)
+    lev_before = before.leverage
     base = dict(target_size=target, leverage_before=lev_before)
 
     o = a.pending_order
@@ -286,14 +230,14 @@ def decide(s: Snapshot, p: PolicyParams) -> Decision:
         return Decision(kind=DecisionKind.REBALANCE, code="cancel_expired_order", cancel_order=True,
                         reason=f"two-step order of {_units(o.size_delta)} expired at {when(o.expires_at, now)} "
                                f"unfilled: cancelling it before hedging again", **base)
-    if a.size != 0 and a.margin <= 0:
+    if before.size != 0 and before.margin <= 0:
         return Decision(kind=DecisionKind.REFUSE, refusal=RefusalKind.ACCOUNT, code="no_margin",
                         reason="the position has no remaining margin (liquidatable): act by hand", **base)
     if o is not None:
-        return _pending_order(s, p, o, base)
+        return _pending_order(s, mdl, p, o, base)
 
     # 1. size (with the funding-aware range, the target is the nearest point of the range)
-    funding_note = _funding_range(s, p, target)
+    funding_note = _funding_range(mdl, p, target)
     in_range = False
     if funding_note is not None:
         edge = -sdiv(s.exposure.total * p.funding_min_ratio, UNIT)
@@ -306,7 +250,7 @@ def decide(s: Snapshot, p: PolicyParams) -> Decision:
     err_usd = abs(error) * price // UNIT
     cooling = s.last_rebalance_at is not None and now - s.last_rebalance_at < p.cooldown_s
     delta = 0
-    reasons: list[str] = []
+    reasons: list[str] = [long_note] if long_note else []
     if in_range:
         code = "funding_range"
         reasons.append(f"position {_units(a.size)} inside the funding-aware range: {funding_note}")
@@ -336,7 +280,7 @@ def decide(s: Snapshot, p: PolicyParams) -> Decision:
         if funding_note is not None:
             reasons.append(f"target is the nearest edge of the funding-aware range ({funding_note})")
         closing, opening = split_trade(a.size, delta)
-        if closing and opening and m.two_step:
+        if closing and opening and mdl.trades_are_orders and mdl.orders_in_flight < 2:
             reasons.append(f"crossing zero on a two-step market: closing {_units(closing)} first, the other side "
                            f"opens once this order has filled (one order at a time)")
             delta = closing
@@ -360,12 +304,12 @@ def decide(s: Snapshot, p: PolicyParams) -> Decision:
 
     # 2. collateral
     deposit = 0
-    pt = post_trade(s, delta, 0)
+    pt = mdl.after(delta, 0)
     cs = s.collateral_status
     wallet = a.collateral_wallet if cs.can_move else 0
     if not cs.can_move and (delta != 0 or pt.leverage > p.max_leverage or pt.leverage < p.min_leverage):
         reasons.append(f"{cs.problem()}: no collateral can be deposited or withdrawn")
-    needs_margin = pt.size != 0 and (_needs_top_up(p, pt) or not _acceptable(s, p, pt, growing))
+    needs_margin = pt.size != 0 and (_needs_top_up(p, pt) or not _acceptable(mdl, p, pt, growing))
     if needs_margin:
         if a.size == 0:
             why = "new position needs collateral"
@@ -373,15 +317,15 @@ def decide(s: Snapshot, p: PolicyParams) -> Decision:
             why = f"leverage {_lev(pt.leverage, p.max_leverage)} above {_lev(p.max_leverage, pt.leverage)}"
         else:
             why = f"liquidation within {fmt_units(max(pt.liq_distance, 0) * 100, 18, 1)}% of the price"
-        want = _margin_target(s, p, pt.notional) - pt.margin
+        want = _margin_target(mdl, p, pt.notional) - pt.margin
         deposit = max(0, min(-(-want // scale), wallet))
-        pt = post_trade(s, delta, deposit)
+        pt = mdl.after(delta, deposit)
         cut_note = ""
-        if not _acceptable(s, p, pt, growing):
-            short_of = f"collateral short ({fmt_units(wallet, m.collateral_decimals, 2)} in wallet)"
+        if not _acceptable(mdl, p, pt, growing):
+            short_of = f"collateral short ({fmt_units(wallet, dec, 2)} in wallet)"
             if growing:
                 wanted = delta
-                delta = _largest_acceptable(s, p, delta, deposit)
+                delta = _largest_acceptable(mdl, a.size, p, delta, deposit)
                 if split_trade(a.size, delta)[1] != 0:
                     code = "collateral_limited"
                     cut_note = (f"{short_of}: hedge grown by {_units(delta)} of {_units(wanted)} only, "
@@ -391,23 +335,23 @@ def decide(s: Snapshot, p: PolicyParams) -> Decision:
                     cut_note = f"{short_of}: cannot fund growing the hedge by {_units(wanted)}"
                     if delta != 0:
                         cut_note += f" (closing {_units(delta)} only)"
-            if not _acceptable(s, p, post_trade(s, delta, deposit), growing=False):
-                delta, code = _smallest_deleverage(s, p, deposit), "deleverage"
+            if not _acceptable(mdl, p, mdl.after(delta, deposit), growing=False):
+                delta, code = _smallest_deleverage(mdl, a.size, p, deposit), "deleverage"
                 cut_note = (f"{short_of}: reducing the hedge by {_units(delta)} "
                             f"to keep leverage <= {_lev(p.max_leverage)}")
         if delta == 0 and deposit > 0:
             # a deposit only where it serves: the position as it stands must need it
-            if not _needs_top_up(p, post_trade(s, 0, 0)):
+            if not _needs_top_up(p, before):
                 deposit = 0
         if deposit > 0:
-            reasons.append(f"{why}: top up {fmt_units(deposit, m.collateral_decimals, 2)} collateral "
+            reasons.append(f"{why}: top up {fmt_units(deposit, dec, 2)} collateral "
                            f"toward {_lev(p.target_leverage)}")
             if delta == 0 and code not in ("collateral_short", "deleverage"):
                 code = "top_up"
         if cut_note:
             reasons.append(cut_note)
-        pt = post_trade(s, delta, deposit)
-    elif pt.leverage < p.min_leverage and not (m.two_step and delta != 0) and cs.can_move and not restricted:
+        pt = mdl.after(delta, deposit)
+    elif pt.leverage < p.min_leverage and not (mdl.trades_are_orders and delta != 0) and cs.can_move and not restricted:
         # (on a two-step market a withdrawal waits until the order has filled)
         if pt.size == 0 and delta != 0:
             # closing: the fill may be up to the slippage bound worse than expected, so the
@@ -415,21 +359,20 @@ def decide(s: Snapshot, p: PolicyParams) -> Decision:
             reasons.append("the freed collateral is withdrawn next cycle, once the close is mined "
                            "(what the market then reports as withdrawable)")
         else:
-            excess = pt.margin - _margin_target(s, p, pt.notional)
+            excess_native = max(0, pt.margin - _margin_target(mdl, p, pt.notional)) // scale
             if pt.size == 0:
-                excess = min(excess, a.accessible_margin)
-            excess_native = max(0, excess) // scale
+                excess_native = min(excess_native, mdl.max_withdrawal())
             if excess_native > 0 and excess_native * scale >= p.min_collateral_usd:
                 deposit = -excess_native
                 reasons.append(f"leverage {_lev(pt.leverage, p.min_leverage)} below {_lev(p.min_leverage, pt.leverage)}: withdraw "
-                               f"{fmt_units(excess_native, m.collateral_decimals, 2)} excess collateral")
+                               f"{fmt_units(excess_native, dec, 2)} excess collateral")
                 code = code if delta else "withdraw_excess"
-                pt = post_trade(s, delta, deposit)
+                pt = mdl.after(delta, deposit)
     if delta == 0 and deposit == 0:
         return Decision(kind=DecisionKind.HOLD, code=code, reason="; ".join(reasons) or "nothing to do",
                         leverage_after=pt.leverage, liquidation_distance_after=pt.liq_distance, **base)
     return Decision(kind=DecisionKind.REBALANCE, code=code, reason="; ".join(reasons), size_delta=delta,
                     margin_delta=deposit, expected_fill_price=pt.fill_price if delta else 0,
                     expected_fee=pt.fee, leverage_after=pt.leverage, liquidation_distance_after=pt.liq_distance,
-                    deposit_risk_reducing=deposit > 0 and _needs_top_up(p, post_trade(s, 0, 0)),
+                    deposit_risk_reducing=deposit > 0 and _needs_top_up(p, before),
                     leg_fill_prices=pt.leg_fills if delta else (), **base)

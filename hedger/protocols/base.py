@@ -7,7 +7,11 @@ turns a TRADE action into either a direct trade or an order submission.
 
 Adding a protocol: one file under ``hedger/protocols/``, its ABI under
 ``abis/``, ``@register("name")`` on the class, and the shared adapter test
-suite (``tests/test_adapter_suite.py``) run against it.
+suite (``tests/test_adapter_suite.py``) run against it. Its formulas go in a
+pure market model (``hedger/protocols/<name>/model.py``, a
+:class:`hedger.core.model.MarketModel` registered with
+``@register_model("name")``, imported by the adapter): the keeper marks each
+snapshot with the adapter's name, and the policy asks that model.
 """
 
 from __future__ import annotations

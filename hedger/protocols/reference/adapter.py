@@ -12,6 +12,7 @@ from web3 import Web3
 
 from hedger.chain.abi import ERC20, PERP_MARKET, load_abi
 from hedger.protocols.base import PerpAdapter, register
+from hedger.protocols.reference import model as _model  # noqa: F401  (registers the "reference" market model)
 from hedger.chain.reader import CallSpec
 from hedger.core.types import AccountState, Action, ActionKind, Call, ChainView, MarketState, PendingOrder
 

@@ -1,0 +1,131 @@
+"""A venue's market model: what the policy asks a venue, in venue-neutral units. Pure.
+
+Each venue (``hedger/protocols/<venue>/model.py``) implements :class:`MarketModel` from one
+cycle's reads; the policy (``hedger.decide.policy``) asks it and knows no venue's formulas.
+Units: sizes are E18 asset units (signed, negative short), money E18 USD, collateral moves
+native units of the collateral token, fractions and leverage E18.
+
+A snapshot names its venue (``Snapshot.venue``); :func:`model_for` builds that venue's model
+from it with the builder the venue registered (:func:`register_model`). The model is rebuilt
+from the snapshot each time it is asked for, so a snapshot edited with ``dataclasses.replace``
+(another wallet, another price) is never answered by a model of the old one.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Literal
+
+from hedger.core.fixedpoint import sdiv
+
+if TYPE_CHECKING:
+    from hedger.core.types import Snapshot
+
+UNIT = 10**18
+INFINITE = 2**255    # leverage without margin, liquidation distance without a position
+
+
+@dataclass(frozen=True)
+class PostTrade:
+    """The account as the venue would hold it after a trade and a collateral move (E18), valued
+    at the venue's own price (the one that liquidates)."""
+
+    size: int
+    margin: int          # remaining margin (equity) at the market's price
+    notional: int
+    leverage: int        # the venue's display measure; INFINITE when margin <= 0 with a position
+    liq_distance: int    # fraction of the price before liquidation; INFINITE without a position
+    fill_price: int      # the whole trade's average fill (one leg: its fill)
+    fee: int             # every fee the trade is charged (trading, keeper)
+    leg_fills: tuple[int, ...] = ()   # a trade crossing zero: the close's and the opening's fills
+    liquidation_price: int = 0        # the price at which the position is liquidated; 0 without one
+
+
+@dataclass(frozen=True)
+class Minimums:
+    """The venue's floors: the least collateral a position needs (E18 USD) and the smallest order
+    (E18 asset units, 0: none)."""
+
+    collateral: int
+    order: int = 0
+
+
+def leverage(size: int, price: int, margin: int) -> int:
+    """Notional over margin (E18): 0 without a position, INFINITE with one and no margin."""
+    notional = abs(size) * price // UNIT
+    if notional == 0:
+        return 0
+    if margin <= 0:
+        return INFINITE
+    return notional * UNIT // margin
+
+
+class MarketModel(ABC):
+    """One venue's market and the hedged account on it, as one cycle read them."""
+
+    collateral_decimals: int                 # decimals of the collateral token (native units)
+    collateral_moves: Literal["direct", "order"] = "direct"   # a deposit is a direct call, or an order
+    trades_are_orders: bool = False          # a trade is an order a keeper fills later (two-step)
+    orders_in_flight: int = 1                # size orders that may be pending at once
+    can_hold_long: bool = True               # negative exposure can be hedged with a long
+
+    @property
+    @abstractmethod
+    def market_price(self) -> int:
+        """The price the venue values positions at (the one that liquidates), E18."""
+
+    @abstractmethod
+    def fill(self, size_delta: int) -> tuple[int, int]:
+        """Expected (average fill price, fee) of trading ``size_delta`` now, E18."""
+
+    @abstractmethod
+    def after(self, size_delta: int, collateral_delta_native: int) -> PostTrade:
+        """The account after trading ``size_delta`` and moving ``collateral_delta_native`` (+ in, - out)."""
+
+    @abstractmethod
+    def max_withdrawal(self) -> int:
+        """The largest withdrawal (native units) the venue allows from the account as it stands."""
+
+    @abstractmethod
+    def minimums(self) -> Minimums:
+        """The venue's minimum collateral and minimum order."""
+
+    @abstractmethod
+    def carry_rate_per_day(self, size: int) -> int:
+        """Signed fraction of its notional a position on ``size``'s side pays a day (negative: earns), E18."""
+
+    def carry_per_day(self, size: int) -> int:
+        """Signed E18 USD a position of ``size`` pays a day at the market's price (funding for a perp)."""
+        return sdiv(abs(size) * self.market_price // UNIT * self.carry_rate_per_day(size), UNIT)
+
+    @abstractmethod
+    def margin_for_leverage(self, notional: int, leverage: int) -> int:
+        """The margin (E18 USD) that puts a position of ``notional`` at the operator's ``leverage``."""
+
+    @abstractmethod
+    def opening_allowed(self, pt: PostTrade) -> bool:
+        """Would the venue let a position open or grow to ``pt`` (its own margin checks, with a cushion)?"""
+
+
+ModelBuilder = Callable[["Snapshot"], MarketModel]
+_BUILDERS: dict[str, ModelBuilder] = {}
+
+
+def register_model(venue: str) -> Callable[[ModelBuilder], ModelBuilder]:
+    """Decorator: ``builder(snapshot) -> MarketModel`` answers for snapshots of ``venue``."""
+    def deco(builder: ModelBuilder) -> ModelBuilder:
+        _BUILDERS[venue] = builder
+        return builder
+    return deco
+
+
+def model_for(s: "Snapshot") -> MarketModel:
+    """The market model of the venue ``s`` was read from, built from ``s``."""
+    try:
+        builder = _BUILDERS[s.venue]
+    except KeyError:
+        known = ", ".join(sorted(_BUILDERS)) or "none"
+        raise LookupError(f"Snapshot.venue {s.venue!r} has no market model registered (registered: {known}); "
+                          f"fix: import its package (hedger.protocols registers every venue)") from None
+    return builder(s)

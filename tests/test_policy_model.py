@@ -1,0 +1,152 @@
+"""The seam between the policy and a venue: the policy driven by a fake market model.
+
+The fake venue has none of the reference market's formulas (a fixed 0.1% spread and 0.1% fee,
+liquidation at 5% maintenance margin, a flat carry, withdrawals that keep a reserve), and the
+snapshots it answers for carry absurd reference-market parameters (skew scale 1, 100% fees, a
+market price of 1 USD): a decision that used any PerpsV2 figure from ``MarketState`` would show
+it. Every figure the policy announces is the fake model's own. Pure, no chain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import pytest
+
+from hedger.core.model import INFINITE, MarketModel, Minimums, PostTrade, leverage, model_for, register_model
+from hedger.core.types import DecisionKind, PolicyParams, Snapshot
+from hedger.decide import planner, policy
+from tests.snapshots import NOW, eth, frac, make_snapshot, pending_order, usd, usdc
+
+P = PolicyParams()
+SPREAD = frac("0.001")
+FEE = frac("0.001")
+MAINTENANCE = frac("0.05")
+RESERVE = usd(1_000)
+SHORTS_PAY_A_DAY = frac("0.001")      # 36.5% a year
+
+
+@dataclass(frozen=True)
+class FakeModel(MarketModel):
+    size: int
+    margin: int
+    price: int
+    collateral_decimals: int = 6
+    trades_are_orders: bool = False
+    collateral_moves: str = "direct"   # type: ignore[assignment]
+    can_hold_long: bool = False
+
+    @property
+    def market_price(self) -> int:
+        return self.price
+
+    def fill(self, size_delta: int) -> tuple[int, int]:
+        if size_delta == 0:
+            return self.price, 0
+        fill = self.price + (1 if size_delta > 0 else -1) * self.price * SPREAD // 10**18
+        return fill, abs(size_delta) * fill // 10**18 * FEE // 10**18
+
+    def after(self, size_delta: int, collateral_delta_native: int) -> PostTrade:
+        fill, fee = self.fill(size_delta)
+        size = self.size + size_delta
+        margin = (self.margin + collateral_delta_native * 10 ** (18 - self.collateral_decimals) - fee
+                  - abs(size_delta) * abs(fill - self.price) // 10**18)
+        notional = abs(size) * self.price // 10**18
+        dist = INFINITE if notional == 0 else (margin - notional * MAINTENANCE // 10**18) * 10**18 // notional
+        liq = 0 if size == 0 else self.price - dist * self.price // 10**18 * (1 if size > 0 else -1)
+        return PostTrade(size=size, margin=margin, notional=notional, leverage=leverage(size, self.price, margin),
+                         liq_distance=dist, fill_price=fill, fee=fee, liquidation_price=liq)
+
+    def max_withdrawal(self) -> int:
+        free = self.margin - abs(self.size) * self.price // 10**18 // 10 - RESERVE
+        return max(free, 0) // 10 ** (18 - self.collateral_decimals)
+
+    def minimums(self) -> Minimums:
+        return Minimums(collateral=usd(100))
+
+    def carry_rate_per_day(self, size: int) -> int:
+        return SHORTS_PAY_A_DAY if size < 0 else -SHORTS_PAY_A_DAY
+
+    def margin_for_leverage(self, notional: int, leverage: int) -> int:
+        return notional * 10**18 // leverage
+
+    def opening_allowed(self, pt: PostTrade) -> bool:
+        return pt.margin >= pt.notional // 10 and pt.liq_distance > 0
+
+
+@register_model("fake")
+def _fake(s: Snapshot) -> FakeModel:
+    return FakeModel(size=s.account.size, margin=s.account.margin, price=s.oracle.price_e18)
+
+
+@register_model("fake-orders")
+def _fake_orders(s: Snapshot) -> FakeModel:
+    return replace(_fake(s), trades_are_orders=True, collateral_moves="order")
+
+
+ABSURD = dict(skew_scale=1, taker_fee=10**18, maker_fee=10**18, max_leverage=10**18, min_initial_margin=10**30,
+              liquidation_buffer_ratio=10**18, order_keeper_fee=usd(500), funding_rate=10**18)
+
+
+def fake(venue: str = "fake", **kw: object) -> Snapshot:
+    return replace(make_snapshot(market=ABSURD, market_price=usd(1), **kw), venue=venue)  # type: ignore[arg-type]
+
+
+def test_opening_a_hedge_uses_the_models_figures() -> None:
+    s = fake(spot=eth(10), wallet=usdc(50_000))
+    mdl = model_for(s)
+    assert isinstance(mdl, FakeModel)
+    d = policy.decide(s, P)
+    assert d.kind is DecisionKind.REBALANCE and d.code == "rebalance"
+    assert d.size_delta == -eth(10)
+    assert (d.expected_fill_price, d.expected_fee) == mdl.fill(-eth(10)) == (usd(2997), usd("29.97"))
+    # collateral to the target leverage (2x) of the notional after the trade, net of fill costs
+    pt = mdl.after(-eth(10), 0)
+    want = usd(15_000) - pt.margin
+    assert d.margin_delta == -(-want // 10**12)
+    done = mdl.after(-eth(10), d.margin_delta)
+    assert (d.leverage_after, d.liquidation_distance_after) == (done.leverage, done.liq_distance)
+    assert d.leverage_after == 2 * 10**18
+    # and the planner bounds the trade from the model's fill
+    plan = planner.plan(d, P, 0)
+    trade = [a for a in plan.actions if a.amount == -eth(10)][0]
+    assert trade.price_bound == planner.price_bound(usd(2997), -eth(10), P.max_slippage)
+
+
+def test_a_flat_account_withdraws_what_the_model_allows() -> None:
+    d = policy.decide(fake(margin=usd(5_000)), P)
+    assert d.code == "withdraw_excess" and d.margin_delta == -usdc(4_000)     # the fake keeps 1,000 USD
+
+
+def test_carry_comes_from_the_model() -> None:
+    """The fake's shorts pay 36.5% a year (the absurd MarketState says shorts earn): the funding-aware
+    range applies."""
+    p = replace(P, funding_min_ratio=frac("0.8"))
+    s = fake(spot=eth(10), size=-eth(9), margin=usd(13_500), wallet=usdc(10_000))
+    d = policy.decide(s, p)
+    assert d.code == "funding_range" and "shorts pay 36.5%/yr" in d.reason
+    assert policy.decide(s, P).code == "rebalance"       # no range configured: back to the full hedge
+
+
+def test_a_venue_that_cannot_hold_a_long_leaves_negative_exposure_unhedged() -> None:
+    d = policy.decide(fake(extra=-eth(10), wallet=usdc(50_000)), P)
+    assert d.kind is DecisionKind.HOLD and d.target_size == 0 and d.size_delta == 0
+    assert "cannot hold a long" in d.reason
+
+
+def test_orders_one_at_a_time_and_collateral_by_order() -> None:
+    # a flip on a venue whose trades are orders: the close first, the other side next cycle
+    d = policy.decide(fake("fake-orders", spot=eth(10), size=eth(2), margin=usd(3_000), wallet=usdc(50_000)), P)
+    assert d.size_delta == -eth(2) and "one order at a time" in d.reason
+    # a pending order and a position that needs collateral: collateral moves by order, so it waits
+    s = fake("fake-orders", spot=eth(10), size=-eth(10), margin=usd(6_000), wallet=usdc(50_000),
+             pending=pending_order(-eth(1), NOW - 5))
+    d = policy.decide(s, P)
+    assert d.kind is DecisionKind.HOLD and d.code == "order_pending" and "collateral moves by order" in d.reason
+    # the same on a venue that moves collateral directly: topped up
+    assert policy.decide(replace(s, venue="fake"), P).code == "top_up_pending"
+
+
+def test_an_unknown_venue_is_named() -> None:
+    with pytest.raises(LookupError, match="Snapshot.venue 'nowhere'"):
+        policy.decide(replace(make_snapshot(), venue="nowhere"), P)
