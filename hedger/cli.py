@@ -41,7 +41,7 @@ def _f(v: int, decimals: int = 18) -> float:
 
 
 def status_dict(s: Snapshot, decision: Any) -> dict[str, Any]:
-    from hedger.decide.policy import INFINITE, leverage
+    from hedger.core.model import INFINITE, leverage
     a, m = s.account, s.market
     price = s.oracle.price_e18
     # the market liquidates at its own price: the distance is measured from it (the oracle's when invalid)

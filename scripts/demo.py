@@ -26,6 +26,7 @@ from hedger.sim.deploy import deploy_reference, transact  # noqa: E402
 from hedger.chain.executor import KeySigner, Secret, TxSender  # noqa: E402
 from hedger.cycle.keeper import Keeper, fill_due_orders  # noqa: E402
 from hedger.sim.localchain import dev_account, start_anvil  # noqa: E402
+from hedger.core.model import INFINITE, leverage  # noqa: E402
 from hedger.decide import policy  # noqa: E402
 
 USDC, WETH = 10**6, 10**18
@@ -47,8 +48,8 @@ def line(k: Keeper) -> str:
     s = k.read()
     a = s.account
     price = s.oracle.price_e18 / 1e18
-    lev = policy.leverage(a.size, s.oracle.price_e18, a.margin)
-    lev_s = "-" if lev == 0 else ("inf" if lev >= policy.INFINITE else f"{lev / 1e18:.2f}x")
+    lev = leverage(a.size, s.oracle.price_e18, a.margin)
+    lev_s = "-" if lev == 0 else ("inf" if lev >= INFINITE else f"{lev / 1e18:.2f}x")
     liq = f"{a.liquidation_price / 1e18:,.0f}" if a.size else "-"
     return (f"price {price:>8,.2f} | spot {s.exposure.total / 1e18:>6.2f} ETH | perp {a.size / 1e18:>+8.3f} | "
             f"margin {a.margin / 1e18:>10,.2f} | lev {lev_s:>5} | liq {liq:>6} | "

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from web3 import Web3
 
+from hedger.core.model import INFINITE
 from hedger.decide import policy
 from hedger.config import Settings
 from hedger.sim.deploy import MarketDeployment, MarketParams, deploy_contract, deploy_market
@@ -163,7 +164,7 @@ def test_a_new_short_waits_behind_a_position_at_risk() -> None:
     new = make_snapshot(spot=eth(10), wallet=wallet)           # wants ~15,000 to open at 2x
     at_risk = short("10", 3_500, wallet=wallet)
     opened, risky = allocate_collateral([("new", new, P), ("risky", at_risk, P)])
-    assert liquidation_distance(new, opened.decision) == policy.INFINITE
+    assert liquidation_distance(new, opened.decision) == INFINITE
     assert risky.rank == 0 and risky.allocated == risky.wanted
     assert opened.redecided and opened.allocated == wallet - risky.allocated
     assert opened.decision.code in ("collateral_limited", "collateral_short")

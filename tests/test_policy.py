@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from hedger.core.model import INFINITE
 from hedger.decide import planner, policy
 from hedger.core.fixedpoint import UNIT, market_fill_price, market_order_fee, sdiv
 from hedger.core.types import ActionKind, Decision, DecisionKind, PolicyParams, RefusalKind, Snapshot
@@ -25,7 +26,7 @@ from tests.snapshots import (MIN_INITIAL_MARGIN, NOW, eth, frac, initial_margin_
 # on a slow or loaded machine without saying anything about the policy.
 PROPS = settings(max_examples=300, deadline=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-INF = policy.INFINITE
+INF = INFINITE
 
 
 # --------------------------------------------------------------------------------------------

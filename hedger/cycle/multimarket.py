@@ -28,6 +28,7 @@ from typing import Any, Sequence
 
 from web3 import Web3
 
+from hedger.core.model import INFINITE
 from hedger.decide import policy
 from hedger.config import MARKETS_VAR, MarketConfig, Settings
 from hedger.core.secrets import RPC_FIX, redact_urls
@@ -67,9 +68,9 @@ def liquidation_distance(s: Snapshot, d: Decision) -> int:
     """How near a market's position is to liquidation, as a fraction of the price (E18): after this
     cycle's trade when that trade reduces the position (it goes first whatever the funding), before
     any collateral moves. A trade that grows the position is not counted: without collateral it is
-    cut, so it risks nothing. No position (or a refused decision): ``policy.INFINITE``."""
+    cut, so it risks nothing. No position (or a refused decision): ``INFINITE``."""
     if d.kind is DecisionKind.REFUSE:
-        return policy.INFINITE
+        return INFINITE
     delta = d.size_delta if d.kind is DecisionKind.REBALANCE and _reduces(s.account.size, d.size_delta) else 0
     return policy.post_trade(s, delta, 0).liq_distance
 

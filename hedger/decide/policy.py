@@ -46,7 +46,7 @@ from dataclasses import replace
 
 from hedger.decide import guards
 from hedger.core.fixedpoint import UNIT, fmt_units, sdiv
-from hedger.core.model import INFINITE, MarketModel, PostTrade, leverage, model_for  # noqa: F401 (re-exported)
+from hedger.core.model import INFINITE, MarketModel, PostTrade, leverage, model_for
 from hedger.decide.planner import split_trade
 from hedger.core.timefmt import when
 from hedger.core.types import Decision, DecisionKind, PendingOrder, PolicyParams, RefusalKind, Snapshot
