@@ -10,7 +10,7 @@ Exit codes (also in the README):
   6  refused: a step failed simulation; nothing was sent
   7  partial, safe: some steps were mined, then one failed; the rest was not sent
   8  RPC unreachable or answering nonsense
-  9  refused: the account needs manual action (no margin left)
+  9  refused: the account needs manual action (no margin left, or a long hedge the venue does not offer)
  10  alarm: a risk-reducing step (top-up, hedge reduction) was blocked by gas above the emergency ceiling
  11  another hedger holds this account's lock (overlapping runs); nothing was done
  12  watch: the circuit breaker stopped the keeper after N failed cycles in a row

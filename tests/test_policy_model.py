@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import pytest
 
 from hedger.core.model import INFINITE, MarketModel, Minimums, PostTrade, leverage, model_for, register_model
-from hedger.core.types import DecisionKind, PolicyParams, Snapshot
+from hedger.core.types import DecisionKind, PolicyParams, RefusalKind, Snapshot
 from hedger.decide import planner, policy
 from tests.snapshots import NOW, eth, frac, make_snapshot, pending_order, usd, usdc
 
@@ -128,10 +128,15 @@ def test_carry_comes_from_the_model() -> None:
     assert policy.decide(s, P).code == "rebalance"       # no range configured: back to the full hedge
 
 
-def test_a_venue_that_cannot_hold_a_long_leaves_negative_exposure_unhedged() -> None:
-    d = policy.decide(fake(extra=-eth(10), wallet=usdc(50_000)), P)
-    assert d.kind is DecisionKind.HOLD and d.target_size == 0 and d.size_delta == 0
-    assert "cannot hold a long" in d.reason
+def test_a_venue_that_cannot_hold_a_long_refuses_a_long_target_by_name() -> None:
+    """Issue 9: a venue that cannot hold a long refuses such a target by name, sending nothing
+    (not even the close of a short left from before the exposure turned negative)."""
+    for size in (0, -eth(3)):
+        s = fake(extra=-eth(10), size=size, margin=usd(13_500), wallet=usdc(50_000))
+        d = policy.decide(s, P)
+        assert d.kind is DecisionKind.REFUSE and d.refusal is RefusalKind.ACCOUNT and d.code == "long_not_offered"
+        assert not d.acts and d.size_delta == 0 and d.margin_delta == 0
+        assert repr(s.venue) in d.reason and "long" in d.reason
 
 
 def test_orders_one_at_a_time_and_collateral_by_order() -> None:

@@ -217,10 +217,15 @@ def decide(s: Snapshot, p: PolicyParams) -> Decision:
     dec = mdl.collateral_decimals
     scale = 10 ** (18 - dec)
     target = -sdiv(s.exposure.total * p.hedge_ratio, UNIT)
-    long_note = None
     if target > 0 and not mdl.can_hold_long:
-        long_note = f"the venue cannot hold a long: the negative exposure ({_units(-target)}) is not hedged"
-        target = 0
+        # refused by name, sending nothing: the operator decides (the holding is short the asset,
+        # and this venue can only short it)
+        return Decision(kind=DecisionKind.REFUSE, refusal=RefusalKind.ACCOUNT, code="long_not_offered",
+                        target_size=target,
+                        reason=f"the exposure is negative ({_units(-s.exposure.total)}): its hedge would be a long "
+                               f"of {_units(target)}, which the venue {s.venue!r} does not offer; nothing is sent "
+                               "(hedge it on a venue that holds longs, or set HEDGER_EXTRA_EXPOSURE / "
+                               "HEDGER_HEDGE_RATIO so the target is not a long)")
     before = mdl.after(0, 0)
     lev_before = before.leverage
     base = dict(target_size=target, leverage_before=lev_before)
@@ -250,7 +255,7 @@ def decide(s: Snapshot, p: PolicyParams) -> Decision:
     err_usd = abs(error) * price // UNIT
     cooling = s.last_rebalance_at is not None and now - s.last_rebalance_at < p.cooldown_s
     delta = 0
-    reasons: list[str] = [long_note] if long_note else []
+    reasons: list[str] = []
     if in_range:
         code = "funding_range"
         reasons.append(f"position {_units(a.size)} inside the funding-aware range: {funding_note}")
