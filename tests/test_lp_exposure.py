@@ -142,3 +142,12 @@ def test_lp_positions_and_a_twap_add_no_round_trip_to_a_cycles_reads(chain: Chai
     s = k.read()
     assert k.reader.round_trips - before == 2
     assert s.exposure.lp > 0 and s.reference_problem is None and s.reference_price is not None
+
+
+def test_a_position_that_does_not_exist_is_named(chain: Chain, hedge: Hedge) -> None:
+    from hedger.core.errors import ChainGuardError
+    d = deploy_aave_uniswap(chain.w3, sender=chain.deployer, pool_weth=500 * WETH)
+    with pytest.raises(ChainGuardError) as err:
+        keeper(hedge, d, 999_999).read()
+    assert err.value.context["variable"] == "HEDGER_LP_POSITIONS" and str(err.value).startswith("HEDGER_LP_POSITIONS")
+    assert "Fix:" in str(err.value) and err.value.exit_code == 5

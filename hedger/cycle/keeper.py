@@ -36,7 +36,9 @@ REFUSAL_EXIT = {RefusalKind.ORACLE: 3, RefusalKind.SEQUENCER: 4, RefusalKind.CHA
 
 EXPECTED = {   # what each address setting must point at, for messages
     "HEDGER_ORACLE": "an AggregatorV3 price feed",
-    "HEDGER_SECOND_ORACLE": "an AggregatorV3 price feed", "HEDGER_SEQUENCER_FEED": "a sequencer-uptime feed",
+    "HEDGER_SECOND_ORACLE": "an AggregatorV3 price feed or, as univ3:<pool>, a Uniswap v3 pool",
+    "HEDGER_SEQUENCER_FEED": "a sequencer-uptime feed",
+    "HEDGER_LP_POSITIONS": "<NonfungiblePositionManager>:<tokenId> of a position that exists",
     "HEDGER_SPOT_TOKEN": "an ERC20 token", "HEDGER_COLLATERAL_TOKEN": "the ERC20 token the market takes",
 }
 
@@ -217,16 +219,17 @@ class Keeper:
             t = self.settings.second_twap
             assert t is not None
             head = self.reader.head()
-            tokens = self.reader.call_many([CallSpec("token0", t.pool, UNISWAP_V3_POOL, "token0"),
-                                            CallSpec("token1", t.pool, UNISWAP_V3_POOL, "token1")], head.block_number)
+            tokens = self._fixed_facts([CallSpec("token0", t.pool, UNISWAP_V3_POOL, "token0"),
+                                        CallSpec("token1", t.pool, UNISWAP_V3_POOL, "token1")], head,
+                                       "HEDGER_SECOND_ORACLE")
             t0, t1 = (Web3.to_checksum_address(tokens[k]) for k in ("token0", "token1"))
             spot = Web3.to_checksum_address(self.settings.spot_token)
             if spot not in (t0, t1):
                 raise ConfigError("HEDGER_SECOND_ORACLE", f"the pool {t.pool} trades {t0} and {t1}, not the hedged "
                                   f"asset {spot} (HEDGER_SPOT_TOKEN)", "name a Uniswap v3 pool of the hedged asset "
                                   "against a USD stablecoin")
-            dec = self.reader.call_many([CallSpec("d0", t0, ERC20, "decimals"), CallSpec("d1", t1, ERC20, "decimals")],
-                                        head.block_number)
+            dec = self._fixed_facts([CallSpec("d0", t0, ERC20, "decimals"), CallSpec("d1", t1, ERC20, "decimals")],
+                                    head, "HEDGER_SECOND_ORACLE")
             self._twap_meta = (t0, int(dec["d0"]), int(dec["d1"]), spot == t0)
         return self._twap_meta
 
@@ -244,10 +247,11 @@ class Keeper:
             meta: list[tuple[str, int, int, bool]] = []
             if s.lp_positions:
                 head = self.reader.head()
-                r = self.reader.call_many(
+                r = self._fixed_facts(
                     [c for i, p in enumerate(s.lp_positions)
                      for c in (CallSpec(f"{i}.position", p.manager, POSITION_MANAGER, "positions", (p.token_id,)),
-                               CallSpec(f"{i}.factory", p.manager, POSITION_MANAGER, "factory"))], head.block_number)
+                               CallSpec(f"{i}.factory", p.manager, POSITION_MANAGER, "factory"))], head,
+                    "HEDGER_LP_POSITIONS")
                 spot = Web3.to_checksum_address(s.spot_token)
                 pools = []
                 for i, p in enumerate(s.lp_positions):
@@ -260,10 +264,19 @@ class Keeper:
                     pools.append(CallSpec(f"{i}.pool", r[f"{i}.factory"], UNISWAP_V3_FACTORY, "getPool",
                                           (t0, t1, int(fee))))
                     meta.append(("", int(lower), int(upper), spot == t0))
-                got = self.reader.call_many(pools, head.block_number)
+                got = self._fixed_facts(pools, head, "HEDGER_LP_POSITIONS")
                 meta = [(Web3.to_checksum_address(got[f"{i}.pool"]), *m[1:]) for i, m in enumerate(meta)]
             self._lp_meta = meta
         return self._lp_meta
+
+    def _fixed_facts(self, specs: list[CallSpec], head: ChainView, var: str) -> dict[str, Any]:
+        """Reads of what never changes for a configured pool or position, once per keeper; a
+        failing one names the setting that pointed at it."""
+        try:
+            return self.reader.call_many(specs, head.block_number)
+        except CallFailed as err:
+            raise ChainGuardError(f"{var}: {err}. Fix: check that {var} is right: {EXPECTED[var]}",
+                                  address=err.spec.address, variable=var) from err
 
     def _lp_exposure(self, r: dict[str, Any]) -> int:
         """The asset HEDGER_LP_POSITIONS hold at this block (principal and owed fees, native units):
