@@ -113,9 +113,22 @@ def anvil() -> Iterator[Anvil]:
     node.stop()
 
 
+def web3_at(node: Anvil) -> Web3:
+    return Web3(Web3.HTTPProvider(node.url, request_kwargs={"timeout": 30}))
+
+
 @pytest.fixture(scope="session")
 def w3(anvil: Anvil) -> Web3:
-    return Web3(Web3.HTTPProvider(anvil.url, request_kwargs={"timeout": 30}))
+    return web3_at(anvil)
+
+
+@pytest.fixture(scope="module")
+def module_anvil() -> Iterator[Anvil]:
+    """An anvil of the test module's own, for modules that deploy other protocols than the
+    session's (a module overrides ``w3`` with ``web3_at(module_anvil)``)."""
+    node = start_anvil()
+    yield node
+    node.stop()
 
 
 @pytest.fixture(scope="session")

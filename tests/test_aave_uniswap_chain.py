@@ -17,7 +17,8 @@ from web3.exceptions import ContractLogicError
 from hedger.core.errors import ConfigError, SimulationFailed
 from hedger.chain.executor import KeySigner, TxSender
 from hedger.core.secrets import Secret
-from hedger.sim.localchain import Anvil, dev_account, start_anvil
+from tests.conftest import web3_at
+from hedger.sim.localchain import Anvil, dev_account
 from hedger.sim.aave_uniswap import (USDC_UNIT, WETH_UNIT, AaveUniswapDeployment, answer_from_sqrt_price,
                                      arbitrage_pool, artifact, deploy_aave_uniswap, feed_answer, pool_answer,
                                      set_prices, sqrt_price_x96, swap_exact_input, twap_tick)
@@ -46,15 +47,8 @@ def advance(w3: Web3, seconds: int) -> None:
 # ------------------------------------------------------------------ fixtures
 
 @pytest.fixture(scope="module")
-def node() -> Iterator[Anvil]:
-    n = start_anvil()
-    yield n
-    n.stop()
-
-
-@pytest.fixture(scope="module")
-def w3(node: Anvil) -> Web3:
-    return Web3(Web3.HTTPProvider(node.url, request_kwargs={"timeout": 30}))
+def w3(module_anvil: Anvil) -> Web3:
+    return web3_at(module_anvil)
 
 
 _DEPLOYED: dict[bool, AaveUniswapDeployment] = {}

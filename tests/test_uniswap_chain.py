@@ -41,7 +41,8 @@ from hedger.protocols.uniswap_v3.math import (UINT128_MAX, UniswapMathError, amo
                                               tick_at_sqrt_ratio)
 from hedger.sim.aave_uniswap import (USDC_UNIT, WETH_UNIT, AaveUniswapDeployment, arbitrage_pool, artifact,
                                      deploy_aave_uniswap, set_prices)
-from hedger.sim.localchain import Anvil, dev_account, start_anvil
+from tests.conftest import web3_at
+from hedger.sim.localchain import Anvil, dev_account
 from hedger.sim.npm_artifacts import ArtifactDeployer
 
 LP, TRADER = 1, 2
@@ -96,15 +97,8 @@ class Market:
 # ------------------------------------------------------------------ fixtures
 
 @pytest.fixture(scope="module")
-def node() -> Iterator[Anvil]:
-    n = start_anvil()
-    yield n
-    n.stop()
-
-
-@pytest.fixture(scope="module")
-def w3(node: Anvil) -> Web3:
-    return Web3(Web3.HTTPProvider(node.url, request_kwargs={"timeout": 30}))
+def w3(module_anvil: Anvil) -> Web3:
+    return web3_at(module_anvil)
 
 
 _MARKETS: dict[bool, Market] = {}

@@ -62,7 +62,7 @@ class Keeper:
     journal: Journal | None
     account: str
     _sender: TxSender | None = None
-    _twap_meta: tuple[str, int, int, bool] | None = None
+    _twap_meta: tuple[int, int, bool] | None = None
     _lp_meta: list[tuple[str, int, int, bool]] | None = None
 
     @classmethod
@@ -202,7 +202,7 @@ class Keeper:
         t = self.settings.second_twap
         assert t is not None
         source = f"Uniswap v3 TWAP of {t.pool} over {t.seconds}s"
-        token0, dec0, dec1, asset_is_token0 = self._twap_tokens()
+        dec0, dec1, asset_is_token0 = self._twap_tokens()
         observed = r.get("twap.observe")
         if observed is None:
             return None, source, (f"the pool's observations do not reach {t.seconds}s back (observe reverted): raise "
@@ -211,8 +211,8 @@ class Keeper:
         tick = uniswap.mean_tick([int(c) for c in observed[0]], t.seconds)
         return uniswap.price_e18_at_tick(tick, dec0, dec1, asset_is_token0), source, None
 
-    def _twap_tokens(self) -> tuple[str, int, int, bool]:
-        """(token0, its decimals, token1's decimals, whether the hedged asset is token0) of the TWAP
+    def _twap_tokens(self) -> tuple[int, int, bool]:
+        """(token0's decimals, token1's decimals, whether the hedged asset is token0) of the TWAP
         pool: immutable, read once per keeper. The asset is the pool's token that is
         HEDGER_SPOT_TOKEN; a pool without it is a configuration error."""
         if self._twap_meta is None:
@@ -230,7 +230,7 @@ class Keeper:
                                   "against a USD stablecoin")
             dec = self._fixed_facts([CallSpec("d0", t0, ERC20, "decimals"), CallSpec("d1", t1, ERC20, "decimals")],
                                     head, "HEDGER_SECOND_ORACLE")
-            self._twap_meta = (t0, int(dec["d0"]), int(dec["d1"]), spot == t0)
+            self._twap_meta = (int(dec["d0"]), int(dec["d1"]), spot == t0)
         return self._twap_meta
 
     @property
