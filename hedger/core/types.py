@@ -181,6 +181,7 @@ class Snapshot:
     collateral_status: CollateralStatus = field(default_factory=CollateralStatus)
     daily: "DailyBudget | None" = None      # what today's limits still allow (None: no limits)
     venue: str = "reference"               # the protocol read; its market model answers the policy
+    collateral_price: int = UNIT           # E18 USD per whole collateral token (1.0: a declared USD stablecoin)
 
 
 @dataclass(frozen=True)
