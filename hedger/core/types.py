@@ -294,6 +294,7 @@ class Call:
     leg: str = "main"           # "main": the action itself; "approve": a step that only prepares it
     amount: int = 0             # the action's amount: E18 size delta (trade), Native collateral (+ in, - out)
     creates_order: bool = False # mined means submitted: the venue's keeper fills it later (or not)
+    action_index: int = 0       # which of the plan's actions this call is a leg of
 
     def describe(self) -> str:
         args = ", ".join(str(a) for a in self.args)
@@ -328,3 +329,41 @@ class CycleResult:
     error: str | None = None
     cycle_id: int | None = None
     notes: list[str] = field(default_factory=list)   # reconciliation of earlier runs
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One journaled transaction of an action, in venue-neutral terms."""
+
+    leg: str                    # "approve", "main", or a venue's own step name ("borrow", "swap", ...)
+    amount: int
+    state: str                  # signed | mined | reverted | replaced | cancelled | superseded
+    tx_hash: str
+
+
+@dataclass(frozen=True)
+class JournaledAction:
+    """An action of an earlier plan, as the journal holds it: what it was to do, and the state of
+    each leg sent. ``legs_planned`` counts the transactions its plan had; fewer mined means the
+    action was left unfinished (the process stopped, or a later leg failed)."""
+
+    id: int
+    cycle_id: int
+    seq: int                    # its place in its plan (``Call.action_index`` of its legs)
+    market: str                 # the market its cycle hedged
+    kind: ActionKind
+    amount: int
+    legs_planned: int
+    legs: tuple[Leg, ...]
+    order_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Resume:
+    """A venue's answer for an unfinished action: ``replan`` (nothing to send: the next plan
+    decides from the chain's state), ``finish`` (send ``calls``, the remaining legs) or
+    ``unwind`` (send ``calls``, which undo the legs mined)."""
+
+    how: str
+    note: str
+    calls: tuple[Call, ...] = ()

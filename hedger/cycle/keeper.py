@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from web3 import Web3
@@ -27,7 +27,7 @@ from hedger.protocols import PerpAdapter, get_adapter
 from hedger.protocols.uniswap_v3 import math as uniswap
 from hedger.chain.reader import CallFailed, CallSpec, ChainReader
 from hedger.core.types import (Call, ChainView, CollateralStatus, CycleResult, DailyBudget, Decision, DecisionKind,
-                          Exposure, MarketState, PolicyParams, RefusalKind, Snapshot)
+                               Exposure, JournaledAction, MarketState, PolicyParams, RefusalKind, Resume, Snapshot)
 
 log = logging.getLogger("hedger.cycle.keeper")
 
@@ -64,6 +64,9 @@ class Keeper:
     _sender: TxSender | None = None
     _twap_meta: tuple[int, int, bool] | None = None
     _lp_meta: list[tuple[str, int, int, bool]] | None = None
+    # the adapters of the account's other markets (a multi-market keeper's reconciliation is
+    # account-wide: an unfinished action is settled by the venue of the market it was on)
+    peers: dict[str, PerpAdapter] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, w3: Web3 | None = None, signer: Signer | None = None,
@@ -353,6 +356,13 @@ class Keeper:
             self._sender = TxSender(self.w3, self.signer, gas=self.settings.gas_policy())
         return self._sender
 
+    def resume_action(self, action: JournaledAction) -> Resume:
+        """The venue's answer for an action an earlier run left part-done (see ``reconcile``)."""
+        adapter = self.adapter if action.market == self.adapter.market else self.peers.get(action.market)
+        if adapter is None:
+            return Resume("replan", f"its market {action.market} is not configured here: nothing is sent for it")
+        return adapter.resume(action)
+
     def reconcile(self) -> list[str]:
         """Before a cycle: settle what earlier runs left unrecorded (a crash between broadcast and
         receipt) or not yet final (receipts re-checked against reorganisations). Mined transactions
@@ -395,7 +405,7 @@ class Keeper:
         although the account is paused."""
         from hedger.core.timefmt import when
         plan = planner.plan(decision, params, snapshot.account.size)
-        calls = self.adapter.build_calls(plan.actions, snapshot.account, snapshot.market)
+        calls = self.adapter.plan_calls(plan.actions, snapshot.account, snapshot.market)
         pause = None if unwinding else self.paused()
         if pause is not None:
             notes.append(f"paused by the operator since {when(pause['since'])} ({pause['reason']}): reading and "

@@ -205,6 +205,8 @@ class MultiKeeper:
             k._sender = sender         # one nonce sequence for the account
             keepers[m.name] = k
         account = next(iter(keepers.values())).account
+        for k in keepers.values():
+            k.peers = {o.adapter.market: o.adapter for o in keepers.values()}
         return cls(settings=settings, w3=w3, signer=signer, reader=reader, journal=journal, account=account,
                    keepers=keepers)
 

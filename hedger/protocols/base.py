@@ -17,13 +17,14 @@ snapshot with the adapter's name, and the policy asks that model.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import replace
 from typing import Any, Callable, ClassVar
 
 from web3 import Web3
 
 from hedger.core.errors import ConfigError
 from hedger.chain.reader import CallSpec
-from hedger.core.types import AccountState, Action, Call, ChainView, MarketState
+from hedger.core.types import AccountState, Action, Call, ChainView, JournaledAction, MarketState, Resume
 
 _REGISTRY: dict[str, type["PerpAdapter"]] = {}
 
@@ -52,6 +53,23 @@ class PerpAdapter(ABC):
     @abstractmethod
     def build_calls(self, actions: tuple[Action, ...], account: AccountState, market: MarketState) -> list[Call]:
         """Concrete transactions for a plan's actions, in order (approvals bounded to the need)."""
+
+    def plan_calls(self, actions: tuple[Action, ...], account: AccountState, market: MarketState) -> list[Call]:
+        """The calls of a plan, each marked with the action it is a leg of (``Call.action_index``),
+        so that the journal records every action's legs and reconciliation can tell an unfinished
+        action from a finished one."""
+        calls: list[Call] = []
+        for i, act in enumerate(actions):
+            calls += [replace(c, action_index=i) for c in self.build_calls((act,), account, market)]
+        return calls
+
+    def resume(self, action: JournaledAction) -> Resume:
+        """What to do with an action an earlier run left with some legs mined and others not:
+        finish it, unwind it, or leave it to the next plan. A venue whose legs leave no debt or
+        loose tokens behind re-plans (the default); a venue with such legs (a borrow whose swap
+        was never sent) overrides this."""
+        return Resume("replan", f"{action.kind.value} left with {sum(lg.state == 'mined' for lg in action.legs)} of "
+                                f"{action.legs_planned} transaction(s) mined; the next plan decides from the chain's state")
 
     @abstractmethod
     def trade_fee(self, receipt: dict[str, Any], account: str) -> int | None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from hedger.core.errors import ConfigError
-from hedger.core.types import Call, Decision, Plan, SentTx, Snapshot
+from hedger.core.types import ActionKind, Call, Decision, JournaledAction, Leg, Plan, SentTx, Snapshot
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cycles (
@@ -69,6 +69,19 @@ CREATE TABLE IF NOT EXISTS controls (
     updated_at REAL NOT NULL,
     PRIMARY KEY (account, market, key)
 );
+CREATE TABLE IF NOT EXISTS actions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    cycle_id INTEGER NOT NULL REFERENCES cycles(id),
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    amount TEXT NOT NULL,
+    order_key TEXT,
+    legs INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'planned',
+    note TEXT,
+    updated_at REAL NOT NULL,
+    UNIQUE (cycle_id, seq)
+);
 CREATE TABLE IF NOT EXISTS orders (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     chain_id INTEGER NOT NULL,
@@ -100,6 +113,7 @@ MIGRATIONS = [
     ("txs", "leg", "TEXT NOT NULL DEFAULT 'main'"),
     ("txs", "amount", "TEXT"),
     ("txs", "creates_order", "INTEGER NOT NULL DEFAULT 0"),
+    ("txs", "action_seq", "INTEGER"),
 ]
 
 # Run once, right after a migration adds the column: receipts recorded before reorg checks
@@ -127,6 +141,12 @@ _OPEN_TIMEOUT_S = 30.0
 
 # The zero-value transfer to itself that takes a nonce whose transaction is in doubt.
 CANCEL_CONTRACT, CANCEL_FUNCTION = "account", "cancelNonce"
+
+# action states: planned (journaled with its cycle, nothing mined) -> partial (some legs mined) ->
+# done (every leg mined) | submitted (every leg mined, one created an order the venue fills later)
+# | failed (a leg reverted); when its cycle closes, planned -> not_sent and partial -> unfinished;
+# reconciliation settles an unfinished action through the venue's adapter: replanned | finished
+# | unwound. Actions journaled before legs were (no rows here) are not settled again.
 
 # tx states: signed (journaled, maybe broadcast) -> mined | reverted | replaced | cancelled | superseded
 # (| dropped, written by older versions). A mined or reverted row carries its block's hash and
@@ -209,7 +229,17 @@ class Journal:
                 (time.time(), c.chain_id, c.genesis_hash, snapshot.account.address, snapshot.market.address,
                  c.block_number, c.block_timestamp, decision.kind.value, decision.code, decision.reason,
                  int(dry_run), to_json(snapshot), to_json({"plan": plan, "calls": [cl.describe() for cl in calls]})))
-            return int(cur.lastrowid)
+            cid = int(cur.lastrowid)
+            if not dry_run:
+                # every action with the number of transactions (legs) it takes, in the same SQLite
+                # transaction as the cycle: an action is never journaled without its plan
+                for i, act in enumerate(plan.actions):
+                    legs = sum(1 for cl in calls if cl.action_index == i)
+                    if legs:
+                        self.db.execute("INSERT INTO actions (cycle_id, seq, kind, amount, legs, updated_at) "
+                                        "VALUES (?,?,?,?,?,?)", (cid, i, act.kind.value, str(act.amount), legs,
+                                                                 time.time()))
+            return cid
 
     def record_signed(self, cycle_id: int, call: Call, tx_hash: str, nonce: int, raw: bytes | None = None,
                       fields: dict[str, Any] | None = None) -> None:
@@ -217,7 +247,7 @@ class Journal:
         Beside the raw call, what it does in venue-neutral terms (action, leg, amount, whether it
         creates an order): what the journal's own readers, reconciliation and the report use."""
         meta = {"action": call.action.value, "leg": call.leg, "amount": str(call.amount),
-                "creates_order": int(call.creates_order)}
+                "creates_order": int(call.creates_order), "action_seq": call.action_index}
         self.record_signed_parts(cycle_id, call.contract, call.function, call.args, tx_hash, nonce, raw, fields,
                                  call.notional_usd if call.leg == "main" else 0, meta)
 
@@ -225,7 +255,7 @@ class Journal:
     def action_of(row: Any) -> dict[str, Any]:
         """The venue-neutral part of a journaled transaction, to journal its replacement alike."""
         return {"action": row["action"], "leg": row["leg"], "amount": row["amount"],
-                "creates_order": int(row["creates_order"] or 0)}
+                "creates_order": int(row["creates_order"] or 0), "action_seq": row["action_seq"]}
 
     def record_signed_parts(self, cycle_id: int, contract: str, function: str, args: Any, tx_hash: str, nonce: int,
                             raw: bytes | None = None, fields: dict[str, Any] | None = None,
@@ -233,12 +263,13 @@ class Journal:
         m = meta or {}
         with self._tx():
             self.db.execute("INSERT OR IGNORE INTO txs (cycle_id, contract, function, args, tx_hash, nonce, "
-                            "signed_at, raw, fields, state, notional, action, leg, amount, creates_order) "
-                            "VALUES (?,?,?,?,?,?,?,?,?, 'signed', ?,?,?,?,?)",
+                            "signed_at, raw, fields, state, notional, action, leg, amount, creates_order, "
+                            "action_seq) VALUES (?,?,?,?,?,?,?,?,?, 'signed', ?,?,?,?,?,?)",
                             (cycle_id, contract, function, args if isinstance(args, str) else to_json(args), tx_hash,
                              nonce, time.time(), None if raw is None else "0x" + bytes(raw).hex(),
                              None if fields is None else to_json(fields), str(notional), m.get("action"),
-                             m.get("leg") or "main", m.get("amount"), int(m.get("creates_order") or 0)))
+                             m.get("leg") or "main", m.get("amount"), int(m.get("creates_order") or 0),
+                             m.get("action_seq")))
 
     # ------------------------------------------------------------- operator controls
 
@@ -281,6 +312,7 @@ class Journal:
                 "c.account, c.market, "
                 "c.snapshot FROM txs t JOIN cycles c ON c.id=t.cycle_id WHERE t.tx_hash=?", (tx_hash,)).fetchone()
             if row is not None:
+                self._refresh_action(int(row["cycle_id"]), tx_hash)
                 other = "cancelled" if row["function"] == CANCEL_FUNCTION else "replaced"
                 self.db.execute("UPDATE txs SET state=? WHERE cycle_id=? AND nonce=? AND tx_hash<>? "
                                 "AND state='signed'", (other, row["cycle_id"], row["nonce"], tx_hash))
@@ -301,6 +333,55 @@ class Journal:
         if tx.fee is not None:
             with self._tx():
                 self.db.execute("UPDATE txs SET fee=? WHERE tx_hash=?", (str(tx.fee), tx.tx_hash))
+
+    def _refresh_action(self, cycle_id: int, tx_hash: str) -> None:
+        """Recompute the state of the action ``tx_hash`` is a leg of from its legs' states (inside
+        the caller's SQLite transaction). Settled actions (replanned, finished, unwound) stay."""
+        t = self.db.execute("SELECT action_seq FROM txs WHERE tx_hash=?", (tx_hash,)).fetchone()
+        if t is None or t["action_seq"] is None:
+            return
+        a = self.db.execute("SELECT id, legs, state FROM actions WHERE cycle_id=? AND seq=?",
+                            (cycle_id, int(t["action_seq"]))).fetchone()
+        if a is None or a["state"] in ("replanned", "finished", "unwound"):
+            return
+        legs = list(self.db.execute("SELECT state, creates_order FROM txs WHERE cycle_id=? AND action_seq=?",
+                                    (cycle_id, int(t["action_seq"]))))
+        mined = [lg for lg in legs if lg["state"] == "mined"]
+        if any(lg["state"] == "reverted" for lg in legs):
+            state = "failed"
+        elif len(mined) >= int(a["legs"]):
+            state = "submitted" if any(lg["creates_order"] for lg in mined) else "done"
+        elif mined:
+            state = "unfinished" if a["state"] in ("unfinished", "not_sent") else "partial"
+        else:
+            state = "not_sent" if a["state"] in ("unfinished", "not_sent") else "planned"
+        if state != a["state"]:
+            self.db.execute("UPDATE actions SET state=?, updated_at=? WHERE id=?", (state, time.time(), a["id"]))
+
+    def unfinished_actions(self, chain_id: int, genesis_hash: str, account: str) -> list[JournaledAction]:
+        """Actions of closed cycles left with some legs mined and others not, oldest first."""
+        out = []
+        for a in self.db.execute(
+                "SELECT a.*, c.market FROM actions a JOIN cycles c ON c.id=a.cycle_id WHERE c.chain_id=? AND c.genesis_hash=? "
+                "AND c.account=? AND c.outcome<>'started' AND a.state='unfinished' ORDER BY a.id",
+                (chain_id, genesis_hash, account)):
+            legs = tuple(Leg(leg=t["leg"], amount=int(t["amount"] or 0), state=t["state"], tx_hash=t["tx_hash"])
+                         for t in self.db.execute("SELECT * FROM txs WHERE cycle_id=? AND action_seq=? ORDER BY id",
+                                                  (a["cycle_id"], a["seq"])))
+            out.append(JournaledAction(id=int(a["id"]), cycle_id=int(a["cycle_id"]), seq=int(a["seq"]),
+                                       market=a["market"], kind=ActionKind(a["kind"]),
+                                       amount=int(a["amount"]), legs_planned=int(a["legs"]), legs=legs,
+                                       order_key=a["order_key"]))
+        return out
+
+    def settle_action(self, action_id: int, state: str, note: str) -> None:
+        """How reconciliation settled an unfinished action: replanned, finished or unwound."""
+        with self._tx():
+            self.db.execute("UPDATE actions SET state=?, note=?, updated_at=? WHERE id=?",
+                            (state, note, time.time(), action_id))
+
+    def actions(self, cycle_id: int) -> list[sqlite3.Row]:
+        return list(self.db.execute("SELECT * FROM actions WHERE cycle_id=? ORDER BY seq", (cycle_id,)))
 
     def mark_tx(self, tx_hash: str, state: str) -> None:
         with self._tx():
@@ -339,6 +420,8 @@ class Journal:
             for r in rows:
                 self.db.execute("UPDATE txs SET state='signed', status=NULL, gas_used=NULL, effective_gas_price=NULL, "
                                 "block_number=NULL, block_hash=NULL, confirmed=0 WHERE id=?", (r["id"],))
+                cyc = self.db.execute("SELECT cycle_id FROM txs WHERE id=?", (r["id"],)).fetchone()
+                self._refresh_action(int(cyc["cycle_id"]), r["tx_hash"])
             if rows:
                 # an order row written when its submit was mined no longer stands on the chain
                 self.db.execute(f"DELETE FROM orders WHERE state='pending' AND tx_hash IN "
@@ -398,13 +481,19 @@ class Journal:
         row = self.db.execute(
             "SELECT 1 FROM cycles c WHERE c.account=? AND (c.outcome='started' OR EXISTS (SELECT 1 FROM txs t "
             "WHERE t.cycle_id=c.id AND (t.state='signed' OR (t.state IN ('mined', 'reverted') AND t.confirmed=0 "
-            "AND t.block_hash IS NOT NULL)))) LIMIT 1", (account,)).fetchone()
+            "AND t.block_hash IS NOT NULL))) OR EXISTS (SELECT 1 FROM actions a WHERE a.cycle_id=c.id AND "
+            "a.state IN ('partial', 'unfinished'))) LIMIT 1", (account,)).fetchone()
         return row is not None
 
     def close_cycle(self, cycle_id: int, outcome: str, exit_code: int, error: str | None = None) -> None:
+        """Close a cycle; its actions still planned were never sent, those partly mined are left
+        unfinished (for reconciliation to settle)."""
         with self._tx():
             self.db.execute("UPDATE cycles SET outcome=?, exit_code=?, error=?, finished_at=? WHERE id=?",
                             (outcome, exit_code, error, time.time(), cycle_id))
+            self.db.execute("UPDATE actions SET state = CASE state WHEN 'planned' THEN 'not_sent' ELSE 'unfinished' "
+                            "END, updated_at=? WHERE cycle_id=? AND state IN ('planned', 'partial')",
+                            (time.time(), cycle_id))
 
     def last_action_at(self, chain_id: int, genesis_hash: str, account: str, market: str) -> int | None:
         """Chain time of the last cycle that sent something (for the cooldown)."""

@@ -23,13 +23,17 @@ records it, so that the cycle that follows never hedges twice:
 - unknown and its nonce used by another transaction: superseded (the cycle then
   reads a chain on which that nonce is settled).
 
-Cycles left open by a stopped process are closed as "interrupted".
+Cycles left open by a stopped process are closed as "interrupted". Then every action an earlier
+run left with some of its transactions (legs) mined and others not is settled by asking the
+venue's adapter (``resume``), never by reading function names: re-plan (the venue's legs leave
+nothing loose), finish it (send the remaining legs) or unwind it (send the legs that undo it).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from itertools import groupby
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -42,7 +46,7 @@ from hedger.state.journal import CANCEL_CONTRACT, CANCEL_FUNCTION
 if TYPE_CHECKING:
     from hedger.chain.executor import Signer, TxSender
     from hedger.chain.reader import ChainReader
-    from hedger.core.types import ChainView, Snapshot
+    from hedger.core.types import ChainView, JournaledAction, Resume, Snapshot
     from hedger.state.journal import Journal
 
 
@@ -65,6 +69,8 @@ class Reconciling(Protocol):
     settings: ReconcileSettings
 
     def sender(self) -> "TxSender": ...
+
+    def resume_action(self, action: "JournaledAction") -> "Resume": ...
 
 CANCEL_ACTION = {"action": "cancel_nonce", "leg": "main"}   # how the journal records a nonce's cancel
 
@@ -169,7 +175,35 @@ def reconcile(k: "Reconciling") -> list[str]:
     for c in j.unfinished_cycles(head.chain_id, head.genesis_hash, k.account):
         j.close_cycle(int(c["id"]), "interrupted", 7, "the process stopped during this cycle; reconciled by the next run")
         notes.append(f"cycle {c['id']} was interrupted; closed")
+    for a in j.unfinished_actions(head.chain_id, head.genesis_hash, k.account):
+        notes.append(_settle_action(k, head, a))
     return notes
+
+
+def _settle_action(k: "Reconciling", head: "ChainView", a: "JournaledAction") -> str:
+    """Settle an action left part-done, as the venue's adapter says; the legs it sends are
+    journaled under the action's own cycle. Raises (the cycle does not plan) when a leg fails:
+    the action stays unfinished for the next run."""
+    from hedger.chain.executor import Executor
+    j = k.journal
+    assert j is not None
+    r = k.resume_action(a)
+    what = f"{a.kind.value} of cycle {a.cycle_id} ({sum(lg.state == 'mined' for lg in a.legs)} of {a.legs_planned} legs mined)"
+    if r.how == "replan" or not r.calls:
+        j.settle_action(a.id, "replanned", r.note)
+        return f"unfinished {what}: {r.note}"
+    if k.signer is None:
+        raise StuckTransaction(f"unfinished {what} must be {r.how}ed ({r.note}), and no signer is configured to "
+                               "send its legs: not acting until it is settled")
+    calls = [replace(c, action_index=a.seq) for c in r.calls]
+    at_once = k.settings.confirmations_for_chain(head.chain_id) == 0
+    Executor(k.sender()).execute(
+        calls, on_signed=lambda c, h, n, raw, f: j.record_signed(a.cycle_id, c, h, n, raw, {**f, "riskReducing": c.risk_reducing}),
+        on_mined=lambda tx: j.record_mined(tx, confirmed=at_once))
+    state = "finished" if r.how == "finish" else "unwound"
+    j.settle_action(a.id, state, r.note)
+    return f"unfinished {what}: {state} ({r.note})"
+
 
 
 def _settle_nonce(k: "Reconciling", head: "ChainView", nonce: int, group: list[Any]) -> str:

@@ -14,7 +14,8 @@ from hedger.chain.abi import ERC20, PERP_MARKET, load_abi
 from hedger.protocols.base import PerpAdapter, register
 from hedger.protocols.reference import model as _model  # noqa: F401  (registers the "reference" market model)
 from hedger.chain.reader import CallSpec
-from hedger.core.types import AccountState, Action, ActionKind, Call, ChainView, MarketState, PendingOrder
+from hedger.core.types import (AccountState, Action, ActionKind, Call, ChainView, JournaledAction, MarketState,
+                               PendingOrder, Resume)
 
 PARAM_FIELDS = ("maxOracleAge", "skewScale", "maxFundingVelocity", "takerFee", "makerFee", "maxLeverage",
                 "liquidationBufferRatio", "liquidationFeeRatio", "liquidationPremiumMultiplier", "minKeeperFee",
@@ -121,6 +122,18 @@ class ReferenceMarket(PerpAdapter):
                 calls.append(self._call(self._market_c, "market", "cancelDelayedOrder", (account.address,),
                                         act.kind, act.risk_reducing, act.note))
         return calls
+
+    def resume(self, action: JournaledAction) -> Resume:
+        """Every leg here leaves the account consistent on its own: an approval without its deposit
+        is an allowance bounded to that deposit (the next deposit uses it); one leg of a trade
+        crossing zero is a smaller position. So an unfinished action is re-planned, never finished
+        from a stale decision."""
+        mined = [lg for lg in action.legs if lg.state == "mined"]
+        if action.kind is ActionKind.DEPOSIT and mined and all(lg.leg == "approve" for lg in mined):
+            return Resume("replan", f"deposit of {action.amount} (native units): only its approval was mined; the "
+                                    "allowance stays, bounded to that deposit, and the next plan decides the deposit "
+                                    "again from the chain's state")
+        return super().resume(action)
 
     def trade_fee(self, receipt: dict[str, Any], account: str) -> int | None:
         from web3.logs import DISCARD
