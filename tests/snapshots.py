@@ -18,9 +18,8 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-import hedger.protocols.reference.model  # noqa: F401  (registers the "reference" market model)
-from hedger.core.types import (UNIT, AccountState, ChainView, Exposure, FeedRound, MarketState, PendingOrder,
-                          Snapshot)
+from hedger.core.types import UNIT, AccountState, ChainView, Exposure, FeedRound, PendingOrder, Snapshot
+from hedger.protocols.reference.model import ReferenceMarketState  # (also registers the "reference" market model)
 
 NOW = 1_700_000_000
 FEED_DECIMALS = 8
@@ -75,7 +74,7 @@ MIN_ORDER_DELAY = 15
 MAX_ORDER_DELAY = 120
 
 
-def liquidation_margin(size: int, price: int, m: MarketState) -> int:
+def liquidation_margin(size: int, price: int, m: ReferenceMarketState) -> int:
     """The contract's liquidation margin plus premium for a position (E18), at ``price``."""
     notional = abs(size) * price // UNIT
     if notional == 0:
@@ -85,7 +84,7 @@ def liquidation_margin(size: int, price: int, m: MarketState) -> int:
     return notional * m.liquidation_buffer_ratio // UNIT + fee + premium
 
 
-def initial_margin_required(size: int, price: int, m: MarketState) -> int:
+def initial_margin_required(size: int, price: int, m: ReferenceMarketState) -> int:
     if size == 0:
         return 0
     return max(abs(size) * price // UNIT * UNIT // m.max_leverage, m.min_initial_margin)
@@ -123,7 +122,7 @@ def make_snapshot(
     two_step: bool = False,
     order_keeper_fee: int | None = None,   # default: 2 USD when two_step, else 0
     collateral_decimals: int = COLLATERAL_DECIMALS,
-    market: dict[str, Any] | None = None,  # any other MarketState field
+    market: dict[str, Any] | None = None,  # any other ReferenceMarketState field
     # account
     size: int = 0,                      # E18 signed
     margin: int = 0,                    # E18 remaining margin
@@ -151,7 +150,7 @@ def make_snapshot(
                         started_at=started, updated_at=started, description="L2 Sequencer Uptime Status Feed")
     chain = ChainView(chain_id=chain_id, block_number=block_number, block_timestamp=now,
                       wall_clock=now if wall_clock is None else wall_clock, genesis_hash="0x" + "00" * 32)
-    mkt = MarketState(
+    mkt = ReferenceMarketState(
         address=MARKET_ADDRESS, price=oracle.price_e18 if market_price is None else market_price,
         price_invalid=price_invalid, skew=skew, skew_scale=SKEW_SCALE, funding_rate=funding_rate,
         funding_velocity=funding_velocity, taker_fee=TAKER_FEE, maker_fee=MAKER_FEE, max_leverage=MAX_LEVERAGE,

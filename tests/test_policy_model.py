@@ -3,7 +3,7 @@
 The fake venue has none of the reference market's formulas (a fixed 0.1% spread and 0.1% fee,
 liquidation at 5% maintenance margin, a flat carry, withdrawals that keep a reserve), and the
 snapshots it answers for carry absurd reference-market parameters (skew scale 1, 100% fees, a
-market price of 1 USD): a decision that used any PerpsV2 figure from ``MarketState`` would show
+market price of 1 USD): a decision that used any PerpsV2 figure from ``ReferenceMarketState`` would show
 it. Every figure the policy announces is the fake model's own. Pure, no chain.
 """
 
@@ -119,7 +119,7 @@ def test_a_flat_account_withdraws_what_the_model_allows() -> None:
 
 
 def test_carry_comes_from_the_model() -> None:
-    """The fake's shorts pay 36.5% a year (the absurd MarketState says shorts earn): the funding-aware
+    """The fake's shorts pay 36.5% a year (the absurd ReferenceMarketState says shorts earn): the funding-aware
     range applies."""
     p = replace(P, funding_min_ratio=frac("0.8"))
     s = fake(spot=eth(10), size=-eth(9), margin=usd(13_500), wallet=usdc(10_000))

@@ -50,29 +50,16 @@ class ChainView:
     account_balance: int | None = None # the hedged account's native balance (wei), for gas
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MarketState:
-    """Market-wide state and parameters, all E18 unless named otherwise."""
+    """What every venue's market reading says, E18: where it is, the price it values positions at,
+    and its collateral's decimals. Each venue extends it with its own parameters (the reference
+    market's PerpsV2 list: ``hedger.protocols.reference.model.ReferenceMarketState``), which only
+    its adapter and its market model read."""
 
     address: str
     price: int                 # the market's own price (its feed), E18
     price_invalid: bool
-    skew: int
-    skew_scale: int
-    funding_rate: int          # per day; positive: longs pay shorts
-    funding_velocity: int
-    taker_fee: int
-    maker_fee: int
-    max_leverage: int          # the protocol's hard limit
-    min_initial_margin: int
-    liquidation_buffer_ratio: int
-    liquidation_fee_ratio: int
-    liquidation_premium_multiplier: int
-    min_keeper_fee: int
-    max_keeper_fee: int
-    order_keeper_fee: int      # charged to the trader for a two-step order
-    min_order_delay: int
-    max_order_delay: int
     collateral_decimals: int
     two_step: bool             # True when orders are submitted and filled later
     feed: str | None = None    # the price feed the market itself reads, when it tells

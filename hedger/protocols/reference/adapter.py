@@ -12,7 +12,7 @@ from web3 import Web3
 
 from hedger.chain.abi import ERC20, PERP_MARKET, load_abi
 from hedger.protocols.base import PerpAdapter, register
-from hedger.protocols.reference import model as _model  # noqa: F401  (registers the "reference" market model)
+from hedger.protocols.reference.model import ReferenceMarketState  # (also registers the "reference" market model)
 from hedger.chain.reader import CallSpec
 from hedger.core.types import (AccountState, Action, ActionKind, Call, ChainView, JournaledAction, MarketState,
                                PendingOrder, Resume)
@@ -53,10 +53,10 @@ class ReferenceMarket(PerpAdapter):
         ]
         return specs
 
-    def parse(self, r: dict[str, Any], account: str, chain: ChainView) -> tuple[MarketState, AccountState]:
+    def parse(self, r: dict[str, Any], account: str, chain: ChainView) -> tuple[ReferenceMarketState, AccountState]:
         p = dict(zip(PARAM_FIELDS, r["m.params"]))
         price, invalid = r["m.assetPrice"]
-        market = MarketState(
+        market = ReferenceMarketState(
             address=self.market, price=int(price), price_invalid=bool(invalid), skew=int(r["m.skew"]),
             skew_scale=p["skewScale"], funding_rate=int(r["m.fundingRate"]),
             funding_velocity=int(r["m.fundingVelocity"]), taker_fee=p["takerFee"], maker_fee=p["makerFee"],

@@ -20,11 +20,34 @@ from hedger.decide.planner import split_trade
 OPENING_CUSHION_PCT = 102   # opening checks with 2% to spare: the fill may sit off the mark price
 
 
+@dataclass(frozen=True, kw_only=True)
+class ReferenceMarketState(MarketState):
+    """The reference market's parameters and state (Synthetix PerpsV2's list), all E18 unless
+    named otherwise, beside what every venue's reading says."""
+
+    skew: int
+    skew_scale: int
+    funding_rate: int          # per day; positive: longs pay shorts
+    funding_velocity: int
+    taker_fee: int
+    maker_fee: int
+    max_leverage: int          # the protocol's hard limit
+    min_initial_margin: int
+    liquidation_buffer_ratio: int
+    liquidation_fee_ratio: int
+    liquidation_premium_multiplier: int
+    min_keeper_fee: int
+    max_keeper_fee: int
+    order_keeper_fee: int      # charged to the trader for a two-step order
+    min_order_delay: int
+    max_order_delay: int
+
+
 @dataclass(frozen=True)
 class ReferenceModel(MarketModel):
     """The reference market and the hedged account on it, valued at ``price`` (the market's own)."""
 
-    market: MarketState
+    market: ReferenceMarketState
     account: AccountState
     price: int
 
