@@ -48,7 +48,7 @@ def status_dict(s: Snapshot, decision: Any) -> dict[str, Any]:
     liq_ref = m.price if m.price > 0 and not m.price_invalid else price
     lev = leverage(a.size, price, a.margin)
     target = decision.target_size
-    o = a.pending_order
+    now = s.chain.block_timestamp
     return {
         "chain_id": s.chain.chain_id, "block": s.chain.block_number, "block_timestamp": s.chain.block_timestamp,
         "account": a.address, "market": m.address, "order_mode": "delayed" if m.two_step else "direct",
@@ -76,8 +76,12 @@ def status_dict(s: Snapshot, decision: Any) -> dict[str, Any]:
         "second_price": None if s.reference_price is None else _f(s.reference_price),
         "second_price_problem": s.reference_problem,
         "collateral_problem": s.collateral_status.problem(),
-        "pending_order": None if o is None else {"size_delta": _f(o.size_delta), "executable_at": o.executable_at,
-                                                 "expires_at": o.expires_at},
+        # every order the venue lists for the account, in any state, with its age in chain time
+        "orders": [{"key": o.key, "kind": o.kind.value, "state": o.state.value, "size_delta": _f(o.size_delta),
+                    "collateral_delta": _f(o.collateral_delta, m.collateral_decimals),
+                    "acceptable_price": _f(o.acceptable_price), "submitted_at": o.submitted_at,
+                    "age_s": now - o.submitted_at, "executable_at": o.executable_at, "expires_at": o.expires_at}
+                   for o in a.orders],
         "market_price_invalid": m.price_invalid,
         "decision": {"kind": decision.kind.value, "code": decision.code, "reason": decision.reason,
                      "size_delta": _f(decision.size_delta),
@@ -117,9 +121,12 @@ def print_status_table(d: dict[str, Any]) -> None:
         ("funding rate", f"{d['funding_rate'] * 100:.4f}%/day ({d['funding_rate_annual'] * 100:.2f}%/yr; "
                          "positive: longs pay shorts)"),
         ("accrued funding", fmt(d["accrued_funding"], nd=2)),
-        ("pending order", "none" if d["pending_order"] is None else
-         f"{d['pending_order']['size_delta']:+.4f} (executable at {when(d['pending_order']['executable_at'], now)}, "
-         f"expires at {utc(d['pending_order']['expires_at'])})"),
+        *([("orders", "none")] if not d["orders"] else
+          [("order", f"{o['state'].upper() if o['state'] != 'pending' else o['state']} {o['kind']} "
+                     + (f"{o['size_delta']:+.4f}" if o["size_delta"] else f"collateral {o['collateral_delta']:+,.2f}")
+                     + f", age {duration(o['age_s'])} (executable at {when(o['executable_at'], now)}, "
+                     + (f"expires at {utc(o['expires_at'])}" if o["expires_at"] else "no expiry")
+                     + f"), key {o['key']}") for o in d["orders"]]),
         ("second price", "NONE: no independent second price source is configured (set HEDGER_SECOND_ORACLE)"
          if d["second_price_source"] == "none" else
          f"{fmt(d['second_price'], nd=2)} from {d['second_price_source']}" +

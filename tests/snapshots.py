@@ -18,7 +18,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from hedger.core.types import UNIT, AccountState, ChainView, Exposure, FeedRound, PendingOrder, Snapshot
+from hedger.core.types import UNIT, AccountState, ChainView, Exposure, FeedRound, Order, OrderKind, OrderState, Snapshot
 from hedger.protocols.reference.model import ReferenceMarketState  # (also registers the "reference" market model)
 
 NOW = 1_700_000_000
@@ -91,9 +91,16 @@ def initial_margin_required(size: int, price: int, m: ReferenceMarketState) -> i
 
 
 def pending_order(size_delta: int, submitted_at: int, *, desired_fill_price: int = 0,
-                  min_delay: int = MIN_ORDER_DELAY, max_delay: int = MAX_ORDER_DELAY) -> PendingOrder:
-    return PendingOrder(size_delta=size_delta, desired_fill_price=desired_fill_price, submitted_at=submitted_at,
-                        executable_at=submitted_at + min_delay, expires_at=submitted_at + max_delay)
+                  min_delay: int = MIN_ORDER_DELAY, max_delay: int = MAX_ORDER_DELAY, key: str = "",
+                  kind: OrderKind | None = None, collateral_delta: int = 0,
+                  state: OrderState = OrderState.PENDING) -> Order:
+    """A two-step order (the reference market's: keyed by the account, unless ``key`` is given)."""
+    if kind is None:
+        kind = OrderKind.INCREASE if size_delta != 0 else \
+            (OrderKind.COLLATERAL_IN if collateral_delta >= 0 else OrderKind.COLLATERAL_OUT)
+    return Order(key=key or ACCOUNT_ADDRESS, kind=kind, size_delta=size_delta, collateral_delta=collateral_delta,
+                 acceptable_price=desired_fill_price, submitted_at=submitted_at,
+                 executable_at=submitted_at + min_delay, expires_at=submitted_at + max_delay, state=state)
 
 
 def make_snapshot(
@@ -130,7 +137,8 @@ def make_snapshot(
     liquidation_price: int | None = None,   # default: as the contract computes it (no funding)
     wallet: int = 0,                    # native collateral units
     allowance: int = 0,
-    pending: PendingOrder | None = None,
+    pending: Order | None = None,       # one order (the reference market's delayed order)
+    orders: tuple[Order, ...] = (),     # or several
     # exposure
     spot: int = 0,                      # native spot units (18 decimals by default)
     spot_decimals: int = 18,
@@ -173,7 +181,8 @@ def make_snapshot(
             q = abs(need * UNIT) // abs(size)
             liquidation_price = max(px + (q if (need >= 0) == (size > 0) else -q), 0)
     acct = AccountState(address=ACCOUNT_ADDRESS, size=size, margin=margin, accessible_margin=accessible_margin,
-                        liquidation_price=liquidation_price, accrued_funding=0, pnl=0, pending_order=pending,
+                        liquidation_price=liquidation_price, accrued_funding=0, pnl=0,
+                        orders=orders + ((pending,) if pending is not None else ()),
                         collateral_wallet=wallet, collateral_allowance=allowance)
     expo = Exposure(spot_balance=spot, spot_decimals=spot_decimals, extra=extra)
     return Snapshot(chain=chain, oracle=oracle, sequencer=seq, market=mkt, account=acct, exposure=expo,

@@ -31,7 +31,7 @@ def market(**kw: object) -> AaveMarketState:
 
 def account(supplied: int, debt: int, **kw: object) -> AaveAccountState:
     base = dict(address="0x" + "bb" * 20, size=-debt, margin=0, accessible_margin=0, liquidation_price=0,
-                accrued_funding=0, pnl=0, pending_order=None, collateral_wallet=0, collateral_allowance=0,
+                accrued_funding=0, pnl=0, orders=(), collateral_wallet=0, collateral_allowance=0,
                 supplied=supplied, debt=debt)
     base.update(kw)
     return AaveAccountState(**base)   # type: ignore[arg-type]

@@ -84,7 +84,7 @@ def read(w3: Web3, d: AaveUniswapDeployment, user: str) -> AaveModel:
     debt = int(call(dp.getUserReserveData(d.weth, user))[2])
     hf = int(call(c(w3, "Pool", d.pool).functions.getUserAccountData(user))[5])
     acct = AaveAccountState(address=user, size=-debt, margin=0, accessible_margin=0, liquidation_price=0,
-                            accrued_funding=0, pnl=0, pending_order=None, collateral_wallet=0, collateral_allowance=0,
+                            accrued_funding=0, pnl=0, orders=(), collateral_wallet=0, collateral_allowance=0,
                             supplied=supplied, debt=debt, health_factor=INFINITE if hf >= 2**255 else hf)
     return AaveModel(market=mkt, account=acct)
 

@@ -12,7 +12,7 @@ import pytest
 
 from hedger.protocols import get_adapter, registered
 from hedger.chain.reader import ChainReader
-from hedger.core.types import Action, ActionKind
+from hedger.core.types import Action, ActionKind, OrderState
 from tests.conftest import USDC, WETH, Hedge
 
 
@@ -50,7 +50,7 @@ def test_adapter_contract(hedge: Hedge, name: str, two_step: bool) -> None:
     market, acct = read(hedge, adapter)
     assert market.two_step is two_step and market.collateral_decimals == 6
     assert market.price == 3000 * 10**18 and not market.price_invalid
-    assert acct.size == 0 and acct.margin == 0 and acct.pending_order is None
+    assert acct.size == 0 and acct.margin == 0 and acct.orders == ()
     assert acct.collateral_wallet == 50_000 * USDC and acct.collateral_allowance == 0
 
     # deposit: approval bounded to the amount, then the margin arrives in 18 decimals
@@ -67,13 +67,16 @@ def test_adapter_contract(hedge: Hedge, name: str, two_step: bool) -> None:
     send(hedge, calls)
     market, acct = read(hedge, adapter)
     if two_step:
-        assert acct.size == 0 and acct.pending_order is not None
-        assert acct.pending_order.size_delta == -2 * WETH
-        assert acct.pending_order.executable_at > acct.pending_order.submitted_at
+        assert acct.size == 0 and len(acct.orders) == 1
+        (o,) = acct.orders
+        assert o.size_delta == -2 * WETH and o.state is OrderState.PENDING and o.kind.changes_size
+        assert o.executable_at > o.submitted_at and o.key
+        # the order's key is what the submission says it creates
+        assert [c.order_key for c in calls if c.creates_order] == [o.key]
         hedge.chain.advance(market.min_order_delay)
         assert hedge.fill_orders()
         market, acct = read(hedge, adapter)
-    assert acct.size == -2 * WETH and acct.pending_order is None
+    assert acct.size == -2 * WETH and acct.orders == ()
     assert acct.liquidation_price > 3000 * 10**18
 
     # withdraw
@@ -89,10 +92,14 @@ def test_adapter_contract(hedge: Hedge, name: str, two_step: bool) -> None:
         hedge.chain.advance(market.max_order_delay + 1)
         hedge.chain.set_price(3000)
         market, acct3 = read(hedge, adapter)
-        assert acct3.pending_order is not None
-        send(hedge, adapter.build_calls((Action(ActionKind.CANCEL_ORDER, 0, risk_reducing=True),), acct3, market))
+        (o,) = acct3.orders
+        assert o.state is OrderState.EXPIRED               # chain time passed its expiry: it can only be cancelled
+        cancel = adapter.build_calls((Action(ActionKind.CANCEL_ORDER, 0, risk_reducing=True, order_key=o.key),),
+                                     acct3, market)
+        assert [c.order_key for c in cancel] == [o.key]
+        send(hedge, cancel)
         market, acct3 = read(hedge, adapter)
-        assert acct3.pending_order is None and acct3.size == -2 * WETH
+        assert acct3.orders == () and acct3.size == -2 * WETH
     else:
         assert adapter.fill_order_call(hedge.address) is None
 

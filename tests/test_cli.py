@@ -189,10 +189,13 @@ def test_times_are_utc_in_text_and_raw_in_json(hedge: Hedge, tmp_path: Path) -> 
     env = {**hedge.env, "HEDGER_ORDER_MODE": "delayed"}
     assert hedger(["run-once"], env, tmp_path).returncode == 0
     table = hedger(["status"], env, tmp_path).stdout
-    line = next(x for x in table.splitlines() if x.startswith("pending order"))
-    assert re.search(r"executable at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC .*expires at \d{4}-", line), line
-    o = json.loads(hedger(["status", "--json"], env, tmp_path).stdout)["pending_order"]
+    line = next(x for x in table.splitlines() if x.startswith("order "))
+    assert re.search(r"pending increase -\d+\.\d{4}, age \d+s \(executable at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC "
+                     r".*expires at \d{4}-.*\), key 0x[0-9a-fA-F]{40}$", line), line
+    (o,) = json.loads(hedger(["status", "--json"], env, tmp_path).stdout)["orders"]
     assert isinstance(o["executable_at"], int) and isinstance(o["expires_at"], int)
+    assert o["state"] == "pending" and o["kind"] == "increase" and o["key"] == hedge.address
+    assert isinstance(o["age_s"], int) and o["age_s"] >= 0
 
 
 def test_version(tmp_path: Path) -> None:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.synchronize
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from hedger.core.types import ActionKind, Call, Decision, DecisionKind, OrderState, Plan, SentTx, Snapshot
 from hedger.state.journal import Journal
+from hedger.state.reconcile import reconcile_state
+from tests.snapshots import NOW, eth, make_snapshot, pending_order
 
 FIRST_RELEASE = """
 CREATE TABLE cycles (id INTEGER PRIMARY KEY AUTOINCREMENT, started_at REAL NOT NULL, finished_at REAL,
@@ -39,7 +43,7 @@ def test_first_release_journal_is_upgraded_in_place(tmp_path: Path) -> None:
     assert j.db.execute("SELECT state FROM txs").fetchone()["state"] == "signed"   # the new column's default
     j.set_control("a", "m", "pause", {"reason": "x"})                              # new tables exist
     assert j.get_control("a", "m", "pause") == {"reason": "x"}
-    assert j.pending_orders(1, "0xg", "a", "m") == []
+    assert j.open_orders(1, "0xg", "a", "m") == []
     Journal(path)                                                                  # opening twice is harmless
 
 
@@ -162,7 +166,92 @@ def test_the_journal_reads_actions_not_a_venues_function_names(tmp_path: Path) -
     c = s.chain
     notional, _gas = j.spent(c.chain_id, c.genesis_hash, s.account.address, 0)
     assert notional == 7 * 10**21                       # the order's notional; the approval moves none
-    orders = j.pending_orders(c.chain_id, c.genesis_hash, s.account.address, s.market.address)
+    orders = j.open_orders(c.chain_id, c.genesis_hash, s.account.address, s.market.address)
     assert [(o["tx_hash"], int(o["size_delta"])) for o in orders] == [("0xb2", -2 * 10**18)]
     # a submitted order is not a filled trade: the expected position does not move by it
     assert j.expected_position(c.chain_id, c.genesis_hash, s.account.address, s.market.address) == s.account.size
+
+
+# the release before order keys: an orders table without them, its states 'filled' and 'gone'
+BEFORE_ORDER_KEYS = FIRST_RELEASE.split("INSERT INTO cycles")[0] + """
+ALTER TABLE txs ADD COLUMN action TEXT;
+ALTER TABLE txs ADD COLUMN leg TEXT NOT NULL DEFAULT 'main';
+ALTER TABLE txs ADD COLUMN amount TEXT;
+ALTER TABLE txs ADD COLUMN creates_order INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE orders (id INTEGER PRIMARY KEY AUTOINCREMENT, chain_id INTEGER NOT NULL, genesis_hash TEXT NOT NULL,
+ account TEXT NOT NULL, market TEXT NOT NULL, tx_hash TEXT NOT NULL UNIQUE, size_delta TEXT NOT NULL,
+ size_before TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending', resolved_at REAL, note TEXT);
+INSERT INTO orders (chain_id, genesis_hash, account, market, tx_hash, size_delta, size_before, state) VALUES
+ (1, '0xg', 'a', 'm', '0xo1', '-5', '0', 'filled'),
+ (1, '0xg', 'a', 'm', '0xo2', '-5', '-5', 'gone'),
+ (1, '0xg', 'a', 'm', '0xo3', '-5', '-5', 'pending');
+"""
+
+
+def test_journal_from_before_order_keys_opens_with_the_reference_markets_keys(tmp_path: Path) -> None:
+    path = tmp_path / "before-keys.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(BEFORE_ORDER_KEYS)
+    db.commit()
+    db.close()
+    j = Journal(path)
+    assert "order_key" in {r["name"] for r in j.db.execute("PRAGMA table_info(txs)")}
+    got = {r["tx_hash"]: (r["state"], r["order_key"]) for r in j.db.execute("SELECT * FROM orders")}
+    # the reference market's one delayed order per account was keyed by the account
+    assert got == {"0xo1": ("executed", "a"), "0xo2": ("cancelled", "a"), "0xo3": ("pending", "a")}
+    assert [r["tx_hash"] for r in j.open_orders(1, "0xg", "a", "m")] == ["0xo3"]
+    assert j.order_state("0xo1") == "executed" and j.order_state("0xnone") is None
+    j.close()
+    assert Journal(path).order_state("0xo2") == "cancelled"      # opening again changes nothing
+
+
+def _submit(j: Journal, s: Snapshot, h: str, nonce: int, size_delta: int, key: str = "") -> None:
+    d = Decision(kind=DecisionKind.REBALANCE, reason="r", code="rebalance")
+    cid = j.open_cycle(s, d, Plan(decision=d), [], False)
+    call = Call(to="0x2", contract="market", function="createOrder", args=(), data="0x", action=ActionKind.TRADE,
+                risk_reducing=False, amount=size_delta, creates_order=True, order_key=key)
+    j.record_signed(cid, call, h, nonce)
+    j.record_mined(SentTx(call=call, tx_hash=h, nonce=nonce, status=1, gas_used=1, block_number=1,
+                          effective_gas_price=1))
+
+
+def test_an_orders_state_moves_only_by_what_the_venue_reports(tmp_path: Path) -> None:
+    """Mined is submitted: the journal's order stays pending until the venue lists it otherwise or
+    drops it; then executed only when the position moved by it, else cancelled."""
+    j = Journal(tmp_path / "j.sqlite")
+    s = make_snapshot(two_step=True, spot=eth(10))
+    key = s.account.address
+    _submit(j, s, "0xo1", 0, -eth(10), key)
+    assert j.order_state("0xo1") == "pending"
+    listed = pending_order(-eth(10), NOW, key=key)
+    at = replace(s, account=replace(s.account, orders=(listed,)))
+    assert reconcile_state(j, at) == [] and j.order_state("0xo1") == "pending"
+    expired = replace(at, account=replace(at.account, orders=(replace(listed, state=OrderState.EXPIRED),)))
+    assert any("is expired" in n for n in reconcile_state(j, expired))
+    assert j.order_state("0xo1") == "expired"
+    notes = reconcile_state(j, s)                     # gone (cancelled), the position never moved
+    assert j.order_state("0xo1") == "cancelled" and any("gone unfilled" in n for n in notes)
+    assert j.open_orders(s.chain.chain_id, s.chain.genesis_hash, key, s.market.address) == []
+    # the next order with the same key (the reference market's is the account), filled
+    _submit(j, s, "0xo2", 1, -eth(10), key)
+    filled = replace(s, account=replace(s.account, size=-eth(10)))
+    notes = reconcile_state(j, filled)
+    assert j.order_state("0xo2") == "executed" and any("was filled" in n for n in notes)
+    assert j.order_state("0xo1") == "cancelled"
+
+
+def test_an_order_key_unknown_when_mined_is_learned_from_the_venues_list(tmp_path: Path) -> None:
+    """GMX's key comes from the chain: the journal takes it from the venue's order of that size; a
+    market order the venue cancelled (acceptable price missed) is journaled cancelled, not filled."""
+    j = Journal(tmp_path / "j.sqlite")
+    s = make_snapshot(two_step=True, spot=eth(10))
+    _submit(j, s, "0xo1", 0, -eth(10))
+    other = pending_order(eth(1), NOW, key="0x" + "99" * 32)        # not ours
+    ours = pending_order(-eth(10), NOW, key="0x" + "5e" * 32)
+    notes = reconcile_state(j, replace(s, account=replace(s.account, orders=(other, ours))))
+    row = j.db.execute("SELECT * FROM orders WHERE tx_hash='0xo1'").fetchone()
+    assert row["order_key"] == ours.key and row["state"] == "pending"
+    assert any(other.key in n and "not submitted by this hedger" in n for n in notes), notes
+    cancelled = replace(ours, state=OrderState.CANCELLED)
+    notes = reconcile_state(j, replace(s, account=replace(s.account, orders=(cancelled,))))
+    assert j.order_state("0xo1") == "cancelled" and any("cancelled by the venue" in n for n in notes)

@@ -223,7 +223,7 @@ def test_leverage_after_action_never_exceeds_max(s: Snapshot, p: PolicyParams) -
     d = policy.decide(s, p)
     assert d.kind is not DecisionKind.REFUSE
     assume(d.acts and not d.cancel_order)
-    o = s.account.pending_order
+    o = next(iter(s.account.orders), None)
     if o is not None:
         # a top-up while a two-step order is pending: sized for the worse of the position before
         # and after the order fills; it can only fall short when the wallet does
@@ -387,7 +387,7 @@ def test_withdrawal_is_bounded(case: tuple[Snapshot, PolicyParams]) -> None:
 @given(s=snapshots(pending=True, two_step=True), p=policy_params())
 def test_pending_order_never_leads_to_another_trade(s: Snapshot, p: PolicyParams) -> None:
     d = policy.decide(s, p)
-    o = s.account.pending_order
+    o = next(iter(s.account.orders), None)
     assert o is not None
     assert d.size_delta == 0 and d.margin_delta >= 0          # never a trade, never a withdrawal
     actions = planner.plan(d, p, s.account.size).actions
@@ -428,7 +428,7 @@ def test_pending_order_top_up_sized_for_the_worse_of_before_and_after_the_fill()
     assert after(s, 0, d.margin_delta).leverage < P.max_leverage
     assert d.deposit_risk_reducing
     # an order that shrinks the short: sized for the position as it stands
-    s2 = replace(s, account=replace(s.account, pending_order=pending_order(eth(2), NOW - 5)))
+    s2 = replace(s, account=replace(s.account, orders=(pending_order(eth(2), NOW - 5),)))
     d2 = policy.decide(s2, P)
     assert d2.margin_delta == usdc(40_500 // 2 - 4500)
     # the same with nothing to fear holds, as before

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import pytest
 
 from hedger.core.model import INFINITE, MarketModel, Minimums, PostTrade, leverage, model_for, register_model
-from hedger.core.types import DecisionKind, PolicyParams, RefusalKind, Snapshot
+from hedger.core.types import DecisionKind, OrderKind, OrderState, PolicyParams, RefusalKind, Snapshot
 from hedger.decide import planner, policy
 from tests.snapshots import NOW, eth, frac, make_snapshot, pending_order, usd, usdc
 
@@ -35,6 +35,7 @@ class FakeModel(MarketModel):
     trades_are_orders: bool = False
     collateral_moves: str = "direct"   # type: ignore[assignment]
     can_hold_long: bool = False
+    collateral_orders_in_flight: int = 0
 
     @property
     def market_price(self) -> int:
@@ -82,6 +83,12 @@ def _fake(s: Snapshot) -> FakeModel:
 @register_model("fake-orders")
 def _fake_orders(s: Snapshot) -> FakeModel:
     return replace(_fake(s), trades_are_orders=True, collateral_moves="order")
+
+
+@register_model("fake-gmx")
+def _fake_gmx(s: Snapshot) -> FakeModel:
+    """Orders for trades and collateral, one collateral-only order allowed beside a size order."""
+    return replace(_fake_orders(s), collateral_orders_in_flight=1)
 
 
 ABSURD = dict(skew_scale=1, taker_fee=10**18, maker_fee=10**18, max_leverage=10**18, min_initial_margin=10**30,
@@ -150,6 +157,29 @@ def test_orders_one_at_a_time_and_collateral_by_order() -> None:
     assert d.kind is DecisionKind.HOLD and d.code == "order_pending" and "collateral moves by order" in d.reason
     # the same on a venue that moves collateral directly: topped up
     assert policy.decide(replace(s, venue="fake"), P).code == "top_up_pending"
+
+
+def test_collateral_orders_count_against_their_own_allowance() -> None:
+    """Issue 10: a pending size order counts against ``orders_in_flight``, a collateral-only order
+    against ``collateral_orders_in_flight``: a top-up by order waits only when that one is full."""
+    needy = dict(spot=eth(10), size=-eth(10), margin=usd(6_000), wallet=usdc(50_000))
+    size_order = pending_order(-eth(1), NOW - 5, key="0x" + "ab" * 32)
+    # one collateral order allowed beside the size order: the top-up goes
+    d = policy.decide(fake("fake-gmx", **needy, pending=size_order), P)
+    assert d.code == "top_up_pending" and d.margin_delta > 0 and d.size_delta == 0
+    # a collateral order already pending fills the allowance: the top-up waits, naming the count
+    deposit = pending_order(0, NOW - 5, key="0x" + "cd" * 32, collateral_delta=usdc(1_000))
+    assert deposit.kind is OrderKind.COLLATERAL_IN and not deposit.kind.changes_size
+    d = policy.decide(fake("fake-gmx", **needy, orders=(size_order, deposit)), P)
+    assert d.kind is DecisionKind.HOLD and d.code == "order_pending" and "1 pending, 1 allowed" in d.reason
+    # a collateral order alone at the allowance: nothing more is planned until the venue settles it
+    calm = dict(spot=eth(10), margin=usd(20_000), wallet=usdc(50_000))
+    d = policy.decide(fake("fake-gmx", **calm, orders=(deposit,)), P)
+    assert d.kind is DecisionKind.HOLD and d.code == "order_pending" and not d.acts
+    # the same order cancelled or executed by the venue is not in flight: the hedge is planned
+    for state in (OrderState.CANCELLED, OrderState.EXECUTED):
+        d = policy.decide(fake("fake-gmx", **calm, orders=(replace(deposit, state=state),)), P)
+        assert d.kind is DecisionKind.REBALANCE and d.size_delta == -eth(10), (state, d.reason)
 
 
 def test_an_unknown_venue_is_named() -> None:

@@ -482,7 +482,7 @@ def test_reconcile_tracks_two_step_orders_in_journal_and_on_chain(hedge: Hedge) 
     hedge.fill_orders()
     res = hedge.cycle(**env)
     assert any("was filled" in n for n in res.notes), res.notes
-    assert j.db.execute("SELECT state FROM orders").fetchone()["state"] == "filled"
+    assert j.db.execute("SELECT state FROM orders").fetchone()["state"] == "executed"
     assert not any("outside the hedger" in n for n in res.notes)
 
 

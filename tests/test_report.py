@@ -148,3 +148,29 @@ def test_csv_path_checked_before_printing(hedge: Hedge, tmp_path: Path) -> None:
     assert p.stdout == ""                               # no table printed before the error
     assert "--csv" in p.stderr and "/nonexistent/dir" in p.stderr and "Fix:" in p.stderr
     assert "unexpected" not in p.stderr
+
+
+def test_an_order_cancelled_after_expiry_is_journaled_cancelled_and_never_counted_as_a_fill(hedge: Hedge) -> None:
+    """Issue 10: a mined transaction that created an order is not a fill. An order nobody filled
+    expires, is cancelled by its key (``cancelDelayedOrder``), and is journaled cancelled from what
+    the market reports; the report counts no fill and no fee for it."""
+    env = {"HEDGER_ORDER_MODE": "delayed", "HEDGER_COOLDOWN": "0"}
+    res = hedge.cycle(**env)
+    assert res.outcome == "acted" and [t.call.function for t in res.sent][-1] == "submitDelayedOrder"
+    j = Journal(hedge.env["HEDGER_JOURNAL_PATH"])
+    first = j.db.execute("SELECT * FROM orders").fetchone()
+    assert first["state"] == "pending" and first["order_key"] == hedge.address   # submitted, not filled
+    hedge.chain.advance(121)                         # past maxOrderDelay: no keeper filled it
+    hedge.chain.set_price(3000)
+    res = hedge.cycle(**env)
+    assert res.decision.code == "cancel_expired_order" and res.decision.order_key == hedge.address
+    assert [t.call.function for t in res.sent] == ["cancelDelayedOrder"]
+    assert j.order_state(first["tx_hash"]) == "expired"                          # as the market reported it
+    res = hedge.cycle(**env)                         # the order is gone and the position never moved
+    assert j.order_state(first["tx_hash"]) == "cancelled"
+    assert any("gone unfilled" in n and first["tx_hash"] in n for n in res.notes), res.notes
+    assert hedge.position()[0] == 0
+    rep = build_report(j, hedge.address, hedge.chain.d.market)
+    assert rep.total.fees == 0 and not rep.total.fee_estimated                   # no fill, no fee
+    assert rep.total.perp_pnl == 0 and rep.perp_realised == 0
+    assert any("not executed" in n for n in rep.notes), rep.notes

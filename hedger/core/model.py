@@ -68,6 +68,7 @@ class MarketModel(ABC):
     collateral_moves: Literal["direct", "order"] = "direct"   # a deposit is a direct call, or an order
     trades_are_orders: bool = False          # a trade is an order a keeper fills later (two-step)
     orders_in_flight: int = 1                # size orders that may be pending at once
+    collateral_orders_in_flight: int = 0     # collateral-only orders that may be pending at once (0: none)
     can_hold_long: bool = True               # negative exposure can be hedged with a long
 
     @property

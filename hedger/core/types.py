@@ -65,15 +65,60 @@ class MarketState:
     feed: str | None = None    # the price feed the market itself reads, when it tells
 
 
-@dataclass(frozen=True)
-class PendingOrder:
-    """A submitted two-step order that has not been filled or cancelled."""
+class OrderState(StrEnum):
+    """Where a venue's order stands, as the venue reports it (never inferred from our own
+    transaction: a mined transaction that created an order is not a fill)."""
 
-    size_delta: int
-    desired_fill_price: int
+    PENDING = "pending"        # submitted, waiting for the venue's keeper
+    EXECUTED = "executed"      # filled: the position (or collateral) moved by it
+    CANCELLED = "cancelled"    # cancelled by the venue (acceptable price missed) or by its owner: re-plan
+    EXPIRED = "expired"        # past its expiry unfilled: it can only be cancelled (by its key)
+    FROZEN = "frozen"          # the venue froze it (GMX limit orders): the operator decides
+
+
+class OrderKind(StrEnum):
+    """What an order does. GMX v2 names them by order type and size (MarketIncrease / MarketDecrease,
+    with ``sizeDeltaUsd`` 0 for a collateral-only one); the reference market's delayed orders change
+    size only (its collateral moves directly)."""
+
+    INCREASE = "increase"              # grows the position (may carry collateral in)
+    DECREASE = "decrease"              # reduces (or closes, or crosses) the position (may take collateral out)
+    COLLATERAL_IN = "collateral_in"    # deposits collateral, size unchanged
+    COLLATERAL_OUT = "collateral_out"  # withdraws collateral, size unchanged
+
+    @property
+    def changes_size(self) -> bool:
+        return self in (OrderKind.INCREASE, OrderKind.DECREASE)
+
+    @staticmethod
+    def for_size(size: int, size_delta: int) -> "OrderKind":
+        """The kind of an order of ``size_delta`` on a position of ``size`` (E18, signed)."""
+        return OrderKind.INCREASE if size == 0 or (size > 0) == (size_delta > 0) else OrderKind.DECREASE
+
+
+@dataclass(frozen=True)
+class Order:
+    """One of the account's orders at the venue. ``key`` is the venue's: a bytes32 as 0x-hex on
+    GMX v2; the reference market keeps one delayed order per account, keyed by the account."""
+
+    key: str
+    kind: OrderKind
+    size_delta: int            # E18, signed (0 for a collateral-only order)
+    collateral_delta: int      # Native units of the collateral token: + in, - out
+    acceptable_price: int      # E18: the worst fill the order accepts (the desired fill price)
     submitted_at: int
     executable_at: int
-    expires_at: int
+    expires_at: int            # chain time after which it can no longer fill (0: never)
+    state: OrderState = OrderState.PENDING
+
+    def expired_at(self, now: int) -> bool:
+        """Past its expiry at chain time ``now`` (or reported expired by the venue)."""
+        return self.state is OrderState.EXPIRED or (self.expires_at != 0 and now > self.expires_at)
+
+    @property
+    def in_flight(self) -> bool:
+        """Still able to change the account: pending, expired (until cancelled) or frozen."""
+        return self.state not in (OrderState.EXECUTED, OrderState.CANCELLED)
 
 
 @dataclass(frozen=True)
@@ -87,7 +132,7 @@ class AccountState:
     liquidation_price: int     # E18, 0 without a position
     accrued_funding: int       # E18, signed
     pnl: int                   # E18, signed
-    pending_order: PendingOrder | None
+    orders: tuple[Order, ...]  # the account's orders at the venue (two-step markets), any state
     collateral_wallet: int     # Native units of the collateral token in the wallet
     collateral_allowance: int  # Native units the market may pull
 
@@ -220,6 +265,7 @@ class Decision:
     size_delta: int = 0                    # E18, signed
     margin_delta: int = 0                  # Native collateral units: + deposit, - withdraw
     cancel_order: bool = False
+    order_key: str = ""                    # the venue's key of the order to cancel
     expected_fill_price: int = 0           # E18
     expected_fee: int = 0                  # E18 USD, trading fee + keeper fee
     leverage_before: int = 0               # E18
@@ -255,6 +301,7 @@ class Action:
     price_bound: int = 0        # E18 desired fill price for a trade (worst acceptable)
     risk_reducing: bool = False
     note: str = ""
+    order_key: str = ""         # CANCEL_ORDER: the venue's key of the order
 
 
 @dataclass(frozen=True)
@@ -282,6 +329,8 @@ class Call:
     amount: int = 0             # the action's amount: E18 size delta (trade), Native collateral (+ in, - out)
     creates_order: bool = False # mined means submitted: the venue's keeper fills it later (or not)
     action_index: int = 0       # which of the plan's actions this call is a leg of
+    order_key: str = ""         # the venue's key of the order it creates or cancels, when known before
+                                # it is mined ("": learned from the venue's order list at reconciliation)
 
     def describe(self) -> str:
         args = ", ".join(str(a) for a in self.args)

@@ -29,7 +29,7 @@ from typing import Callable
 from hedger.core.errors import HedgerError
 from hedger.cycle.keeper import Keeper
 from hedger.core.timefmt import duration, utc
-from hedger.core.types import CycleResult, PolicyParams, UNIT
+from hedger.core.types import CycleResult, OrderState, PolicyParams, UNIT
 
 UNFINISHED = 13          # nothing failed, nothing more could be done yet: run `hedger unwind` again later
 EXPIRY_GRACE_S = 60      # wall-clock seconds allowed past an order's expiry for the chain's time to pass it
@@ -79,16 +79,20 @@ def _steps(k: Keeper, timeout: float, poll: float, dry_run: bool, say: Callable[
         s = k.read()
         a, m = s.account, s.market
         scale = 10 ** (18 - m.collateral_decimals)
-        o = a.pending_order
         now = s.chain.block_timestamp
-        if o is not None and now <= o.expires_at:
+        # an order still able to fill is waited for; an expired one is cancelled by the next step,
+        # a frozen one refused by it (the operator decides), a cancelled or executed one is done
+        live = [x for x in a.orders if x.in_flight]
+        o = next((x for x in live if x.state is OrderState.PENDING and not x.expired_at(now)), None)
+        if o is not None:
             if dry_run:
                 return UnwindResult(False, 0, f"dry run: a two-step order of {o.size_delta / UNIT:+.4f} is pending "
                                     f"(expires at {utc(o.expires_at)}); the unwind would wait for it to be filled or "
                                     "to expire, then go on; nothing was sent", cycles)
             if waited != (o.submitted_at, o.expires_at):
                 waited = (o.submitted_at, o.expires_at)
-                wait_until = time.monotonic() + (o.expires_at - now) + EXPIRY_GRACE_S
+                wait_until = (time.monotonic() + (o.expires_at - now) + EXPIRY_GRACE_S) if o.expires_at \
+                    else float("inf")        # no expiry: only --timeout ends the wait
                 say(f"waiting for the pending order of {o.size_delta / UNIT:+.4f} (executable at "
                     f"{utc(o.executable_at)}, expires at {utc(o.expires_at)}, in {duration(o.expires_at - now)} of "
                     "chain time): filled by the protocol's keepers, or cancelled once expired")
@@ -102,7 +106,7 @@ def _steps(k: Keeper, timeout: float, poll: float, dry_run: bool, say: Callable[
                                     "blocks being produced? Run unwind again later", cycles)
             time.sleep(poll)
             continue
-        if a.size == 0 and o is None and a.accessible_margin < scale:
+        if a.size == 0 and not live and a.accessible_margin < scale:
             return UnwindResult(True, 0, "unwound: no position, no margin left to withdraw", cycles)
         if acting >= MAX_ACTING_STEPS:
             return UnwindResult(False, UNFINISHED, f"not unwound after {acting} steps; run unwind again", cycles)

@@ -42,7 +42,8 @@ def plan(decision: Decision, p: PolicyParams, current_size: int) -> Plan:
         return Plan(decision=decision)
     actions: list[Action] = []
     if decision.cancel_order:
-        actions.append(Action(ActionKind.CANCEL_ORDER, 0, risk_reducing=True, note="cancel expired order"))
+        actions.append(Action(ActionKind.CANCEL_ORDER, 0, risk_reducing=True, note="cancel expired order",
+                              order_key=decision.order_key))
     if decision.margin_delta > 0:
         # risk-reducing only when the position as it stands needs it; funding a bigger short is not
         rr = decision.deposit_risk_reducing

@@ -49,7 +49,7 @@ from hedger.core.fixedpoint import UNIT, fmt_units, sdiv
 from hedger.core.model import INFINITE, MarketModel, PostTrade, leverage, model_for
 from hedger.decide.planner import split_trade
 from hedger.core.timefmt import when
-from hedger.core.types import Decision, DecisionKind, PendingOrder, PolicyParams, RefusalKind, Snapshot
+from hedger.core.types import Decision, DecisionKind, Order, OrderState, PolicyParams, RefusalKind, Snapshot
 
 
 def _usd(v: int) -> str:
@@ -165,16 +165,18 @@ def _funding_range(mdl: MarketModel, p: PolicyParams, target: int) -> str | None
             f"{fmt_units(p.funding_min_ratio, 18, 2)} and {fmt_units(p.hedge_ratio, 18, 2)}")
 
 
-def _pending_order(s: Snapshot, mdl: MarketModel, p: PolicyParams, o: PendingOrder, base: dict) -> Decision:
+def _pending_order(s: Snapshot, mdl: MarketModel, p: PolicyParams, o: Order, base: dict,
+                   collateral_orders: int = 0) -> Decision:
     """A two-step order is pending (not expired): never a second order, no withdrawal; a top-up
     when the position as it stands, or as it will be once the order fills, needs one, sized for
     the worse of the two (the order cannot be withdrawn before it expires: its fill is not ours
-    to prevent, so the deposit counts as risk-reducing)."""
+    to prevent, so the deposit counts as risk-reducing). ``collateral_orders``: collateral-only
+    orders already pending, counted against the model's ``collateral_orders_in_flight``."""
     a = s.account
     dec = mdl.collateral_decimals
     scale = 10 ** (18 - dec)
     now = s.chain.block_timestamp
-    held = (f"two-step order of {_units(o.size_delta)} pending (executable at {when(o.executable_at, now)}, "
+    held = (f"two-step order {o.key} of {_units(o.size_delta)} pending (executable at {when(o.executable_at, now)}, "
             f"expires at {when(o.expires_at, now)}); not submitting another")
     before, filled = mdl.after(0, 0), mdl.after(o.size_delta, 0)
     needy = [(moment, pt) for moment, pt in (("as it stands", before), ("once the order fills", filled))
@@ -190,9 +192,10 @@ def _pending_order(s: Snapshot, mdl: MarketModel, p: PolicyParams, o: PendingOrd
     cs = s.collateral_status
     if not cs.can_move:
         return Decision(reason=f"{held}; {why}, but {cs.problem()}: no collateral can be deposited", **hold)
-    if mdl.collateral_moves == "order" and mdl.orders_in_flight < 2:
-        return Decision(reason=f"{held}; {why}, but collateral moves by order on this market and one order "
-                               f"is already pending: the top-up waits", **hold)
+    if mdl.collateral_moves == "order" and collateral_orders >= mdl.collateral_orders_in_flight:
+        return Decision(reason=f"{held}; {why}, but collateral moves by order on this market and no further "
+                               f"collateral order may be in flight ({collateral_orders} pending, "
+                               f"{mdl.collateral_orders_in_flight} allowed): the top-up waits", **hold)
     want = max(_margin_target(mdl, p, x.notional) - x.margin for x in (before, filled))
     deposit = max(0, min(-(-want // scale), a.collateral_wallet))
     if deposit == 0:
@@ -230,16 +233,35 @@ def decide(s: Snapshot, p: PolicyParams) -> Decision:
     lev_before = before.leverage
     base = dict(target_size=target, leverage_before=lev_before)
 
-    o = a.pending_order
-    if o is not None and now > o.expires_at:
-        return Decision(kind=DecisionKind.REBALANCE, code="cancel_expired_order", cancel_order=True,
-                        reason=f"two-step order of {_units(o.size_delta)} expired at {when(o.expires_at, now)} "
-                               f"unfilled: cancelling it before hedging again", **base)
+    # orders at the venue: executed and cancelled ones (the venue cancels a market order whose
+    # acceptable price was missed) are no longer in flight, so the plan starts from the chain's state
+    live = [o for o in a.orders if o.in_flight]
+    frozen = [o for o in live if o.state is OrderState.FROZEN]
+    if frozen:
+        o = frozen[0]
+        return Decision(kind=DecisionKind.REFUSE, refusal=RefusalKind.ACCOUNT, code="order_frozen",
+                        reason=f"order {o.key} of {_units(o.size_delta)} is frozen by the venue: it may still execute, "
+                               "so nothing is sent; cancel it (or let it execute) by hand, then run again", **base)
+    expired = [o for o in live if o.expired_at(now)]
+    if expired:
+        o = expired[0]
+        return Decision(kind=DecisionKind.REBALANCE, code="cancel_expired_order", cancel_order=True, order_key=o.key,
+                        reason=f"two-step order {o.key} of {_units(o.size_delta)} expired at "
+                               f"{when(o.expires_at, now)} unfilled: cancelling it before hedging again", **base)
     if before.size != 0 and before.margin <= 0:
         return Decision(kind=DecisionKind.REFUSE, refusal=RefusalKind.ACCOUNT, code="no_margin",
                         reason="the position has no remaining margin (liquidatable): act by hand", **base)
-    if o is not None:
-        return _pending_order(s, mdl, p, o, base)
+    sized = [o for o in live if o.kind.changes_size]
+    collateral_orders = len(live) - len(sized)
+    # pending size orders count against the model's ``orders_in_flight``; the plan starts from the
+    # position as it stands, so while one is pending no other is submitted (it would hedge twice)
+    if sized:
+        return _pending_order(s, mdl, p, sized[0], base, collateral_orders)
+    if collateral_orders and collateral_orders >= mdl.collateral_orders_in_flight:
+        return Decision(kind=DecisionKind.HOLD, code="order_pending",
+                        reason=f"{collateral_orders} collateral order(s) pending at the venue "
+                               f"({mdl.collateral_orders_in_flight} allowed in flight): waiting for the venue to "
+                               "execute or cancel them before planning again", **base)
 
     # 1. size (with the funding-aware range, the target is the nearest point of the range)
     funding_note = _funding_range(mdl, p, target)

@@ -163,6 +163,7 @@ def build_report(j: Journal, account: str, market: str, *, eth_usd: int | None =
         return int(e["spot_balance"]) * 10 ** (18 - d) + int(e["extra"])
 
     notes: list[str] = []
+    unfilled = 0
     for c, sn in zip(cycles, snaps):
         txs = j.txs(int(c["id"]))
         r = row(int(c["block_timestamp"]))
@@ -178,10 +179,12 @@ def build_report(j: Journal, account: str, market: str, *, eth_usd: int | None =
                 r.gas_usd += wei * cycle_eth // UNIT
             if t["state"] == "mined" and t["fee"] is not None:
                 r.fees += int(t["fee"])
-            elif t["state"] == "mined" and t["creates_order"]:
+            elif t["state"] == "mined" and t["creates_order"] and _filled(j, t):
                 plan = json.loads(c["plan"] or "{}")
                 r.fees += int(plan.get("plan", {}).get("decision", {}).get("expected_fee", 0))
                 r.fee_estimated = True
+            elif t["state"] == "mined" and t["creates_order"]:
+                unfilled += 1
         if cycle_eth is None and any(t["gas_used"] for t in txs):
             notes.append("gas is shown in ETH only: the oracle does not price ETH (pass --eth-usd)")
     pos, avg, realised = int(snaps[0]["account"]["size"]), price_of(snaps[0]), 0   # average cost, at the oracle
@@ -191,12 +194,13 @@ def build_report(j: Journal, account: str, market: str, *, eth_usd: int | None =
         txs0 = [t for t in j.txs(int(c0["id"])) if t["state"] == "mined"]
         size0 = int(s0["account"]["size"])
         main = [t for t in txs0 if t["leg"] == "main"]
-        if any(t["creates_order"] for t in main):
+        if any(t["creates_order"] and _filled(j, t) for t in main):
             held = int(s1["account"]["size"])      # a keeper filled it seconds after
             settled = True
         else:
-            held = size0 + sum(int(t["amount"] or 0) for t in main if t["action"] == "trade")
-            settled = any(t["action"] in POSITION_ACTIONS for t in main)
+            # an order created but never executed (cancelled, expired) moved nothing: no fill
+            held = size0 + sum(int(t["amount"] or 0) for t in main if t["action"] == "trade" and not t["creates_order"])
+            settled = any(t["action"] in POSITION_ACTIONS and not t["creates_order"] for t in main)
         r = row(t1)
         for size in (size0, held):        # what changed since the last counted cycle, then this cycle's trades
             pos, avg, gain = _average_cost(pos, avg, size, p0)
@@ -211,6 +215,9 @@ def build_report(j: Journal, account: str, market: str, *, eth_usd: int | None =
         else:
             r.funding_paid += -accrued
         r.notional_seconds += abs(held) * p0 // UNIT * max(t1 - t0, 0)
+    if unfilled:
+        notes.append(f"{_n(unfilled, 'two-step order')} created but not executed (cancelled, expired or still "
+                     "pending): counted as no fill, no fee")
     total = Row(day="total")
     ordered = [days[d] for d in sorted(days)]
     for r in ordered:
@@ -221,6 +228,13 @@ def build_report(j: Journal, account: str, market: str, *, eth_usd: int | None =
                   perp_settled=total.perp_pnl + total.funding - unsettled, perp_realised=realised,
                   perp_open=total.perp_pnl - realised, spot_unrealised=total.spot_pnl,
                   cycles=len(cycles), dry_cycles=dry, notes=sorted(set(notes)) + dry_note)
+
+
+def _filled(j: Journal, t: Any) -> bool:
+    """Did the order transaction ``t`` created execute, as the venue reported it (reconciliation)?
+    A journal from before orders were tracked has no row for it: taken as filled, as it was then."""
+    state = j.order_state(str(t["tx_hash"]))
+    return state is None or state == "executed"
 
 
 def _average_cost(pos: int, avg: int, new: int, price: int) -> tuple[int, int, int]:

@@ -568,7 +568,7 @@ class Runner:
                             gas_wei += tx.gas_used * (tx.effective_gas_price or 0)
                             fees += tx.fee or 0
                     # 7. delayed orders: past the minimum delay, the protocol keeper fills
-                    pending = cr.snapshot is not None and cr.snapshot.account.pending_order is not None
+                    pending = cr.snapshot is not None and any(o.in_flight for o in cr.snapshot.account.orders)
                     submitted = any(c.creates_order for c in cr.calls) and cr.outcome == "acted"
                     if chain.order_mode == "delayed" and (submitted or pending):
                         head = int(w3.eth.get_block("latest")["timestamp"])

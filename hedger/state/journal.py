@@ -93,7 +93,8 @@ CREATE TABLE IF NOT EXISTS orders (
     size_before TEXT NOT NULL,
     state TEXT NOT NULL DEFAULT 'pending',
     resolved_at REAL,
-    note TEXT
+    note TEXT,
+    order_key TEXT
 );
 """
 
@@ -114,6 +115,8 @@ MIGRATIONS = [
     ("txs", "amount", "TEXT"),
     ("txs", "creates_order", "INTEGER NOT NULL DEFAULT 0"),
     ("txs", "action_seq", "INTEGER"),
+    ("txs", "order_key", "TEXT"),
+    ("orders", "order_key", "TEXT"),
 ]
 
 # Run once, right after a migration adds the column: receipts recorded before reorg checks
@@ -135,7 +138,17 @@ BACKFILL = {
                         THEN CAST(json_extract(args, '$[0]') AS TEXT) ELSE amount END,
           creates_order = CASE function WHEN 'submitDelayedOrder' THEN 1 ELSE 0 END
         WHERE action IS NULL""",
+    # Orders journaled before keys were: the reference market's (the only venue then), whose one
+    # delayed order is keyed by the account; their states renamed to the venue's words.
+    ("orders", "order_key"): """
+        UPDATE orders SET order_key = account,
+          state = CASE state WHEN 'filled' THEN 'executed' WHEN 'gone' THEN 'cancelled' ELSE state END""",
 }
+
+# orders: pending -> executed | cancelled (by the venue, or by us once expired) | expired (until
+# cancelled) | frozen, moved only by what the venue reports (its order list and the position),
+# never by our own transaction being mined. Rows in OPEN_ORDER_STATES are still in flight.
+OPEN_ORDER_STATES = ("pending", "expired", "frozen")
 
 _OPEN_TIMEOUT_S = 30.0
 
@@ -247,7 +260,8 @@ class Journal:
         Beside the raw call, what it does in venue-neutral terms (action, leg, amount, whether it
         creates an order): what the journal's own readers, reconciliation and the report use."""
         meta = {"action": call.action.value, "leg": call.leg, "amount": str(call.amount),
-                "creates_order": int(call.creates_order), "action_seq": call.action_index}
+                "creates_order": int(call.creates_order), "action_seq": call.action_index,
+                "order_key": call.order_key or None}
         self.record_signed_parts(cycle_id, call.contract, call.function, call.args, tx_hash, nonce, raw, fields,
                                  call.notional_usd if call.leg == "main" else 0, meta)
 
@@ -255,7 +269,8 @@ class Journal:
     def action_of(row: Any) -> dict[str, Any]:
         """The venue-neutral part of a journaled transaction, to journal its replacement alike."""
         return {"action": row["action"], "leg": row["leg"], "amount": row["amount"],
-                "creates_order": int(row["creates_order"] or 0), "action_seq": row["action_seq"]}
+                "creates_order": int(row["creates_order"] or 0), "action_seq": row["action_seq"],
+                "order_key": row["order_key"]}
 
     def record_signed_parts(self, cycle_id: int, contract: str, function: str, args: Any, tx_hash: str, nonce: int,
                             raw: bytes | None = None, fields: dict[str, Any] | None = None,
@@ -264,12 +279,12 @@ class Journal:
         with self._tx():
             self.db.execute("INSERT OR IGNORE INTO txs (cycle_id, contract, function, args, tx_hash, nonce, "
                             "signed_at, raw, fields, state, notional, action, leg, amount, creates_order, "
-                            "action_seq) VALUES (?,?,?,?,?,?,?,?,?, 'signed', ?,?,?,?,?,?)",
+                            "action_seq, order_key) VALUES (?,?,?,?,?,?,?,?,?, 'signed', ?,?,?,?,?,?,?)",
                             (cycle_id, contract, function, args if isinstance(args, str) else to_json(args), tx_hash,
                              nonce, time.time(), None if raw is None else "0x" + bytes(raw).hex(),
                              None if fields is None else to_json(fields), str(notional), m.get("action"),
                              m.get("leg") or "main", m.get("amount"), int(m.get("creates_order") or 0),
-                             m.get("action_seq")))
+                             m.get("action_seq"), m.get("order_key")))
 
     # ------------------------------------------------------------- operator controls
 
@@ -308,7 +323,8 @@ class Journal:
                             (status, gas_used, effective_gas_price, block_number,
                              "mined" if status == 1 else "reverted", block_hash, int(confirmed), tx_hash))
             row = self.db.execute(
-                "SELECT t.cycle_id, t.nonce, t.function, t.creates_order, t.amount, c.chain_id, c.genesis_hash, "
+                "SELECT t.cycle_id, t.nonce, t.function, t.creates_order, t.amount, t.order_key, c.chain_id, "
+                "c.genesis_hash, "
                 "c.account, c.market, "
                 "c.snapshot FROM txs t JOIN cycles c ON c.id=t.cycle_id WHERE t.tx_hash=?", (tx_hash,)).fetchone()
             if row is not None:
@@ -317,13 +333,14 @@ class Journal:
                 self.db.execute("UPDATE txs SET state=? WHERE cycle_id=? AND nonce=? AND tx_hash<>? "
                                 "AND state='signed'", (other, row["cycle_id"], row["nonce"], tx_hash))
                 if status == 1 and row["creates_order"]:
+                    # submitted, not filled: the row stays 'pending' until the venue says otherwise
                     size_delta = int(row["amount"] or 0)
                     size_before = int(json.loads(row["snapshot"] or "{}").get("account", {}).get("size", 0))
                     self.db.execute(
                         "INSERT OR IGNORE INTO orders (chain_id, genesis_hash, account, market, tx_hash, size_delta, "
-                        "size_before) VALUES (?,?,?,?,?,?,?)",
+                        "size_before, order_key) VALUES (?,?,?,?,?,?,?,?)",
                         (row["chain_id"], row["genesis_hash"], row["account"], row["market"], tx_hash,
-                         str(size_delta), str(size_before)))
+                         str(size_delta), str(size_before), row["order_key"]))
 
     def record_mined(self, tx: SentTx, confirmed: bool = False) -> None:
         """``confirmed``: already deep enough (HEDGER_CONFIRMATIONS is 0); otherwise the next
@@ -440,15 +457,26 @@ class Journal:
             "SELECT * FROM cycles WHERE chain_id=? AND genesis_hash=? AND account=? AND outcome='started'",
             (chain_id, genesis_hash, account)))
 
-    def pending_orders(self, chain_id: int, genesis_hash: str, account: str, market: str) -> list[sqlite3.Row]:
+    def open_orders(self, chain_id: int, genesis_hash: str, account: str, market: str) -> list[sqlite3.Row]:
+        """Orders our mined transactions created that the venue has not yet reported executed or
+        cancelled (pending, expired, frozen), newest first."""
         return list(self.db.execute(
-            "SELECT * FROM orders WHERE chain_id=? AND genesis_hash=? AND account=? AND market=? AND state='pending'",
-            (chain_id, genesis_hash, account, market)))
+            "SELECT * FROM orders WHERE chain_id=? AND genesis_hash=? AND account=? AND market=? AND state IN "
+            f"({','.join('?' * len(OPEN_ORDER_STATES))}) ORDER BY id DESC",
+            (chain_id, genesis_hash, account, market, *OPEN_ORDER_STATES)))
 
-    def resolve_order(self, order_id: int, state: str, note: str) -> None:
+    def set_order_state(self, order_id: int, state: str, note: str, order_key: str | None = None) -> None:
+        """Record what the venue reports of an order (its key, when learned from the venue's list);
+        executed and cancelled are final."""
         with self._tx():
-            self.db.execute("UPDATE orders SET state=?, note=?, resolved_at=? WHERE id=?",
-                            (state, note, time.time(), order_id))
+            self.db.execute("UPDATE orders SET state=?, note=?, order_key=COALESCE(?, order_key), "
+                            "resolved_at=CASE WHEN ? IN ('executed', 'cancelled') THEN ? ELSE resolved_at END "
+                            "WHERE id=?", (state, note, order_key, state, time.time(), order_id))
+
+    def order_state(self, tx_hash: str) -> str | None:
+        """The state of the order the transaction ``tx_hash`` created (None: no order journaled for it)."""
+        row = self.db.execute("SELECT state FROM orders WHERE tx_hash=?", (tx_hash,)).fetchone()
+        return None if row is None else str(row["state"])
 
     def expected_position(self, chain_id: int, genesis_hash: str, account: str, market: str) -> int | None:
         """The position the journal expects: the last cycle's reading plus its mined direct trades

@@ -341,26 +341,7 @@ def reconcile_state(j: "Journal", s: "Snapshot") -> list[str]:
     The chain is the truth; differences become notes (journaled and printed)."""
     key = (s.chain.chain_id, s.chain.genesis_hash, s.account.address, s.market.address)
     notes: list[str] = []
-    on_chain = s.account.pending_order
-    filled = 0
-    matched = False
-    for o in j.pending_orders(*key):
-        delta = int(o["size_delta"])
-        if on_chain is not None and on_chain.size_delta == delta and not matched:
-            matched = True
-            continue
-        moved = s.account.size - int(o["size_before"])
-        if moved == delta or (delta != 0 and moved * delta > 0 and abs(moved) >= abs(delta)):
-            j.resolve_order(int(o["id"]), "filled", "the market reports the position moved by the order")
-            filled += delta
-            notes.append(f"two-step order {o['tx_hash']} of {delta / 1e18:+.4f} was filled")
-        else:
-            j.resolve_order(int(o["id"]), "gone", "no longer pending and the position did not move by it")
-            notes.append(f"two-step order {o['tx_hash']} of {delta / 1e18:+.4f} is gone unfilled "
-                         "(cancelled or expired)")
-    if on_chain is not None and not matched:
-        notes.append(f"a pending order of {on_chain.size_delta / 1e18:+.4f} on the market was not submitted by "
-                     "this hedger's journal")
+    filled = _reconcile_orders(j, s, key, notes)
     expected = j.expected_position(*key)
     if expected is not None and s.account.size != expected + filled:
         notes.append(f"position {s.account.size / 1e18:+.6f} differs from the journal's "
@@ -371,3 +352,52 @@ def reconcile_state(j: "Journal", s: "Snapshot") -> list[str]:
         notes.append(f"{s.chain.account_nonce - mined - 1} transaction(s) were sent from this account outside "
                      "the hedger since its last one")
     return notes
+
+
+def _same_key(a: str | None, b: str) -> bool:
+    return bool(a) and str(a).lower() == b.lower()
+
+
+def _reconcile_orders(j: "Journal", s: "Snapshot", key: tuple[Any, ...], notes: list[str]) -> int:
+    """Move each order the journal holds open (pending, expired, frozen) to what the venue says:
+    its state while the venue lists it; once gone, executed when the position moved by it, else
+    cancelled (by the venue, or by us after it expired). A mined transaction that created an order
+    is never taken as its fill. Returns the size the orders found executed added (E18)."""
+    venue = list(s.account.orders)
+    claimed: set[int] = set()       # indexes of venue orders matched to a journal row
+    filled = 0
+    for row in j.open_orders(*key):                       # newest first: a key reused (the reference
+        delta = int(row["size_delta"])                    # market's is the account) is the newest's
+        jkey = row["order_key"]
+        label = f"two-step order {jkey or '(key not yet known)'} (tx {row['tx_hash']}) of {delta / 1e18:+.4f}"
+        match = next((i for i, o in enumerate(venue) if i not in claimed and o.size_delta == delta
+                      and (_same_key(jkey, o.key) if jkey else True)), None)
+        if match is not None:
+            claimed.add(match)
+            o = venue[match]
+            state = o.state.value
+            if state != row["state"] or not jkey:
+                j.set_order_state(int(row["id"]), state, f"the venue reports it {state}", o.key)
+            if state == "executed":
+                filled += delta
+                notes.append(f"{label} was filled (executed, as the venue reports)")
+            elif state == "cancelled":
+                notes.append(f"{label} is gone unfilled: cancelled by the venue")
+            elif state != row["state"]:
+                notes.append(f"{label} is {state} at the venue")
+            continue
+        moved = s.account.size - int(row["size_before"])
+        if moved == delta or (delta != 0 and moved * delta > 0 and abs(moved) >= abs(delta)):
+            j.set_order_state(int(row["id"]), "executed", "no longer listed and the position moved by it")
+            filled += delta
+            notes.append(f"{label} was filled (executed: the position moved by it)")
+        else:
+            was = " after it expired" if row["state"] == "expired" else ""
+            j.set_order_state(int(row["id"]), "cancelled",
+                              f"no longer listed{was} and the position did not move by it")
+            notes.append(f"{label} is gone unfilled (cancelled{was or ' or expired'}): no fill")
+    for i, o in enumerate(venue):
+        if i not in claimed and o.in_flight:
+            notes.append(f"a {o.state.value} order {o.key} of {o.size_delta / 1e18:+.4f} on the market was not "
+                         "submitted by this hedger's journal")
+    return filled

@@ -14,8 +14,8 @@ from hedger.chain.abi import ERC20, PERP_MARKET, load_abi
 from hedger.protocols.base import PerpAdapter, register
 from hedger.protocols.reference.model import ReferenceMarketState  # (also registers the "reference" market model)
 from hedger.chain.reader import CallSpec
-from hedger.core.types import (AccountState, Action, ActionKind, Call, ChainView, JournaledAction, MarketState,
-                               PendingOrder, Resume)
+from hedger.core.types import (AccountState, Action, ActionKind, Call, ChainView, JournaledAction, MarketState, Order,
+                               OrderKind, OrderState, Resume)
 
 PARAM_FIELDS = ("maxOracleAge", "skewScale", "maxFundingVelocity", "takerFee", "makerFee", "maxLeverage",
                 "liquidationBufferRatio", "liquidationFeeRatio", "liquidationPremiumMultiplier", "minKeeperFee",
@@ -69,25 +69,30 @@ class ReferenceMarket(PerpAdapter):
             feed=Web3.to_checksum_address(r["m.feed"]))
         _margin, size, _last_price, _entry = r["a.position"]
         o_size, o_desired, _o_fee, o_at = r["a.order"]
-        pending = None
+        orders: tuple[Order, ...] = ()
         if o_size != 0:
-            pending = PendingOrder(size_delta=int(o_size), desired_fill_price=int(o_desired), submitted_at=int(o_at),
-                                   executable_at=int(o_at) + p["minOrderDelay"],
-                                   expires_at=int(o_at) + p["maxOrderDelay"])
+            # one delayed order per account, keyed by the account; it can no longer be executed once
+            # chain time passes its expiry (executeDelayedOrder: "order expired"), only cancelled
+            expires_at = int(o_at) + p["maxOrderDelay"]
+            orders = (Order(key=Web3.to_checksum_address(account), kind=OrderKind.for_size(int(size), int(o_size)),
+                            size_delta=int(o_size), collateral_delta=0, acceptable_price=int(o_desired),
+                            submitted_at=int(o_at), executable_at=int(o_at) + p["minOrderDelay"],
+                            expires_at=expires_at,
+                            state=OrderState.EXPIRED if chain.block_timestamp > expires_at else OrderState.PENDING),)
         acct = AccountState(
             address=account, size=int(size), margin=int(r["a.remaining"][0]),
             accessible_margin=int(r["a.accessible"][0]), liquidation_price=int(r["a.liqPrice"][0]),
-            accrued_funding=int(r["a.funding"][0]), pnl=int(r["a.pnl"][0]), pending_order=pending,
+            accrued_funding=int(r["a.funding"][0]), pnl=int(r["a.pnl"][0]), orders=orders,
             collateral_wallet=int(r["c.balance"]), collateral_allowance=int(r["c.allowance"]))
         return market, acct
 
     def _call(self, contract: Any, name: str, fn: str, args: tuple[Any, ...], action: ActionKind,
               risk_reducing: bool, note: str, notional_usd: int = 0, *, leg: str = "main", amount: int = 0,
-              creates_order: bool = False) -> Call:
+              creates_order: bool = False, order_key: str = "") -> Call:
         data = contract.get_function_by_name(fn)(*args)._encode_transaction_data()
         return Call(to=contract.address, contract=name, function=fn, args=args, data=data, action=action,
                     risk_reducing=risk_reducing, note=note, notional_usd=notional_usd, leg=leg, amount=amount,
-                    creates_order=creates_order)
+                    creates_order=creates_order, order_key=order_key)
 
     def build_calls(self, actions: tuple[Action, ...], account: AccountState, market: MarketState) -> list[Call]:
         calls: list[Call] = []
@@ -117,10 +122,14 @@ class ReferenceMarket(PerpAdapter):
                 fn = "submitDelayedOrder" if self.two_step else "modifyPosition"
                 calls.append(self._call(self._market_c, "market", fn, (act.amount, act.price_bound), act.kind,
                                         act.risk_reducing, act.note, abs(act.amount) * market.price // 10**18,
-                                        amount=act.amount, creates_order=self.two_step))
+                                        amount=act.amount, creates_order=self.two_step,
+                                        # the account's one delayed order is keyed by the account
+                                        order_key=Web3.to_checksum_address(account.address) if self.two_step
+                                        else ""))
             elif act.kind is ActionKind.CANCEL_ORDER:
                 calls.append(self._call(self._market_c, "market", "cancelDelayedOrder", (account.address,),
-                                        act.kind, act.risk_reducing, act.note))
+                                        act.kind, act.risk_reducing, act.note,
+                                        order_key=act.order_key or Web3.to_checksum_address(account.address)))
         return calls
 
     def resume(self, action: JournaledAction) -> Resume:
