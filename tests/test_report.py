@@ -174,3 +174,27 @@ def test_an_order_cancelled_after_expiry_is_journaled_cancelled_and_never_counte
     assert rep.total.fees == 0 and not rep.total.fee_estimated                   # no fill, no fee
     assert rep.total.perp_pnl == 0 and rep.perp_realised == 0
     assert any("not executed" in n for n in rep.notes), rep.notes
+
+
+def test_a_keeper_filled_orders_fee_is_the_venues_from_the_keepers_transaction(hedge: Hedge) -> None:
+    """Issue 10: fees charged in the keeper's transaction (as on GMX) are taken from the venue's
+    events through the adapter once the order is found executed, not the policy's estimate."""
+    env = {"HEDGER_ORDER_MODE": "delayed", "HEDGER_COOLDOWN": "0"}
+    res = hedge.cycle(**env)
+    assert [t.call.function for t in res.sent][-1] == "submitDelayedOrder"
+    estimate = res.decision.expected_fee
+    hedge.chain.advance(20)
+    hedge.chain.set_price(3030)                      # the keeper fills at a later price: another fee
+    [keeper_tx] = hedge.fill_orders()
+    ev = hedge.chain.market.events.PositionModified().process_receipt(
+        hedge.chain.w3.eth.get_transaction_receipt(keeper_tx))[0]["args"]
+    charged = int(ev["fee"]) + int(ev["keeperFee"])
+    assert charged != estimate                       # the fill moved the price: the estimate is not the fee
+    res = hedge.cycle(**env)
+    j = Journal(hedge.env["HEDGER_JOURNAL_PATH"])
+    o = j.db.execute("SELECT * FROM orders").fetchone()
+    assert o["state"] == "executed" and o["fill_tx"] == keeper_tx
+    assert (int(o["fill_fee"]), int(o["fill_price"])) == (charged, int(ev["fillPrice"]))
+    assert any(keeper_tx in n for n in res.notes), res.notes
+    rep = build_report(j, hedge.address, hedge.chain.d.market)
+    assert rep.total.fees == charged and not rep.total.fee_estimated

@@ -403,3 +403,14 @@ class Resume:
     how: str
     note: str
     calls: tuple[Call, ...] = ()
+
+
+@dataclass(frozen=True)
+class Fill:
+    """How the venue filled an order, from its own records (events of the transaction that
+    executed it, ours or a keeper's): the fill price and every fee charged to the account (E18)."""
+
+    price: int
+    fee: int
+    tx_hash: str
+    block_number: int

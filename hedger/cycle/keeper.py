@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Callable
 
 from web3 import Web3
 
@@ -27,7 +27,7 @@ from hedger.protocols import PerpAdapter, get_adapter
 from hedger.protocols.uniswap_v3 import math as uniswap
 from hedger.chain.reader import CallFailed, CallSpec, ChainReader
 from hedger.core.types import (Call, ChainView, CollateralStatus, CycleResult, DailyBudget, Decision, DecisionKind,
-                               Exposure, JournaledAction, MarketState, PolicyParams, RefusalKind, Resume, Snapshot)
+                               Exposure, Fill, JournaledAction, MarketState, PolicyParams, RefusalKind, Resume, Snapshot)
 
 log = logging.getLogger("hedger.cycle.keeper")
 
@@ -363,6 +363,11 @@ class Keeper:
             return Resume("replan", f"its market {action.market} is not configured here: nothing is sent for it")
         return adapter.resume(action)
 
+    def fill_of(self, snapshot: Snapshot) -> Callable[[str, int, int], Fill | None]:
+        """The venue's record of how an order of this account was filled, up to ``snapshot``'s block."""
+        return lambda key, delta, block: self.adapter.order_fill(self.account, key, delta, block,
+                                                                 snapshot.chain.block_number)
+
     def reconcile(self) -> list[str]:
         """Before a cycle: settle what earlier runs left unrecorded (a crash between broadcast and
         receipt) or not yet final (receipts re-checked against reorganisations). Mined transactions
@@ -379,7 +384,7 @@ class Keeper:
         notes = self.reconcile()
         snapshot = self.read()
         if self.journal is not None:
-            notes += reconcile_state(self.journal, snapshot)
+            notes += reconcile_state(self.journal, snapshot, self.fill_of(snapshot))
         snapshot = replace(snapshot, daily=self._daily_budget(snapshot))
         params = params or self.params(snapshot)
         decision = policy.decide(snapshot, params)

@@ -280,7 +280,8 @@ class MultiKeeper:
         first = next(iter(self.keepers.values()))
         notes = first.reconcile()            # account-wide: the transactions of every market
         snaps = self.read()
-        market_notes = {name: reconcile_state(self.journal, s) if self.journal is not None else []
+        market_notes = {name: reconcile_state(self.journal, s, self.keepers[name].fill_of(s))
+                        if self.journal is not None else []
                         for name, s in snaps.items()}
         budget = first._daily_budget(next(iter(snaps.values())))   # the daily limits are the account's
         allocs = self.decide({name: replace(s, daily=budget) for name, s in snaps.items()})

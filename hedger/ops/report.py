@@ -6,8 +6,10 @@ Between two consecutive cycles (chain time), with oracle prices P0 -> P1:
 - funding    = change of the market's accrued funding (reset when our transactions settle it),
                counted as received or paid interval by interval
 - fees       = the trading fees the market charged, read from its events when our
-               transaction traded; for a two-step order filled by a keeper, the fee the
-               policy expected (marked as an estimate)
+               transaction traded; for a two-step order filled by a keeper, from the events of
+               the keeper's transaction as the venue's adapter reads them when the order is
+               found executed (``Adapter.order_fill``); the fee the policy expected (marked as
+               an estimate) only when the venue's records do not say
 - gas        = gas used x effective gas price of every mined transaction (in ETH; in USD when
                the oracle prices ETH, or at --eth-usd, or, with HEDGER_MARKETS, at the price
                an ETH market's oracle read in the same cycle)
@@ -180,9 +182,13 @@ def build_report(j: Journal, account: str, market: str, *, eth_usd: int | None =
             if t["state"] == "mined" and t["fee"] is not None:
                 r.fees += int(t["fee"])
             elif t["state"] == "mined" and t["creates_order"] and _filled(j, t):
-                plan = json.loads(c["plan"] or "{}")
-                r.fees += int(plan.get("plan", {}).get("decision", {}).get("expected_fee", 0))
-                r.fee_estimated = True
+                venue_fee = _fill_fee(j, t)
+                if venue_fee is not None:     # charged in the executing (keeper's) transaction, as the venue said
+                    r.fees += venue_fee
+                else:
+                    plan = json.loads(c["plan"] or "{}")
+                    r.fees += int(plan.get("plan", {}).get("decision", {}).get("expected_fee", 0))
+                    r.fee_estimated = True
             elif t["state"] == "mined" and t["creates_order"]:
                 unfilled += 1
         if cycle_eth is None and any(t["gas_used"] for t in txs):
@@ -235,6 +241,12 @@ def _filled(j: Journal, t: Any) -> bool:
     A journal from before orders were tracked has no row for it: taken as filled, as it was then."""
     state = j.order_state(str(t["tx_hash"]))
     return state is None or state == "executed"
+
+
+def _fill_fee(j: Journal, t: Any) -> int | None:
+    """The fees the venue charged when it filled the order ``t`` created (None: not recorded)."""
+    row = j.order_row(str(t["tx_hash"]))
+    return None if row is None or row["fill_fee"] is None else int(row["fill_fee"])
 
 
 def _average_cost(pos: int, avg: int, new: int, price: int) -> tuple[int, int, int]:

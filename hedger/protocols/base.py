@@ -24,7 +24,7 @@ from web3 import Web3
 
 from hedger.core.errors import ConfigError
 from hedger.chain.reader import CallSpec
-from hedger.core.types import AccountState, Action, Call, ChainView, JournaledAction, MarketState, Resume
+from hedger.core.types import AccountState, Action, Call, ChainView, Fill, JournaledAction, MarketState, Resume
 
 _REGISTRY: dict[str, type["PerpAdapter"]] = {}
 
@@ -70,6 +70,12 @@ class PerpAdapter(ABC):
         was never sent) overrides this."""
         return Resume("replan", f"{action.kind.value} left with {sum(lg.state == 'mined' for lg in action.legs)} of "
                                 f"{action.legs_planned} transaction(s) mined; the next plan decides from the chain's state")
+
+    def order_fill(self, account: str, order_key: str, size_delta: int, from_block: int, to_block: int) -> Fill | None:
+        """How the venue filled an order of ``account`` that it reports executed, from the events of
+        whichever transaction executed it (on a two-step venue a keeper's, not ours) between the
+        two blocks; None when the venue's records do not say (the report then uses the estimate)."""
+        return None
 
     @abstractmethod
     def trade_fee(self, receipt: dict[str, Any], account: str) -> int | None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from hedger.core.errors import ConfigError
-from hedger.core.types import ActionKind, Call, Decision, JournaledAction, Leg, Plan, SentTx, Snapshot
+from hedger.core.types import ActionKind, Call, Decision, Fill, JournaledAction, Leg, Plan, SentTx, Snapshot
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cycles (
@@ -117,6 +117,9 @@ MIGRATIONS = [
     ("txs", "action_seq", "INTEGER"),
     ("txs", "order_key", "TEXT"),
     ("orders", "order_key", "TEXT"),
+    ("orders", "fill_price", "TEXT"),
+    ("orders", "fill_fee", "TEXT"),
+    ("orders", "fill_tx", "TEXT"),
 ]
 
 # Run once, right after a migration adds the column: receipts recorded before reorg checks
@@ -472,6 +475,17 @@ class Journal:
             self.db.execute("UPDATE orders SET state=?, note=?, order_key=COALESCE(?, order_key), "
                             "resolved_at=CASE WHEN ? IN ('executed', 'cancelled') THEN ? ELSE resolved_at END "
                             "WHERE id=?", (state, note, order_key, state, time.time(), order_id))
+
+    def set_order_fill(self, order_id: int, fill: Fill) -> None:
+        """How the venue filled an executed order (price, fee, the executing transaction)."""
+        with self._tx():
+            self.db.execute("UPDATE orders SET fill_price=?, fill_fee=?, fill_tx=? WHERE id=?",
+                            (str(fill.price), str(fill.fee), fill.tx_hash, order_id))
+
+    def order_row(self, tx_hash: str) -> sqlite3.Row | None:
+        """The order the transaction ``tx_hash`` created, with the block it was created in."""
+        return self.db.execute("SELECT o.*, t.block_number AS created_block FROM orders o LEFT JOIN txs t "
+                               "ON t.tx_hash=o.tx_hash WHERE o.tx_hash=?", (tx_hash,)).fetchone()
 
     def order_state(self, tx_hash: str) -> str | None:
         """The state of the order the transaction ``tx_hash`` created (None: no order journaled for it)."""

@@ -35,7 +35,7 @@ import json
 import logging
 from dataclasses import replace
 from itertools import groupby
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from web3 import Web3
 from web3.exceptions import BlockNotFound, TransactionNotFound
@@ -46,7 +46,7 @@ from hedger.state.journal import CANCEL_CONTRACT, CANCEL_FUNCTION
 if TYPE_CHECKING:
     from hedger.chain.executor import Signer, TxSender
     from hedger.chain.reader import ChainReader
-    from hedger.core.types import ChainView, JournaledAction, Resume, Snapshot
+    from hedger.core.types import ChainView, Fill, JournaledAction, Resume, Snapshot
     from hedger.state.journal import Journal
 
 
@@ -335,13 +335,18 @@ def _cancel(k: "Reconciling", head: "ChainView", nonce: int, group: list[Any], h
             f"re-broadcast(s) of tx {hashes[-1]}; re-planning from the chain's state")
 
 
-def reconcile_state(j: "Journal", s: "Snapshot") -> list[str]:
+FillOf = Callable[[str, int, int], "Fill | None"]   # (order key, size delta, block created) -> the venue's fill
+
+
+def reconcile_state(j: "Journal", s: "Snapshot", fill_of: FillOf | None = None) -> list[str]:
     """Compare what the journal expects with what the chain reports, at the start of a cycle
     (before this cycle is journaled): two-step orders, the position, the account's nonce.
-    The chain is the truth; differences become notes (journaled and printed)."""
+    The chain is the truth; differences become notes (journaled and printed). ``fill_of`` asks
+    the venue how an order found executed was filled (price and fees, from the transaction that
+    executed it: a keeper's on a two-step venue), for the report."""
     key = (s.chain.chain_id, s.chain.genesis_hash, s.account.address, s.market.address)
     notes: list[str] = []
-    filled = _reconcile_orders(j, s, key, notes)
+    filled = _reconcile_orders(j, s, key, notes, fill_of)
     expected = j.expected_position(*key)
     if expected is not None and s.account.size != expected + filled:
         notes.append(f"position {s.account.size / 1e18:+.6f} differs from the journal's "
@@ -358,7 +363,21 @@ def _same_key(a: str | None, b: str) -> bool:
     return bool(a) and str(a).lower() == b.lower()
 
 
-def _reconcile_orders(j: "Journal", s: "Snapshot", key: tuple[Any, ...], notes: list[str]) -> int:
+def _record_fill(j: "Journal", row: Any, key: str | None, fill_of: FillOf | None) -> str:
+    """Journal how the venue filled the executed order of ``row``; a note's tail saying so."""
+    if fill_of is None:
+        return ""
+    created = j.order_row(row["tx_hash"])
+    block = int(created["created_block"]) if created is not None and created["created_block"] is not None else 0
+    fill = fill_of(key or "", int(row["size_delta"]), block)
+    if fill is None:
+        return ""
+    j.set_order_fill(int(row["id"]), fill)
+    return f" at {fill.price / 1e18:,.2f}, fees ${fill.fee / 1e18:,.2f} (tx {fill.tx_hash})"
+
+
+def _reconcile_orders(j: "Journal", s: "Snapshot", key: tuple[Any, ...], notes: list[str],
+                      fill_of: FillOf | None = None) -> int:
     """Move each order the journal holds open (pending, expired, frozen) to what the venue says:
     its state while the venue lists it; once gone, executed when the position moved by it, else
     cancelled (by the venue, or by us after it expired). A mined transaction that created an order
@@ -380,7 +399,8 @@ def _reconcile_orders(j: "Journal", s: "Snapshot", key: tuple[Any, ...], notes: 
                 j.set_order_state(int(row["id"]), state, f"the venue reports it {state}", o.key)
             if state == "executed":
                 filled += delta
-                notes.append(f"{label} was filled (executed, as the venue reports)")
+                notes.append(f"{label} was filled (executed, as the venue reports)"
+                             + _record_fill(j, row, o.key, fill_of))
             elif state == "cancelled":
                 notes.append(f"{label} is gone unfilled: cancelled by the venue")
             elif state != row["state"]:
@@ -390,7 +410,7 @@ def _reconcile_orders(j: "Journal", s: "Snapshot", key: tuple[Any, ...], notes: 
         if moved == delta or (delta != 0 and moved * delta > 0 and abs(moved) >= abs(delta)):
             j.set_order_state(int(row["id"]), "executed", "no longer listed and the position moved by it")
             filled += delta
-            notes.append(f"{label} was filled (executed: the position moved by it)")
+            notes.append(f"{label} was filled (executed: the position moved by it)" + _record_fill(j, row, jkey, fill_of))
         else:
             was = " after it expired" if row["state"] == "expired" else ""
             j.set_order_state(int(row["id"]), "cancelled",

@@ -14,8 +14,8 @@ from hedger.chain.abi import ERC20, PERP_MARKET, load_abi
 from hedger.protocols.base import PerpAdapter, register
 from hedger.protocols.reference.model import ReferenceMarketState  # (also registers the "reference" market model)
 from hedger.chain.reader import CallSpec
-from hedger.core.types import (AccountState, Action, ActionKind, Call, ChainView, JournaledAction, MarketState, Order,
-                               OrderKind, OrderState, Resume)
+from hedger.core.types import (AccountState, Action, ActionKind, Call, ChainView, Fill, JournaledAction, MarketState,
+                               Order, OrderKind, OrderState, Resume)
 
 PARAM_FIELDS = ("maxOracleAge", "skewScale", "maxFundingVelocity", "takerFee", "makerFee", "maxLeverage",
                 "liquidationBufferRatio", "liquidationFeeRatio", "liquidationPremiumMultiplier", "minKeeperFee",
@@ -143,6 +143,18 @@ class ReferenceMarket(PerpAdapter):
                                     "allowance stays, bounded to that deposit, and the next plan decides the deposit "
                                     "again from the chain's state")
         return super().resume(action)
+
+    def order_fill(self, account: str, order_key: str, size_delta: int, from_block: int, to_block: int) -> Fill | None:
+        """The protocol keeper's ``executeDelayedOrder`` emits ``PositionModified`` for the account:
+        the first one of the order's size after it was submitted is its fill."""
+        logs = self._market_c.events.PositionModified().get_logs(
+            from_block=from_block, to_block=to_block, argument_filters={"account": Web3.to_checksum_address(account)})
+        for ev in sorted(logs, key=lambda e: (e["blockNumber"], e["logIndex"])):
+            a = ev["args"]
+            if int(a["sizeDelta"]) == size_delta:
+                return Fill(price=int(a["fillPrice"]), fee=int(a["fee"]) + int(a["keeperFee"]),
+                            tx_hash=Web3.to_hex(ev["transactionHash"]), block_number=int(ev["blockNumber"]))
+        return None
 
     def trade_fee(self, receipt: dict[str, Any], account: str) -> int | None:
         from web3.logs import DISCARD
