@@ -54,6 +54,28 @@ def test_a_collateral_feed_is_read_with_the_cycle_into_the_snapshot(hedge: Hedge
     assert policy.decide(snap, k.params(snap)).kind is not DecisionKind.REFUSE
 
 
+def test_every_market_of_a_multi_market_cycle_values_the_shared_collateral(hedge: Hedge) -> None:
+    import json
+
+    from hedger.cycle.multimarket import MultiKeeper
+    d = hedge.chain.d
+    feed = collateral_feed(hedge, "0.98")
+    from hedger.sim.deploy import MarketParams
+    other = deploy_contract(hedge.chain.deployer, "PerpMarket", d.collateral, d.oracle, MarketParams().as_tuple())
+    entries = [{"name": "ETH", "market": d.market, "oracle": d.oracle, "spot_token": d.spot},
+               {"name": "ETH2", "market": other, "oracle": d.oracle, "spot_token": d.spot}]
+    env = {k: v for k, v in hedge.env.items() if k not in ("HEDGER_MARKET", "HEDGER_ORACLE", "HEDGER_SPOT_TOKEN")}
+    with FaultProxy(hedge.chain.anvil.url) as proxy:
+        mk = MultiKeeper.from_settings(Settings.from_env(
+            {**env, "HEDGER_RPC_URL": proxy.url(), "HEDGER_MARKETS": json.dumps(entries),
+             "HEDGER_COLLATERAL_FEED": feed}, dotenv=False))
+        proxy.reset_counts()
+        snaps = mk.read()
+        assert proxy.http_requests == 2, proxy.calls
+    assert [s.collateral_price for s in snaps.values()] == [98 * UNIT // 100] * 2
+    assert all(s.collateral_feed is not None and s.collateral_feed.address == feed for s in snaps.values())
+
+
 def test_a_stale_collateral_feed_refuses_the_cycle_and_sends_nothing(hedge: Hedge) -> None:
     feed = collateral_feed(hedge, "3000")
     hedge.chain.advance(3700)                              # past HEDGER_ORACLE_MAX_AGE (3600 s)
