@@ -4,9 +4,9 @@ Chainlink consumer guards (``../shared/PROTOCOLS.md``): a non-positive answer,
 round id 0, ``updatedAt`` 0 or in the future, or older than the feed's max
 age; an L2 sequencer that is down or came back less than the grace period
 ago. A collateral valued by a feed (``HEDGER_COLLATERAL_FEED``) is guarded
-as the price feed is. "Now" is the latest block's timestamp, so the guards stay right on a
-chain whose time was moved forward; separately, the block itself must not lag
-the wall clock by more than a limit (off on local chains).
+as the price feed is. "Now" is the latest block's timestamp, so the guards
+stay right on a chain whose time was moved forward; separately, the block
+itself must not lag the wall clock by more than a limit (off on local chains).
 """
 
 from __future__ import annotations
