@@ -225,6 +225,22 @@ def _warn_unknown_variables(env: Mapping[str, str]) -> None:
         print(f"hedger: warning: {name} is not a setting hedger reads{hint}; it is ignored", file=sys.stderr)
 
 
+def _collateral_feed(raw: str | None, token: str | None) -> str | None:
+    """``HEDGER_COLLATERAL_FEED``: a Chainlink-style feed of the collateral token's USD price, for a
+    collateral that is not a USD stablecoin; unset, the collateral is declared one (worth 1.0)."""
+    name = "HEDGER_COLLATERAL_FEED"
+    try:
+        feed = _address(name, raw, required=False)
+    except ConfigError as err:
+        raise ConfigError(name, err.problem, f"{err.fix}: the address of an AggregatorV3 feed of the collateral "
+                          "token's USD price, or unset it for a USD stablecoin collateral") from None
+    if feed is not None and token is not None and feed.lower() == token.strip().lower():
+        raise ConfigError(name, "is the collateral token itself (HEDGER_COLLATERAL_TOKEN), not a price feed",
+                          "set it to an AggregatorV3 feed of the collateral token's USD price (e.g. ETH / USD for "
+                          "WETH collateral), or unset it for a USD stablecoin collateral")
+    return feed
+
+
 @dataclass(frozen=True)
 class TwapSource:
     """A Uniswap v3 pool's time-weighted mean price, as the independent second price
@@ -442,6 +458,7 @@ class Settings:
     oracle: str = ""
     spot_token: str = ""
     collateral_token: str = ""
+    collateral_feed: str | None = None   # a USD feed of a collateral that is not a USD stablecoin (None: it is one)
     sequencer_feed: str | None = None
     order_mode: str = "direct"
     extra_exposure: int = 0          # E18 asset units held elsewhere
@@ -670,6 +687,7 @@ class Settings:
             return _e18(_dec(name, raw, lo=Decimal(0), lo_open=True, what=what))
 
         markets = () if for_deploy else _markets(g(MARKETS_VAR))
+        collateral_feed = _collateral_feed(g("HEDGER_COLLATERAL_FEED"), g("HEDGER_COLLATERAL_TOKEN"))
         _warn_unknown_variables(env)
         return cls(
             markets=markets,
@@ -709,6 +727,7 @@ class Settings:
             oracle=_address("HEDGER_ORACLE", g("HEDGER_ORACLE"), required=not for_deploy and not markets) or "",
             spot_token=_address("HEDGER_SPOT_TOKEN", g("HEDGER_SPOT_TOKEN"), required=not for_deploy and not markets) or "",
             collateral_token=_address("HEDGER_COLLATERAL_TOKEN", g("HEDGER_COLLATERAL_TOKEN"), required=not for_deploy) or "",
+            collateral_feed=collateral_feed,
             sequencer_feed=_address("HEDGER_SEQUENCER_FEED", g("HEDGER_SEQUENCER_FEED"), required=False),
             order_mode=mode, extra_exposure=extra, lp_positions=_lp_positions(g("HEDGER_LP_POSITIONS")),
             holder=_address("HEDGER_HOLDER", g("HEDGER_HOLDER"), required=False),

@@ -32,7 +32,10 @@ def read(hedge: Hedge, adapter: Any) -> tuple[Any, Any]:
     r = ChainReader(hedge.chain.w3)
     head = r.head()
     res = r.call_many(adapter.read_specs(hedge.address), head.block_number)
-    assert r.round_trips == 2
+    stage2 = adapter.read_stage2(hedge.address, res)      # a venue that reads in two stages: one more
+    if stage2:
+        res = {**res, **r.call_many(stage2, head.block_number)}
+    assert r.round_trips == (3 if stage2 else 2)
     return adapter.parse(res, hedge.address, head)
 
 

@@ -3,7 +3,9 @@
 A cycle reads in two round trips whatever it reads: the latest block (with
 chain id and, once, the genesis hash), then every ``eth_call`` of the cycle in
 one JSON-RPC batch pinned to that block number, so that all readings are
-mutually consistent.
+mutually consistent. A venue whose calls need an earlier answer (a second
+stage) adds one more :meth:`ChainReader.call_many` pinned to the same block:
+three round trips at most.
 """
 
 from __future__ import annotations

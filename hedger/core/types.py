@@ -157,6 +157,21 @@ class Exposure:
 
 
 @dataclass(frozen=True)
+class CollateralToken:
+    """The token posted as collateral: what it is, what it is worth, and who may pull it."""
+
+    address: str
+    decimals: int
+    spender: str               # the contract approved to pull it (the market; GMX v2: its Router)
+    symbol: str = ""           # "" when the token has no readable symbol()
+    feed: str | None = None    # a USD price feed of it (HEDGER_COLLATERAL_FEED); None: a USD stablecoin at 1.0
+
+    @property
+    def price_source(self) -> str:
+        return f"price feed {self.feed}" if self.feed else "declared USD stablecoin (1.0)"
+
+
+@dataclass(frozen=True)
 class CollateralStatus:
     """USDC-style faults of the collateral token (None: the token has no such switch)."""
 
@@ -214,6 +229,7 @@ class Snapshot:
     daily: "DailyBudget | None" = None      # what today's limits still allow (None: no limits)
     venue: str = "reference"               # the protocol read; its market model answers the policy
     collateral_price: int = UNIT           # E18 USD per whole collateral token (1.0: a declared USD stablecoin)
+    collateral_feed: FeedRound | None = None   # the round collateral_price came from (HEDGER_COLLATERAL_FEED)
 
 
 @dataclass(frozen=True)

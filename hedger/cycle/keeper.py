@@ -26,8 +26,9 @@ from hedger.chain.oracle import feed_specs, parse_feed
 from hedger.protocols import PerpAdapter, get_adapter
 from hedger.protocols.uniswap_v3 import math as uniswap
 from hedger.chain.reader import CallFailed, CallSpec, ChainReader
-from hedger.core.types import (Call, ChainView, CollateralStatus, CycleResult, DailyBudget, Decision, DecisionKind,
-                               Exposure, Fill, JournaledAction, MarketState, PolicyParams, RefusalKind, Resume, Snapshot)
+from hedger.core.types import (UNIT, Call, ChainView, CollateralStatus, CollateralToken, CycleResult, DailyBudget,
+                               Decision, DecisionKind, Exposure, Fill, JournaledAction, MarketState, PolicyParams,
+                               RefusalKind, Resume, Snapshot)
 
 log = logging.getLogger("hedger.cycle.keeper")
 
@@ -40,6 +41,7 @@ EXPECTED = {   # what each address setting must point at, for messages
     "HEDGER_SEQUENCER_FEED": "a sequencer-uptime feed",
     "HEDGER_LP_POSITIONS": "<NonfungiblePositionManager>:<tokenId> of a position that exists",
     "HEDGER_SPOT_TOKEN": "an ERC20 token", "HEDGER_COLLATERAL_TOKEN": "the ERC20 token the market takes",
+    "HEDGER_COLLATERAL_FEED": "an AggregatorV3 feed of the collateral token's USD price",
 }
 
 FIAT_TOKEN = "FiatToken"   # optional views of USDC-like tokens: paused(), isBlacklisted(address)
@@ -98,6 +100,8 @@ class Keeper:
             specs += feed_specs("sequencer", s.sequencer_feed)
         if s.second_oracle:
             specs += feed_specs("second", s.second_oracle)
+        if s.collateral_feed:
+            specs += feed_specs("cfeed", s.collateral_feed)
         if s.second_twap:
             t = s.second_twap
             # optional: a window older than the pool's oldest observation reverts ("OLD")
@@ -120,8 +124,18 @@ class Keeper:
                            (self.adapter.market,), optional=True)]
         return specs + self.adapter.read_specs(self.account)
 
+    def stage2_specs(self, stage1: dict[str, Any]) -> list[CallSpec]:
+        """The adapter's second-stage calls, formed from the answers to :meth:`_specs` (keyed as
+        there); a key that repeats a stage-1 key is the adapter's error (it would hide an answer)."""
+        specs = self.adapter.read_stage2(self.account, stage1)
+        clash = sorted({spec.key for spec in specs} & stage1.keys())
+        if clash:
+            raise ValueError(f"adapter {self.adapter.name!r}: stage-2 keys {clash} repeat stage-1 keys")
+        return specs
+
     def read(self) -> Snapshot:
-        """Two round trips: the chain head, then every view call pinned to that block."""
+        """The chain head, then every view call of stage 1 pinned to that block, then the adapter's
+        second stage (if it has one) at the same block: two round trips, three with a second stage."""
         try:
             head = self.reader.head(self.account)
         except RpcError as err:
@@ -131,6 +145,9 @@ class Keeper:
                                   f"HEDGER_CHAIN_ID is {self.settings.chain_id}: refusing to act on the wrong chain")
         try:
             r = self.reader.call_many(self._specs(), head.block_number)
+            stage2 = self.stage2_specs(r)
+            if stage2:
+                r = {**r, **self.reader.call_many(stage2, head.block_number)}
         except CallFailed as err:
             var = self.setting_of(err.spec.address, err.spec.key)
             expected = (f"a `{self.settings.protocol}` perp market (HEDGER_PROTOCOL)" if var == "HEDGER_MARKET"
@@ -147,14 +164,16 @@ class Keeper:
         by_key = {"oracle": "HEDGER_ORACLE", "sequencer": "HEDGER_SEQUENCER_FEED", "second": "HEDGER_SECOND_ORACLE",
                   "twap": "HEDGER_SECOND_ORACLE", **{f"lp{i}": "HEDGER_LP_POSITIONS"
                                                      for i in range(len(s.lp_positions))},
-                  "spot": "HEDGER_SPOT_TOKEN", "c": "HEDGER_COLLATERAL_TOKEN", "m": "HEDGER_MARKET",
+                  "spot": "HEDGER_SPOT_TOKEN", "c": "HEDGER_COLLATERAL_TOKEN", "cfeed": "HEDGER_COLLATERAL_FEED",
+                  "m": "HEDGER_MARKET",
                   "a": "HEDGER_MARKET"}
         if key is not None and key.split(".", 1)[0] in by_key:
             return by_key[key.split(".", 1)[0]]
         a = Web3.to_checksum_address(address)
         for var, value in (("HEDGER_MARKET", self.adapter.market), ("HEDGER_ORACLE", s.oracle),
                            ("HEDGER_SECOND_ORACLE", s.second_oracle), ("HEDGER_SEQUENCER_FEED", s.sequencer_feed),
-                           ("HEDGER_SPOT_TOKEN", s.spot_token), ("HEDGER_COLLATERAL_TOKEN", s.collateral_token)):
+                           ("HEDGER_SPOT_TOKEN", s.spot_token), ("HEDGER_COLLATERAL_TOKEN", s.collateral_token),
+                           ("HEDGER_COLLATERAL_FEED", s.collateral_feed)):
             if value and Web3.to_checksum_address(value) == a:
                 return var
         return "HEDGER_MARKET"   # not configured: an address the market itself pointed at
@@ -173,10 +192,13 @@ class Keeper:
         ref_price, ref_source, ref_problem = self._second_source(r, market, head)
         status = CollateralStatus(paused=_opt_bool(r.get("c.paused")), account_blacklisted=_opt_bool(
             r.get("c.blacklisted")), market_blacklisted=_opt_bool(r.get("c.marketBlacklisted")))
+        # a collateral that is not a USD stablecoin is valued by its feed (guarded as the oracle is)
+        cfeed = parse_feed("cfeed", s.collateral_feed, r) if s.collateral_feed else None
         return Snapshot(chain=head, oracle=oracle, sequencer=seq, market=market, account=account,
                         exposure=exposure, last_rebalance_at=last, reference_price=ref_price,
                         reference_source=ref_source, reference_problem=ref_problem, collateral_status=status,
-                        venue=self.adapter.name)
+                        venue=self.adapter.name, collateral_price=cfeed.price_e18 if cfeed else UNIT,
+                        collateral_feed=cfeed)
 
     def _second_source(self, r: dict[str, Any], market: MarketState,
                        head: ChainView) -> tuple[int | None, str, str | None]:
@@ -235,6 +257,20 @@ class Keeper:
                                     head, "HEDGER_SECOND_ORACLE")
             self._twap_meta = (int(dec["d0"]), int(dec["d1"]), spot == t0)
         return self._twap_meta
+
+    def collateral_token(self) -> CollateralToken:
+        """The collateral as a token with a value (decimals, symbol when readable, price source,
+        spender), read at the latest block (for `hedger check`)."""
+        s = self.settings
+        head = self.reader.head()
+        r = self._fixed_facts([CallSpec("decimals", s.collateral_token, ERC20, "decimals")], head,
+                              "HEDGER_COLLATERAL_TOKEN")
+        try:   # symbol() is optional in ERC-20, and some tokens answer a bytes32
+            symbol = self.reader.call_many([CallSpec("symbol", s.collateral_token, ERC20, "symbol", optional=True)],
+                                           head.block_number)["symbol"] or ""
+        except ChainGuardError:
+            symbol = ""
+        return self.adapter.collateral_token(int(r["decimals"]), str(symbol), s.collateral_feed)
 
     @property
     def holder(self) -> str:

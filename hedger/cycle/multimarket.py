@@ -5,8 +5,9 @@ account that posts one collateral token everywhere:
 
 1. read: the chain head, then every market's view calls in one ``aggregate3``
    (``HEDGER_MULTICALL``, else the canonical Multicall3 when the chain has it)
-   or one JSON-RPC batch, pinned to that block: two round trips whatever the
-   number of markets;
+   or one JSON-RPC batch, pinned to that block, then the second stage of the
+   venues that read in two (one more round trip for all of them, same block):
+   two round trips, three at most, whatever the number of markets;
 2. decide: each market with the pure policy, as a single-market cycle would;
    then :func:`allocate_collateral` (pure) shares the wallet: when it cannot
    fund every market's deposit, the market nearest liquidation is funded
@@ -224,7 +225,9 @@ class MultiKeeper:
         return head
 
     def read(self) -> dict[str, Snapshot]:
-        """Every market's snapshot, all at one block, in two round trips."""
+        """Every market's snapshot, all at one block: the head, then every market's stage-1 views in
+        one round trip, then every market's second stage (when an adapter has one) in one more:
+        two round trips, at most three, whatever the number of markets."""
         try:
             head = self._head()
         except RpcError as err:
@@ -232,19 +235,27 @@ class MultiKeeper:
         if self.settings.chain_id is not None and head.chain_id != self.settings.chain_id:
             raise ChainGuardError(f"the RPC at {self.settings.rpc_display} reports chain id {head.chain_id}, "
                                   f"HEDGER_CHAIN_ID is {self.settings.chain_id}: refusing to act on the wrong chain")
-        # one call per distinct view: the markets share the collateral token (and maybe feeds)
+        stage1 = self._read_stage({name: k._specs() for name, k in self.keepers.items()}, head.block_number)
+        stage2 = self._read_stage({name: k.stage2_specs(stage1[name]) for name, k in self.keepers.items()},
+                                  head.block_number)
+        return {name: k.snapshot_from({**stage1[name], **stage2[name]}, head) for name, k in self.keepers.items()}
+
+    def _read_stage(self, specs: dict[str, list[CallSpec]], block: int) -> dict[str, dict[str, Any]]:
+        """One stage of every market's reads in one round trip at ``block`` (none when no market has
+        a call in it): each distinct view once (the markets share the collateral token, maybe
+        feeds). Returns each market's answers, keyed as its own specs."""
         unique: dict[tuple[Any, ...], CallSpec] = {}
-        groups: list[tuple[str, Keeper, list[tuple[str, tuple[Any, ...]]]]] = []
-        for name, k in self.keepers.items():
+        keys_of: dict[str, list[tuple[str, tuple[Any, ...]]]] = {}
+        for name, market_specs in specs.items():
             keys = []
-            for spec in k._specs():
+            for spec in market_specs:
                 ident = (spec.address, spec.abi, spec.fn, spec.args, spec.optional)
                 if ident not in unique:
                     unique[ident] = replace(spec, key=f"{name}/{spec.key}")
                 keys.append((spec.key, ident))
-            groups.append((name, k, keys))
+            keys_of[name] = keys
         try:
-            r = self.reader.call_many(list(unique.values()), head.block_number)
+            r = self.reader.call_many(list(unique.values()), block) if unique else {}
         except CallFailed as err:
             market = err.spec.key.rsplit("/", 1)[0]
             var = self.keepers[market].setting_of(err.spec.address, err.spec.key.rsplit("/", 1)[-1]) if market in self.keepers else "HEDGER_MARKET"
@@ -254,8 +265,7 @@ class MultiKeeper:
             raise ChainGuardError(f"market {market}: {err}. Fix: check that {where} is the right address, with the "
                                   f"expected interface (`hedger check` tests every configured address)",
                                   address=err.spec.address, variable=var) from err
-        return {name: k.snapshot_from({key: r[unique[ident].key] for key, ident in keys}, head)
-                for name, k, keys in groups}
+        return {name: {key: r[unique[ident].key] for key, ident in keys} for name, keys in keys_of.items()}
 
     def decide(self, snapshots: dict[str, Snapshot]) -> dict[str, Allocation]:
         """Each market's decision, with the wallet shared by :func:`allocate_collateral`."""

@@ -3,9 +3,10 @@
 Chainlink consumer guards (``../shared/PROTOCOLS.md``): a non-positive answer,
 round id 0, ``updatedAt`` 0 or in the future, or older than the feed's max
 age; an L2 sequencer that is down or came back less than the grace period
-ago. "Now" is the latest block's timestamp, so the guards stay right on a
-chain whose time was moved forward; separately, the block itself must not lag
-the wall clock by more than a limit (off on local chains).
+ago. A collateral valued by a feed (``HEDGER_COLLATERAL_FEED``) is guarded
+as the price feed is. "Now" is the latest block's timestamp, so the guards
+stay right on a chain whose time was moved forward; separately, the block
+itself must not lag the wall clock by more than a limit (off on local chains).
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ def check(s: Snapshot, p: PolicyParams) -> Decision | None:
     found = _feed_check(s.oracle, now, p.oracle_max_age_s)
     if found is not None:
         return _refuse(RefusalKind.ORACLE, *found)
+    if s.collateral_feed is not None:
+        found = _feed_check(s.collateral_feed, now, p.oracle_max_age_s)
+        if found is not None:
+            code, reason = found
+            return _refuse(RefusalKind.ORACLE, "collateral_" + code.removeprefix("oracle_"),
+                           f"collateral price (HEDGER_COLLATERAL_FEED): {reason}: the collateral cannot be valued")
     if s.market.price_invalid:
         return _refuse(RefusalKind.ORACLE, "market_price_invalid",
                        f"market {s.market.address} reports its own price invalid (its feed is stale or broken): "

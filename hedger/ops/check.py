@@ -20,6 +20,7 @@ from hedger.core.secrets import RPC_FIX
 from hedger.core.errors import ChainGuardError, HedgerError, RpcError
 from hedger.core.fixedpoint import fmt_units
 from hedger.core.types import UNIT
+from hedger.decide import guards
 
 if TYPE_CHECKING:
     from hedger.cycle.multimarket import MultiKeeper
@@ -96,8 +97,12 @@ def run_checks(k: Any, min_gas_balance: int = MIN_GAS_BALANCE) -> list[Check]:
     probe("spot token", "HEDGER_SPOT_TOKEN", s.spot_token, token(s.spot_token), "HEDGER_SPOT_TOKEN must be an ERC20")
     probe("collateral token", "HEDGER_COLLATERAL_TOKEN", s.collateral_token, token(s.collateral_token),
           "HEDGER_COLLATERAL_TOKEN must be an ERC20")
+    probe("collateral feed", "HEDGER_COLLATERAL_FEED", s.collateral_feed, feed(s.collateral_feed or ""),
+          "HEDGER_COLLATERAL_FEED must be an AggregatorV3 feed of the collateral token's USD price")
     probe("market", "HEDGER_MARKET", s.market, lambda: k.adapter.interface_check(),
           f"HEDGER_MARKET must be a {s.protocol} market that takes HEDGER_COLLATERAL_TOKEN")
+    if all(c.ok for c in out if c.name in ("collateral token", "collateral feed")):
+        out.append(collateral_check(k))
     if k.signer is not None:
         bal = int(w3.eth.get_balance(k.signer.address))
         ok = bal >= min_gas_balance
@@ -109,6 +114,19 @@ def run_checks(k: Any, min_gas_balance: int = MIN_GAS_BALANCE) -> list[Check]:
     if all(c.ok for c in out):
         out += price_checks(k)
     return out
+
+
+def collateral_check(k: Any) -> Check:
+    """The collateral as the hedger sees it: token, decimals, price source and the spender its
+    deposits approve."""
+    try:
+        c = k.collateral_token()
+    except HedgerError as err:
+        return Check("collateral", False, f"cannot read the collateral token: {err}",
+                     "check HEDGER_COLLATERAL_TOKEN")
+    spender = c.spender + (" (the market)" if c.spender == k.adapter.market else "")
+    return Check("collateral", True, f"token {c.address}{f' {c.symbol}' if c.symbol else ''}, {c.decimals} decimals, "
+                                     f"priced by {c.price_source}, approved to {spender}")
 
 
 def _pct(frac_e18: int) -> str:
@@ -125,11 +143,17 @@ def price_checks(k: Any) -> list[Check]:
         snap = k.read()
     except HedgerError as err:
         return [Check("prices", False, f"cannot read the prices: {err}", "fix the address named above")]
+    out: list[Check] = []
+    if snap.collateral_feed is not None:
+        problem = guards.feed_problem(snap.collateral_feed, snap.chain.block_timestamp, s.policy.oracle_max_age_s)
+        out.append(Check("collateral price", problem is None,
+                         problem or f"HEDGER_COLLATERAL_FEED values the collateral at {_usd(snap.collateral_price)}",
+                         "" if problem is None else "check HEDGER_COLLATERAL_FEED, or wait for a fresh round "
+                         "(until then every cycle refuses)", blocking=False))
     price = snap.oracle.price_e18
     if price <= 0:
-        return [Check("oracle vs market price", False, f"HEDGER_ORACLE answers {snap.oracle.answer}",
-                      "HEDGER_ORACLE must be a live price feed", blocking=False)]
-    out: list[Check] = []
+        return out + [Check("oracle vs market price", False, f"HEDGER_ORACLE answers {snap.oracle.answer}",
+                            "HEDGER_ORACLE must be a live price feed", blocking=False)]
     sources = [("market price", "the market's own price", snap.market.price,
                 "the market reports its price invalid" if snap.market.price_invalid else None, "HEDGER_MARKET")]
     if s.second_oracle or s.second_twap:
@@ -180,7 +204,7 @@ def run_multi_checks(mk: "MultiKeeper") -> list[Check]:
     seen: set[tuple[str, str]] = set()
     for name, k in mk.keepers.items():
         for c in run_checks(k):
-            if c.name in ("chain id", "collateral token", "signer gas", "signer"):
+            if c.name in ("chain id", "collateral token", "collateral feed", "signer gas", "signer"):
                 if (c.name, c.detail) in seen:
                     continue
                 seen.add((c.name, c.detail))

@@ -5,6 +5,14 @@ market (an order is submitted, a keeper fills it later): ``two_step`` says
 which, ``read_specs``/``parse`` report a pending order, and ``build_calls``
 turns a TRADE action into either a direct trade or an order submission.
 
+Reads come in at most two stages, each one round trip for every market of the
+cycle, both pinned to the head's block: ``read_specs`` (stage 1), then
+``read_stage2`` for the calls that need a stage-1 answer to be formed (GMX
+v2's ``Reader.getPositionInfo`` takes the prices stage 1 read). A venue without
+a second stage reads in two round trips (the head, then stage 1), one with it
+in three, whatever the number of markets. The collateral token is approved to
+``spender`` (the market by default; GMX v2 overrides it with its Router).
+
 Adding a protocol: one file under ``hedger/protocols/``, its ABI under
 ``abis/``, ``@register("name")`` on the class, and the shared adapter test
 suite (``tests/test_adapter_suite.py``) run against it. Its formulas go in a
@@ -24,7 +32,8 @@ from web3 import Web3
 
 from hedger.core.errors import ConfigError
 from hedger.chain.reader import CallSpec
-from hedger.core.types import AccountState, Action, Call, ChainView, Fill, JournaledAction, MarketState, Resume
+from hedger.core.types import (AccountState, Action, Call, ChainView, CollateralToken, Fill, JournaledAction, MarketState,
+                               Resume)
 
 _REGISTRY: dict[str, type["PerpAdapter"]] = {}
 
@@ -46,9 +55,27 @@ class PerpAdapter(ABC):
     def read_specs(self, account: str) -> list[CallSpec]:
         """View calls that describe the market and the account (batched with the rest of the cycle)."""
 
+    def read_stage2(self, account: str, stage1: dict[str, Any]) -> list[CallSpec]:
+        """View calls that can only be formed from stage 1's answers (``stage1``: key -> value, as
+        :meth:`read_specs` named them), read in one more round trip at the same block; their
+        answers reach :meth:`parse` beside stage 1's, so their keys must differ. Default: none."""
+        return []
+
     @abstractmethod
     def parse(self, results: dict[str, Any], account: str, chain: ChainView) -> tuple[MarketState, AccountState]:
-        """Turn the results of ``read_specs`` into market and account state."""
+        """Turn the results of ``read_specs`` (and of ``read_stage2``) into market and account state."""
+
+    @property
+    def spender(self) -> str:
+        """The contract the collateral token is approved to, the one that pulls it on a deposit:
+        the market itself by default (a venue whose router pulls the tokens overrides this)."""
+        return self.market
+
+    def collateral_token(self, decimals: int, symbol: str = "", feed: str | None = None) -> CollateralToken:
+        """The collateral as a token with a value: ``feed`` a USD price feed of it (None: a declared
+        USD stablecoin, worth 1.0), approved to :attr:`spender`."""
+        return CollateralToken(address=self.collateral, decimals=decimals, symbol=symbol, spender=self.spender,
+                               feed=Web3.to_checksum_address(feed) if feed else None)
 
     @abstractmethod
     def build_calls(self, actions: tuple[Action, ...], account: AccountState, market: MarketState) -> list[Call]:

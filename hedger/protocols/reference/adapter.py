@@ -49,7 +49,7 @@ class ReferenceMarket(PerpAdapter):
             CallSpec("a.order", m, PERP_MARKET, "delayedOrders", (a,)),
             CallSpec("c.decimals", self.collateral, ERC20, "decimals"),
             CallSpec("c.balance", self.collateral, ERC20, "balanceOf", (a,)),
-            CallSpec("c.allowance", self.collateral, ERC20, "allowance", (a, m)),
+            CallSpec("c.allowance", self.collateral, ERC20, "allowance", (a, self.spender)),
         ]
         return specs
 
@@ -103,13 +103,13 @@ class ReferenceMarket(PerpAdapter):
                     if account.collateral_allowance != 0:
                         # USDT and tokens like it revert when a non-zero allowance is changed to
                         # another non-zero value (the ERC-20 approve race): clear the leftover first
-                        calls.append(self._call(self._token_c, "collateral", "approve", (self.market, 0),
+                        calls.append(self._call(self._token_c, "collateral", "approve", (self.spender, 0),
                                                 act.kind, act.risk_reducing,
                                                 "reset the leftover allowance to zero first (USDT-style tokens "
                                                 "refuse to change a non-zero allowance)", leg="approve"))
                     # bounded to this deposit unless HEDGER_UNLIMITED_APPROVAL is set
                     amount = 2**256 - 1 if self.unlimited_approval else act.amount
-                    calls.append(self._call(self._token_c, "collateral", "approve", (self.market, amount),
+                    calls.append(self._call(self._token_c, "collateral", "approve", (self.spender, amount),
                                             act.kind, act.risk_reducing,
                                             "unlimited approval (configured)" if self.unlimited_approval
                                             else "approve exactly the deposit", act.amount * scale, leg="approve"))
