@@ -160,7 +160,7 @@ def _why_low(mdl: MarketModel, p: PolicyParams, pt: PostTrade, moment: str = "")
     """Why a position needs collateral, in the venue's leverage when that is what the operator set."""
     b = band(mdl, p, pt.size)
     at = f" {moment}" if moment else ""
-    where = f"liquidation {_pct(pt.liq_distance)}% from the price{at}, floor {_pct(b.floor)}%"
+    where = f"liquidation {_pct(pt.liq_distance)}% from the price, floor {_pct(b.floor)}%"
     if p.min_liq_distance is None and pt.leverage > p.max_leverage:
         return f"leverage {_lev(pt.leverage, p.max_leverage)}{at} above {_lev(p.max_leverage, pt.leverage)} ({where})"
     return f"liquidation within {_pct(pt.liq_distance)}% of the price{at} (floor {_pct(b.floor)}%)"
