@@ -446,6 +446,40 @@ def _check_leverage_order(pol: PolicyParams, g: "Callable[[str], str | None]") -
                           f"set {name} {side} {other}, or change both; e.g. min 1.5, target 2, max 3")
 
 
+# each liquidation-distance setting replaces the leverage setting of the same edge of the band
+_LIQ_DISTANCE_EDGES = (("HEDGER_MIN_LIQ_DISTANCE", "HEDGER_MAX_LEVERAGE", "min_liq_distance", "floor"),
+                       ("HEDGER_TARGET_LIQ_DISTANCE", "HEDGER_TARGET_LEVERAGE", "target_liq_distance", "target"),
+                       ("HEDGER_MAX_LIQ_DISTANCE", "HEDGER_MIN_LEVERAGE", "max_liq_distance", "ceiling"))
+
+
+def _liq_distances(pol: PolicyParams, g: "Callable[[str], str | None]") -> PolicyParams:
+    """The collateral band set as liquidation distances: all three or none (the band is set one
+    way: as distances, or as leverages translated by the venue's model), never beside the leverage
+    of the same edge, and rising (min < target < max)."""
+    given = [name for name, _, _, _ in _LIQ_DISTANCE_EDGES if g(name)]
+    if not given:
+        return pol
+    for name, lev, _, edge in _LIQ_DISTANCE_EDGES:
+        if not g(name):
+            raise ConfigError(name, f"is unset while {given[0]} is set (the collateral band is set as three "
+                              "liquidation distances, or as leverages)",
+                              f"set {name} too (e.g. min 0.3, target 0.45, max 0.6), or unset {', '.join(given)}")
+        if g(lev):
+            raise ConfigError(lev, f"and {name} both set the band's {edge}",
+                              f"unset one of them: {name} (a fraction of the price) or {lev} (a leverage)")
+    value = {name: _e18(_dec(name, g(name) or "", lo=Decimal(0), hi=Decimal(10), lo_open=True,
+                             what="a fraction of the price the market must move against the hedge to "
+                                  "liquidate it, e.g. 0.3 for 30%"))
+             for name, _, _, _ in _LIQ_DISTANCE_EDGES}
+    names = [name for name, _, _, _ in _LIQ_DISTANCE_EDGES]
+    for lo, hi in zip(names, names[1:]):
+        if value[lo] >= value[hi]:
+            raise ConfigError(lo, f"{(g(lo) or '').strip()} is not below {hi} = {(g(hi) or '').strip()} (distances "
+                              "must rise: HEDGER_MIN_LIQ_DISTANCE < HEDGER_TARGET_LIQ_DISTANCE < "
+                              "HEDGER_MAX_LIQ_DISTANCE)", f"set {lo} below {hi}, e.g. min 0.3, target 0.45, max 0.6")
+    return replace(pol, **{field: value[name] for name, _, field, _ in _LIQ_DISTANCE_EDGES})
+
+
 @dataclass(frozen=True)
 class Settings:
     rpc_url: str = "http://127.0.0.1:8545"
@@ -634,7 +668,14 @@ class Settings:
             raise ConfigError("HEDGER_FUNDING_HEDGE_MIN", "is above HEDGER_HEDGE_RATIO",
                               "set it between 0 and HEDGER_HEDGE_RATIO, e.g. 0.8 with a hedge ratio of 1.0")
         _check_leverage_order(pol, g)
-        if pol.liquidation_buffer * pol.target_leverage >= UNIT * UNIT:
+        pol = _liq_distances(pol, g)
+        if pol.target_liq_distance is not None:
+            if pol.liquidation_buffer >= pol.target_liq_distance:
+                raise ConfigError("HEDGER_LIQUIDATION_BUFFER", "is not below HEDGER_TARGET_LIQ_DISTANCE (top-ups "
+                                  "aim at the target distance; the buffer is an extra floor under it)",
+                                  "lower HEDGER_LIQUIDATION_BUFFER below HEDGER_TARGET_LIQ_DISTANCE, "
+                                  "e.g. 0.25 with a target of 0.45")
+        elif pol.liquidation_buffer * pol.target_leverage >= UNIT * UNIT:
             raise ConfigError("HEDGER_LIQUIDATION_BUFFER", "cannot be met at the target leverage (a position at "
                               "leverage L is liquidated less than 1/L away from the price)",
                               "lower HEDGER_LIQUIDATION_BUFFER below 1/HEDGER_TARGET_LEVERAGE, e.g. 0.25 with 2x")

@@ -136,3 +136,21 @@ def test_policy_refuses_a_long_hedge_on_aave_by_name_and_sends_nothing() -> None
     d = policy.decide(s, PolicyParams())
     assert (d.kind, d.refusal, d.code) == (DecisionKind.REFUSE, RefusalKind.ACCOUNT, "long_not_offered")
     assert "aave-v3" in d.reason
+
+
+@given(debt=st.integers(eth(1) // 100, eth(10**4)), distance=st.integers(frac("0.01"), frac(3)))
+def test_margin_for_distance_puts_liquidation_that_far(debt: int, distance: int) -> None:
+    m = model(0, debt)
+    margin = m.margin_for_distance(-debt, distance)
+    # that equity held as collateral: collateral = margin + the debt's value
+    held = AaveModel(market=m.market, account=account(m.collateral_native(margin + debt * P // 10**18, round_up=True),
+                                                      debt))
+    got = held.after(0, 0).liq_distance
+    assert distance <= got <= distance + frac("0.000001")
+
+
+@pytest.mark.parametrize("lev, dist", [(2, "0.2"), (3, "0.0666666666666666670"), (1, "0.6")])
+def test_distance_at_leverage_is_the_health_factor_less_one(lev: int, dist: str) -> None:
+    # LT 80%: at 2x, collateral 1.5 x the debt, HF 1.2
+    assert model().distance_at_leverage(-eth(2), frac(lev)) == frac(dist)
+    assert model().distance_at_leverage(0, frac(lev)) == INFINITE

@@ -389,6 +389,34 @@ def test_leverage_conflict_names_the_variable_set(env: dict[str, str], changes: 
     assert str(err).startswith(f"{variable}: {changes[variable]} is not")
 
 
+# ---- the collateral band as liquidation distances (issue 10) ----
+
+DISTANCES = {"HEDGER_MIN_LIQ_DISTANCE": "0.3", "HEDGER_TARGET_LIQ_DISTANCE": "0.45", "HEDGER_MAX_LIQ_DISTANCE": "0.6"}
+
+
+def test_liquidation_distances_set_the_band(env: dict[str, str]) -> None:
+    p = load(env, **DISTANCES).policy
+    assert (p.min_liq_distance, p.target_liq_distance, p.max_liq_distance) == (
+        3 * UNIT // 10, 45 * UNIT // 100, 6 * UNIT // 10)
+    p = load(env).policy                       # unset: the leverages set the band, through the model
+    assert (p.min_liq_distance, p.target_liq_distance, p.max_liq_distance) == (None, None, None)
+
+
+@pytest.mark.parametrize("changes, variable, says", [
+    ({"HEDGER_MIN_LIQ_DISTANCE": "0.3"}, "HEDGER_TARGET_LIQ_DISTANCE", "set HEDGER_TARGET_LIQ_DISTANCE too"),
+    ({**DISTANCES, "HEDGER_MAX_LEVERAGE": "3"}, "HEDGER_MAX_LEVERAGE", "both set the band's floor"),
+    ({**DISTANCES, "HEDGER_MIN_LEVERAGE": "1.5"}, "HEDGER_MIN_LEVERAGE", "both set the band's ceiling"),
+    ({**DISTANCES, "HEDGER_TARGET_LIQ_DISTANCE": "0.7"}, "HEDGER_TARGET_LIQ_DISTANCE", "distances must rise"),
+    ({**DISTANCES, "HEDGER_MIN_LIQ_DISTANCE": "0"}, "HEDGER_MIN_LIQ_DISTANCE", "0"),
+    ({**DISTANCES, "HEDGER_MAX_LIQ_DISTANCE": "30%"}, "HEDGER_MAX_LIQ_DISTANCE", "30%"),
+    ({**DISTANCES, "HEDGER_LIQUIDATION_BUFFER": "0.5"}, "HEDGER_LIQUIDATION_BUFFER", "HEDGER_TARGET_LIQ_DISTANCE"),
+])
+def test_liquidation_distance_errors_name_the_variable_and_the_fix(env: dict[str, str], changes: dict[str, str],
+                                                                   variable: str, says: str) -> None:
+    err = config_error(env, **changes)
+    assert err.variable == variable and says in str(err), str(err)
+
+
 # ---- child processes inherit no secret ----
 
 def test_child_env_drops_secrets_and_keeps_the_rest() -> None:

@@ -386,3 +386,63 @@ def test_funding_paid_by_one_side_is_what_the_other_receives(paying_oi: int, rec
     assert paid <= 0 <= received
     assert received <= -paid <= received + receiving_oi * USD // 10**20 + 1    # rounding only, never more out than in
     assert m.funding_usd_for_period(paying_oi * USD, factor, seconds) == -paid
+
+
+# --- the policy's measure on GMX (issue 10): distance to liquidation, collateral at its price ---
+
+DIST = st.integers(0, 9 * 10**17)           # up to 90% of the price, E18
+
+
+@settings(max_examples=60, deadline=None)
+@given(position=positions(), market=markets(), distance=DIST)
+def test_collateral_for_distance_puts_liquidation_that_far(position: Position, market: LiquidationMarket,
+                                                          distance: int) -> None:
+    """GMX's own rule, after: with ``collateral_for_distance`` the position survives the price moving
+    ``distance`` against it (its liquidation distance is at least that); with one unit less it does
+    not (at most that): the least such collateral."""
+    market = _holding(market, position)
+    price = ETH_5000
+    amount = m.collateral_for_distance(position, market, price, distance)
+    moved = m._price_moved_against(position, price, distance)
+    held = replace(position, collateral_amount=amount)
+    assert not m.is_liquidatable(held, market, moved)
+    got = m.liquidation_distance(held, market, price)
+    assert got is None or got >= distance
+    if amount > 0:
+        less = replace(position, collateral_amount=amount - 1)
+        assert m.is_liquidatable(less, market, moved)
+        assert (m.liquidation_distance(less, market, price) or 0) <= distance
+
+
+def test_collateral_for_distance_on_the_sol_short_of_gmx() -> None:
+    """The 450k SOL short of gmx-synthetics' testLiquidation.ts is liquidated $500 of loss from $5,000
+    of WETH (1% min collateral factor): 1 WETH puts liquidation at $15.01666, 0.111% away; the
+    collateral for 10% away covers the 45k loss of a 10% rise plus the 4.5k floor: 9.9 WETH."""
+    sol_15 = _sol(15_000)
+    assert m.liquidation_distance(SOL_SHORT, SOL_MARKET, sol_15) == 1_111_111_111_111_111
+    amount = m.collateral_for_distance(SOL_SHORT, SOL_MARKET, sol_15, 10**17)
+    assert amount == 99 * ETH // 10
+    assert m.liquidation_distance(replace(SOL_SHORT, collateral_amount=amount), SOL_MARKET, sol_15) == 10**17
+
+
+def test_distance_at_leverage_on_gmx() -> None:
+    """10x on the 450k SOL short is 45k of collateral (9 WETH): 9% from liquidation (45k less the 4.5k
+    floor is 40.5k of loss, 9% of 450k); 100x (4.5k) sits on the 1% floor: 0."""
+    sol_15 = _sol(15_000)
+    assert m.distance_at_leverage(SOL_SHORT, SOL_MARKET, sol_15, 10 * ETH) == 9 * 10**16
+    assert m.distance_at_leverage(SOL_SHORT, SOL_MARKET, sol_15, 100 * ETH) == 0
+    with pytest.raises(ValueError, match="leverage"):
+        m.distance_at_leverage(SOL_SHORT, SOL_MARKET, sol_15, 0)
+
+
+@PROPS
+@given(amount=st.integers(0, 10**30), price=st.integers(1, 10**24), decimals=st.sampled_from([6, 8, 18]))
+def test_collateral_valued_at_its_price(amount: int, price: int, decimals: int) -> None:
+    """A token worth ``price`` (E18 USD) a whole unit: 2 WETH at 2,000 USD is 4,000 USD, and the
+    amount for a value rounds down, or up for a deposit that must cover it."""
+    usd = m.collateral_usd_e18(amount, price, decimals)
+    assert m.collateral_amount_e18(usd, price, decimals) <= amount
+    up = m.collateral_amount_e18(usd, price, decimals, round_up=True)
+    assert m.collateral_usd_e18(up, price, decimals) >= usd and up <= amount
+    assert m.collateral_usd_e18(2 * ETH, 2_000 * ETH, 18) == 4_000 * ETH
+    assert m.collateral_amount_e18(15_000 * ETH, 2_000 * ETH, 18, round_up=True) == 15 * ETH // 2

@@ -165,3 +165,78 @@ def test_opening_refuses_a_position_liquidatable_at_once() -> None:
     margin with the skew premium; the trade itself costs 636k USD (fee and fill premium)."""
     assert not _opening(-20_000 * WETH, 2_500_000 * UNIT)     # 1.864M left: initial margin, liquidatable
     assert _opening(-20_000 * WETH, 3_500_000 * UNIT)
+
+
+# --------------------------------------------------------------------------------------------
+# The distance band's translations (issue 10): pure, against the model's own after()
+# --------------------------------------------------------------------------------------------
+
+from dataclasses import replace  # noqa: E402
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from hedger.core.model import INFINITE  # noqa: E402
+from tests.test_policy import snapshots  # noqa: E402
+
+_PROPS = settings(max_examples=200, deadline=None)
+_SIZES = st.integers(1, 20_000 * WETH).flatmap(lambda n: st.sampled_from([n, -n]))
+_LEVERAGES = st.integers(UNIT // 10, 100 * UNIT)
+_DISTANCES = st.integers(0, UNIT)
+
+
+def _with(mdl: ReferenceModel, size: int, margin: int) -> ReferenceModel:
+    return replace(mdl, account=replace(mdl.account, size=size, margin=margin))
+
+
+@_PROPS
+@given(s=snapshots(pending=None), size=_SIZES, distance=_DISTANCES)
+def test_margin_for_distance_gives_that_distance(s: Any, size: int, distance: int) -> None:
+    """``after()`` of an account holding ``margin_for_distance`` reports that distance (exactly from
+    a notional of 1 USD; a dust position's rounding can only add), and one wei of margin less
+    reports less (it is the least such margin)."""
+    mdl = model_for(s)
+    assert isinstance(mdl, ReferenceModel)
+    margin = mdl.margin_for_distance(size, distance)
+    got = _with(mdl, size, margin).after(0, 0).liq_distance
+    assert got >= distance
+    if abs(size) * mdl.market_price >= UNIT * UNIT:         # a notional of 1 USD or more: exactly
+        assert got == distance
+    assert _with(mdl, size, margin - 1).after(0, 0).liq_distance < distance
+    assert mdl.margin_for_distance(0, distance) == 0
+
+
+@_PROPS
+@given(s=snapshots(pending=None), size=_SIZES, lev=_LEVERAGES, margin=st.integers(1, 10**12 * UNIT))
+def test_distance_at_leverage_is_the_leverages_distance(s: Any, size: int, lev: int, margin: int) -> None:
+    """The distance of the position held with margin notional / leverage (rounded up by at most one
+    unit), and a dividing line: an account at least that far from liquidation is at most at that
+    leverage, one nearer at least at it."""
+    mdl = model_for(s)
+    assert isinstance(mdl, ReferenceModel)
+    d = mdl.distance_at_leverage(size, lev)
+    notional = abs(size) * mdl.market_price // UNIT
+    if notional == 0:
+        assert d == INFINITE
+        return
+    at = _with(mdl, size, -(-notional * UNIT // lev)).after(0, 0)
+    assert at.leverage <= lev and d - at.liq_distance in (0, 1)
+    pt = _with(mdl, size, margin).after(0, 0)
+    if pt.liq_distance >= d:
+        assert pt.leverage <= lev
+    else:
+        assert pt.leverage >= lev
+    assert mdl.distance_at_leverage(size, lev + UNIT) <= d          # more leverage, nearer liquidation
+    assert mdl.distance_at_leverage(size, 0) == INFINITE
+
+
+@_PROPS
+@given(s=snapshots(pending=None), native=st.integers(-10**30, 10**30))
+def test_reference_collateral_is_one_usd_a_token(s: Any, native: int) -> None:
+    """The reference market credits a whole token as 1 USD whatever the snapshot's price: the old
+    scale by decimals, both ways."""
+    mdl = model_for(replace(s, collateral_price=2_000 * UNIT))
+    dec = mdl.collateral_decimals
+    assert mdl.collateral_usd(native) == native * 10 ** (18 - dec)
+    usd = abs(native)
+    assert mdl.collateral_native(usd) == usd // 10 ** (18 - dec)
+    assert mdl.collateral_native(usd, round_up=True) == -(-usd // 10 ** (18 - dec))

@@ -36,6 +36,8 @@ class FakeModel(MarketModel):
     collateral_moves: str = "direct"   # type: ignore[assignment]
     can_hold_long: bool = False
     collateral_orders_in_flight: int = 0
+    collateral_price: int = 10**18     # type: ignore[assignment]
+    maintenance: int = MAINTENANCE
 
     @property
     def market_price(self) -> int:
@@ -50,17 +52,17 @@ class FakeModel(MarketModel):
     def after(self, size_delta: int, collateral_delta_native: int) -> PostTrade:
         fill, fee = self.fill(size_delta)
         size = self.size + size_delta
-        margin = (self.margin + collateral_delta_native * 10 ** (18 - self.collateral_decimals) - fee
+        margin = (self.margin + self.collateral_usd(collateral_delta_native) - fee
                   - abs(size_delta) * abs(fill - self.price) // 10**18)
         notional = abs(size) * self.price // 10**18
-        dist = INFINITE if notional == 0 else (margin - notional * MAINTENANCE // 10**18) * 10**18 // notional
+        dist = INFINITE if notional == 0 else (margin - notional * self.maintenance // 10**18) * 10**18 // notional
         liq = 0 if size == 0 else self.price - dist * self.price // 10**18 * (1 if size > 0 else -1)
         return PostTrade(size=size, margin=margin, notional=notional, leverage=leverage(size, self.price, margin),
                          liq_distance=dist, fill_price=fill, fee=fee, liquidation_price=liq)
 
     def max_withdrawal(self) -> int:
         free = self.margin - abs(self.size) * self.price // 10**18 // 10 - RESERVE
-        return max(free, 0) // 10 ** (18 - self.collateral_decimals)
+        return self.collateral_native(max(free, 0))
 
     def minimums(self) -> Minimums:
         return Minimums(collateral=usd(100))
@@ -70,6 +72,17 @@ class FakeModel(MarketModel):
 
     def margin_for_leverage(self, notional: int, leverage: int) -> int:
         return notional * 10**18 // leverage
+
+    def distance_at_leverage(self, size: int, leverage: int) -> int:
+        notional = abs(size) * self.price // 10**18
+        if notional == 0 or leverage <= 0:
+            return INFINITE
+        margin = -(-notional * 10**18 // leverage)
+        return -(-(margin - notional * self.maintenance // 10**18) * 10**18 // notional)
+
+    def margin_for_distance(self, size: int, distance: int) -> int:
+        notional = abs(size) * self.price // 10**18
+        return 0 if notional == 0 else -(-distance * notional // 10**18) + notional * self.maintenance // 10**18
 
     def opening_allowed(self, pt: PostTrade) -> bool:
         return pt.margin >= pt.notional // 10 and pt.liq_distance > 0
@@ -89,6 +102,22 @@ def _fake_orders(s: Snapshot) -> FakeModel:
 def _fake_gmx(s: Snapshot) -> FakeModel:
     """Orders for trades and collateral, one collateral-only order allowed beside a size order."""
     return replace(_fake_orders(s), collateral_orders_in_flight=1)
+
+
+HIGH_MAINTENANCE = frac("0.30")     # a venue liquidating early: 30% of the notional
+
+
+@register_model("fake-early")
+def _fake_early(s: Snapshot) -> FakeModel:
+    """Liquidates at 30% maintenance margin: leverage and distance diverge (3x is 3.3% from
+    liquidation, the 2x target 20%, inside the 25% buffer)."""
+    return replace(_fake(s), maintenance=HIGH_MAINTENANCE)
+
+
+@register_model("fake-eth")
+def _fake_eth(s: Snapshot) -> FakeModel:
+    """Collateral is a token of 18 decimals worth ``Snapshot.collateral_price`` (2,000 USD below)."""
+    return replace(_fake(s), collateral_decimals=18, collateral_price=s.collateral_price)
 
 
 ABSURD = dict(skew_scale=1, taker_fee=10**18, maker_fee=10**18, max_leverage=10**18, min_initial_margin=10**30,
@@ -185,3 +214,83 @@ def test_collateral_orders_count_against_their_own_allowance() -> None:
 def test_an_unknown_venue_is_named() -> None:
     with pytest.raises(LookupError, match="Snapshot.venue 'nowhere'"):
         policy.decide(replace(make_snapshot(), venue="nowhere"), P)
+
+
+# --------------------------------------------------------------------------------------------
+# Collateral decided by distance to liquidation (issue 10), valued through the model
+# --------------------------------------------------------------------------------------------
+
+def test_a_venue_liquidating_early_is_topped_up_by_distance_out_of_the_buffer() -> None:
+    """At 30% maintenance, 2.5x (under the 3x maximum) is 10% from liquidation, inside the 25%
+    buffer. The old rule topped up to the 2x target, which is still only 20% away (inside the
+    buffer again, every cycle); by distance the target is lifted above the buffer's floor."""
+    s = fake("fake-early", spot=eth(10), size=-eth(10), margin=usd(12_000), wallet=usdc(50_000))
+    mdl = model_for(s)
+    b = policy.band(mdl, P, -eth(10))
+    assert b.floor == P.liquidation_buffer and b.target > b.floor
+    d = policy.decide(s, P)
+    assert d.kind is DecisionKind.REBALANCE and d.code == "top_up"
+    done = mdl.after(0, d.margin_delta)
+    assert done.liq_distance >= b.target > P.liquidation_buffer
+    assert d.liquidation_distance_after == done.liq_distance
+    assert "liquidation within 10.0% of the price (floor 25.0%)" in d.reason
+    # the new margin is not withdrawn again next cycle (it sits under the lifted ceiling)
+    topped = fake("fake-early", spot=eth(10), size=-eth(10), margin=done.margin, wallet=usdc(1_000))
+    assert policy.decide(topped, P).code == "within_band"
+
+
+def test_a_venue_liquidating_early_keeps_collateral_the_leverage_rule_would_withdraw() -> None:
+    """1.43x is below the 1.5x minimum leverage, but 17.6% more price move from liquidation than
+    the buffer: withdrawing to 2x would land inside the buffer (20% away). By distance: hold."""
+    s = fake("fake-early", spot=eth(10), size=-eth(10), margin=usd(21_000), wallet=0)
+    d = policy.decide(s, P)
+    assert d.kind is DecisionKind.HOLD and d.margin_delta == 0, d.reason
+
+
+def test_leverage_band_translated_through_the_model() -> None:
+    """Without the buffer in the way, the band's edges are the model's distances at the leverages
+    and the reasons keep speaking leverage, with the distance beside it."""
+    p = replace(P, liquidation_buffer=0)
+    s = fake(spot=eth(10), size=-eth(10), margin=usd(9_000), wallet=usdc(50_000))   # 3.33x
+    mdl = model_for(s)
+    b = policy.band(mdl, p, -eth(10))
+    assert (b.hard, b.target, b.ceiling) == tuple(mdl.distance_at_leverage(-eth(10), x) for x in
+                                                  (p.max_leverage, p.target_leverage, p.min_leverage))
+    d = policy.decide(s, p)
+    assert d.code == "top_up" and "leverage 3.33x above 3.00x (liquidation 25.0% from the price" in d.reason
+    assert "toward 2.00x (liquidation 45.0% away)" in d.reason
+
+
+def test_distance_settings_set_the_band_directly() -> None:
+    p = replace(P, liquidation_buffer=0, min_liq_distance=frac("0.40"), target_liq_distance=frac("0.5"),
+                max_liq_distance=frac("0.7"))
+    s = fake(spot=eth(10), size=-eth(10), margin=usd(13_000), wallet=usdc(50_000))   # 2.3x, 38.3% away
+    d = policy.decide(s, p)
+    assert d.code == "top_up" and "liquidation within 38.3% of the price (floor 40.0%)" in d.reason
+    assert model_for(s).after(0, d.margin_delta).liq_distance == frac("0.5")
+    assert policy.decide(fake(spot=eth(10), size=-eth(10), margin=usd(20_000)), p).code == "within_band"
+    w = policy.decide(fake(spot=eth(10), size=-eth(10), margin=usd(25_000)), p)       # 78.3% away
+    assert w.code == "withdraw_excess" and w.margin_delta == -usdc(8_500)            # to 55% margin (50% + 5%)
+
+
+def test_collateral_worth_2000_usd_a_token_is_deposited_in_its_own_units() -> None:
+    """An 18-decimal collateral worth 2,000 USD: the 15,000 USD a 10 ETH short needs at 2x is 7.5
+    tokens (and a little for the fill's costs), not 15,000 tokens' worth of wei."""
+    wallet = 10 * 10**18
+    s = replace(fake("fake-eth", spot=eth(10), wallet=wallet), collateral_price=usd(2_000))
+    mdl = model_for(s)
+    d = policy.decide(s, P)
+    assert d.code == "rebalance" and d.size_delta == -eth(10)
+    want = usd(15_000) - mdl.after(-eth(10), 0).margin
+    assert d.margin_delta == mdl.collateral_native(want, round_up=True)
+    assert 7 * 10**18 < d.margin_delta < 8 * 10**18 < wallet
+    assert mdl.after(-eth(10), d.margin_delta).leverage == 2 * 10**18
+    assert "top up 7.52 collateral ($15,059.97) toward 2.00x" in d.reason
+
+
+def test_collateral_worth_2000_usd_a_token_is_withdrawn_by_its_value() -> None:
+    """Two tokens free (4,000 USD) are worth more than the 10 USD minimum move."""
+    s = replace(fake("fake-eth", margin=usd(5_000)), collateral_price=usd(2_000))
+    d = policy.decide(s, P)
+    assert d.code == "withdraw_excess" and d.margin_delta == -2 * 10**18
+    assert "($4,000.00)" in d.reason

@@ -105,6 +105,35 @@ class MarketModel(ABC):
         """The margin (E18 USD) that puts a position of ``notional`` at the operator's ``leverage``."""
 
     @abstractmethod
+    def distance_at_leverage(self, size: int, leverage: int) -> int:
+        """The liquidation distance (E18 fraction of the market's price) of a position of ``size``
+        held with margin = its notional / ``leverage``: how the operator's leverage settings become
+        the policy's distance band on this venue. INFINITE without a position or at leverage 0;
+        negative when such a position would already be liquidatable."""
+
+    @abstractmethod
+    def margin_for_distance(self, size: int, distance: int) -> int:
+        """The least margin (E18 USD, at the market's price) that puts the liquidation of a position
+        of ``size`` ``distance`` (E18 fraction) away from the market's price: ``after()`` of such an
+        account reports at least that distance (up to rounding). 0 without a position."""
+
+    @property
+    def collateral_price(self) -> int:
+        """What the venue credits one whole collateral token as (E18 USD); 1.0 unless a venue says."""
+        return UNIT
+
+    def collateral_usd(self, native: int) -> int:
+        """E18 USD the venue credits for ``native`` units of the collateral token (signed, toward zero)."""
+        v = abs(native) * self.collateral_price // 10 ** self.collateral_decimals
+        return v if native >= 0 else -v
+
+    def collateral_native(self, usd: int, round_up: bool = False) -> int:
+        """Native units of the collateral token worth ``usd`` (E18, >= 0) to the venue: rounded down,
+        or up (``round_up``: the least amount worth at least ``usd``, for a deposit that must cover it)."""
+        num, den = usd * 10 ** self.collateral_decimals, self.collateral_price
+        return -(-num // den) if round_up else num // den
+
+    @abstractmethod
     def opening_allowed(self, pt: PostTrade) -> bool:
         """Would the venue let a position open or grow to ``pt`` (its own margin checks, with a cushion)?"""
 

@@ -246,6 +246,11 @@ class PolicyParams:
     min_leverage: int = 3 * UNIT // 2            # withdraw excess below this
     liquidation_buffer: int = 25 * UNIT // 100   # top up when liquidation is within 25% of the price
     min_collateral_usd: int = 10 * UNIT          # skip smaller collateral moves (unless needed for safety)
+    # the collateral band as liquidation distances (E18 fractions of the price) set directly; None:
+    # the edge is the distance the venue's model gives the matching leverage above
+    min_liq_distance: int | None = None          # floor: top up below it (in place of max_leverage)
+    target_liq_distance: int | None = None       # top-ups and withdrawals aim here (target_leverage)
+    max_liq_distance: int | None = None          # ceiling: withdraw above it (in place of min_leverage)
     cooldown_s: int = 900
     oracle_max_age_s: int = 3600
     sequencer_grace_s: int = 3600

@@ -48,7 +48,8 @@ def unwind_params(p: PolicyParams, closing: bool) -> PolicyParams:
     """Target zero, trade any size, no cooldown; withdraw only once the position is closed."""
     return replace(p, hedge_ratio=0, band=0, min_trade_usd=0, max_trade_usd=10**30 * UNIT, cooldown_s=0,
                    min_collateral_usd=0, min_leverage=0 if closing else UNIT, target_leverage=2 * UNIT,
-                   max_leverage=max(p.max_leverage, 3 * UNIT))
+                   max_leverage=max(p.max_leverage, 3 * UNIT), min_liq_distance=None, target_liq_distance=None,
+                   max_liq_distance=None)
 
 
 def unwind(k: Keeper, *, timeout: float = 600.0, poll: float = 2.0, dry_run: bool = False,

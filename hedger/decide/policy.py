@@ -4,7 +4,7 @@ Rules, in order (defaults in :class:`hedger.core.types.PolicyParams`, documented
 
 1. Guards (``hedger.decide.guards``): refuse on a doubtful oracle, sequencer or chain.
 2. A two-step order still pending: never submit a second; once expired, cancel it. While it is
-   pending, still top up when leverage or liquidation distance call for it, sized for the worse
+   pending, still top up when the liquidation distance calls for it, sized for the worse
    of the position before and after the order fills (withdrawals wait).
 3. Target = -(exposure x hedge ratio): a short for a holder who is long, a long for one who is
    short (negative exposure). Funding-aware option: while the hedge side
@@ -19,12 +19,18 @@ Rules, in order (defaults in :class:`hedger.core.types.PolicyParams`, documented
    trade that crosses zero is split: the close always goes; the opening of the other side must
    pass the price-divergence check and the daily limits like any growth (on a two-step market it
    waits for the next cycle: one order at a time).
-4. Collateral: after the planned trade, top up to the target leverage when leverage
-   would exceed the maximum or the liquidation price would be within the liquidation
-   buffer of the price; withdraw the excess down to the target leverage when leverage
-   falls below the minimum. If the wallet cannot fund a needed top-up, the short is
-   grown only as far as the collateral allows, or reduced, so that leverage after the
-   action never exceeds the maximum. A plan that closes the position withdraws nothing:
+4. Collateral, decided in one venue-neutral measure: the distance to liquidation (the fraction
+   the price must move against the hedge to reach it). The band (:func:`band`) has a floor, a
+   target and a ceiling, each set directly (``min/target/max_liq_distance``) or translated by
+   the venue's model from the leverage settings (the distance of a position held at the
+   maximum, target, minimum leverage); the liquidation buffer is an extra floor. After the
+   planned trade, top up to the target when liquidation would be nearer than the floor;
+   withdraw the excess down to the target when it is further than the ceiling. If the wallet
+   cannot fund a needed top-up, the hedge is grown only as far as the collateral allows, or
+   reduced, so that liquidation after the action is never nearer than the maximum leverage's
+   distance (the buffer asks for collateral; it never cuts the hedge). Collateral is valued
+   through the model (:meth:`hedger.core.model.MarketModel.collateral_usd`): a token need not
+   be worth 1 USD. A plan that closes the position withdraws nothing:
    the next cycle withdraws what the market then says is withdrawable (accessible margin),
    so an adverse fill within the slippage bound cannot make the withdrawal fail.
 
@@ -32,7 +38,8 @@ Venue: the policy knows no venue's formulas. It asks the snapshot's market model
 (:class:`hedger.core.model.MarketModel`, built by :func:`hedger.core.model.model_for` from the
 venue's reads: the reference market's is ``hedger.protocols.reference.model``) for the fill and
 fee of a trade, the account after a trade and a collateral move, the largest withdrawal, the
-minimum collateral, the carry of a side, the margin at a leverage and the venue's opening checks.
+minimum collateral, the carry of a side, the distance at a leverage, the margin for a distance,
+the value of its collateral token and the venue's opening checks.
 
 Prices: margin, leverage and liquidation distance are the market's own figures, so the model
 computes them at the market's price (its feed: that is what liquidates), as it does the fill
@@ -42,7 +49,7 @@ cap, the minimum trade and the daily limits, and is what the guards check.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from hedger.decide import guards
 from hedger.core.fixedpoint import UNIT, fmt_units, sdiv
@@ -78,32 +85,146 @@ def post_trade(s: Snapshot, delta: int, deposit_native: int) -> PostTrade:
     return model_for(s).after(delta, deposit_native)
 
 
-def _needs_top_up(p: PolicyParams, pt: PostTrade) -> bool:
-    """A position whose leverage is above the maximum or whose liquidation is within the buffer."""
-    return pt.size != 0 and (pt.leverage > p.max_leverage or pt.liq_distance < p.liquidation_buffer)
+@dataclass(frozen=True)
+class Band:
+    """The collateral band of a position, in liquidation distance (E18 fractions of the market's
+    price: how far the price must move against the hedge to liquidate it), and the margin (E18
+    USD) each edge needs, by which the account is compared: the same rule as the distance, at the
+    margin's finer precision (a distance is rounded to an E18 fraction of the notional)."""
+
+    hard: int          # the least distance an action may leave (max_leverage, or min_liq_distance)
+    floor: int         # top up below it: ``hard``, or the liquidation buffer when that is further
+    target: int        # top-ups and withdrawals aim here
+    ceiling: int       # withdraw above it (INFINITE: never, as with min_leverage 0)
+    hard_margin: int
+    floor_margin: int
+    ceiling_margin: int
 
 
-def _margin_target(mdl: MarketModel, p: PolicyParams, notional: int) -> int:
-    """Margin that puts the position at the target leverage, never below the market's minimum."""
-    if notional == 0:
+def band(mdl: MarketModel, p: PolicyParams, size: int) -> Band:
+    """The band of a position of ``size`` on ``mdl``'s venue: each edge is the distance set directly
+    (``min/target/max_liq_distance``), else the distance the venue's model gives the matching
+    leverage (max, target, min: :meth:`~hedger.core.model.MarketModel.distance_at_leverage`, the
+    distance of the position held with margin = notional / leverage). The liquidation buffer is an
+    extra floor; when it lifts the floor towards the target (a venue liquidating early, with a large
+    maintenance margin), the target stays above the floor by at least half the gap the settings
+    give, the ceiling likewise above the target, so a top-up never lands inside the floor and a
+    withdrawal never undoes a top-up."""
+    notional = abs(size) * mdl.market_price // UNIT
+
+    def edge(distance: int | None, lev: int) -> int:
+        return distance if distance is not None else mdl.distance_at_leverage(size, lev)
+    hard = edge(p.min_liq_distance, p.max_leverage)
+    target = edge(p.target_liq_distance, p.target_leverage)
+    ceiling0 = edge(p.max_liq_distance, p.min_leverage)
+    floor = max(hard, p.liquidation_buffer)
+    lifted = max(target, floor + max(target - hard, 0) // 2)
+    ceiling = max(ceiling0, lifted + max(ceiling0 - target, 0) // 2)
+    # margins: an edge set as a leverage needs notional / leverage (what its distance stands for),
+    # counted as the core's ``leverage()`` counts it; an edge set or lifted as a distance, the
+    # margin the model says puts liquidation that far
+    if p.min_liq_distance is None:
+        hard_margin = notional * UNIT // (p.max_leverage + 1) + 1    # least margin at most at max_leverage
+    else:
+        hard_margin = mdl.margin_for_distance(size, hard)
+    floor_margin = hard_margin if floor == hard else max(hard_margin, mdl.margin_for_distance(size, floor))
+    if ceiling >= INFINITE:
+        ceiling_margin = INFINITE
+    elif p.max_liq_distance is None and ceiling == ceiling0:
+        ceiling_margin = notional * UNIT // p.min_leverage                # above it: below min_leverage
+    else:
+        ceiling_margin = mdl.margin_for_distance(size, ceiling)
+    return Band(hard=hard, floor=floor, target=lifted, ceiling=ceiling, hard_margin=hard_margin,
+                floor_margin=floor_margin, ceiling_margin=ceiling_margin)
+
+
+def _pct(v: int) -> str:
+    return "inf" if v >= INFINITE else fmt_units(max(v, 0) * 100, 18, 1)
+
+
+def _needs_top_up(mdl: MarketModel, p: PolicyParams, pt: PostTrade) -> bool:
+    """A position whose liquidation is nearer than the band's floor (the distance the maximum
+    leverage gives on this venue, or the liquidation buffer when that is further)."""
+    return pt.size != 0 and pt.margin < band(mdl, p, pt.size).floor_margin
+
+
+def _too_far(mdl: MarketModel, p: PolicyParams, pt: PostTrade) -> bool:
+    """Collateral to spare: liquidation further than the band's ceiling, or no position (unless the
+    ceiling is infinite: min_leverage 0 without a distance set withdraws nothing)."""
+    if pt.size == 0:
+        return p.max_liq_distance is not None or p.min_leverage > 0
+    return pt.margin > band(mdl, p, pt.size).ceiling_margin
+
+
+def _why_low(mdl: MarketModel, p: PolicyParams, pt: PostTrade, moment: str = "") -> str:
+    """Why a position needs collateral, in the venue's leverage when that is what the operator set."""
+    b = band(mdl, p, pt.size)
+    at = f" {moment}" if moment else ""
+    where = f"liquidation {_pct(pt.liq_distance)}% from the price, floor {_pct(b.floor)}%"
+    if p.min_liq_distance is None and pt.leverage > p.max_leverage:
+        return f"leverage {_lev(pt.leverage, p.max_leverage)}{at} above {_lev(p.max_leverage, pt.leverage)} ({where})"
+    return f"liquidation within {_pct(pt.liq_distance)}% of the price{at} (floor {_pct(b.floor)}%)"
+
+
+def _why_high(mdl: MarketModel, p: PolicyParams, pt: PostTrade) -> str:
+    """Why a position has collateral to spare."""
+    if pt.size == 0:
+        return "no position"
+    b = band(mdl, p, pt.size)
+    where = f"liquidation {_pct(pt.liq_distance)}% from the price, ceiling {_pct(b.ceiling)}%"
+    if p.max_liq_distance is None and pt.leverage < p.min_leverage:
+        return f"leverage {_lev(pt.leverage, p.min_leverage)} below {_lev(p.min_leverage, pt.leverage)} ({where})"
+    return where
+
+
+def _aim(mdl: MarketModel, p: PolicyParams, size: int) -> str:
+    """The target a collateral move aims at, as set: a leverage and its distance, or a distance."""
+    b = band(mdl, p, size)
+    if p.target_liq_distance is None and b.target == mdl.distance_at_leverage(size, p.target_leverage):
+        return f"{_lev(p.target_leverage)} (liquidation {_pct(b.target)}% away)"
+    return f"liquidation {_pct(b.target)}% away"
+
+
+def _limit(mdl: MarketModel, p: PolicyParams, size: int) -> str:
+    """The limit an action keeps, as set: the maximum leverage and its distance, or a distance."""
+    hard = _pct(band(mdl, p, size).hard)
+    if p.min_liq_distance is None:
+        return f"leverage <= {_lev(p.max_leverage)} (liquidation at least {hard}% away)"
+    return f"liquidation at least {hard}% away"
+
+
+def _margin_target(mdl: MarketModel, p: PolicyParams, size: int) -> int:
+    """Margin that puts the position's liquidation at the band's target distance, never below the
+    market's minimum."""
+    if size == 0:
         return 0
-    return max(mdl.margin_for_leverage(notional, p.target_leverage), mdl.minimums().collateral * 5 // 4)
+    target = band(mdl, p, size).target
+    if p.target_liq_distance is None and target == mdl.distance_at_leverage(size, p.target_leverage):
+        # the target leverage's own distance: its margin exactly (a distance, an E18 fraction of
+        # the notional, is coarser than the margin it stands for)
+        margin = mdl.margin_for_leverage(abs(size) * mdl.market_price // UNIT, p.target_leverage)
+    else:
+        margin = mdl.margin_for_distance(size, target)
+    return max(margin, mdl.minimums().collateral * 5 // 4)
 
 
 def _acceptable(mdl: MarketModel, p: PolicyParams, pt: PostTrade, growing: bool) -> bool:
-    """Leverage after the action within the policy's maximum; a growing position must also meet
-    the venue's own opening checks (with its cushion for the gap between fill and mark price)."""
+    """Liquidation after the action at least the band's hard floor away (the maximum leverage's
+    distance: the buffer asks for a top-up, it never cuts the hedge); a growing position must also
+    meet the venue's own opening checks (with its cushion for the gap between fill and mark price)."""
     if pt.size == 0:
         return True
-    if pt.leverage > p.max_leverage:
+    if pt.margin < band(mdl, p, pt.size).hard_margin:
         return False
     return not growing or mdl.opening_allowed(pt)
 
 
 def _with_cushion(p: PolicyParams) -> PolicyParams:
-    """The searches below aim 1% inside the maximum leverage: funding accrued and prices moved
-    between reading and mining would otherwise leave the result a hair above it."""
-    return replace(p, max_leverage=p.max_leverage * 99 // 100)
+    """The searches below aim 1% inside the maximum leverage (1% further than a floor set as a
+    distance): funding accrued and prices moved between reading and mining would otherwise leave
+    the result a hair beyond it."""
+    floor = None if p.min_liq_distance is None else p.min_liq_distance * 101 // 100
+    return replace(p, max_leverage=p.max_leverage * 99 // 100, min_liq_distance=floor)
 
 
 def _largest_acceptable(mdl: MarketModel, size: int, p: PolicyParams, delta: int, deposit: int) -> int:
@@ -123,7 +244,7 @@ def _largest_acceptable(mdl: MarketModel, size: int, p: PolicyParams, delta: int
 
 
 def _smallest_deleverage(mdl: MarketModel, size: int, p: PolicyParams, deposit: int) -> int:
-    """Smallest reduction of the position (toward zero) that brings leverage <= max."""
+    """Smallest reduction of the position (toward zero) that brings its liquidation to the hard floor."""
     p = _with_cushion(p)
     sign = -1 if size > 0 else 1
     lo, hi = 0, abs(size)
@@ -174,21 +295,19 @@ def _pending_order(s: Snapshot, mdl: MarketModel, p: PolicyParams, o: Order, bas
     orders already pending, counted against the model's ``collateral_orders_in_flight``."""
     a = s.account
     dec = mdl.collateral_decimals
-    scale = 10 ** (18 - dec)
     now = s.chain.block_timestamp
     held = (f"two-step order {o.key} of {_units(o.size_delta)} pending (executable at {when(o.executable_at, now)}, "
             f"expires at {when(o.expires_at, now)}); not submitting another")
     before, filled = mdl.after(0, 0), mdl.after(o.size_delta, 0)
     needy = [(moment, pt) for moment, pt in (("as it stands", before), ("once the order fills", filled))
-             if _needs_top_up(p, pt)]
+             if _needs_top_up(mdl, p, pt)]
     worse = max(before, filled, key=lambda pt: pt.leverage)
     hold = dict(kind=DecisionKind.HOLD, code="order_pending", leverage_after=worse.leverage,
                 liquidation_distance_after=min(before.liq_distance, filled.liq_distance), **base)
     if not needy:
         return Decision(reason=held, **hold)
     moment, pt = needy[0]
-    why = (f"leverage {_lev(pt.leverage, p.max_leverage)} {moment} (max {_lev(p.max_leverage, pt.leverage)}), liquidation within "
-           f"{fmt_units(max(pt.liq_distance, 0) * 100, 18, 1)}% of the price")
+    why = _why_low(mdl, p, pt, moment)
     cs = s.collateral_status
     if not cs.can_move:
         return Decision(reason=f"{held}; {why}, but {cs.problem()}: no collateral can be deposited", **hold)
@@ -196,8 +315,8 @@ def _pending_order(s: Snapshot, mdl: MarketModel, p: PolicyParams, o: Order, bas
         return Decision(reason=f"{held}; {why}, but collateral moves by order on this market and no further "
                                f"collateral order may be in flight ({collateral_orders} pending, "
                                f"{mdl.collateral_orders_in_flight} allowed): the top-up waits", **hold)
-    want = max(_margin_target(mdl, p, x.notional) - x.margin for x in (before, filled))
-    deposit = max(0, min(-(-want // scale), a.collateral_wallet))
+    want = max(_margin_target(mdl, p, x.size) - x.margin for x in (before, filled))
+    deposit = max(0, min(mdl.collateral_native(max(want, 0), round_up=True), a.collateral_wallet))
     if deposit == 0:
         return Decision(reason=f"{held}; {why}, but the wallet holds no collateral to top up with", **hold)
     after_before, after_fill = mdl.after(0, deposit), mdl.after(o.size_delta, deposit)
@@ -205,7 +324,7 @@ def _pending_order(s: Snapshot, mdl: MarketModel, p: PolicyParams, o: Order, bas
     return Decision(kind=DecisionKind.REBALANCE, code="top_up_pending", margin_delta=deposit,
                     deposit_risk_reducing=True,
                     reason=f"{held}; {why}: top up {fmt_units(deposit, dec, 2)} collateral "
-                           f"toward {_lev(p.target_leverage)} for the worse of before and after the fill",
+                           f"toward {_aim(mdl, p, pt.size)} for the worse of before and after the fill",
                     leverage_after=worse.leverage,
                     liquidation_distance_after=min(after_before.liq_distance, after_fill.liq_distance), **base)
 
@@ -218,7 +337,6 @@ def decide(s: Snapshot, p: PolicyParams) -> Decision:
     now = s.chain.block_timestamp
     price = s.oracle.price_e18           # values the exposure and the hedge error (see the module doc)
     dec = mdl.collateral_decimals
-    scale = 10 ** (18 - dec)
     target = -sdiv(s.exposure.total * p.hedge_ratio, UNIT)
     if target > 0 and not mdl.can_hold_long:
         # refused by name, sending nothing: the operator decides (the holding is short the asset,
@@ -334,29 +452,24 @@ def decide(s: Snapshot, p: PolicyParams) -> Decision:
     pt = mdl.after(delta, 0)
     cs = s.collateral_status
     wallet = a.collateral_wallet if cs.can_move else 0
-    if not cs.can_move and (delta != 0 or pt.leverage > p.max_leverage or pt.leverage < p.min_leverage):
+    if not cs.can_move and (delta != 0 or _needs_top_up(mdl, p, pt) or _too_far(mdl, p, pt)):
         reasons.append(f"{cs.problem()}: no collateral can be deposited or withdrawn")
-    needs_margin = pt.size != 0 and (_needs_top_up(p, pt) or not _acceptable(mdl, p, pt, growing))
+    needs_margin = pt.size != 0 and (_needs_top_up(mdl, p, pt) or not _acceptable(mdl, p, pt, growing))
     if needs_margin:
-        if a.size == 0:
-            why = "new position needs collateral"
-        elif pt.leverage > p.max_leverage:
-            why = f"leverage {_lev(pt.leverage, p.max_leverage)} above {_lev(p.max_leverage, pt.leverage)}"
-        else:
-            why = f"liquidation within {fmt_units(max(pt.liq_distance, 0) * 100, 18, 1)}% of the price"
-        want = _margin_target(mdl, p, pt.notional) - pt.margin
-        deposit = max(0, min(-(-want // scale), wallet))
+        why = "new position needs collateral" if a.size == 0 else _why_low(mdl, p, pt)
+        want = _margin_target(mdl, p, pt.size) - pt.margin
+        deposit = max(0, min(mdl.collateral_native(max(want, 0), round_up=True), wallet))
         pt = mdl.after(delta, deposit)
         cut_note = ""
         if not _acceptable(mdl, p, pt, growing):
-            short_of = f"collateral short ({fmt_units(wallet, dec, 2)} in wallet)"
+            short_of = f"collateral short ({fmt_units(wallet, dec, 2)} in wallet, {_usd(mdl.collateral_usd(wallet))})"
             if growing:
                 wanted = delta
                 delta = _largest_acceptable(mdl, a.size, p, delta, deposit)
                 if split_trade(a.size, delta)[1] != 0:
                     code = "collateral_limited"
                     cut_note = (f"{short_of}: hedge grown by {_units(delta)} of {_units(wanted)} only, "
-                                f"to keep leverage <= {_lev(p.max_leverage)}")
+                                f"to keep {_limit(mdl, p, delta + a.size)}")
                 else:
                     code = "collateral_short"
                     cut_note = f"{short_of}: cannot fund growing the hedge by {_units(wanted)}"
@@ -365,20 +478,20 @@ def decide(s: Snapshot, p: PolicyParams) -> Decision:
             if not _acceptable(mdl, p, mdl.after(delta, deposit), growing=False):
                 delta, code = _smallest_deleverage(mdl, a.size, p, deposit), "deleverage"
                 cut_note = (f"{short_of}: reducing the hedge by {_units(delta)} "
-                            f"to keep leverage <= {_lev(p.max_leverage)}")
+                            f"to keep {_limit(mdl, p, delta + a.size)}")
         if delta == 0 and deposit > 0:
             # a deposit only where it serves: the position as it stands must need it
-            if not _needs_top_up(p, before):
+            if not _needs_top_up(mdl, p, before):
                 deposit = 0
         if deposit > 0:
             reasons.append(f"{why}: top up {fmt_units(deposit, dec, 2)} collateral "
-                           f"toward {_lev(p.target_leverage)}")
+                           f"({_usd(mdl.collateral_usd(deposit))}) toward {_aim(mdl, p, pt.size)}")
             if delta == 0 and code not in ("collateral_short", "deleverage"):
                 code = "top_up"
         if cut_note:
             reasons.append(cut_note)
         pt = mdl.after(delta, deposit)
-    elif pt.leverage < p.min_leverage and not (mdl.trades_are_orders and delta != 0) and cs.can_move and not restricted:
+    elif _too_far(mdl, p, pt) and not (mdl.trades_are_orders and delta != 0) and cs.can_move and not restricted:
         # (on a two-step market a withdrawal waits until the order has filled)
         if pt.size == 0 and delta != 0:
             # closing: the fill may be up to the slippage bound worse than expected, so the
@@ -386,13 +499,13 @@ def decide(s: Snapshot, p: PolicyParams) -> Decision:
             reasons.append("the freed collateral is withdrawn next cycle, once the close is mined "
                            "(what the market then reports as withdrawable)")
         else:
-            excess_native = max(0, pt.margin - _margin_target(mdl, p, pt.notional)) // scale
+            excess_native = mdl.collateral_native(max(0, pt.margin - _margin_target(mdl, p, pt.size)))
             if pt.size == 0:
                 excess_native = min(excess_native, mdl.max_withdrawal())
-            if excess_native > 0 and excess_native * scale >= p.min_collateral_usd:
+            if excess_native > 0 and mdl.collateral_usd(excess_native) >= p.min_collateral_usd:
                 deposit = -excess_native
-                reasons.append(f"leverage {_lev(pt.leverage, p.min_leverage)} below {_lev(p.min_leverage, pt.leverage)}: withdraw "
-                               f"{fmt_units(excess_native, dec, 2)} excess collateral")
+                reasons.append(f"{_why_high(mdl, p, pt)}: withdraw {fmt_units(excess_native, dec, 2)} excess "
+                               f"collateral ({_usd(mdl.collateral_usd(excess_native))})")
                 code = code if delta else "withdraw_excess"
                 pt = mdl.after(delta, deposit)
     if delta == 0 and deposit == 0:
@@ -401,5 +514,5 @@ def decide(s: Snapshot, p: PolicyParams) -> Decision:
     return Decision(kind=DecisionKind.REBALANCE, code=code, reason="; ".join(reasons), size_delta=delta,
                     margin_delta=deposit, expected_fill_price=pt.fill_price if delta else 0,
                     expected_fee=pt.fee, leverage_after=pt.leverage, liquidation_distance_after=pt.liq_distance,
-                    deposit_risk_reducing=deposit > 0 and _needs_top_up(p, before),
+                    deposit_risk_reducing=deposit > 0 and _needs_top_up(mdl, p, before),
                     leg_fill_prices=pt.leg_fills if delta else (), **base)

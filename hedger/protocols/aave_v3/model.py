@@ -87,10 +87,10 @@ class AaveModel(MarketModel):
         return self.market.price
 
     # ------------------------------------------------------------------ values
-    def collateral_usd(self, native: int) -> int:
-        """E18 USD of ``native`` collateral units at Aave's oracle price (rounded toward zero)."""
-        m = self.market
-        return native * m.collateral_price // 10 ** m.collateral_decimals
+    @property
+    def collateral_price(self) -> int:
+        """Aave's oracle price of the collateral (E18 USD): what the pool values it at."""
+        return self.market.collateral_price
 
     def debt_e18(self) -> int:
         return _e18(self.account.debt, self.market.asset_decimals)
@@ -174,6 +174,23 @@ class AaveModel(MarketModel):
 
     def margin_for_leverage(self, notional: int, leverage_: int) -> int:
         return notional * UNIT // leverage_
+
+    def distance_at_leverage(self, size: int, leverage_: int) -> int:
+        """A short held with equity = notional / L has collateral notional x (1 + 1/L), so its
+        health factor is (1 + 1/L) x threshold and its distance that less one (rounded up)."""
+        if size == 0 or leverage_ <= 0:
+            return INFINITE
+        lt = self.market.liquidation_threshold_bps
+        return -(-(UNIT + UNIT * UNIT // leverage_) * lt // BPS) - UNIT
+
+    def margin_for_distance(self, size: int, distance: int) -> int:
+        """Equity (E18 USD) putting the liquidation price ``distance`` above the price: collateral
+        (1 + distance) x notional / threshold, less the debt's value (rounded up)."""
+        if size == 0:
+            return 0
+        notional = abs(size) * self.market.price // UNIT
+        collateral = -(-(UNIT + distance) * notional * BPS // (UNIT * self.market.liquidation_threshold_bps))
+        return collateral - notional
 
     def opening_refusal(self, pt: PostTrade) -> str | None:
         """Why Aave would refuse to grow the debt to ``pt`` (the reserve's state or the LTV), or None."""

@@ -23,7 +23,7 @@ only, and raises ``ValueError`` naming the argument on input it cannot price.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, localcontext
 
 FLOAT_PRECISION = 10**30          # Precision.FLOAT_PRECISION: 1.0 as a 30-decimal factor, $1 in USD
@@ -615,3 +615,72 @@ def liquidation_price(position: Position, market: LiquidationMarket) -> int | No
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if liq(mid) else (mid, hi)
     return hi
+
+
+# ---------------------------------------------------------------------------------------------
+# The policy's collateral measure on GMX: distance to liquidation, and collateral valued at its price
+# (issue 10: the policy decides collateral in liquidation distance; leverage is what GMX displays)
+# ---------------------------------------------------------------------------------------------
+
+DISTANCE_UNIT = 10**18            # distances are E18 fractions of the index price, as in the core
+
+
+def _price_moved_against(position: Position, index_price: int, distance: int) -> int:
+    """The index price ``distance`` (E18) against the position: a short's above, a long's below
+    (at least 1: a long cannot be liquidated below a zero price)."""
+    move = index_price * distance // DISTANCE_UNIT
+    return index_price + move if not position.is_long else max(index_price - move, 1)
+
+
+def collateral_for_distance(position: Position, market: LiquidationMarket, index_price: int,
+                            distance: int) -> int:
+    """The least collateral amount (token units) with which ``position`` (its size, tokens, pending
+    impact and fees; its own collateral ignored) survives the index price moving ``distance``
+    against it: GMX's rule (``liquidation_check``) is linear in the collateral, so the amount is
+    what lifts the remaining collateral at that price to the larger of MIN_COLLATERAL_USD, the min
+    collateral factor of the size, and one unit above zero, rounded up at the collateral's min price."""
+    _need(distance >= 0, "distance", "must be >= 0 (an E18 fraction of the price)")
+    _need(index_price > 0, "index_price", "must be > 0")
+    at = _price_moved_against(position, index_price, distance)
+    bare = liquidation_check(replace(position, collateral_amount=0), market, at)
+    need = max(market.min_collateral_usd, bare.min_collateral_usd_for_leverage, 1)
+    return max(0, round_up_division(need - bare.remaining_collateral_usd, market.collateral_price_min))
+
+
+def liquidation_distance(position: Position, market: LiquidationMarket, index_price: int) -> int | None:
+    """How far (E18 fraction of ``index_price``) the index price must move against ``position``
+    before GMX liquidates it, rounded down; 0 when it is liquidatable already, None when no price
+    liquidates it (a long whose collateral covers a fall to zero)."""
+    _need(index_price > 0, "index_price", "must be > 0")
+    if is_liquidatable(position, market, index_price):
+        return 0
+    liq = liquidation_price(position, market)
+    if liq is None:
+        return None
+    move = liq - index_price if not position.is_long else index_price - liq
+    return max(move, 0) * DISTANCE_UNIT // index_price
+
+
+def distance_at_leverage(position: Position, market: LiquidationMarket, index_price: int,
+                         leverage: int) -> int | None:
+    """The liquidation distance of ``position`` held with collateral worth its size / ``leverage``
+    (E18; GMX displays leverage as size over collateral value), the amount rounded up at the
+    collateral's min price: how the operator's leverage settings become distances on GMX."""
+    _need(leverage > 0, "leverage", "must be > 0 (E18)")
+    amount = round_up_division(position.size_in_usd * DISTANCE_UNIT, leverage * market.collateral_price_min)
+    return liquidation_distance(replace(position, collateral_amount=amount), market, index_price)
+
+
+def collateral_usd_e18(amount: int, collateral_price_e18: int, decimals: int) -> int:
+    """E18 USD of ``amount`` collateral token units at its price (E18 USD per whole token; GMX credits
+    collateral at the token's price, not one USD a token), rounded down."""
+    _need(collateral_price_e18 > 0, "collateral_price_e18", "must be > 0")
+    return amount * collateral_price_e18 // 10**decimals
+
+
+def collateral_amount_e18(usd_e18: int, collateral_price_e18: int, decimals: int, round_up: bool = False) -> int:
+    """Token units worth ``usd_e18`` (E18 USD) at the collateral's price, rounded down or up."""
+    _need(collateral_price_e18 > 0, "collateral_price_e18", "must be > 0")
+    _need(usd_e18 >= 0, "usd_e18", "must be >= 0")
+    num = usd_e18 * 10**decimals
+    return round_up_division(num, collateral_price_e18) if round_up else num // collateral_price_e18

@@ -55,6 +55,9 @@ class ReferenceModel(MarketModel):
     orders_in_flight = 1            # delayedOrders holds one order per account
     can_hold_long = True
 
+    # collateral_price stays 1.0 whatever the snapshot says: the market credits margin in USD, one
+    # USD per whole collateral token (transferMargin scales the amount by its decimals)
+
     @property
     def collateral_decimals(self) -> int:  # type: ignore[override]
         return self.market.collateral_decimals
@@ -66,6 +69,16 @@ class ReferenceModel(MarketModel):
     @property
     def market_price(self) -> int:
         return self.price
+
+    def _maintenance(self, size: int) -> int:
+        """What a position of ``size`` is liquidated at (E18 USD of margin): PerpsV2's liquidation
+        margin (buffer ratio of the notional + the keeper fee, clamped) plus the skew premium."""
+        m = self.market
+        notional = abs(size) * self.price // UNIT
+        liq_fee = min(max(notional * m.liquidation_fee_ratio // UNIT, m.min_keeper_fee), m.max_keeper_fee)
+        liq_margin = notional * m.liquidation_buffer_ratio // UNIT + liq_fee
+        liq_premium = notional * abs(size) // m.skew_scale * m.liquidation_premium_multiplier // UNIT
+        return liq_margin + liq_premium
 
     def _trade(self, delta: int) -> tuple[int, int, int, tuple[int, ...]]:
         """(average fill, fee, premium cost, leg fills) of trading ``delta`` from the account's
@@ -99,27 +112,24 @@ class ReferenceModel(MarketModel):
         """Everything at the market's price: the fill is skew-adjusted from it, and margin,
         notional, leverage and liquidation are the market's own figures (what it liquidates on)."""
         m, price = self.market, self.price
-        scale = 10 ** (18 - m.collateral_decimals)
         fill, fee, premium_cost, legs = self._trade(size_delta)
         size = self.account.size + size_delta
-        margin = self.account.margin + collateral_delta_native * scale - premium_cost - fee
+        margin = self.account.margin + self.collateral_usd(collateral_delta_native) - premium_cost - fee
         notional = abs(size) * price // UNIT
         lev = leverage(size, price, margin)
         if notional == 0:
             dist, liq_price = INFINITE, 0
         else:
-            liq_fee = min(max(notional * m.liquidation_fee_ratio // UNIT, m.min_keeper_fee), m.max_keeper_fee)
-            liq_margin = notional * m.liquidation_buffer_ratio // UNIT + liq_fee
-            liq_premium = notional * abs(size) // m.skew_scale * m.liquidation_premium_multiplier // UNIT
-            dist = (margin - liq_margin - liq_premium) * UNIT // notional
-            liq_price = max(price + sdiv((liq_margin + liq_premium - margin) * UNIT, size), 0)
+            maintenance = self._maintenance(size)
+            dist = (margin - maintenance) * UNIT // notional
+            liq_price = max(price + sdiv((maintenance - margin) * UNIT, size), 0)
         return PostTrade(size=size, margin=margin, notional=notional, leverage=lev, liq_distance=dist,
                          fill_price=fill, fee=fee, leg_fills=legs if len(legs) == 2 else (),
                          liquidation_price=liq_price)
 
     def max_withdrawal(self) -> int:
         """``accessibleMargin``: margin above the initial margin, in native units (rounded down)."""
-        return max(self.account.accessible_margin, 0) // 10 ** (18 - self.market.collateral_decimals)
+        return self.collateral_native(max(self.account.accessible_margin, 0))
 
     def minimums(self) -> Minimums:
         return Minimums(collateral=self.market.min_initial_margin, order=0)
@@ -130,6 +140,23 @@ class ReferenceModel(MarketModel):
 
     def margin_for_leverage(self, notional: int, leverage: int) -> int:
         return notional * UNIT // leverage
+
+    def distance_at_leverage(self, size: int, leverage: int) -> int:
+        """``after()``'s distance of a position of ``size`` whose margin is notional / ``leverage``,
+        rounded up (margin and distance): an account ``after()`` reports at least this far from
+        liquidation is at most at ``leverage``."""
+        notional = abs(size) * self.price // UNIT
+        if notional == 0 or leverage <= 0:
+            return INFINITE
+        return -(-(-(-notional * UNIT // leverage) - self._maintenance(size)) * UNIT // notional)
+
+    def margin_for_distance(self, size: int, distance: int) -> int:
+        """Liquidation margin + premium + ``distance`` of the notional (rounded up): ``after()``
+        then reports exactly ``distance`` (its floor division gives back what was rounded up)."""
+        notional = abs(size) * self.price // UNIT
+        if notional == 0:
+            return 0
+        return -(-distance * notional // UNIT) + self._maintenance(size)
 
     def opening_allowed(self, pt: PostTrade) -> bool:
         """Initial margin at the market's maximum leverage (at least its minimum initial margin)
