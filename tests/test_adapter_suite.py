@@ -1,5 +1,8 @@
 """The shared adapter test suite: every registered protocol adapter, in both order modes,
-must read state and turn each kind of action into calls that do what the action says.
+must read state and turn each kind of action into calls that do what the action says; its
+market model must predict what the chain then reports; the fees it charges (in our transaction
+or a keeper's) must be attributed from the venue's own events; and what the venue would refuse,
+the model must refuse too, with nothing sent.
 
 A new protocol adds a fixture builder to ``BUILDERS`` (deploy or fork its market and
 fund the hedged account) and passes this suite."""
@@ -10,9 +13,11 @@ from typing import Any, Callable
 
 import pytest
 
-from hedger.protocols import get_adapter, registered
 from hedger.chain.reader import ChainReader
-from hedger.core.types import Action, ActionKind, OrderState
+from hedger.core.errors import SimulationFailed
+from hedger.core.model import model_for
+from hedger.core.types import Action, ActionKind, ChainView, Exposure, FeedRound, OrderState, Snapshot
+from hedger.protocols import get_adapter, registered
 from tests.conftest import USDC, WETH, Hedge
 
 
@@ -39,10 +44,23 @@ def read(hedge: Hedge, adapter: Any) -> tuple[Any, Any]:
     return adapter.parse(res, hedge.address, head)
 
 
-def send(hedge: Hedge, calls: list[Any]) -> None:
+def send(hedge: Hedge, calls: list[Any]) -> list[dict[str, Any]]:
     s = hedge.chain.sender(1)
-    for c in calls:
-        s.send(c.to, c.data)
+    return [s.send(c.to, c.data) for c in calls]
+
+
+def model(adapter: Any, market: Any, acct: Any) -> Any:
+    """The venue's market model of one reading (the oracle taken at the market's price)."""
+    head = ChainView(chain_id=31337, block_number=0, block_timestamp=0, wall_clock=0)
+    feed = FeedRound(address="0x" + "00" * 20, decimals=18, round_id=1, answer=market.price, started_at=0,
+                     updated_at=0)
+    return model_for(Snapshot(chain=head, oracle=feed, sequencer=None, market=market, account=acct,
+                              exposure=Exposure(spot_balance=0, spot_decimals=18, extra=0), venue=adapter.name))
+
+
+def close(a: int, b: int, rel: int = 1000) -> bool:
+    """Within 1/rel of each other (default 0.1%)."""
+    return abs(a - b) <= max(abs(a), abs(b)) // rel + 1
 
 
 @pytest.mark.parametrize("name", sorted(BUILDERS))
@@ -105,6 +123,66 @@ def test_adapter_contract(hedge: Hedge, name: str, two_step: bool) -> None:
         assert acct3.orders == () and acct3.size == -2 * WETH
     else:
         assert adapter.fill_order_call(hedge.address) is None
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+@pytest.mark.parametrize("two_step", [False, True], ids=["direct", "two-step"])
+def test_model_predicts_the_chain_fees_are_the_venues_and_refusals_send_nothing(hedge: Hedge, name: str,
+                                                                               two_step: bool) -> None:
+    adapter = BUILDERS[name](hedge, two_step)
+    market, acct = read(hedge, adapter)
+    send(hedge, adapter.build_calls((Action(ActionKind.DEPOSIT, 10_000 * USDC, risk_reducing=True),), acct, market))
+    market, acct = read(hedge, adapter)
+    mdl = model(adapter, market, acct)
+
+    # what the venue would refuse (far past its leverage), the model refuses too; nothing is sent
+    too_big = mdl.after(-1000 * WETH, 0)             # 300x on 10,000 of margin
+    assert not mdl.opening_allowed(too_big)
+    refused = adapter.build_calls((Action(ActionKind.TRADE, -1000 * WETH, price_bound=2000 * 10**18),), acct, market)
+    nonce = hedge.nonce()
+    if not two_step:
+        with pytest.raises(SimulationFailed):
+            send(hedge, refused)
+        assert hedge.nonce() == nonce
+    else:
+        # a two-step venue takes the order and refuses it at execution: the keeper cannot fill it
+        send(hedge, refused)
+        hedge.chain.advance(market.min_order_delay)
+        hedge.chain.set_price(3000)
+        assert hedge.fill_orders() == [] and read(hedge, adapter)[1].size == 0
+        hedge.chain.advance(market.max_order_delay)
+        hedge.chain.set_price(3000)
+        market, acct = read(hedge, adapter)
+        send(hedge, adapter.build_calls((Action(ActionKind.CANCEL_ORDER, 0, risk_reducing=True,
+                                                order_key=acct.orders[0].key),), acct, market))
+        market, acct = read(hedge, adapter)
+        assert acct.orders == ()
+
+    # a trade the model allows: the chain then reports what the model predicted
+    market, acct = read(hedge, adapter)
+    mdl = model(adapter, market, acct)
+    predicted = mdl.after(-2 * WETH, 0)
+    assert mdl.opening_allowed(predicted)
+    calls = adapter.build_calls((Action(ActionKind.TRADE, -2 * WETH, price_bound=2900 * 10**18),), acct, market)
+    submitted = hedge.chain.w3.eth.block_number + 1
+    receipts = send(hedge, calls)
+    if two_step:
+        (o,) = read(hedge, adapter)[1].orders
+        hedge.chain.advance(market.min_order_delay)
+        hedge.chain.set_price(3000)
+        assert hedge.fill_orders()
+        fill = adapter.order_fill(hedge.address, o.key, o.size_delta, submitted, hedge.chain.w3.eth.block_number)
+        assert fill is not None and fill.tx_hash not in [r["transactionHash"].hex() for r in receipts]
+        fee, fill_price = fill.fee, fill.price                      # charged in the keeper's transaction
+    else:
+        fee = adapter.trade_fee(receipts[-1], hedge.address)       # charged in ours
+        fill_price = predicted.fill_price
+    market, acct = read(hedge, adapter)
+    assert acct.size == predicted.size
+    assert close(fill_price, predicted.fill_price) and close(fee, predicted.fee, 100)
+    assert close(acct.margin, predicted.margin) and close(acct.liquidation_price, predicted.liquidation_price)
+    # and the venue's liquidation distance is the model's, read back from the chain's state
+    assert close(model(adapter, market, acct).after(0, 0).liq_distance, predicted.liq_distance, 100)
 
 
 def test_multicall_reads_equal_batched_reads(hedge: Hedge) -> None:
