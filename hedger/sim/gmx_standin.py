@@ -1,0 +1,135 @@
+"""Deploy the GMX-v2-shaped stand-in (``contracts/Gmx*.vy``) on a local chain and wire it as GMX
+wires its contracts: a RoleStore, a DataStore holding the configuration under GMX's keys, an
+EventEmitter, a Router that only the ExchangeRouter may pull approved tokens through, an OrderVault,
+an OrderHandler and the ExchangeRouter, plus the wrapped native token (WNT, also the market's index
+and long token) and a USDC-like collateral token, as GMX's ETH/USD [WETH-USDC] market.
+
+GMX publishes no bytecode, so the hedger's GMX adapter is tested on this stand-in; its functions
+and events are checked against GMX's own ABIs (``tests/test_gmx_standin.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from web3 import Web3
+
+from hedger.protocols.gmx_v2 import interface as gi
+from hedger.sim.deploy import deploy_contract, transact
+from hedger.chain.executor import TxSender
+
+FLOAT = 10**30          # GMX's 30-decimal factors and USD
+
+
+@dataclass(frozen=True)
+class GmxParams:
+    """DataStore configuration of the stand-in (30-decimal factors, USD with 30 decimals, gas in
+    gas units, seconds). Defaults are of the order of GMX's Arbitrum ETH/USD market."""
+
+    request_expiration_time: int = 300
+    increase_order_gas_limit: int = 3_000_000
+    decrease_order_gas_limit: int = 3_000_000
+    single_swap_gas_limit: int = 1_000_000
+    estimated_gas_fee_base_amount: int = 600_000
+    estimated_gas_fee_per_oracle_price: int = 40_000
+    estimated_gas_fee_multiplier_factor: int = FLOAT          # 1.0
+    execution_gas_fee_base_amount: int = 600_000
+    execution_gas_fee_per_oracle_price: int = 40_000
+    execution_gas_fee_multiplier_factor: int = FLOAT
+    position_fee_factor_improved: int = 4 * FLOAT // 10_000    # 0.04% when the trade improves balance
+    position_fee_factor_not_improved: int = 6 * FLOAT // 10_000  # 0.06% otherwise
+    min_collateral_usd: int = 1 * FLOAT                         # $1
+    min_collateral_factor: int = 5 * FLOAT // 1000              # 0.5% (max leverage 200x)
+    min_collateral_factor_for_liquidation: int = 5 * FLOAT // 1000
+
+
+@dataclass(frozen=True)
+class GmxStandin:
+    """Addresses of a deployed stand-in (all checksummed)."""
+
+    exchange_router: str
+    router: str
+    data_store: str
+    role_store: str
+    event_emitter: str
+    order_handler: str
+    order_vault: str
+    referral_storage: str
+    wnt: str
+    usdc: str
+    market: str
+    deployer: str
+    chain_id: int
+    keepers: tuple[str, ...] = field(default_factory=tuple)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def set_uint(sender: TxSender, data_store: str, key: bytes, value: int) -> None:
+    transact(sender, "GmxDataStore", data_store, "setUint", key, value)
+
+
+def configure(sender: TxSender, s: GmxStandin, params: GmxParams) -> None:
+    """Write ``params`` into the DataStore under GMX's keys (the deployer holds CONTROLLER)."""
+    m = s.market
+    values: list[tuple[bytes, int]] = [
+        (gi.REQUEST_EXPIRATION_TIME, params.request_expiration_time),
+        (gi.INCREASE_ORDER_GAS_LIMIT, params.increase_order_gas_limit),
+        (gi.DECREASE_ORDER_GAS_LIMIT, params.decrease_order_gas_limit),
+        (gi.SINGLE_SWAP_GAS_LIMIT, params.single_swap_gas_limit),
+        (gi.ESTIMATED_GAS_FEE_BASE_AMOUNT, params.estimated_gas_fee_base_amount),
+        (gi.ESTIMATED_GAS_FEE_PER_ORACLE_PRICE, params.estimated_gas_fee_per_oracle_price),
+        (gi.ESTIMATED_GAS_FEE_MULTIPLIER_FACTOR, params.estimated_gas_fee_multiplier_factor),
+        (gi.EXECUTION_GAS_FEE_BASE_AMOUNT, params.execution_gas_fee_base_amount),
+        (gi.EXECUTION_GAS_FEE_PER_ORACLE_PRICE, params.execution_gas_fee_per_oracle_price),
+        (gi.EXECUTION_GAS_FEE_MULTIPLIER_FACTOR, params.execution_gas_fee_multiplier_factor),
+        (gi.position_fee_factor_key(m, True), params.position_fee_factor_improved),
+        (gi.position_fee_factor_key(m, False), params.position_fee_factor_not_improved),
+        (gi.MIN_COLLATERAL_USD, params.min_collateral_usd),
+        (gi.min_collateral_factor_key(m), params.min_collateral_factor),
+        (gi.min_collateral_factor_for_liquidation_key(m), params.min_collateral_factor_for_liquidation),
+    ]
+    for key, value in values:
+        set_uint(sender, s.data_store, key, value)
+
+
+def deploy_gmx_standin(sender: TxSender, *, params: GmxParams | None = None, usdc: str | None = None,
+                       keepers: tuple[str, ...] = ()) -> GmxStandin:
+    """Deploy and wire the stand-in; ``keepers`` get GMX's ORDER_KEEPER role. With ``usdc`` given,
+    that token is the market's short (collateral) token instead of a new 6-decimal reference USDC."""
+    params = params or GmxParams()
+    deployer = sender.signer.address
+    role_store = deploy_contract(sender, "GmxRoleStore")
+    data_store = deploy_contract(sender, "GmxDataStore", role_store)
+    event_emitter = deploy_contract(sender, "GmxEventEmitter", role_store)
+    router = deploy_contract(sender, "GmxRouter", role_store)
+    order_vault = deploy_contract(sender, "GmxOrderVault", role_store)
+    referral_storage = deploy_contract(sender, "GmxReferralStorage")
+    wnt = deploy_contract(sender, "GmxWrappedNative")
+    if usdc is None:
+        usdc = deploy_contract(sender, "ReferenceToken", "USD Coin (reference)", "USDC", 6)
+    market = deploy_contract(sender, "ReferenceToken", "GMX Market ETH/USD (stand-in)", "GM", 18)
+    order_handler = deploy_contract(sender, "GmxOrderHandler", role_store, data_store, event_emitter, order_vault,
+                                    "0x" + "00" * 20, referral_storage)
+    exchange_router = deploy_contract(sender, "GmxExchangeRouter", router, role_store, data_store, event_emitter,
+                                      order_handler)
+
+    def grant(account: str, role: bytes) -> None:
+        transact(sender, "GmxRoleStore", role_store, "grantRole", account, role)
+
+    grant(deployer, gi.CONTROLLER)              # the stand-in's configuration keeper
+    grant(exchange_router, gi.CONTROLLER)
+    grant(exchange_router, gi.ROUTER_PLUGIN)
+    grant(order_handler, gi.CONTROLLER)
+    for keeper in keepers:
+        grant(keeper, gi.ORDER_KEEPER)
+    transact(sender, "GmxDataStore", data_store, "setAddress", gi.WNT, wnt)
+    transact(sender, "GmxOrderHandler", order_handler, "setMarket", market, wnt, wnt, usdc)
+    s = GmxStandin(exchange_router=exchange_router, router=router, data_store=data_store, role_store=role_store,
+                   event_emitter=event_emitter, order_handler=order_handler, order_vault=order_vault,
+                   referral_storage=referral_storage, wnt=wnt, usdc=Web3.to_checksum_address(usdc), market=market,
+                   deployer=deployer, chain_id=sender.chain_id, keepers=tuple(keepers))
+    configure(sender, s, params)
+    return s
