@@ -85,6 +85,68 @@ struct EventLogData:
     stringItems: StringItems
 # --- end EventLogData ---
 
+# --- order structs as GMX's IBaseOrderUtils.CreateOrderParams and Order.Props ---
+struct CreateOrderParamsAddresses:
+    receiver: address
+    cancellationReceiver: address
+    callbackContract: address
+    uiFeeReceiver: address
+    market: address
+    initialCollateralToken: address
+    swapPath: DynArray[address, 4]
+struct CreateOrderParamsNumbers:
+    sizeDeltaUsd: uint256
+    initialCollateralDeltaAmount: uint256
+    triggerPrice: uint256
+    acceptablePrice: uint256
+    executionFee: uint256
+    callbackGasLimit: uint256
+    minOutputAmount: uint256
+    validFromTime: uint256
+struct CreateOrderParams:
+    addresses: CreateOrderParamsAddresses
+    numbers: CreateOrderParamsNumbers
+    orderType: uint8
+    decreasePositionSwapType: uint8
+    isLong: bool
+    shouldUnwrapNativeToken: bool
+    autoCancel: bool
+    referralCode: bytes32
+    dataList: DynArray[bytes32, 8]
+struct OrderAddresses:
+    account: address
+    receiver: address
+    cancellationReceiver: address
+    callbackContract: address
+    uiFeeReceiver: address
+    market: address
+    initialCollateralToken: address
+    swapPath: DynArray[address, 4]
+struct OrderNumbers:
+    orderType: uint8
+    decreasePositionSwapType: uint8
+    sizeDeltaUsd: uint256
+    initialCollateralDeltaAmount: uint256
+    triggerPrice: uint256
+    acceptablePrice: uint256
+    executionFee: uint256
+    callbackGasLimit: uint256
+    minOutputAmount: uint256
+    updatedAtTime: uint256
+    validFromTime: uint256
+    srcChainId: uint256
+struct OrderFlags:
+    isLong: bool
+    shouldUnwrapNativeToken: bool
+    isFrozen: bool
+    autoCancel: bool
+struct OrderProps:
+    addresses: OrderAddresses
+    numbers: OrderNumbers
+    flags: OrderFlags
+    _dataList: DynArray[bytes32, 8]
+# --- end order structs ---
+
 event EventLog:
     msgSender: address
     eventName: String[64]
@@ -138,3 +200,40 @@ def emitEventLog2(eventName: String[64], topic1: bytes32, topic2: bytes32, event
     self._onlyController()
     log EventLog2(msgSender=msg.sender, eventName=eventName, eventNameHash=eventName, topic1=topic1,
                   topic2=topic2, eventData=eventData)
+
+
+@external
+def emitOrderCreated(key: bytes32, o: OrderProps):
+    """OrderCreated as GMX's OrderEventUtils.emitOrderCreated builds it (the stand-in builds the
+    item list here to keep the OrderHandler under the contract size limit)."""
+    self._onlyController()
+    d: EventLogData = empty(EventLogData)
+    d.addressItems.items.append(AddressKeyValue(key="account", value=o.addresses.account))
+    d.addressItems.items.append(AddressKeyValue(key="receiver", value=o.addresses.receiver))
+    d.addressItems.items.append(AddressKeyValue(key="cancellationReceiver", value=o.addresses.cancellationReceiver))
+    d.addressItems.items.append(AddressKeyValue(key="callbackContract", value=o.addresses.callbackContract))
+    d.addressItems.items.append(AddressKeyValue(key="uiFeeReceiver", value=o.addresses.uiFeeReceiver))
+    d.addressItems.items.append(AddressKeyValue(key="market", value=o.addresses.market))
+    d.addressItems.items.append(AddressKeyValue(key="initialCollateralToken", value=o.addresses.initialCollateralToken))
+    d.addressItems.arrayItems.append(AddressArrayKeyValue(key="swapPath", value=o.addresses.swapPath))
+    d.uintItems.items.append(UintKeyValue(key="orderType", value=convert(o.numbers.orderType, uint256)))
+    d.uintItems.items.append(UintKeyValue(key="decreasePositionSwapType",
+                                          value=convert(o.numbers.decreasePositionSwapType, uint256)))
+    d.uintItems.items.append(UintKeyValue(key="sizeDeltaUsd", value=o.numbers.sizeDeltaUsd))
+    d.uintItems.items.append(UintKeyValue(key="initialCollateralDeltaAmount", value=o.numbers.initialCollateralDeltaAmount))
+    d.uintItems.items.append(UintKeyValue(key="triggerPrice", value=o.numbers.triggerPrice))
+    d.uintItems.items.append(UintKeyValue(key="acceptablePrice", value=o.numbers.acceptablePrice))
+    d.uintItems.items.append(UintKeyValue(key="executionFee", value=o.numbers.executionFee))
+    d.uintItems.items.append(UintKeyValue(key="callbackGasLimit", value=o.numbers.callbackGasLimit))
+    d.uintItems.items.append(UintKeyValue(key="minOutputAmount", value=o.numbers.minOutputAmount))
+    d.uintItems.items.append(UintKeyValue(key="updatedAtTime", value=o.numbers.updatedAtTime))
+    d.uintItems.items.append(UintKeyValue(key="validFromTime", value=o.numbers.validFromTime))
+    d.uintItems.items.append(UintKeyValue(key="srcChainId", value=o.numbers.srcChainId))
+    d.boolItems.items.append(BoolKeyValue(key="isLong", value=o.flags.isLong))
+    d.boolItems.items.append(BoolKeyValue(key="shouldUnwrapNativeToken", value=o.flags.shouldUnwrapNativeToken))
+    d.boolItems.items.append(BoolKeyValue(key="isFrozen", value=o.flags.isFrozen))
+    d.boolItems.items.append(BoolKeyValue(key="autoCancel", value=o.flags.autoCancel))
+    d.bytes32Items.items.append(Bytes32KeyValue(key="key", value=key))
+    d.bytes32Items.arrayItems.append(Bytes32ArrayKeyValue(key="dataList", value=o._dataList))
+    log EventLog2(msgSender=msg.sender, eventName="OrderCreated", eventNameHash="OrderCreated", topic1=key,
+                  topic2=convert(convert(o.addresses.account, uint160), bytes32), eventData=d)

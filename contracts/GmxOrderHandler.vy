@@ -1,4 +1,5 @@
 # pragma version ~=0.4.3
+# pragma optimize codesize
 """
 @title GMX-v2-shaped OrderHandler (stand-in, our own code)
 @notice Creates, stores and cancels orders as GMX v2 does (gmx-synthetics
@@ -17,7 +18,16 @@
           goes back to its cancellationReceiver (or account) and its execution fee, in native
           ETH, to its account;
         - OrderCreated / OrderCancelled are emitted through the EventEmitter with GMX's item names.
-        The stand-in supports MarketIncrease (2) and MarketDecrease (4) orders without swaps.
+        - executeOrder: an ORDER_KEEPER executes an order in a later block than its creation with
+          the prices it supplies (min/max of the index and the collateral token); bad prices revert
+          the keeper's transaction and leave the order pending; any other failure (acceptable price
+          missed, insufficient collateral, ...) cancels the order inside the keeper's successful
+          transaction with GMX's error as reasonBytes, refunding the collateral; the keeper is paid
+          (EXECUTION_GAS_FEE_BASE_AMOUNT_V2_1 + EXECUTION_GAS_FEE_PER_ORACLE_PRICE x 3 + gas used x
+          EXECUTION_GAS_FEE_MULTIPLIER_FACTOR) x tx.gasprice out of the execution fee, the rest is
+          refunded in ETH to the account (ExecutionFeeRefund).
+        The stand-in supports MarketIncrease (2) and MarketDecrease (4) orders without swaps; the
+        position arithmetic is in GmxPositionEngine (which also holds the market's pool).
 @dev    Orders are kept here rather than field by field in the DataStore (GMX's OrderStoreUtils);
         getOrder/orderAccount expose them to the Reader and the ExchangeRouter.
 """
@@ -180,9 +190,32 @@ interface IOrderVault:
     def transferOut(token: address, receiver: address, amount: uint256): nonpayable
     def transferOutNativeToken(wnt: address, receiver: address, amount: uint256): nonpayable
 
+struct ExecParams:
+    orderKey: bytes32
+    account: address
+    receiver: address
+    market: address
+    collateralToken: address
+    longToken: address
+    shortToken: address
+    isLong: bool
+    orderType: uint256
+    sizeDeltaUsd: uint256
+    collateralDeltaAmount: uint256
+    acceptablePrice: uint256
+    indexPriceMin: uint256
+    indexPriceMax: uint256
+    collateralPriceMin: uint256
+    collateralPriceMax: uint256
+
+interface IPositionEngine:
+    def increase(p: ExecParams): nonpayable
+    def decrease(p: ExecParams): nonpayable
+
 interface IEventEmitter:
     def emitEventLog1(eventName: String[64], topic1: bytes32, eventData: EventLogData): nonpayable
     def emitEventLog2(eventName: String[64], topic1: bytes32, topic2: bytes32, eventData: EventLogData): nonpayable
+    def emitOrderCreated(key: bytes32, o: OrderProps): nonpayable
 
 FLOAT_PRECISION: constant(uint256) = 10**30
 CONTROLLER: constant(bytes32) = 0x97adf037b2472f4a6a9825eff7d2dd45e37f2dc308df2a260d6a72af4189a65b
@@ -197,6 +230,9 @@ SINGLE_SWAP_GAS_LIMIT_KEY: constant(bytes32) = 0x3be28fb346f7abc4a956a16d3739c8c
 ESTIMATED_GAS_FEE_BASE_AMOUNT_KEY: constant(bytes32) = 0x39288f227e5db9a793e9f4afb15aa22b77dbb7e410ffc973c816a19a6ed921cd
 ESTIMATED_GAS_FEE_PER_ORACLE_PRICE_KEY: constant(bytes32) = 0xf95915378e4358fb5f51ae0fd75853a15a29a978eb14b73d5c5b7d69d3b9fccc
 ESTIMATED_GAS_FEE_MULTIPLIER_FACTOR_KEY: constant(bytes32) = 0xce135f2a886cf6d862269f215b1e64498fa09cb04f90b771b163399df2a82b81
+EXECUTION_GAS_FEE_BASE_AMOUNT_KEY: constant(bytes32) = 0x3f6fa256a0f23dcedf39a71b69828f9f2798c96ed183ecac67a1f77a2a8053f4
+EXECUTION_GAS_FEE_PER_ORACLE_PRICE_KEY: constant(bytes32) = 0x335c1af4f0f3344a478b67aff6e7d3dc526f6aafe3dbd1ba2198c772551210cb
+EXECUTION_GAS_FEE_MULTIPLIER_FACTOR_KEY: constant(bytes32) = 0x65b1cbab23a5e24597a3d4e2966e0205be2ea573a0eab06be214d7e63488148f
 REQUEST_EXPIRATION_TIME_KEY: constant(bytes32) = 0xf664ba0f4e5389df44705cd100171228b74c4f050a9f00bd873e95d25c49a273
 
 MARKET_SWAP: constant(uint8) = 0
@@ -212,8 +248,10 @@ orderVault: public(immutable(address))
 oracle: public(immutable(address))
 referralStorage: public(immutable(address))
 
+positionEngine: public(address)
 markets: public(HashMap[address, MarketProps])
 _orders: HashMap[bytes32, OrderProps]
+_createdBlock: HashMap[bytes32, uint256]
 
 
 @deploy
@@ -232,6 +270,14 @@ def __init__(_roleStore: address, _dataStore: address, _eventEmitter: address, _
 def _onlyRole(role: bytes32, name: String[32]):
     if not staticcall IRoleStore(roleStore).hasRole(msg.sender, role):
         raw_revert(concat(method_id("Unauthorized(address,string)"), abi_encode(msg.sender, name)))
+
+
+@external
+def setPositionEngine(engine: address):
+    """Wire the position engine once (it is deployed after this handler); CONTROLLER only."""
+    self._onlyRole(CONTROLLER, "CONTROLLER")
+    assert self.positionEngine == empty(address), "positionEngine already set"
+    self.positionEngine = engine
 
 
 @external
@@ -289,39 +335,6 @@ def _minExecutionFee(orderType: uint8, decreaseSwapType: uint8, callbackGasLimit
 @internal
 def _topic(account: address) -> bytes32:
     return convert(convert(account, uint160), bytes32)
-
-
-@internal
-def _emitOrderCreated(key: bytes32, o: OrderProps):
-    d: EventLogData = empty(EventLogData)
-    d.addressItems.items.append(AddressKeyValue(key="account", value=o.addresses.account))
-    d.addressItems.items.append(AddressKeyValue(key="receiver", value=o.addresses.receiver))
-    d.addressItems.items.append(AddressKeyValue(key="cancellationReceiver", value=o.addresses.cancellationReceiver))
-    d.addressItems.items.append(AddressKeyValue(key="callbackContract", value=o.addresses.callbackContract))
-    d.addressItems.items.append(AddressKeyValue(key="uiFeeReceiver", value=o.addresses.uiFeeReceiver))
-    d.addressItems.items.append(AddressKeyValue(key="market", value=o.addresses.market))
-    d.addressItems.items.append(AddressKeyValue(key="initialCollateralToken", value=o.addresses.initialCollateralToken))
-    d.addressItems.arrayItems.append(AddressArrayKeyValue(key="swapPath", value=o.addresses.swapPath))
-    d.uintItems.items.append(UintKeyValue(key="orderType", value=convert(o.numbers.orderType, uint256)))
-    d.uintItems.items.append(UintKeyValue(key="decreasePositionSwapType",
-                                          value=convert(o.numbers.decreasePositionSwapType, uint256)))
-    d.uintItems.items.append(UintKeyValue(key="sizeDeltaUsd", value=o.numbers.sizeDeltaUsd))
-    d.uintItems.items.append(UintKeyValue(key="initialCollateralDeltaAmount", value=o.numbers.initialCollateralDeltaAmount))
-    d.uintItems.items.append(UintKeyValue(key="triggerPrice", value=o.numbers.triggerPrice))
-    d.uintItems.items.append(UintKeyValue(key="acceptablePrice", value=o.numbers.acceptablePrice))
-    d.uintItems.items.append(UintKeyValue(key="executionFee", value=o.numbers.executionFee))
-    d.uintItems.items.append(UintKeyValue(key="callbackGasLimit", value=o.numbers.callbackGasLimit))
-    d.uintItems.items.append(UintKeyValue(key="minOutputAmount", value=o.numbers.minOutputAmount))
-    d.uintItems.items.append(UintKeyValue(key="updatedAtTime", value=o.numbers.updatedAtTime))
-    d.uintItems.items.append(UintKeyValue(key="validFromTime", value=o.numbers.validFromTime))
-    d.uintItems.items.append(UintKeyValue(key="srcChainId", value=o.numbers.srcChainId))
-    d.boolItems.items.append(BoolKeyValue(key="isLong", value=o.flags.isLong))
-    d.boolItems.items.append(BoolKeyValue(key="shouldUnwrapNativeToken", value=o.flags.shouldUnwrapNativeToken))
-    d.boolItems.items.append(BoolKeyValue(key="isFrozen", value=o.flags.isFrozen))
-    d.boolItems.items.append(BoolKeyValue(key="autoCancel", value=o.flags.autoCancel))
-    d.bytes32Items.items.append(Bytes32KeyValue(key="key", value=key))
-    d.bytes32Items.arrayItems.append(Bytes32ArrayKeyValue(key="dataList", value=o._dataList))
-    extcall IEventEmitter(eventEmitter).emitEventLog2("OrderCreated", key, self._topic(o.addresses.account), d)
 
 
 @internal
@@ -409,15 +422,17 @@ def createOrder(account: address, params: CreateOrderParams) -> bytes32:
                          isFrozen=False, autoCancel=params.autoCancel),
         _dataList=params.dataList)
     self._orders[key] = o
+    self._createdBlock[key] = block.number
     extcall IDataStore(dataStore).addBytes32(ORDER_LIST_KEY, key)
     extcall IDataStore(dataStore).addBytes32(keccak256(abi_encode(ACCOUNT_ORDER_LIST_KEY, account)), key)
-    self._emitOrderCreated(key, o)
+    extcall IEventEmitter(eventEmitter).emitOrderCreated(key, o)
     return key
 
 
 @internal
 def _removeOrder(key: bytes32, account: address):
     self._orders[key] = empty(OrderProps)
+    self._createdBlock[key] = 0
     extcall IDataStore(dataStore).removeBytes32(ORDER_LIST_KEY, key)
     extcall IDataStore(dataStore).removeBytes32(keccak256(abi_encode(ACCOUNT_ORDER_LIST_KEY, account)), key)
 
@@ -459,3 +474,81 @@ def cancelOrder(key: bytes32):
         raw_revert(concat(method_id("RequestNotYetCancellable(uint256,uint256,string)"),
                           abi_encode(age, expiration, "Order")))
     self._cancel(key, o, "USER_INITIATED_CANCEL", b"", empty(address), 0)
+
+
+# ------------------------------------------------------------------ execution by the keeper
+
+@external
+def executeOrderInner(key: bytes32, indexPriceMin: uint256, indexPriceMax: uint256, collateralPriceMin: uint256,
+                      collateralPriceMax: uint256):
+    """The part of an execution that may fail and be rolled back as a whole (collateral moved
+    to the pool, the position changed); only this contract calls it."""
+    assert msg.sender == self, "executeOrderInner: internal"
+    o: OrderProps = self._orders[key]
+    market: MarketProps = self.markets[o.addresses.market]
+    p: ExecParams = ExecParams(
+        orderKey=key, account=o.addresses.account, receiver=o.addresses.receiver, market=o.addresses.market,
+        collateralToken=o.addresses.initialCollateralToken, longToken=market.longToken, shortToken=market.shortToken,
+        isLong=o.flags.isLong, orderType=convert(o.numbers.orderType, uint256), sizeDeltaUsd=o.numbers.sizeDeltaUsd,
+        collateralDeltaAmount=o.numbers.initialCollateralDeltaAmount, acceptablePrice=o.numbers.acceptablePrice,
+        indexPriceMin=indexPriceMin, indexPriceMax=indexPriceMax, collateralPriceMin=collateralPriceMin,
+        collateralPriceMax=collateralPriceMax)
+    if o.numbers.orderType == MARKET_INCREASE:
+        extcall IOrderVault(orderVault).transferOut(p.collateralToken, self.positionEngine, p.collateralDeltaAmount)
+        extcall IPositionEngine(self.positionEngine).increase(p)
+    else:
+        extcall IPositionEngine(self.positionEngine).decrease(p)
+
+
+@view
+@internal
+def _keeperFee(startingGas: uint256) -> uint256:
+    """GasUtils.payExecutionFee: the keeper's share of the fee for the gas its execution used."""
+    ds: IDataStore = IDataStore(dataStore)
+    used: uint256 = startingGas - msg.gas
+    gas: uint256 = staticcall ds.getUint(EXECUTION_GAS_FEE_BASE_AMOUNT_KEY) \
+        + staticcall ds.getUint(EXECUTION_GAS_FEE_PER_ORACLE_PRICE_KEY) * 3 \
+        + used * staticcall ds.getUint(EXECUTION_GAS_FEE_MULTIPLIER_FACTOR_KEY) // FLOAT_PRECISION
+    return gas * tx.gasprice
+
+
+@external
+def executeOrder(key: bytes32, indexPriceMin: uint256, indexPriceMax: uint256, collateralPriceMin: uint256,
+                 collateralPriceMax: uint256):
+    """The stand-in's keeper entry (GMX: OrderHandler.executeOrder with signed oracle prices)."""
+    startingGas: uint256 = msg.gas
+    self._onlyRole(ORDER_KEEPER, "ORDER_KEEPER")
+    o: OrderProps = self._orders[key]
+    if o.addresses.account == empty(address):
+        raw_revert(method_id("EmptyOrder()"))
+    if block.number <= self._createdBlock[key]:
+        raw_revert(concat(method_id("OracleTimestampsAreSmallerThanRequired(uint256,uint256)"),
+                          abi_encode(block.timestamp, o.numbers.updatedAtTime)))
+    if indexPriceMin == 0 or indexPriceMin > indexPriceMax or collateralPriceMin == 0 \
+            or collateralPriceMin > collateralPriceMax:
+        raw_revert(concat(method_id("InvalidOrderPrices(uint256,uint256,uint256,uint256)"),
+                          abi_encode(indexPriceMin, indexPriceMax, empty(uint256), convert(o.numbers.orderType, uint256))))
+    ok: bool = False
+    reason: Bytes[256] = b""
+    ok, reason = raw_call(
+        self,
+        abi_encode(key, indexPriceMin, indexPriceMax, collateralPriceMin, collateralPriceMax,
+                   method_id=method_id("executeOrderInner(bytes32,uint256,uint256,uint256,uint256)")),
+        max_outsize=256, revert_on_failure=False)
+    if not ok:
+        self._cancel(key, o, "", reason, msg.sender, self._keeperFee(startingGas))
+        return
+    self._removeOrder(key, o.addresses.account)
+    d: EventLogData = empty(EventLogData)
+    d.bytes32Items.items.append(Bytes32KeyValue(key="key", value=key))
+    d.addressItems.items.append(AddressKeyValue(key="account", value=o.addresses.account))
+    d.uintItems.items.append(UintKeyValue(key="secondaryOrderType", value=0))
+    extcall IEventEmitter(eventEmitter).emitEventLog2("OrderExecuted", key, self._topic(o.addresses.account), d)
+    wnt: address = staticcall IDataStore(dataStore).getAddress(WNT_KEY)
+    keeperFee: uint256 = min(self._keeperFee(startingGas), o.numbers.executionFee)
+    if keeperFee > 0:
+        extcall IOrderVault(orderVault).transferOutNativeToken(wnt, msg.sender, keeperFee)
+    refund: uint256 = o.numbers.executionFee - keeperFee
+    if refund > 0:
+        extcall IOrderVault(orderVault).transferOutNativeToken(wnt, o.addresses.account, refund)
+        self._emitExecutionFeeRefund(o.addresses.account, refund)

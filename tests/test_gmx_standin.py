@@ -380,3 +380,232 @@ def test_order_lists_keep_other_orders_when_one_is_removed(w3: Web3, s: GmxStand
     assert sorted(ds.functions.getBytes32ValuesAt(gi.account_order_list_key(account), 0, 10).call()) == sorted(keys[1:])
     assert ds.functions.getBytes32ValuesAt(gi.ORDER_LIST, 1, 10).call() != []
     assert ds.functions.getBytes32ValuesAt(gi.ORDER_LIST, 5, 10).call() == []
+
+
+# --------------------------------------------------------------------------------- execution (layer 2)
+
+import random  # noqa: E402
+
+from hedger.protocols.gmx_v2 import model as gm  # noqa: E402
+from hedger.sim.gmx_standin import execute_order  # noqa: E402
+
+ETH = 10**12            # $1 per ETH in GMX's price unit (USD per wei x 1e30)
+USD = 10**30
+USDC_PRICE = 10**24     # $1 per USDC unit (6 decimals) x 1e30
+SECOND = 4
+
+
+def impact_params() -> gm.ImpactParams:
+    return gm.ImpactParams(
+        factor_positive=PARAMS.position_impact_factor_positive, factor_negative=PARAMS.position_impact_factor_negative,
+        exponent_positive=PARAMS.position_impact_exponent_factor, exponent_negative=PARAMS.position_impact_exponent_factor,
+        max_factor_positive=PARAMS.max_position_impact_factor_positive,
+        max_factor_negative=PARAMS.max_position_impact_factor_negative,
+        max_factor_for_liquidations=PARAMS.max_position_impact_factor_for_liquidations)
+
+
+def keeper(w3: Web3) -> TxSender:
+    return sender_of(w3, KEEPER)
+
+
+def position(w3: Web3, s: GmxStandin, index: int, is_long: bool) -> gm.Position:
+    key = gi.position_key(dev_account(index).address, s.market, s.usdc, is_long)
+    (_, n, flags) = ours(w3, "GmxPositionEngine", s.position_engine).functions.getPosition(key).call()
+    return gm.Position(is_long=flags[0], size_in_usd=n[0], size_in_tokens=n[1], collateral_amount=n[2],
+                       pending_impact_amount=n[3], borrowing_factor=n[4], funding_fee_amount_per_size=n[5])
+
+
+def open_interest(w3: Web3, s: GmxStandin, is_long: bool) -> int:
+    ds = gmx(w3, "DataStore", s.data_store)
+    return sum(ds.functions.getUint(gi.open_interest_key(s.market, t, is_long)).call() for t in (s.wnt, s.usdc))
+
+
+def impact_pool(w3: Web3, s: GmxStandin) -> int:
+    return gmx(w3, "DataStore", s.data_store).functions.getUint(gi.position_impact_pool_amount_key(s.market)).call()
+
+
+def fee_amount(size_usd: int, improved: bool) -> int:
+    return gm.usd_to_collateral_amount(
+        gm.position_fee_usd(size_usd, improved, PARAMS.position_fee_factor_improved,
+                            PARAMS.position_fee_factor_not_improved), USDC_PRICE)
+
+
+def test_apply_exponent_factor_matches_the_model(w3: Web3, s: GmxStandin) -> None:
+    pricing = ours(w3, "GmxPricing", s.pricing)
+    rng = random.Random(11)
+    cases = [(USD, 2 * USD), (10_000 * USD, 2 * USD), (12_345_678 * USD, 15 * USD // 10), (USD - 1, 2 * USD),
+             (7 * USD, USD), (3 * USD, 0), (10**12 * USD, 22 * USD // 10)]
+    cases += [(rng.randrange(USD, 10**10 * USD), rng.choice([USD + 1, 15 * USD // 10, 2 * USD, 3 * USD]))
+              for _ in range(20)]
+    for value, exponent in cases:
+        assert pricing.functions.applyExponentFactor(value, exponent).call() == \
+            gm.apply_exponent_factor(value, exponent), (value, exponent)
+
+
+def test_price_impact_matches_the_model(w3: Web3, s: GmxStandin) -> None:
+    pricing = ours(w3, "GmxPricing", s.pricing)
+    rng = random.Random(7)
+    for _ in range(25):
+        long_oi = rng.randrange(0, 5_000_000) * USD
+        short_oi = rng.randrange(0, 5_000_000) * USD
+        is_long = rng.random() < 0.5
+        side = long_oi if is_long else short_oi
+        delta = rng.randrange(-side // USD, 3_000_000) * USD if side else rng.randrange(1, 3_000_000) * USD
+        got = pricing.functions.priceImpactUsd(s.market, long_oi, short_oi, delta, is_long).call()
+        assert tuple(got) == gm.price_impact_usd(long_oi, short_oi, delta, is_long, impact_params()), \
+            (long_oi, short_oi, delta, is_long)
+
+
+def _mine(w3: Web3) -> None:
+    w3.provider.make_request("evm_mine", [])
+
+
+def test_increase_and_decrease_match_the_model(w3: Web3, s: GmxStandin) -> None:
+    """Fills, fees, pending impact on increase, realised impact and PnL on decrease: chain == model."""
+    params = impact_params()
+    user, other = dev_account(USER).address, dev_account(OTHER).address
+    usdc = ours(w3, "ReferenceToken", s.usdc)
+    p0 = 3000 * ETH
+    # 1. a short of $10,000 on 1,000 USDC into an empty market (worsens balance: negative impact)
+    key, _ = create_order(w3, s, USER, collateral=1_000 * USDC, size_usd=10_000 * USD, acceptable_price=2900 * ETH)
+    pool0 = impact_pool(w3, s)
+    receipt = execute_order(keeper(w3), s, key, p0)
+    inc = gm.increase_execution(10_000 * USD, False, p0, p0, 0, 0, pool0, params)
+    assert inc.price_impact_usd < 0
+    ev = events(w3, s, receipt, "PositionIncrease")[0]
+    assert ev["uintItems"]["executionPrice"] == inc.execution_price
+    assert ev["intItems"]["priceImpactUsd"] == inc.price_impact_usd
+    assert ev["intItems"]["priceImpactAmount"] == inc.price_impact_amount
+    assert ev["uintItems"]["sizeDeltaInTokens"] == inc.size_delta_in_tokens
+    for kind, keys in gi.ADAPTER_EVENTS["PositionIncrease"].items():
+        assert set(keys) <= set(ev[kind]), f"PositionIncrease {kind} lacks {set(keys) - set(ev[kind])}"
+    fees = events(w3, s, receipt, "PositionFeesCollected")[0]
+    for kind, keys in gi.ADAPTER_EVENTS["PositionFeesCollected"].items():
+        assert set(keys) <= set(fees[kind]), f"PositionFeesCollected {kind} lacks {set(keys) - set(fees[kind])}"
+    fee1 = fee_amount(10_000 * USD, inc.balance_was_improved)
+    assert fees["uintItems"]["positionFeeAmount"] == fee1 == 6 * USDC     # 0.06% of $10,000
+    pos = position(w3, s, USER, False)
+    assert pos == gm.Position(is_long=False, size_in_usd=10_000 * USD, size_in_tokens=inc.size_delta_in_tokens,
+                              collateral_amount=1_000 * USDC - fee1, pending_impact_amount=inc.price_impact_amount)
+    assert open_interest(w3, s, False) == 10_000 * USD and impact_pool(w3, s) == pool0   # pending: pool untouched
+    assert len(events(w3, s, receipt, "OrderExecuted")) == 1
+
+    # 2. a long of $4,000 by another account improves the balance: positive impact, capped
+    key2, _ = create_order(w3, s, OTHER, collateral=500 * USDC, size_usd=4_000 * USD, is_long=True,
+                           acceptable_price=3100 * ETH)
+    p1 = 3010 * ETH
+    receipt = execute_order(keeper(w3), s, key2, p1, spread=ETH)
+    inc2 = gm.increase_execution(4_000 * USD, True, p1 - ETH, p1 + ETH, 0, 10_000 * USD, pool0, params)
+    assert inc2.price_impact_usd > 0 and inc2.balance_was_improved
+    assert events(w3, s, receipt, "PositionIncrease")[0]["uintItems"]["executionPrice"] == inc2.execution_price
+    assert position(w3, s, OTHER, True).pending_impact_amount == inc2.price_impact_amount
+    assert position(w3, s, OTHER, True).collateral_amount == 500 * USDC - fee_amount(4_000 * USD, True)
+
+    # 3. the short closes half and withdraws 100 USDC at $2,900 (profit), realising its pending impact
+    key3, _ = create_order(w3, s, USER, order_type=gi.MARKET_DECREASE, collateral=100 * USDC, size_usd=5_000 * USD,
+                           acceptable_price=2950 * ETH)
+    p2 = 2900 * ETH
+    before = usdc.functions.balanceOf(user).call()
+    pool1 = impact_pool(w3, s)
+    receipt = execute_order(keeper(w3), s, key3, p2)
+    dec = gm.decrease_execution(pos, 5_000 * USD, p2, p2, 4_000 * USD, 10_000 * USD, pool1, params)
+    pnl, closed_tokens = gm.position_pnl_usd(pos, gm.pnl_price(p2, p2, False), 5_000 * USD)
+    fee3 = fee_amount(5_000 * USD, dec.balance_was_improved)
+    ev = events(w3, s, receipt, "PositionDecrease")[0]
+    for kind, keys in gi.ADAPTER_EVENTS["PositionDecrease"].items():
+        assert set(keys) <= set(ev[kind]), f"PositionDecrease {kind} lacks {set(keys) - set(ev[kind])}"
+    assert ev["uintItems"]["executionPrice"] == dec.execution_price
+    assert ev["intItems"]["priceImpactUsd"] == dec.price_impact_usd
+    assert ev["intItems"]["proportionalPendingImpactUsd"] == dec.proportional_pending_impact_usd
+    assert ev["uintItems"]["priceImpactDiffUsd"] == dec.price_impact_diff_usd
+    assert ev["intItems"]["basePnlUsd"] == pnl > 0
+    assert ev["uintItems"]["sizeDeltaInTokens"] == closed_tokens
+    paid = 100 * USDC + pnl // USDC_PRICE + (dec.total_impact_usd // USDC_PRICE if dec.total_impact_usd > 0 else 0)
+    charged = fee3 + (gm.round_up_division(-dec.total_impact_usd, USDC_PRICE) if dec.total_impact_usd < 0 else 0)
+    assert usdc.functions.balanceOf(user).call() - before == paid
+    after = position(w3, s, USER, False)
+    assert after.size_in_usd == 5_000 * USD and after.size_in_tokens == pos.size_in_tokens - closed_tokens
+    assert after.collateral_amount == pos.collateral_amount - 100 * USDC - charged
+    assert after.pending_impact_amount == pos.pending_impact_amount - dec.proportional_pending_impact_amount
+    assert impact_pool(w3, s) == pool1 - dec.total_impact_amount
+    assert open_interest(w3, s, False) == 5_000 * USD
+
+    # 4. closing the rest pays out everything left; the position and its list entry are gone
+    key4, _ = create_order(w3, s, USER, order_type=gi.MARKET_DECREASE, collateral=0, size_usd=5_000 * USD,
+                           acceptable_price=3100 * ETH)
+    before = usdc.functions.balanceOf(user).call()
+    execute_order(keeper(w3), s, key4, p2)
+    assert position(w3, s, USER, False).size_in_usd == 0
+    assert usdc.functions.balanceOf(user).call() > before
+    ds = gmx(w3, "DataStore", s.data_store)
+    assert ds.functions.getBytes32Count(gi.account_position_list_key(user)).call() == 0
+    assert ds.functions.getBytes32Count(gi.account_position_list_key(other)).call() == 1
+
+
+def test_acceptable_price_missed_cancels_in_a_successful_keeper_tx(w3: Web3, s: GmxStandin) -> None:
+    user = dev_account(USER).address
+    usdc = ours(w3, "ReferenceToken", s.usdc)
+    key, _ = create_order(w3, s, USER, collateral=1_000 * USDC, size_usd=10_000 * USD, acceptable_price=3000 * ETH)
+    price = 2990 * ETH            # a short increase needs an execution price >= 3000
+    inc = gm.increase_execution(10_000 * USD, False, price, price, 0, 0, impact_pool(w3, s), impact_params())
+    k = dev_account(KEEPER).address
+    keeper_before = w3.eth.get_balance(k)
+    receipt = execute_order(keeper(w3), s, key, price)
+    assert receipt["status"] == 1
+    cancelled = events(w3, s, receipt, "OrderCancelled")
+    assert len(cancelled) == 1 and cancelled[0]["bytes32Items"]["key"] == key
+    assert cancelled[0]["bytesItems"]["reasonBytes"] == \
+        custom_error("OrderNotFulfillableAtAcceptablePrice(uint256,uint256)", inc.execution_price, 3000 * ETH)
+    assert events(w3, s, receipt, "PositionIncrease") == []
+    assert usdc.functions.balanceOf(user).call() == 1_000 * USDC          # collateral refunded
+    assert position(w3, s, USER, False).size_in_usd == 0
+    refund = events(w3, s, receipt, "ExecutionFeeRefund")[0]["uintItems"]["refundFeeAmount"]
+    keeper_fee = w3.eth.get_balance(k) - keeper_before + receipt["gasUsed"] * receipt["effectiveGasPrice"]
+    assert keeper_fee > 0 and refund > 0 and keeper_fee + refund == FEE
+    assert gmx(w3, "DataStore", s.data_store).functions.getBytes32Count(gi.ORDER_LIST).call() == 0
+
+
+def test_bad_prices_or_same_block_revert_the_keeper_and_leave_the_order(w3: Web3, s: GmxStandin) -> None:
+    key, _ = create_order(w3, s, USER, collateral=100 * USDC, size_usd=500 * USD)
+    handler = ours(w3, "GmxOrderHandler", s.order_handler)
+    # an eth_call at the latest block runs in the order's own block: too early
+    data = revert_data(w3, KEEPER, handler, "executeOrder", key, 3000 * ETH, 3000 * ETH, USDC_PRICE, USDC_PRICE)
+    assert data[:4] == function_signature_to_4byte_selector("OracleTimestampsAreSmallerThanRequired(uint256,uint256)")
+    _mine(w3)
+    data = revert_data(w3, KEEPER, handler, "executeOrder", key, 3001 * ETH, 3000 * ETH, USDC_PRICE, USDC_PRICE)
+    assert data[:4] == function_signature_to_4byte_selector("InvalidOrderPrices(uint256,uint256,uint256,uint256)")
+    assert revert_data(w3, USER, handler, "executeOrder", key, 3000 * ETH, 3000 * ETH, USDC_PRICE, USDC_PRICE) == \
+        custom_error("Unauthorized(address,string)", dev_account(USER).address, "ORDER_KEEPER")
+    assert gmx(w3, "DataStore", s.data_store).functions.containsBytes32(gi.ORDER_LIST, key).call()
+    execute_order(keeper(w3), s, key, 3000 * ETH)
+    assert position(w3, s, USER, False).size_in_usd == 500 * USD
+
+
+@pytest.mark.parametrize("first", ["size", "collateral"])
+def test_keeper_executes_two_pending_orders_in_either_order(w3: Web3, s: GmxStandin, first: str) -> None:
+    """A size increase and a collateral-only deposit pending together: whichever the keeper runs
+    first, the position ends the same (GMX gives no execution order guarantee)."""
+    size_key, _ = create_order(w3, s, USER, collateral=300 * USDC, size_usd=6_000 * USD)
+    deposit_key, _ = create_order(w3, s, USER, collateral=200 * USDC, size_usd=0)
+    order = [size_key, deposit_key] if first == "size" else [deposit_key, size_key]
+    for key in order:
+        receipt = execute_order(keeper(w3), s, key, 3000 * ETH)
+        assert len(events(w3, s, receipt, "OrderExecuted")) == 1
+    inc = gm.increase_execution(6_000 * USD, False, 3000 * ETH, 3000 * ETH, 0, 0, PARAMS.position_impact_pool_amount,
+                                impact_params())
+    assert position(w3, s, USER, False) == gm.Position(
+        is_long=False, size_in_usd=6_000 * USD, size_in_tokens=inc.size_delta_in_tokens,
+        collateral_amount=500 * USDC - fee_amount(6_000 * USD, False), pending_impact_amount=inc.price_impact_amount)
+
+
+def test_gas_per_action_is_reported(w3: Web3, s: GmxStandin, capsys: pytest.CaptureFixture[str]) -> None:
+    """Not a ceiling: records the gas of create, execute and cancel on the stand-in for the notes."""
+    key, created = create_order(w3, s, USER, collateral=1_000 * USDC, size_usd=10_000 * USD)
+    executed = execute_order(keeper(w3), s, key, 3000 * ETH)
+    key2, _ = create_order(w3, s, USER, order_type=gi.MARKET_DECREASE, collateral=0, size_usd=10_000 * USD,
+                           acceptable_price=3100 * ETH)
+    closed = execute_order(keeper(w3), s, key2, 3000 * ETH)
+    assert created["status"] == executed["status"] == closed["status"] == 1
+    with capsys.disabled():
+        print(f"\n[gmx stand-in gas] create multicall {created['gasUsed']}, execute increase {executed['gasUsed']}, "
+              f"execute close {closed['gasUsed']}")

@@ -1,7 +1,8 @@
 """Deploy the GMX-v2-shaped stand-in (``contracts/Gmx*.vy``) on a local chain and wire it as GMX
 wires its contracts: a RoleStore, a DataStore holding the configuration under GMX's keys, an
 EventEmitter, a Router that only the ExchangeRouter may pull approved tokens through, an OrderVault,
-an OrderHandler and the ExchangeRouter, plus the wrapped native token (WNT, also the market's index
+an OrderHandler (with its keeper entry ``executeOrder``), the position engine that holds the
+market's pool and applies fills, the pricing (impact, execution prices) and the ExchangeRouter, plus the wrapped native token (WNT, also the market's index
 and long token) and a USDC-like collateral token, as GMX's ETH/USD [WETH-USDC] market.
 
 GMX publishes no bytecode, so the hedger's GMX adapter is tested on this stand-in; its functions
@@ -15,6 +16,7 @@ from typing import Any
 
 from web3 import Web3
 
+from hedger.chain.abi import contract_artifact
 from hedger.protocols.gmx_v2 import interface as gi
 from hedger.sim.deploy import deploy_contract, transact
 from hedger.chain.executor import TxSender
@@ -42,6 +44,14 @@ class GmxParams:
     min_collateral_usd: int = 1 * FLOAT                         # $1
     min_collateral_factor: int = 5 * FLOAT // 1000              # 0.5% (max leverage 200x)
     min_collateral_factor_for_liquidation: int = 5 * FLOAT // 1000
+    position_impact_factor_positive: int = 5 * FLOAT // 10**11      # 5e-11 x imbalance^2 (USD)
+    position_impact_factor_negative: int = 1 * FLOAT // 10**10      # 1e-10
+    position_impact_exponent_factor: int = 2 * FLOAT                # both sides
+    max_position_impact_factor_positive: int = 5 * FLOAT // 1000    # 0.5% of the size delta
+    max_position_impact_factor_negative: int = 5 * FLOAT // 1000
+    max_position_impact_factor_for_liquidations: int = 1 * FLOAT // 100
+    position_impact_pool_amount: int = 10 * 10**18                  # index tokens (WETH) paying positive impact
+    pool_liquidity_usdc: int = 10_000_000                           # whole USDC in the pool (pays profits)
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,8 @@ class GmxStandin:
     event_emitter: str
     order_handler: str
     order_vault: str
+    position_engine: str
+    pricing: str
     referral_storage: str
     wnt: str
     usdc: str
@@ -90,6 +102,14 @@ def configure(sender: TxSender, s: GmxStandin, params: GmxParams) -> None:
         (gi.MIN_COLLATERAL_USD, params.min_collateral_usd),
         (gi.min_collateral_factor_key(m), params.min_collateral_factor),
         (gi.min_collateral_factor_for_liquidation_key(m), params.min_collateral_factor_for_liquidation),
+        (gi.position_impact_factor_key(m, True), params.position_impact_factor_positive),
+        (gi.position_impact_factor_key(m, False), params.position_impact_factor_negative),
+        (gi.position_impact_exponent_factor_key(m, True), params.position_impact_exponent_factor),
+        (gi.position_impact_exponent_factor_key(m, False), params.position_impact_exponent_factor),
+        (gi.max_position_impact_factor_key(m, True), params.max_position_impact_factor_positive),
+        (gi.max_position_impact_factor_key(m, False), params.max_position_impact_factor_negative),
+        (gi.max_position_impact_factor_for_liquidations_key(m), params.max_position_impact_factor_for_liquidations),
+        (gi.position_impact_pool_amount_key(m), params.position_impact_pool_amount),
     ]
     for key, value in values:
         set_uint(sender, s.data_store, key, value)
@@ -108,11 +128,14 @@ def deploy_gmx_standin(sender: TxSender, *, params: GmxParams | None = None, usd
     order_vault = deploy_contract(sender, "GmxOrderVault", role_store)
     referral_storage = deploy_contract(sender, "GmxReferralStorage")
     wnt = deploy_contract(sender, "GmxWrappedNative")
+    own_usdc = usdc is None
     if usdc is None:
         usdc = deploy_contract(sender, "ReferenceToken", "USD Coin (reference)", "USDC", 6)
     market = deploy_contract(sender, "ReferenceToken", "GMX Market ETH/USD (stand-in)", "GM", 18)
     order_handler = deploy_contract(sender, "GmxOrderHandler", role_store, data_store, event_emitter, order_vault,
                                     "0x" + "00" * 20, referral_storage)
+    pricing = deploy_contract(sender, "GmxPricing", data_store)
+    position_engine = deploy_contract(sender, "GmxPositionEngine", role_store, data_store, event_emitter, pricing)
     exchange_router = deploy_contract(sender, "GmxExchangeRouter", router, role_store, data_store, event_emitter,
                                       order_handler)
 
@@ -123,13 +146,29 @@ def deploy_gmx_standin(sender: TxSender, *, params: GmxParams | None = None, usd
     grant(exchange_router, gi.CONTROLLER)
     grant(exchange_router, gi.ROUTER_PLUGIN)
     grant(order_handler, gi.CONTROLLER)
+    grant(position_engine, gi.CONTROLLER)
     for keeper in keepers:
         grant(keeper, gi.ORDER_KEEPER)
     transact(sender, "GmxDataStore", data_store, "setAddress", gi.WNT, wnt)
     transact(sender, "GmxOrderHandler", order_handler, "setMarket", market, wnt, wnt, usdc)
+    transact(sender, "GmxOrderHandler", order_handler, "setPositionEngine", position_engine)
     s = GmxStandin(exchange_router=exchange_router, router=router, data_store=data_store, role_store=role_store,
                    event_emitter=event_emitter, order_handler=order_handler, order_vault=order_vault,
+                   position_engine=position_engine, pricing=pricing,
                    referral_storage=referral_storage, wnt=wnt, usdc=Web3.to_checksum_address(usdc), market=market,
                    deployer=deployer, chain_id=sender.chain_id, keepers=tuple(keepers))
     configure(sender, s, params)
+    if own_usdc and params.pool_liquidity_usdc > 0:
+        transact(sender, "ReferenceToken", s.usdc, "mint", position_engine, params.pool_liquidity_usdc * 10**6)
     return s
+
+
+def execute_order(keeper: TxSender, s: GmxStandin, key: bytes, index_price: int, *, spread: int = 0,
+                  collateral_price: int = 10**24) -> dict[str, Any]:
+    """The local keeper: execute order ``key`` at ``index_price`` (GMX units: USD per smallest unit
+    x 1e30, e.g. 3000 * 10**12 for ETH at $3,000) with min/max ``index_price`` -/+ ``spread``. The
+    keeper's transaction succeeds also when the order is cancelled (acceptable price missed)."""
+    c = keeper.w3.eth.contract(address=s.order_handler, abi=contract_artifact("GmxOrderHandler")["abi"])
+    data = c.functions.executeOrder(key, index_price - spread, index_price + spread, collateral_price,
+                                    collateral_price)._encode_transaction_data()
+    return keeper.send(s.order_handler, data)
