@@ -27,8 +27,7 @@ STANDIN_NAME = {"ExchangeRouter": "GmxExchangeRouter", "DataStore": "GmxDataStor
                 "RoleStore": "GmxRoleStore"}
 # Functions of ADAPTER_FUNCTIONS the stand-in does not have yet (later layers of issue 11). The test
 # checks they are still missing, so this set must shrink as they are built.
-NOT_BUILT_YET = {("ExchangeRouter", "claimFundingFees"), ("ExchangeRouter", "claimCollateral"),
-                 *(("Reader", f) for f in gi.ADAPTER_FUNCTIONS["Reader"])}
+NOT_BUILT_YET = {("ExchangeRouter", "claimFundingFees"), ("ExchangeRouter", "claimCollateral")}
 
 USER, OTHER, KEEPER = 1, 3, 2
 USDC = 10**6
@@ -609,3 +608,57 @@ def test_gas_per_action_is_reported(w3: Web3, s: GmxStandin, capsys: pytest.Capt
     with capsys.disabled():
         print(f"\n[gmx stand-in gas] create multicall {created['gasUsed']}, execute increase {executed['gasUsed']}, "
               f"execute close {closed['gasUsed']}")
+
+
+# --------------------------------------------------------------------------------- Reader (layer 3)
+
+def market_prices(index_price: int, spread: int = 0) -> tuple:
+    return ((index_price - spread, index_price + spread), (index_price - spread, index_price + spread),
+            (USDC_PRICE, USDC_PRICE))
+
+
+def test_reader_lists_orders_and_positions_in_gmx_shapes(w3: Web3, s: GmxStandin) -> None:
+    reader = gmx(w3, "Reader", s.reader)
+    user = dev_account(USER).address
+    k1, _ = create_order(w3, s, USER, collateral=400 * USDC, size_usd=2_000 * USD, acceptable_price=2000 * ETH)
+    k2, _ = create_order(w3, s, USER, order_type=gi.MARKET_DECREASE, collateral=0, size_usd=1_000 * USD,
+                         acceptable_price=5000 * ETH)
+    infos = reader.functions.getAccountOrders(s.data_store, user, 0, 10).call()
+    assert [i[0] for i in infos] == [k1, k2]
+    assert infos[0][1] == reader.functions.getOrder(s.data_store, k1).call()
+    assert infos[0][1][1][3] == 400 * USDC and infos[1][1][1][0] == gi.MARKET_DECREASE
+    assert reader.functions.getAccountOrders(s.data_store, user, 1, 10).call()[0][0] == k2
+    execute_order(keeper(w3), s, k1, 3000 * ETH)
+    positions = reader.functions.getAccountPositions(s.data_store, user, 0, 10).call()
+    assert len(positions) == 1
+    pkey = gi.position_key(user, s.market, s.usdc, False)
+    assert positions[0] == reader.functions.getPosition(s.data_store, pkey).call()
+    assert positions[0][0] == (user, s.market, s.usdc) and positions[0][1][0] == 2_000 * USD
+    assert positions[0][2] == (False,)
+    info = reader.functions.getMarketInfo(s.data_store, market_prices(3000 * ETH), s.market).call()
+    assert info[0] == (s.market, s.wnt, s.wnt, s.usdc)
+
+
+@pytest.mark.parametrize("whole", [True, False])
+def test_reader_position_info_matches_the_model(w3: Web3, s: GmxStandin, whole: bool) -> None:
+    reader = gmx(w3, "Reader", s.reader)
+    key, _ = create_order(w3, s, USER, collateral=1_000 * USDC, size_usd=8_000 * USD)
+    execute_order(keeper(w3), s, key, 3000 * ETH)
+    key2, _ = create_order(w3, s, OTHER, collateral=1_000 * USDC, size_usd=3_000 * USD, is_long=True,
+                           acceptable_price=4000 * ETH)
+    execute_order(keeper(w3), s, key2, 3000 * ETH)
+    pos = position(w3, s, USER, False)
+    price, spread = 3150 * ETH, 2 * ETH
+    size_delta = pos.size_in_usd if whole else 2_500 * USD
+    pkey = gi.position_key(dev_account(USER).address, s.market, s.usdc, False)
+    info = reader.functions.getPositionInfo(s.data_store, s.referral_storage, pkey, market_prices(price, spread),
+                                            0 if whole else size_delta, "0x" + "00" * 20, whole).call()
+    dec = gm.decrease_execution(pos, size_delta, price - spread, price + spread, 3_000 * USD, 8_000 * USD,
+                                impact_pool(w3, s), impact_params())
+    pnl, _ = gm.position_pnl_usd(pos, gm.pnl_price(price - spread, price + spread, False), size_delta)
+    assert info[0] == pkey
+    assert info[1][1][0] == pos.size_in_usd
+    assert tuple(info[3]) == (dec.price_impact_usd, dec.execution_price, dec.balance_was_improved,
+                              dec.proportional_pending_impact_usd, dec.total_impact_usd, dec.price_impact_diff_usd)
+    assert info[2][13] == fee_amount(size_delta, dec.balance_was_improved)          # fees.positionFeeAmount
+    assert info[4] == pnl < 0 and info[6] == pnl + dec.total_impact_usd

@@ -67,6 +67,7 @@ class GmxStandin:
     order_vault: str
     position_engine: str
     pricing: str
+    reader: str
     referral_storage: str
     wnt: str
     usdc: str
@@ -136,6 +137,7 @@ def deploy_gmx_standin(sender: TxSender, *, params: GmxParams | None = None, usd
                                     "0x" + "00" * 20, referral_storage)
     pricing = deploy_contract(sender, "GmxPricing", data_store)
     position_engine = deploy_contract(sender, "GmxPositionEngine", role_store, data_store, event_emitter, pricing)
+    reader = deploy_contract(sender, "GmxReader")
     exchange_router = deploy_contract(sender, "GmxExchangeRouter", router, role_store, data_store, event_emitter,
                                       order_handler)
 
@@ -152,9 +154,13 @@ def deploy_gmx_standin(sender: TxSender, *, params: GmxParams | None = None, usd
     transact(sender, "GmxDataStore", data_store, "setAddress", gi.WNT, wnt)
     transact(sender, "GmxOrderHandler", order_handler, "setMarket", market, wnt, wnt, usdc)
     transact(sender, "GmxOrderHandler", order_handler, "setPositionEngine", position_engine)
+    # where the stand-in's Reader finds the contracts GMX would read through the DataStore itself
+    for name, address in (("STANDIN_ORDER_HANDLER", order_handler), ("STANDIN_POSITION_ENGINE", position_engine),
+                          ("STANDIN_PRICING", pricing)):
+        transact(sender, "GmxDataStore", data_store, "setAddress", gi.hash_string(name), address)
     s = GmxStandin(exchange_router=exchange_router, router=router, data_store=data_store, role_store=role_store,
                    event_emitter=event_emitter, order_handler=order_handler, order_vault=order_vault,
-                   position_engine=position_engine, pricing=pricing,
+                   position_engine=position_engine, pricing=pricing, reader=reader,
                    referral_storage=referral_storage, wnt=wnt, usdc=Web3.to_checksum_address(usdc), market=market,
                    deployer=deployer, chain_id=sender.chain_id, keepers=tuple(keepers))
     configure(sender, s, params)
