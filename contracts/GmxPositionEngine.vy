@@ -19,9 +19,11 @@
         - open interest (OPEN_INTEREST, OPEN_INTEREST_IN_TOKENS) and POSITION_IMPACT_POOL_AMOUNT in
           the DataStore, positions listed in POSITION_LIST and ACCOUNT_POSITION_LIST;
         - PositionIncrease / PositionDecrease / PositionFeesCollected through the EventEmitter.
+        - after each change the position must pass GMX's liquidation rule with MIN_COLLATERAL_FACTOR
+          (GmxPricing.liquidationCheck); a LIQUIDATION_KEEPER closes (liquidatePosition) a position
+          the rule fails with MIN_COLLATERAL_FACTOR_FOR_LIQUIDATION (orderType 7 in the events).
         Not modelled yet (later layers): funding and borrowing accrual (zero here), the trader PnL
-        cap, swaps, referral discounts, and the full liquidation rule at validation (only
-        collateral >= max(MIN_COLLATERAL_USD, size x MIN_COLLATERAL_FACTOR) after fees is checked).
+        cap, swaps, referral discounts, the liquidation fee.
 """
 from ethereum.ercs import IERC20
 
@@ -176,17 +178,26 @@ interface IPricing:
                         isLong: bool, sizeDeltaUsd: uint256, priceMin: uint256, priceMax: uint256,
                         longOI: uint256, shortOI: uint256, impactPool: uint256) -> DecreasePricing: view
 
+interface IPricingCheck:
+    def liquidationCheck(market: address, isLong: bool, sizeInUsd: uint256, sizeInTokens: uint256,
+                         collateralAmount: uint256, pendingImpactAmount: int256, indexPriceMin: uint256,
+                         indexPriceMax: uint256, collateralPriceMin: uint256, longOI: uint256, shortOI: uint256,
+                         minCollateralFactor: uint256, otherCostAmount: uint256) -> (bool, uint256, int256, uint256): view
+
 interface IEventEmitter:
     def emitEventLog1(eventName: String[64], topic1: bytes32, eventData: EventLogData): nonpayable
 
 FLOAT_PRECISION: constant(uint256) = 10**30
 CONTROLLER: constant(bytes32) = 0x97adf037b2472f4a6a9825eff7d2dd45e37f2dc308df2a260d6a72af4189a65b
+LIQUIDATION_KEEPER: constant(bytes32) = 0x556c788ffc0574ec93966d808c170833d96489c9c58f5bcb3dadf711ba28720e
+LIQUIDATION: constant(uint256) = 7
 POSITION_FEE_FACTOR_KEY: constant(bytes32) = 0x3999256650a6ebfea3dfbd4d56990f4d9048943a0e38ea6aabfc65122556c342
 OPEN_INTEREST_KEY: constant(bytes32) = 0x4259c04608de5df0fa0e375507d66e8ffc81773c9f3dd501a181cbb349ae4fe0
 OPEN_INTEREST_IN_TOKENS_KEY: constant(bytes32) = 0xc577a5cb08b8e2126f9b9796b8c85ef9d1b5047a5ff670fc18802878f0bfd2f8
 POSITION_IMPACT_POOL_AMOUNT_KEY: constant(bytes32) = 0x8d05e344d016decb2483e1a2db6dfebdef3f67c47ac787f0ac505b4d45d3e16c
 MIN_COLLATERAL_USD_KEY: constant(bytes32) = 0x6497f0f2c47edc68f06ede1c06d3475f939eb1a8341362460277bcd8ee7419f4
 MIN_COLLATERAL_FACTOR_KEY: constant(bytes32) = 0x9fc265ee9783e670a7a731141f58b59bca5a260ba3eb3f893412fb613dc559f7
+MIN_COLLATERAL_FACTOR_FOR_LIQUIDATION_KEY: constant(bytes32) = 0xc1c82b94002bf5bd86480807e32ee86f3d83d38b2853b1e48546acc11884eebd
 POSITION_LIST_KEY: constant(bytes32) = 0x3fe95e2be5587b71e685e297dc351a27f09a363e7d84b38bb75158a8f06590ac
 ACCOUNT_POSITION_LIST_KEY: constant(bytes32) = 0xa94015725b1182c6666b50aed1bb84d2b2cf9da39e6f5a5b19cd01f2f37738a1
 
@@ -317,17 +328,42 @@ def _feeFactor(market: address, improved: bool) -> uint256:
 
 @view
 @internal
-def _validateCollateral(pos: PositionProps, collateralPriceMin: uint256):
-    """Collateral after fees must cover max(MIN_COLLATERAL_USD, size x MIN_COLLATERAL_FACTOR)."""
-    if pos.numbers.sizeInUsd == 0:
-        return
-    ds: IDataStore = IDataStore(dataStore)
-    usd: uint256 = pos.numbers.collateralAmount * collateralPriceMin
-    needed: uint256 = max(staticcall ds.getUint(MIN_COLLATERAL_USD_KEY),
-                          pos.numbers.sizeInUsd * staticcall ds.getUint(
-                              keccak256(abi_encode(MIN_COLLATERAL_FACTOR_KEY, pos.addresses.market))) // FLOAT_PRECISION)
-    if usd < needed:
-        raw_revert(concat(method_id("InsufficientCollateralUsd(int256)"), abi_encode(convert(usd, int256))))
+def _check(pos: PositionProps, p: ExecParams, factorKey: bytes32) -> (bool, uint256, int256, uint256):
+    return staticcall IPricingCheck(pricing).liquidationCheck(
+        p.market, p.isLong, pos.numbers.sizeInUsd, pos.numbers.sizeInTokens, pos.numbers.collateralAmount,
+        pos.numbers.pendingImpactAmount, p.indexPriceMin, p.indexPriceMax, p.collateralPriceMin,
+        self._openInterest(p.market, p.longToken, p.shortToken, True),
+        self._openInterest(p.market, p.longToken, p.shortToken, False),
+        staticcall IDataStore(dataStore).getUint(keccak256(abi_encode(factorKey, p.market))), 0)
+
+
+@pure
+@internal
+def _reason(code: uint256) -> String[32]:
+    if code == 1:
+        return "min collateral"
+    if code == 2:
+        return "< 0"
+    return "min collateral for leverage"
+
+
+@view
+@internal
+def _validatePosition(pos: PositionProps, p: ExecParams):
+    """After a change the position must not be liquidatable with MIN_COLLATERAL_FACTOR
+    (PositionUtils.validatePosition): LiquidatablePosition(reason, remaining, min USD, for leverage)."""
+    if pos.numbers.sizeInTokens == 0:
+        raw_revert(method_id("EmptySizeDeltaInTokens()"))
+    bad: bool = False
+    code: uint256 = 0
+    remaining: int256 = 0
+    forLeverage: uint256 = 0
+    bad, code, remaining, forLeverage = self._check(pos, p, MIN_COLLATERAL_FACTOR_KEY)
+    if bad:
+        raw_revert(concat(method_id("LiquidatablePosition(string,int256,int256,int256)"),
+                          abi_encode(self._reason(code), remaining,
+                                     convert(staticcall IDataStore(dataStore).getUint(MIN_COLLATERAL_USD_KEY), int256),
+                                     convert(forLeverage, int256))))
 
 
 @internal
@@ -373,11 +409,10 @@ def increase(p: ExecParams):
     pos.numbers.sizeInTokens += r.sizeDeltaInTokens
     pos.numbers.pendingImpactAmount += r.priceImpactAmount
     pos.numbers.increasedAtTime = block.timestamp
-    if pos.numbers.sizeInUsd > 0 and pos.numbers.sizeInTokens == 0:
-        raw_revert(method_id("EmptySizeDeltaInTokens()"))
-    self._validateCollateral(pos, p.collateralPriceMin)
     self._positions[pk] = pos
     self._updateOpenInterest(p, convert(p.sizeDeltaUsd, int256), convert(r.sizeDeltaInTokens, int256))
+    if pos.numbers.sizeInUsd > 0:
+        self._validatePosition(pos, p)
     self._emitPosition("PositionIncrease", p, pk, pos, r.executionPrice, r.sizeDeltaInTokens, collateralDelta,
                        r.priceImpactUsd, r.priceImpactAmount, 0, 0, 0)
     self._emitFees(p, pk, feeFactor, feeAmount, True)
@@ -386,6 +421,41 @@ def increase(p: ExecParams):
 @external
 def decrease(p: ExecParams):
     self._onlyController()
+    self._decrease(p, False)
+
+
+@external
+def liquidatePosition(p: ExecParams):
+    """A LIQUIDATION_KEEPER closes a position that GMX's rule, with
+    MIN_COLLATERAL_FACTOR_FOR_LIQUIDATION, says is liquidatable (GMX: LiquidationHandler); else
+    PositionShouldNotBeLiquidated. Whatever collateral remains after the costs goes to the account;
+    a shortfall is the pool's."""
+    if not staticcall IRoleStore(roleStore).hasRole(msg.sender, LIQUIDATION_KEEPER):
+        raw_revert(concat(method_id("Unauthorized(address,string)"), abi_encode(msg.sender, "LIQUIDATION_KEEPER")))
+    pk: bytes32 = self._positionKey(p.account, p.market, p.collateralToken, p.isLong)
+    pos: PositionProps = self._positions[pk]
+    if pos.numbers.sizeInUsd == 0:
+        raw_revert(method_id("EmptyPosition()"))
+    bad: bool = False
+    code: uint256 = 0
+    remaining: int256 = 0
+    forLeverage: uint256 = 0
+    bad, code, remaining, forLeverage = self._check(pos, p, MIN_COLLATERAL_FACTOR_FOR_LIQUIDATION_KEY)
+    if not bad:
+        raw_revert(concat(method_id("PositionShouldNotBeLiquidated(string,int256,int256,int256)"),
+                          abi_encode("", remaining,
+                                     convert(staticcall IDataStore(dataStore).getUint(MIN_COLLATERAL_USD_KEY), int256),
+                                     convert(forLeverage, int256))))
+    q: ExecParams = p
+    q.receiver = p.account
+    q.orderType = LIQUIDATION
+    q.sizeDeltaUsd = pos.numbers.sizeInUsd
+    q.collateralDeltaAmount = 0
+    self._decrease(q, True)
+
+
+@internal
+def _decrease(p: ExecParams, isLiquidation: bool):
     pk: bytes32 = self._positionKey(p.account, p.market, p.collateralToken, p.isLong)
     pos: PositionProps = self._positions[pk]
     if pos.numbers.sizeInUsd == 0:
@@ -403,7 +473,7 @@ def decrease(p: ExecParams):
         self._openInterest(p.market, p.longToken, p.shortToken, True),
         self._openInterest(p.market, p.longToken, p.shortToken, False),
         staticcall IDataStore(dataStore).getUint(poolKey))
-    if p.sizeDeltaUsd > 0:
+    if p.sizeDeltaUsd > 0 and not isLiquidation:
         if (p.isLong and r.executionPrice < p.acceptablePrice) or (not p.isLong and r.executionPrice > p.acceptablePrice):
             raw_revert(concat(method_id("OrderNotFulfillableAtAcceptablePrice(uint256,uint256)"),
                               abi_encode(r.executionPrice, p.acceptablePrice)))
@@ -442,6 +512,8 @@ def decrease(p: ExecParams):
     else:
         remaining -= convert(self._ceilDiv(convert(-r.totalImpactUsd, uint256), p.collateralPriceMin), int256)
     remaining -= convert(feeAmount, int256)
+    if remaining < 0 and isLiquidation:
+        remaining = 0       # the pool absorbs what the collateral cannot pay
     if remaining < 0:
         raw_revert(concat(method_id("InsufficientFundsToPayForCosts(uint256,string)"),
                           abi_encode(convert(-remaining, uint256) * p.collateralPriceMin, "collateral")))
@@ -459,10 +531,8 @@ def decrease(p: ExecParams):
         extcall IDataStore(dataStore).removeBytes32(POSITION_LIST_KEY, pk)
         extcall IDataStore(dataStore).removeBytes32(keccak256(abi_encode(ACCOUNT_POSITION_LIST_KEY, p.account)), pk)
     else:
-        if pos.numbers.sizeInTokens == 0:
-            raw_revert(method_id("EmptySizeDeltaInTokens()"))
-        self._validateCollateral(pos, p.collateralPriceMin)
         self._positions[pk] = pos
+        self._validatePosition(pos, p)
     if output > 0:
         assert extcall IERC20(p.collateralToken).transfer(p.receiver, output, default_return_value=True), "pool: transfer failed"
     self._emitPosition("PositionDecrease", p, pk, pos, r.executionPrice, tokensClosed,

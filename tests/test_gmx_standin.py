@@ -662,3 +662,81 @@ def test_reader_position_info_matches_the_model(w3: Web3, s: GmxStandin, whole: 
                               dec.proportional_pending_impact_usd, dec.total_impact_usd, dec.price_impact_diff_usd)
     assert info[2][13] == fee_amount(size_delta, dec.balance_was_improved)          # fees.positionFeeAmount
     assert info[4] == pnl < 0 and info[6] == pnl + dec.total_impact_usd
+
+
+# --------------------------------------------------------------------------------- liquidation (layer 4)
+
+import re  # noqa: E402
+
+from hedger.sim.gmx_standin import liquidate_position  # noqa: E402
+
+CONTRACTS = Path(__file__).resolve().parent.parent / "contracts"
+
+
+def test_every_hashed_key_constant_in_the_contracts_is_gmx_derivation() -> None:
+    """NAME_KEY / role constants written into the Vyper sources are keccak256(abi.encode("NAME"))."""
+    found = 0
+    for path in sorted(CONTRACTS.glob("Gmx*.vy")):
+        for name, value in re.findall(r"^([A-Z0-9_]+): constant\(bytes32\) = 0x([0-9a-f]{64})", path.read_text(), re.M):
+            base = name.removesuffix("_KEY")
+            candidates = {gi.hash_string(base).hex(), gi.hash_string(base + "_V2_1").hex()}
+            assert value in candidates, f"{path.name}: {name} is not keccak256(abi.encode({base!r}))"
+            found += 1
+    assert found > 30
+
+
+def liquidation_market(w3: Web3, s: GmxStandin) -> gm.LiquidationMarket:
+    return gm.LiquidationMarket(
+        collateral_price_min=USDC_PRICE, long_open_interest=open_interest(w3, s, True),
+        short_open_interest=open_interest(w3, s, False), impact=impact_params(),
+        position_fee_factor_improved=PARAMS.position_fee_factor_improved,
+        position_fee_factor_not_improved=PARAMS.position_fee_factor_not_improved,
+        min_collateral_usd=PARAMS.min_collateral_usd, min_collateral_factor=PARAMS.min_collateral_factor_for_liquidation)
+
+
+def test_liquidation_follows_gmx_rule_at_the_model_liquidation_price(w3: Web3, s: GmxStandin) -> None:
+    user = dev_account(USER).address
+    key, _ = create_order(w3, s, USER, collateral=300 * USDC, size_usd=10_000 * USD)
+    execute_order(keeper(w3), s, key, 3000 * ETH)
+    pos = position(w3, s, USER, False)
+    market = liquidation_market(w3, s)
+    p_liq = gm.liquidation_price(pos, market)
+    assert p_liq is not None and 3000 * ETH < p_liq < 3100 * ETH
+    pricing = ours(w3, "GmxPricing", s.pricing)
+    for price, expected in ((p_liq, True), (p_liq - 1, False)):
+        check = gm.liquidation_check(pos, market, price)
+        assert check.liquidatable is expected
+        got = pricing.functions.liquidationCheck(
+            s.market, False, pos.size_in_usd, pos.size_in_tokens, pos.collateral_amount, pos.pending_impact_amount,
+            price, price, USDC_PRICE, market.long_open_interest, market.short_open_interest,
+            PARAMS.min_collateral_factor_for_liquidation, 0).call()
+        assert (got[0], got[2], got[3]) == (expected, check.remaining_collateral_usd,
+                                            check.min_collateral_usd_for_leverage), price
+    engine = ours(w3, "GmxPositionEngine", s.position_engine)
+    zero = b"\x00" * 32
+
+    def params(price: int) -> tuple:
+        return (zero, user, user, s.market, s.usdc, s.wnt, s.usdc, False, 7, 0, 0, 0, price, price, USDC_PRICE,
+                USDC_PRICE)
+    data = revert_data(w3, KEEPER, engine, "liquidatePosition", params(p_liq - 1))
+    assert data[:4] == function_signature_to_4byte_selector(
+        "PositionShouldNotBeLiquidated(string,int256,int256,int256)")
+    assert revert_data(w3, USER, engine, "liquidatePosition", params(p_liq)) == \
+        custom_error("Unauthorized(address,string)", user, "LIQUIDATION_KEEPER")
+    before = ours(w3, "ReferenceToken", s.usdc).functions.balanceOf(user).call()
+    receipt = liquidate_position(keeper(w3), s, user, False, p_liq)
+    ev = events(w3, s, receipt, "PositionDecrease")[0]
+    assert ev["uintItems"]["orderType"] == gi.LIQUIDATION and ev["uintItems"]["sizeInUsd"] == 0
+    assert position(w3, s, USER, False).size_in_usd == 0
+    assert ours(w3, "ReferenceToken", s.usdc).functions.balanceOf(user).call() >= before
+    assert open_interest(w3, s, False) == 0
+
+
+def test_an_increase_that_would_be_liquidatable_is_cancelled(w3: Web3, s: GmxStandin) -> None:
+    """$10,000 on 40 USDC: remaining collateral after the fee and impact is below 0.5% of the size."""
+    key, _ = create_order(w3, s, USER, collateral=40 * USDC, size_usd=10_000 * USD)
+    receipt = execute_order(keeper(w3), s, key, 3000 * ETH)
+    reason = events(w3, s, receipt, "OrderCancelled")[0]["bytesItems"]["reasonBytes"]
+    assert reason[:4] == function_signature_to_4byte_selector("LiquidatablePosition(string,int256,int256,int256)")
+    assert decode(["string", "int256", "int256", "int256"], reason[4:])[0] == "min collateral for leverage"
+    assert ours(w3, "ReferenceToken", s.usdc).functions.balanceOf(dev_account(USER).address).call() == 40 * USDC

@@ -118,7 +118,7 @@ def configure(sender: TxSender, s: GmxStandin, params: GmxParams) -> None:
 
 def deploy_gmx_standin(sender: TxSender, *, params: GmxParams | None = None, usdc: str | None = None,
                        keepers: tuple[str, ...] = ()) -> GmxStandin:
-    """Deploy and wire the stand-in; ``keepers`` get GMX's ORDER_KEEPER role. With ``usdc`` given,
+    """Deploy and wire the stand-in; ``keepers`` get GMX's ORDER_KEEPER and LIQUIDATION_KEEPER roles. With ``usdc`` given,
     that token is the market's short (collateral) token instead of a new 6-decimal reference USDC."""
     params = params or GmxParams()
     deployer = sender.signer.address
@@ -151,6 +151,7 @@ def deploy_gmx_standin(sender: TxSender, *, params: GmxParams | None = None, usd
     grant(position_engine, gi.CONTROLLER)
     for keeper in keepers:
         grant(keeper, gi.ORDER_KEEPER)
+        grant(keeper, gi.LIQUIDATION_KEEPER)
     transact(sender, "GmxDataStore", data_store, "setAddress", gi.WNT, wnt)
     transact(sender, "GmxOrderHandler", order_handler, "setMarket", market, wnt, wnt, usdc)
     transact(sender, "GmxOrderHandler", order_handler, "setPositionEngine", position_engine)
@@ -178,3 +179,17 @@ def execute_order(keeper: TxSender, s: GmxStandin, key: bytes, index_price: int,
     data = c.functions.executeOrder(key, index_price - spread, index_price + spread, collateral_price,
                                     collateral_price)._encode_transaction_data()
     return keeper.send(s.order_handler, data)
+
+
+
+def liquidate_position(keeper: TxSender, s: GmxStandin, account: str, is_long: bool, index_price: int, *,
+                       spread: int = 0, collateral_price: int = 10**24) -> dict[str, Any]:
+    """The local liquidation keeper: close ``account``'s position in the stand-in's market (USDC
+    collateral) if GMX's rule says it is liquidatable at ``index_price`` (else the call reverts
+    with PositionShouldNotBeLiquidated)."""
+    c = keeper.w3.eth.contract(address=s.position_engine, abi=contract_artifact("GmxPositionEngine")["abi"])
+    zero = b"\x00" * 32
+    params = (zero, Web3.to_checksum_address(account), Web3.to_checksum_address(account), s.market, s.usdc, s.wnt,
+              s.usdc, is_long, gi.LIQUIDATION, 0, 0, 0, index_price - spread, index_price + spread,
+              collateral_price, collateral_price)
+    return keeper.send(s.position_engine, c.functions.liquidatePosition(params)._encode_transaction_data())
