@@ -207,6 +207,8 @@ struct ExecParams:
     indexPriceMax: uint256
     collateralPriceMin: uint256
     collateralPriceMax: uint256
+    shortTokenPriceMin: uint256
+    shortTokenPriceMax: uint256
 
 interface IPositionEngine:
     def increase(p: ExecParams): nonpayable
@@ -479,8 +481,8 @@ def cancelOrder(key: bytes32):
 # ------------------------------------------------------------------ execution by the keeper
 
 @external
-def executeOrderInner(key: bytes32, indexPriceMin: uint256, indexPriceMax: uint256, collateralPriceMin: uint256,
-                      collateralPriceMax: uint256):
+def executeOrderInner(key: bytes32, indexPriceMin: uint256, indexPriceMax: uint256, shortTokenPriceMin: uint256,
+                      shortTokenPriceMax: uint256):
     """The part of an execution that may fail and be rolled back as a whole (collateral moved
     to the pool, the position changed); only this contract calls it."""
     assert msg.sender == self, "executeOrderInner: internal"
@@ -491,8 +493,13 @@ def executeOrderInner(key: bytes32, indexPriceMin: uint256, indexPriceMax: uint2
         collateralToken=o.addresses.initialCollateralToken, longToken=market.longToken, shortToken=market.shortToken,
         isLong=o.flags.isLong, orderType=convert(o.numbers.orderType, uint256), sizeDeltaUsd=o.numbers.sizeDeltaUsd,
         collateralDeltaAmount=o.numbers.initialCollateralDeltaAmount, acceptablePrice=o.numbers.acceptablePrice,
-        indexPriceMin=indexPriceMin, indexPriceMax=indexPriceMax, collateralPriceMin=collateralPriceMin,
-        collateralPriceMax=collateralPriceMax)
+        indexPriceMin=indexPriceMin, indexPriceMax=indexPriceMax, collateralPriceMin=shortTokenPriceMin,
+        collateralPriceMax=shortTokenPriceMax, shortTokenPriceMin=shortTokenPriceMin,
+        shortTokenPriceMax=shortTokenPriceMax)
+    if p.collateralToken == market.longToken:
+        # the stand-in's long token is the index token
+        p.collateralPriceMin = indexPriceMin
+        p.collateralPriceMax = indexPriceMax
     if o.numbers.orderType == MARKET_INCREASE:
         extcall IOrderVault(orderVault).transferOut(p.collateralToken, self.positionEngine, p.collateralDeltaAmount)
         extcall IPositionEngine(self.positionEngine).increase(p)
@@ -513,9 +520,10 @@ def _keeperFee(startingGas: uint256) -> uint256:
 
 
 @external
-def executeOrder(key: bytes32, indexPriceMin: uint256, indexPriceMax: uint256, collateralPriceMin: uint256,
-                 collateralPriceMax: uint256):
-    """The stand-in's keeper entry (GMX: OrderHandler.executeOrder with signed oracle prices)."""
+def executeOrder(key: bytes32, indexPriceMin: uint256, indexPriceMax: uint256, shortTokenPriceMin: uint256,
+                 shortTokenPriceMax: uint256):
+    """The stand-in's keeper entry (GMX: OrderHandler.executeOrder with signed oracle prices): the
+    index token's (= the long token's) and the short token's min/max prices, GMX's units."""
     startingGas: uint256 = msg.gas
     self._onlyRole(ORDER_KEEPER, "ORDER_KEEPER")
     o: OrderProps = self._orders[key]
@@ -524,15 +532,15 @@ def executeOrder(key: bytes32, indexPriceMin: uint256, indexPriceMax: uint256, c
     if block.number <= self._createdBlock[key]:
         raw_revert(concat(method_id("OracleTimestampsAreSmallerThanRequired(uint256,uint256)"),
                           abi_encode(block.timestamp, o.numbers.updatedAtTime)))
-    if indexPriceMin == 0 or indexPriceMin > indexPriceMax or collateralPriceMin == 0 \
-            or collateralPriceMin > collateralPriceMax:
+    if indexPriceMin == 0 or indexPriceMin > indexPriceMax or shortTokenPriceMin == 0 \
+            or shortTokenPriceMin > shortTokenPriceMax:
         raw_revert(concat(method_id("InvalidOrderPrices(uint256,uint256,uint256,uint256)"),
                           abi_encode(indexPriceMin, indexPriceMax, empty(uint256), convert(o.numbers.orderType, uint256))))
     ok: bool = False
     reason: Bytes[256] = b""
     ok, reason = raw_call(
         self,
-        abi_encode(key, indexPriceMin, indexPriceMax, collateralPriceMin, collateralPriceMax,
+        abi_encode(key, indexPriceMin, indexPriceMax, shortTokenPriceMin, shortTokenPriceMax,
                    method_id=method_id("executeOrderInner(bytes32,uint256,uint256,uint256,uint256)")),
         max_outsize=256, revert_on_failure=False)
     if not ok:

@@ -22,8 +22,10 @@
         - after each change the position must pass GMX's liquidation rule with MIN_COLLATERAL_FACTOR
           (GmxPricing.liquidationCheck); a LIQUIDATION_KEEPER closes (liquidatePosition) a position
           the rule fails with MIN_COLLATERAL_FACTOR_FOR_LIQUIDATION (orderType 7 in the events).
-        Not modelled yet (later layers): funding and borrowing accrual (zero here), the trader PnL
-        cap, swaps, referral discounts, the liquidation fee.
+        - before each change the market's funding and borrowing are accrued and the position charged
+          its borrowing and funding (GmxMarketAccrual); they are part of its costs, the liquidation
+          check included.
+        Not modelled: the trader PnL cap, swaps, referral discounts, the liquidation fee.
 """
 from ethereum.ercs import IERC20
 
@@ -159,6 +161,32 @@ struct ExecParams:
     indexPriceMax: uint256
     collateralPriceMin: uint256
     collateralPriceMax: uint256
+    shortTokenPriceMin: uint256
+    shortTokenPriceMax: uint256
+
+struct Prices:
+    indexMin: uint256
+    indexMax: uint256
+    shortMin: uint256
+    shortMax: uint256
+
+struct Settlement:
+    borrowingFeeUsd: uint256
+    borrowingFeeAmount: uint256
+    fundingFeeAmount: uint256
+    claimableLongTokenAmount: uint256
+    claimableShortTokenAmount: uint256
+    cumulativeBorrowingFactor: uint256
+    fundingFeeAmountPerSize: uint256
+    longTokenClaimableFundingAmountPerSize: uint256
+    shortTokenClaimableFundingAmountPerSize: uint256
+
+interface IAccrual:
+    def accrue(market: address, longToken: address, shortToken: address, pr: Prices): nonpayable
+    def settle(account: address, market: address, collateralToken: address, longToken: address, shortToken: address,
+               isLong: bool, sizeInUsd: uint256, borrowingFactor: uint256, fundingFeeAmountPerSize: uint256,
+               longClaimablePerSize: uint256, shortClaimablePerSize: uint256,
+               collateralPriceMin: uint256) -> Settlement: nonpayable
 
 interface IRoleStore:
     def hasRole(account: address, roleKey: bytes32) -> bool: view
@@ -191,6 +219,8 @@ FLOAT_PRECISION: constant(uint256) = 10**30
 CONTROLLER: constant(bytes32) = 0x97adf037b2472f4a6a9825eff7d2dd45e37f2dc308df2a260d6a72af4189a65b
 LIQUIDATION_KEEPER: constant(bytes32) = 0x556c788ffc0574ec93966d808c170833d96489c9c58f5bcb3dadf711ba28720e
 LIQUIDATION: constant(uint256) = 7
+CLAIMABLE_COLLATERAL_AMOUNT_KEY: constant(bytes32) = 0x95b0f9aac7537ff0053f80e854f6a799bd4d922442234dd163aff199d65ffb48
+CLAIMABLE_COLLATERAL_TIME_DIVISOR_KEY: constant(bytes32) = 0xd6f0cefee45c8294f4bd4fab381296d615e6db63979e0313550832965a54410b
 POSITION_FEE_FACTOR_KEY: constant(bytes32) = 0x3999256650a6ebfea3dfbd4d56990f4d9048943a0e38ea6aabfc65122556c342
 OPEN_INTEREST_KEY: constant(bytes32) = 0x4259c04608de5df0fa0e375507d66e8ffc81773c9f3dd501a181cbb349ae4fe0
 OPEN_INTEREST_IN_TOKENS_KEY: constant(bytes32) = 0xc577a5cb08b8e2126f9b9796b8c85ef9d1b5047a5ff670fc18802878f0bfd2f8
@@ -205,16 +235,18 @@ roleStore: public(immutable(address))
 dataStore: public(immutable(address))
 eventEmitter: public(immutable(address))
 pricing: public(immutable(address))
+accrual: public(immutable(address))
 
 _positions: HashMap[bytes32, PositionProps]
 
 
 @deploy
-def __init__(_roleStore: address, _dataStore: address, _eventEmitter: address, _pricing: address):
+def __init__(_roleStore: address, _dataStore: address, _eventEmitter: address, _pricing: address, _accrual: address):
     roleStore = _roleStore
     dataStore = _dataStore
     eventEmitter = _eventEmitter
     pricing = _pricing
+    accrual = _accrual
 
 
 @internal
@@ -300,7 +332,7 @@ def _emitPosition(name: String[64], p: ExecParams, pk: bytes32, pos: PositionPro
 
 
 @internal
-def _emitFees(p: ExecParams, pk: bytes32, feeFactor: uint256, feeAmount: uint256, isIncrease: bool):
+def _emitFees(p: ExecParams, pk: bytes32, feeFactor: uint256, feeAmount: uint256, isIncrease: bool, st: Settlement):
     d: EventLogData = empty(EventLogData)
     d.addressItems.items.append(AddressKeyValue(key="market", value=p.market))
     d.addressItems.items.append(AddressKeyValue(key="collateralToken", value=p.collateralToken))
@@ -308,16 +340,47 @@ def _emitFees(p: ExecParams, pk: bytes32, feeFactor: uint256, feeAmount: uint256
     d.uintItems.items.append(UintKeyValue(key="collateralTokenPrice.min", value=p.collateralPriceMin))
     d.uintItems.items.append(UintKeyValue(key="collateralTokenPrice.max", value=p.collateralPriceMax))
     d.uintItems.items.append(UintKeyValue(key="tradeSizeUsd", value=p.sizeDeltaUsd))
-    d.uintItems.items.append(UintKeyValue(key="fundingFeeAmount", value=0))
-    d.uintItems.items.append(UintKeyValue(key="borrowingFeeUsd", value=0))
-    d.uintItems.items.append(UintKeyValue(key="borrowingFeeAmount", value=0))
+    d.uintItems.items.append(UintKeyValue(key="fundingFeeAmount", value=st.fundingFeeAmount))
+    d.uintItems.items.append(UintKeyValue(key="claimableLongTokenAmount", value=st.claimableLongTokenAmount))
+    d.uintItems.items.append(UintKeyValue(key="claimableShortTokenAmount", value=st.claimableShortTokenAmount))
+    d.uintItems.items.append(UintKeyValue(key="latestFundingFeeAmountPerSize", value=st.fundingFeeAmountPerSize))
+    d.uintItems.items.append(UintKeyValue(key="borrowingFeeUsd", value=st.borrowingFeeUsd))
+    d.uintItems.items.append(UintKeyValue(key="borrowingFeeAmount", value=st.borrowingFeeAmount))
     d.uintItems.items.append(UintKeyValue(key="positionFeeFactor", value=feeFactor))
     d.uintItems.items.append(UintKeyValue(key="positionFeeAmount", value=feeAmount))
-    d.uintItems.items.append(UintKeyValue(key="totalCostAmount", value=feeAmount))
+    d.uintItems.items.append(UintKeyValue(key="totalCostAmountExcludingFunding", value=feeAmount + st.borrowingFeeAmount))
+    d.uintItems.items.append(UintKeyValue(key="totalCostAmount", value=feeAmount + st.borrowingFeeAmount + st.fundingFeeAmount))
     d.boolItems.items.append(BoolKeyValue(key="isIncrease", value=isIncrease))
     d.bytes32Items.items.append(Bytes32KeyValue(key="orderKey", value=p.orderKey))
     d.bytes32Items.items.append(Bytes32KeyValue(key="positionKey", value=pk))
     extcall IEventEmitter(eventEmitter).emitEventLog1("PositionFeesCollected", self._topic(p.market), d)
+
+
+@internal
+def _settle(pos: PositionProps, p: ExecParams) -> (PositionProps, uint256, Settlement):
+    """Accrue the market, then charge the position its borrowing and funding since its last update
+    (received funding becomes claimable); returns it updated, its cost in collateral, the details."""
+    extcall IAccrual(accrual).accrue(p.market, p.longToken, p.shortToken,
+                                     Prices(indexMin=p.indexPriceMin, indexMax=p.indexPriceMax,
+                                            shortMin=p.shortTokenPriceMin, shortMax=p.shortTokenPriceMax))
+    st: Settlement = extcall IAccrual(accrual).settle(
+        p.account, p.market, p.collateralToken, p.longToken, p.shortToken, p.isLong, pos.numbers.sizeInUsd,
+        pos.numbers.borrowingFactor, pos.numbers.fundingFeeAmountPerSize,
+        pos.numbers.longTokenClaimableFundingAmountPerSize, pos.numbers.shortTokenClaimableFundingAmountPerSize,
+        p.collateralPriceMin)
+    q: PositionProps = pos
+    q.numbers.borrowingFactor = st.cumulativeBorrowingFactor
+    q.numbers.fundingFeeAmountPerSize = st.fundingFeeAmountPerSize
+    q.numbers.longTokenClaimableFundingAmountPerSize = st.longTokenClaimableFundingAmountPerSize
+    q.numbers.shortTokenClaimableFundingAmountPerSize = st.shortTokenClaimableFundingAmountPerSize
+    return q, st.borrowingFeeAmount + st.fundingFeeAmount, st
+
+
+@external
+def payOut(token: address, receiver: address, amount: uint256):
+    """The pool pays a claim (claimFundingFees through the ExchangeRouter); CONTROLLER only."""
+    self._onlyController()
+    assert extcall IERC20(token).transfer(receiver, amount, default_return_value=True), "pool: transfer failed"
 
 
 @view
@@ -328,13 +391,13 @@ def _feeFactor(market: address, improved: bool) -> uint256:
 
 @view
 @internal
-def _check(pos: PositionProps, p: ExecParams, factorKey: bytes32) -> (bool, uint256, int256, uint256):
+def _check(pos: PositionProps, p: ExecParams, factorKey: bytes32, otherCost: uint256) -> (bool, uint256, int256, uint256):
     return staticcall IPricingCheck(pricing).liquidationCheck(
         p.market, p.isLong, pos.numbers.sizeInUsd, pos.numbers.sizeInTokens, pos.numbers.collateralAmount,
         pos.numbers.pendingImpactAmount, p.indexPriceMin, p.indexPriceMax, p.collateralPriceMin,
         self._openInterest(p.market, p.longToken, p.shortToken, True),
         self._openInterest(p.market, p.longToken, p.shortToken, False),
-        staticcall IDataStore(dataStore).getUint(keccak256(abi_encode(factorKey, p.market))), 0)
+        staticcall IDataStore(dataStore).getUint(keccak256(abi_encode(factorKey, p.market))), otherCost)
 
 
 @pure
@@ -358,7 +421,7 @@ def _validatePosition(pos: PositionProps, p: ExecParams):
     code: uint256 = 0
     remaining: int256 = 0
     forLeverage: uint256 = 0
-    bad, code, remaining, forLeverage = self._check(pos, p, MIN_COLLATERAL_FACTOR_KEY)
+    bad, code, remaining, forLeverage = self._check(pos, p, MIN_COLLATERAL_FACTOR_KEY, 0)
     if bad:
         raw_revert(concat(method_id("LiquidatablePosition(string,int256,int256,int256)"),
                           abi_encode(self._reason(code), remaining,
@@ -384,6 +447,9 @@ def increase(p: ExecParams):
         pos.flags.isLong = p.isLong
         extcall IDataStore(dataStore).addBytes32(POSITION_LIST_KEY, pk)
         extcall IDataStore(dataStore).addBytes32(keccak256(abi_encode(ACCOUNT_POSITION_LIST_KEY, p.account)), pk)
+    cost: uint256 = 0
+    st: Settlement = empty(Settlement)
+    pos, cost, st = self._settle(pos, p)
     r: IncreasePricing = empty(IncreasePricing)
     if p.sizeDeltaUsd > 0:
         r = staticcall IPricing(pricing).increasePricing(
@@ -400,7 +466,7 @@ def increase(p: ExecParams):
             r.executionPrice = p.indexPriceMax
     feeFactor: uint256 = self._feeFactor(p.market, r.balanceWasImproved)
     feeAmount: uint256 = p.sizeDeltaUsd * feeFactor // FLOAT_PRECISION // p.collateralPriceMin
-    collateralDelta: int256 = convert(p.collateralDeltaAmount, int256) - convert(feeAmount, int256)
+    collateralDelta: int256 = convert(p.collateralDeltaAmount, int256) - convert(feeAmount + cost, int256)
     if collateralDelta < 0 and convert(pos.numbers.collateralAmount, int256) + collateralDelta < 0:
         raw_revert(concat(method_id("InsufficientCollateralAmount(uint256,int256)"),
                           abi_encode(pos.numbers.collateralAmount, collateralDelta)))
@@ -415,13 +481,20 @@ def increase(p: ExecParams):
         self._validatePosition(pos, p)
     self._emitPosition("PositionIncrease", p, pk, pos, r.executionPrice, r.sizeDeltaInTokens, collateralDelta,
                        r.priceImpactUsd, r.priceImpactAmount, 0, 0, 0)
-    self._emitFees(p, pk, feeFactor, feeAmount, True)
+    self._emitFees(p, pk, feeFactor, feeAmount, True, st)
 
 
 @external
 def decrease(p: ExecParams):
     self._onlyController()
-    self._decrease(p, False)
+    pk: bytes32 = self._positionKey(p.account, p.market, p.collateralToken, p.isLong)
+    pos: PositionProps = self._positions[pk]
+    if pos.numbers.sizeInUsd == 0:
+        raw_revert(method_id("EmptyPosition()"))
+    cost: uint256 = 0
+    st: Settlement = empty(Settlement)
+    pos, cost, st = self._settle(pos, p)
+    self._decrease(p, False, pk, pos, cost, st)
 
 
 @external
@@ -440,7 +513,10 @@ def liquidatePosition(p: ExecParams):
     code: uint256 = 0
     remaining: int256 = 0
     forLeverage: uint256 = 0
-    bad, code, remaining, forLeverage = self._check(pos, p, MIN_COLLATERAL_FACTOR_FOR_LIQUIDATION_KEY)
+    cost: uint256 = 0
+    st: Settlement = empty(Settlement)
+    pos, cost, st = self._settle(pos, p)
+    bad, code, remaining, forLeverage = self._check(pos, p, MIN_COLLATERAL_FACTOR_FOR_LIQUIDATION_KEY, cost)
     if not bad:
         raw_revert(concat(method_id("PositionShouldNotBeLiquidated(string,int256,int256,int256)"),
                           abi_encode("", remaining,
@@ -451,15 +527,11 @@ def liquidatePosition(p: ExecParams):
     q.orderType = LIQUIDATION
     q.sizeDeltaUsd = pos.numbers.sizeInUsd
     q.collateralDeltaAmount = 0
-    self._decrease(q, True)
+    self._decrease(q, True, pk, pos, cost, st)
 
 
 @internal
-def _decrease(p: ExecParams, isLiquidation: bool):
-    pk: bytes32 = self._positionKey(p.account, p.market, p.collateralToken, p.isLong)
-    pos: PositionProps = self._positions[pk]
-    if pos.numbers.sizeInUsd == 0:
-        raw_revert(method_id("EmptyPosition()"))
+def _decrease(p: ExecParams, isLiquidation: bool, pk: bytes32, pos: PositionProps, cost: uint256, st: Settlement):
     if p.sizeDeltaUsd > pos.numbers.sizeInUsd:
         raw_revert(concat(method_id("InvalidDecreaseOrderSize(uint256,uint256)"),
                           abi_encode(p.sizeDeltaUsd, pos.numbers.sizeInUsd)))
@@ -511,7 +583,14 @@ def _decrease(p: ExecParams, isLiquidation: bool):
         output += convert(r.totalImpactUsd, uint256) // p.collateralPriceMax
     else:
         remaining -= convert(self._ceilDiv(convert(-r.totalImpactUsd, uint256), p.collateralPriceMin), int256)
-    remaining -= convert(feeAmount, int256)
+    remaining -= convert(feeAmount + cost, int256)
+    if r.priceImpactDiffUsd > 0:
+        # negative impact beyond the cap: taken now, claimable later (claimCollateral, by time key)
+        diffAmount: uint256 = r.priceImpactDiffUsd // p.collateralPriceMin
+        remaining -= convert(diffAmount, int256)
+        divisor: uint256 = max(staticcall IDataStore(dataStore).getUint(CLAIMABLE_COLLATERAL_TIME_DIVISOR_KEY), 1)
+        extcall IDataStore(dataStore).incrementUint(keccak256(abi_encode(
+            CLAIMABLE_COLLATERAL_AMOUNT_KEY, p.market, p.collateralToken, block.timestamp // divisor, p.account)), diffAmount)
     if remaining < 0 and isLiquidation:
         remaining = 0       # the pool absorbs what the collateral cannot pay
     if remaining < 0:
@@ -538,4 +617,4 @@ def _decrease(p: ExecParams, isLiquidation: bool):
     self._emitPosition("PositionDecrease", p, pk, pos, r.executionPrice, tokensClosed,
                        convert(p.collateralDeltaAmount, int256), r.priceImpactUsd, r.totalImpactUsd, pnl,
                        r.proportionalPendingImpactUsd, r.priceImpactDiffUsd)
-    self._emitFees(p, pk, feeFactor, feeAmount, False)
+    self._emitFees(p, pk, feeFactor, feeAmount, False, st)

@@ -27,7 +27,7 @@ STANDIN_NAME = {"ExchangeRouter": "GmxExchangeRouter", "DataStore": "GmxDataStor
                 "RoleStore": "GmxRoleStore"}
 # Functions of ADAPTER_FUNCTIONS the stand-in does not have yet (later layers of issue 11). The test
 # checks they are still missing, so this set must shrink as they are built.
-NOT_BUILT_YET = {("ExchangeRouter", "claimFundingFees"), ("ExchangeRouter", "claimCollateral")}
+NOT_BUILT_YET: set[tuple[str, str]] = set()
 
 USER, OTHER, KEEPER = 1, 3, 2
 USDC = 10**6
@@ -50,12 +50,24 @@ def deployed(w3: Web3) -> GmxStandin:
 
 
 @pytest.fixture()
-def s(w3: Web3, deployed: GmxStandin) -> Iterator[GmxStandin]:
+def s_accruing(w3: Web3, deployed: GmxStandin) -> Iterator[GmxStandin]:
+    """The stand-in with funding and borrowing on, reverted after the test."""
     snap = w3.provider.make_request("evm_snapshot", [])["result"]
     try:
         yield deployed
     finally:
         w3.provider.make_request("evm_revert", [snap])
+
+
+@pytest.fixture()
+def s(w3: Web3, s_accruing: GmxStandin) -> GmxStandin:
+    """The stand-in with funding and borrowing factors set to zero, so that fills, fees and impact
+    compare with the model whatever seconds pass between blocks (accrual has its own tests)."""
+    ds = ours(w3, "GmxDataStore", s_accruing.data_store)
+    for key in (gi.borrowing_factor_key(s_accruing.market, True), gi.borrowing_factor_key(s_accruing.market, False),
+                gi.funding_factor_key(s_accruing.market)):
+        send(w3, 0, ds, "setUint", key, 0)
+    return s_accruing
 
 
 def gmx_abi(name: str) -> list[dict[str, Any]]:
@@ -717,7 +729,7 @@ def test_liquidation_follows_gmx_rule_at_the_model_liquidation_price(w3: Web3, s
 
     def params(price: int) -> tuple:
         return (zero, user, user, s.market, s.usdc, s.wnt, s.usdc, False, 7, 0, 0, 0, price, price, USDC_PRICE,
-                USDC_PRICE)
+                USDC_PRICE, USDC_PRICE, USDC_PRICE)
     data = revert_data(w3, KEEPER, engine, "liquidatePosition", params(p_liq - 1))
     assert data[:4] == function_signature_to_4byte_selector(
         "PositionShouldNotBeLiquidated(string,int256,int256,int256)")
@@ -740,3 +752,82 @@ def test_an_increase_that_would_be_liquidatable_is_cancelled(w3: Web3, s: GmxSta
     assert reason[:4] == function_signature_to_4byte_selector("LiquidatablePosition(string,int256,int256,int256)")
     assert decode(["string", "int256", "int256", "int256"], reason[4:])[0] == "min collateral for leverage"
     assert ours(w3, "ReferenceToken", s.usdc).functions.balanceOf(dev_account(USER).address).call() == 40 * USDC
+
+
+# --------------------------------------------------------------------------------- funding and borrowing (layer 4)
+
+def _at(w3: Web3, timestamp: int) -> None:
+    """The next block (the next transaction's) is mined at ``timestamp``."""
+    w3.provider.make_request("evm_setNextBlockTimestamp", [timestamp])
+
+
+def _uint(w3: Web3, s: GmxStandin, key: bytes) -> int:
+    return gmx(w3, "DataStore", s.data_store).functions.getUint(key).call()
+
+
+def test_borrowing_and_funding_accrue_as_the_model_and_funding_is_claimed(w3: Web3, s_accruing: GmxStandin) -> None:
+    s = s_accruing
+    user, other = dev_account(USER).address, dev_account(OTHER).address
+    price = 3000 * ETH
+    k1, _ = create_order(w3, s, USER, collateral=10_000 * USDC, size_usd=100_000 * USD)
+    execute_order(keeper(w3), s, k1, price)
+    k2, _ = create_order(w3, s, OTHER, collateral=5_000 * USDC, size_usd=40_000 * USD, is_long=True,
+                         acceptable_price=10_000 * ETH)
+    execute_order(keeper(w3), s, k2, price)
+    k3, _ = create_order(w3, s, USER, collateral=1 * USDC, size_usd=0)      # a deposit: settles the position
+    pos = position(w3, s, USER, False)
+    t_prev = _uint(w3, s, gi.funding_updated_at_key(s.market))
+    assert t_prev == _uint(w3, s, gi.cumulative_borrowing_factor_updated_at_key(s.market, False)) > 0
+    cum_prev = _uint(w3, s, gi.cumulative_borrowing_factor_key(s.market, False))
+    fee_per_size_prev = _uint(w3, s, gi.funding_fee_amount_per_size_key(s.market, s.usdc, False))
+    claim_per_size_prev = _uint(w3, s, gi.claimable_funding_amount_per_size_key(s.market, s.usdc, True))
+    long_oi, short_oi = open_interest(w3, s, True), open_interest(w3, s, False)
+    assert (long_oi, short_oi) == (40_000 * USD, 100_000 * USD)
+    elapsed = 3 * 3600
+    _at(w3, t_prev + elapsed)
+    receipt = execute_order(keeper(w3), s, k3, price)
+
+    # borrowing of the shorts: reserved = their open interest, pool = the USDC pool (MarketUtils)
+    per_second = gm.borrowing_factor_per_second(short_oi, PARAMS.pool_liquidity_usdc * USDC * USDC_PRICE,
+                                                PARAMS.borrowing_factor, PARAMS.borrowing_exponent_factor)
+    cum = gm.next_cumulative_borrowing_factor(cum_prev, per_second, elapsed)
+    assert _uint(w3, s, gi.cumulative_borrowing_factor_key(s.market, False)) == cum
+    borrowing_amount = gm.borrowing_fee_usd(pos.size_in_usd, cum, pos.borrowing_factor) // USDC_PRICE
+    # funding: shorts are the larger side and pay factor x |diff| / total per second of their OI
+    factor = (short_oi - long_oi) * 10**30 // (long_oi + short_oi) * PARAMS.funding_factor // 10**30
+    funding_usd = gm.funding_usd_for_period(short_oi, factor, elapsed)
+    fee_per_size = fee_per_size_prev + gm.funding_amount_per_size_delta(funding_usd, short_oi, USDC_PRICE, True)
+    claim_per_size = claim_per_size_prev + gm.funding_amount_per_size_delta(funding_usd, long_oi, USDC_PRICE, False)
+    assert _uint(w3, s, gi.funding_fee_amount_per_size_key(s.market, s.usdc, False)) == fee_per_size
+    assert _uint(w3, s, gi.claimable_funding_amount_per_size_key(s.market, s.usdc, True)) == claim_per_size
+    funding_amount = gm.funding_fee_amount(fee_per_size, pos.funding_fee_amount_per_size, pos.size_in_usd)
+    fees = events(w3, s, receipt, "PositionFeesCollected")[0]["uintItems"]
+    assert fees["borrowingFeeAmount"] == borrowing_amount > 0
+    assert fees["fundingFeeAmount"] == funding_amount > 0
+    assert fees["totalCostAmount"] == borrowing_amount + funding_amount
+    after = position(w3, s, USER, False)
+    assert after.collateral_amount == pos.collateral_amount + 1 * USDC - borrowing_amount - funding_amount
+    assert after.borrowing_factor == cum and after.funding_fee_amount_per_size == fee_per_size
+
+    # the long received funding: credited as claimable when its position is next updated, never to collateral
+    reader = gmx(w3, "Reader", s.reader)
+    other_key = gi.position_key(other, s.market, s.usdc, True)
+    other_pos = position(w3, s, OTHER, True)
+    claim_per_size_of_position = reader.functions.getPosition(s.data_store, other_key).call()[1][7]
+    k4, _ = create_order(w3, s, OTHER, collateral=1 * USDC, size_usd=0, is_long=True)
+    execute_order(keeper(w3), s, k4, price)
+    claim_per_size_now = _uint(w3, s, gi.claimable_funding_amount_per_size_key(s.market, s.usdc, True))
+    credited = _uint(w3, s, gi.claimable_funding_amount_key(s.market, s.usdc, other))
+    # shortTokenClaimableFundingAmountPerSize of the position moves to the market's latest
+    assert reader.functions.getPosition(s.data_store, other_key).call()[1][7] == claim_per_size_now
+    assert credited == gm.funding_fee_amount(claim_per_size_now, claim_per_size_of_position, other_pos.size_in_usd,
+                                             round_up=False) > 0
+    assert position(w3, s, OTHER, True).collateral_amount < other_pos.collateral_amount + 1 * USDC   # paid borrowing
+    usdc = ours(w3, "ReferenceToken", s.usdc)
+    before = usdc.functions.balanceOf(other).call()
+    er = gmx(w3, "ExchangeRouter", s.exchange_router)
+    assert er.functions.claimFundingFees([s.market], [s.usdc], other).call({"from": other}) == [credited]
+    send(w3, OTHER, er, "claimFundingFees", [s.market], [s.usdc], other)
+    assert usdc.functions.balanceOf(other).call() == before + credited
+    assert _uint(w3, s, gi.claimable_funding_amount_key(s.market, s.usdc, other)) == 0
+    assert er.functions.claimFundingFees([s.market], [s.usdc], other).call({"from": other}) == [0]

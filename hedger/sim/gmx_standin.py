@@ -52,6 +52,12 @@ class GmxParams:
     max_position_impact_factor_for_liquidations: int = 1 * FLOAT // 100
     position_impact_pool_amount: int = 10 * 10**18                  # index tokens (WETH) paying positive impact
     pool_liquidity_usdc: int = 10_000_000                           # whole USDC in the pool (pays profits)
+    pool_amount_long_token: int = 3_000 * 10**18                    # POOL_AMOUNT of WETH (borrowing's pool USD)
+    borrowing_factor: int = 6 * FLOAT // 10**8                      # x reserved / pool, per second, both sides
+    borrowing_exponent_factor: int = FLOAT
+    funding_factor: int = 2 * FLOAT // 10**8                        # x |imbalance| / total OI, per second
+    funding_exponent_factor: int = FLOAT
+    claimable_collateral_time_divisor: int = 3600
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,7 @@ class GmxStandin:
     position_engine: str
     pricing: str
     reader: str
+    accrual: str
     referral_storage: str
     wnt: str
     usdc: str
@@ -111,6 +118,15 @@ def configure(sender: TxSender, s: GmxStandin, params: GmxParams) -> None:
         (gi.max_position_impact_factor_key(m, False), params.max_position_impact_factor_negative),
         (gi.max_position_impact_factor_for_liquidations_key(m), params.max_position_impact_factor_for_liquidations),
         (gi.position_impact_pool_amount_key(m), params.position_impact_pool_amount),
+        (gi.pool_amount_key(m, s.wnt), params.pool_amount_long_token),
+        (gi.pool_amount_key(m, s.usdc), params.pool_liquidity_usdc * 10**6),
+        (gi.borrowing_factor_key(m, True), params.borrowing_factor),
+        (gi.borrowing_factor_key(m, False), params.borrowing_factor),
+        (gi.borrowing_exponent_factor_key(m, True), params.borrowing_exponent_factor),
+        (gi.borrowing_exponent_factor_key(m, False), params.borrowing_exponent_factor),
+        (gi.funding_factor_key(m), params.funding_factor),
+        (gi.funding_exponent_factor_key(m), params.funding_exponent_factor),
+        (gi.CLAIMABLE_COLLATERAL_TIME_DIVISOR, params.claimable_collateral_time_divisor),
     ]
     for key, value in values:
         set_uint(sender, s.data_store, key, value)
@@ -136,7 +152,9 @@ def deploy_gmx_standin(sender: TxSender, *, params: GmxParams | None = None, usd
     order_handler = deploy_contract(sender, "GmxOrderHandler", role_store, data_store, event_emitter, order_vault,
                                     "0x" + "00" * 20, referral_storage)
     pricing = deploy_contract(sender, "GmxPricing", data_store)
-    position_engine = deploy_contract(sender, "GmxPositionEngine", role_store, data_store, event_emitter, pricing)
+    accrual = deploy_contract(sender, "GmxMarketAccrual", role_store, data_store, pricing)
+    position_engine = deploy_contract(sender, "GmxPositionEngine", role_store, data_store, event_emitter, pricing,
+                                      accrual)
     reader = deploy_contract(sender, "GmxReader")
     exchange_router = deploy_contract(sender, "GmxExchangeRouter", router, role_store, data_store, event_emitter,
                                       order_handler)
@@ -149,6 +167,7 @@ def deploy_gmx_standin(sender: TxSender, *, params: GmxParams | None = None, usd
     grant(exchange_router, gi.ROUTER_PLUGIN)
     grant(order_handler, gi.CONTROLLER)
     grant(position_engine, gi.CONTROLLER)
+    grant(accrual, gi.CONTROLLER)
     for keeper in keepers:
         grant(keeper, gi.ORDER_KEEPER)
         grant(keeper, gi.LIQUIDATION_KEEPER)
@@ -161,7 +180,7 @@ def deploy_gmx_standin(sender: TxSender, *, params: GmxParams | None = None, usd
         transact(sender, "GmxDataStore", data_store, "setAddress", gi.hash_string(name), address)
     s = GmxStandin(exchange_router=exchange_router, router=router, data_store=data_store, role_store=role_store,
                    event_emitter=event_emitter, order_handler=order_handler, order_vault=order_vault,
-                   position_engine=position_engine, pricing=pricing, reader=reader,
+                   position_engine=position_engine, pricing=pricing, reader=reader, accrual=accrual,
                    referral_storage=referral_storage, wnt=wnt, usdc=Web3.to_checksum_address(usdc), market=market,
                    deployer=deployer, chain_id=sender.chain_id, keepers=tuple(keepers))
     configure(sender, s, params)
@@ -171,13 +190,14 @@ def deploy_gmx_standin(sender: TxSender, *, params: GmxParams | None = None, usd
 
 
 def execute_order(keeper: TxSender, s: GmxStandin, key: bytes, index_price: int, *, spread: int = 0,
-                  collateral_price: int = 10**24) -> dict[str, Any]:
+                  short_token_price: int = 10**24) -> dict[str, Any]:
     """The local keeper: execute order ``key`` at ``index_price`` (GMX units: USD per smallest unit
-    x 1e30, e.g. 3000 * 10**12 for ETH at $3,000) with min/max ``index_price`` -/+ ``spread``. The
-    keeper's transaction succeeds also when the order is cancelled (acceptable price missed)."""
+    x 1e30, e.g. 3000 * 10**12 for ETH at $3,000) with min/max ``index_price`` -/+ ``spread``, the
+    short token (USDC) at ``short_token_price``. The keeper's transaction succeeds also when the
+    order is cancelled (acceptable price missed)."""
     c = keeper.w3.eth.contract(address=s.order_handler, abi=contract_artifact("GmxOrderHandler")["abi"])
-    data = c.functions.executeOrder(key, index_price - spread, index_price + spread, collateral_price,
-                                    collateral_price)._encode_transaction_data()
+    data = c.functions.executeOrder(key, index_price - spread, index_price + spread, short_token_price,
+                                    short_token_price)._encode_transaction_data()
     return keeper.send(s.order_handler, data)
 
 
@@ -191,5 +211,5 @@ def liquidate_position(keeper: TxSender, s: GmxStandin, account: str, is_long: b
     zero = b"\x00" * 32
     params = (zero, Web3.to_checksum_address(account), Web3.to_checksum_address(account), s.market, s.usdc, s.wnt,
               s.usdc, is_long, gi.LIQUIDATION, 0, 0, 0, index_price - spread, index_price + spread,
-              collateral_price, collateral_price)
+              collateral_price, collateral_price, collateral_price, collateral_price)
     return keeper.send(s.position_engine, c.functions.liquidatePosition(params)._encode_transaction_data())

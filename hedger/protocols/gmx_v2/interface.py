@@ -185,6 +185,44 @@ def cumulative_borrowing_factor_key(market: str, is_long: bool) -> bytes:
     return _key_with("CUMULATIVE_BORROWING_FACTOR", ["address", "bool"], [to_checksum_address(market), is_long])
 
 
+def borrowing_exponent_factor_key(market: str, is_long: bool) -> bytes:
+    return _key_with("BORROWING_EXPONENT_FACTOR", ["address", "bool"], [to_checksum_address(market), is_long])
+
+
+def cumulative_borrowing_factor_updated_at_key(market: str, is_long: bool) -> bytes:
+    return _key_with("CUMULATIVE_BORROWING_FACTOR_UPDATED_AT", ["address", "bool"], [to_checksum_address(market), is_long])
+
+
+def pool_amount_key(market: str, token: str) -> bytes:
+    return _key_with("POOL_AMOUNT", ["address", "address"], [to_checksum_address(market), to_checksum_address(token)])
+
+
+def funding_exponent_factor_key(market: str) -> bytes:
+    return _key_with("FUNDING_EXPONENT_FACTOR", ["address"], [to_checksum_address(market)])
+
+
+def funding_updated_at_key(market: str) -> bytes:
+    return _key_with("FUNDING_UPDATED_AT", ["address"], [to_checksum_address(market)])
+
+
+def funding_fee_amount_per_size_key(market: str, collateral_token: str, is_long: bool) -> bytes:
+    return _key_with("FUNDING_FEE_AMOUNT_PER_SIZE", ["address", "address", "bool"],
+                     [to_checksum_address(market), to_checksum_address(collateral_token), is_long])
+
+
+def claimable_funding_amount_per_size_key(market: str, collateral_token: str, is_long: bool) -> bytes:
+    return _key_with("CLAIMABLE_FUNDING_AMOUNT_PER_SIZE", ["address", "address", "bool"],
+                     [to_checksum_address(market), to_checksum_address(collateral_token), is_long])
+
+
+def claimable_collateral_amount_key(market: str, token: str, time_key: int, account: str) -> bytes:
+    return _key_with("CLAIMABLE_COLLATERAL_AMOUNT", ["address", "address", "uint256", "address"],
+                     [to_checksum_address(market), to_checksum_address(token), time_key, to_checksum_address(account)])
+
+
+CLAIMABLE_COLLATERAL_TIME_DIVISOR = hash_string("CLAIMABLE_COLLATERAL_TIME_DIVISOR")
+
+
 def funding_factor_key(market: str) -> bytes:
     return _key_with("FUNDING_FACTOR", ["address"], [to_checksum_address(market)])
 
