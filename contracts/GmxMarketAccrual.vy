@@ -167,43 +167,101 @@ def _addPerSize(key: bytes32, delta: uint256):
         extcall IDataStore(dataStore).incrementUint(key, delta)
 
 
+struct FundingDeltas:
+    feeLongToken: uint256
+    feeShortToken: uint256
+    claimLongToken: uint256
+    claimShortToken: uint256
+    longsPayShorts: bool
+
+
+@view
+@internal
+def _fundingDeltas(market: address, longToken: address, shortToken: address, pr: Prices) -> FundingDeltas:
+    """Per-size increments since FUNDING_UPDATED_AT (MarketUtils.getNextFundingAmountPerSize):
+    the paying side's fee per size and the receiving side's claimable per size, per collateral token."""
+    d: FundingDeltas = empty(FundingDeltas)
+    at: uint256 = self._get(keccak256(abi_encode(FUNDING_UPDATED_AT_KEY, market)))
+    if at == 0 or block.timestamp <= at:
+        return d
+    factor: uint256 = 0
+    factor, d.longsPayShorts = self._fundingPerSecond(market, longToken, shortToken)
+    payingLongColl: uint256 = self._oi(market, longToken, d.longsPayShorts)
+    payingShortColl: uint256 = self._oi(market, shortToken, d.longsPayShorts)
+    paying: uint256 = payingLongColl + payingShortColl
+    receiving: uint256 = self._oi(market, longToken, not d.longsPayShorts) + self._oi(market, shortToken, not d.longsPayShorts)
+    fundingUsd: uint256 = paying * ((block.timestamp - at) * factor) // FLOAT_PRECISION
+    if fundingUsd == 0 or paying == 0:
+        return d
+    forLong: uint256 = fundingUsd * payingLongColl // paying
+    forShort: uint256 = fundingUsd * payingShortColl // paying
+    d.feeLongToken = self._perSizeDelta(forLong, payingLongColl, pr.indexMax, True)
+    d.feeShortToken = self._perSizeDelta(forShort, payingShortColl, pr.shortMax, True)
+    d.claimLongToken = self._perSizeDelta(forLong, receiving, pr.indexMax, False)
+    d.claimShortToken = self._perSizeDelta(forShort, receiving, pr.shortMax, False)
+    return d
+
+
+@view
+@internal
+def _borrowingDelta(market: address, longToken: address, shortToken: address, isLong: bool, pr: Prices) -> uint256:
+    at: uint256 = self._get(keccak256(abi_encode(CUMULATIVE_BORROWING_FACTOR_UPDATED_AT_KEY, market, isLong)))
+    if at == 0 or block.timestamp <= at:
+        return 0
+    return self._borrowingPerSecond(market, longToken, shortToken, isLong, pr) * (block.timestamp - at)
+
+
+@view
+@external
+def nextCumulativeBorrowingFactor(market: address, longToken: address, shortToken: address, isLong: bool,
+                                  pr: Prices) -> uint256:
+    """CUMULATIVE_BORROWING_FACTOR as it would be accrued now (MarketUtils.getNextCumulativeBorrowingFactor)."""
+    return self._get(keccak256(abi_encode(CUMULATIVE_BORROWING_FACTOR_KEY, market, isLong))) \
+        + self._borrowingDelta(market, longToken, shortToken, isLong, pr)
+
+
+@view
+@external
+def nextFundingPerSize(market: address, longToken: address, shortToken: address, collateralToken: address,
+                       isLong: bool, pr: Prices) -> (uint256, uint256, uint256):
+    """(FUNDING_FEE_AMOUNT_PER_SIZE of the position's side and collateral, CLAIMABLE_FUNDING_AMOUNT_PER_SIZE
+    of its side in the long token, in the short token) as they would be accrued now."""
+    d: FundingDeltas = self._fundingDeltas(market, longToken, shortToken, pr)
+    fee: uint256 = self._get(keccak256(abi_encode(FUNDING_FEE_AMOUNT_PER_SIZE_KEY, market, collateralToken, isLong)))
+    if isLong == d.longsPayShorts:
+        if collateralToken == longToken:
+            fee += d.feeLongToken
+        else:
+            fee += d.feeShortToken
+    claimLong: uint256 = self._get(keccak256(abi_encode(CLAIMABLE_FUNDING_AMOUNT_PER_SIZE_KEY, market, longToken, isLong)))
+    claimShort: uint256 = self._get(keccak256(abi_encode(CLAIMABLE_FUNDING_AMOUNT_PER_SIZE_KEY, market, shortToken, isLong)))
+    if isLong != d.longsPayShorts:
+        claimLong += d.claimLongToken
+        claimShort += d.claimShortToken
+    return fee, claimLong, claimShort
+
+
 @external
 def accrue(market: address, longToken: address, shortToken: address, pr: Prices):
     """Bring both sides' borrowing and the funding accumulators up to now (before any change)."""
     self._onlyController()
     ds: IDataStore = IDataStore(dataStore)
     for isLong: bool in [True, False]:
-        atKey: bytes32 = keccak256(abi_encode(CUMULATIVE_BORROWING_FACTOR_UPDATED_AT_KEY, market, isLong))
-        at: uint256 = self._get(atKey)
-        if at != 0 and block.timestamp > at:
-            perSecond: uint256 = self._borrowingPerSecond(market, longToken, shortToken, isLong, pr)
-            if perSecond > 0:
-                extcall ds.incrementUint(keccak256(abi_encode(CUMULATIVE_BORROWING_FACTOR_KEY, market, isLong)),
-                                         perSecond * (block.timestamp - at))
-        extcall ds.setUint(atKey, block.timestamp)
-    fAtKey: bytes32 = keccak256(abi_encode(FUNDING_UPDATED_AT_KEY, market))
-    fAt: uint256 = self._get(fAtKey)
-    if fAt != 0 and block.timestamp > fAt:
-        factor: uint256 = 0
-        longsPay: bool = False
-        factor, longsPay = self._fundingPerSecond(market, longToken, shortToken)
-        payingLongColl: uint256 = self._oi(market, longToken, longsPay)
-        payingShortColl: uint256 = self._oi(market, shortToken, longsPay)
-        paying: uint256 = payingLongColl + payingShortColl
-        receiving: uint256 = self._oi(market, longToken, not longsPay) + self._oi(market, shortToken, not longsPay)
-        fundingUsd: uint256 = paying * ((block.timestamp - fAt) * factor) // FLOAT_PRECISION
-        if fundingUsd > 0 and paying > 0:
-            forLong: uint256 = fundingUsd * payingLongColl // paying
-            forShort: uint256 = fundingUsd * payingShortColl // paying
-            self._addPerSize(keccak256(abi_encode(FUNDING_FEE_AMOUNT_PER_SIZE_KEY, market, longToken, longsPay)),
-                             self._perSizeDelta(forLong, payingLongColl, pr.indexMax, True))
-            self._addPerSize(keccak256(abi_encode(FUNDING_FEE_AMOUNT_PER_SIZE_KEY, market, shortToken, longsPay)),
-                             self._perSizeDelta(forShort, payingShortColl, pr.shortMax, True))
-            self._addPerSize(keccak256(abi_encode(CLAIMABLE_FUNDING_AMOUNT_PER_SIZE_KEY, market, longToken, not longsPay)),
-                             self._perSizeDelta(forLong, receiving, pr.indexMax, False))
-            self._addPerSize(keccak256(abi_encode(CLAIMABLE_FUNDING_AMOUNT_PER_SIZE_KEY, market, shortToken, not longsPay)),
-                             self._perSizeDelta(forShort, receiving, pr.shortMax, False))
-    extcall ds.setUint(fAtKey, block.timestamp)
+        delta: uint256 = self._borrowingDelta(market, longToken, shortToken, isLong, pr)
+        if delta > 0:
+            extcall ds.incrementUint(keccak256(abi_encode(CUMULATIVE_BORROWING_FACTOR_KEY, market, isLong)), delta)
+        extcall ds.setUint(keccak256(abi_encode(CUMULATIVE_BORROWING_FACTOR_UPDATED_AT_KEY, market, isLong)),
+                           block.timestamp)
+    d: FundingDeltas = self._fundingDeltas(market, longToken, shortToken, pr)
+    self._addPerSize(keccak256(abi_encode(FUNDING_FEE_AMOUNT_PER_SIZE_KEY, market, longToken, d.longsPayShorts)),
+                     d.feeLongToken)
+    self._addPerSize(keccak256(abi_encode(FUNDING_FEE_AMOUNT_PER_SIZE_KEY, market, shortToken, d.longsPayShorts)),
+                     d.feeShortToken)
+    self._addPerSize(keccak256(abi_encode(CLAIMABLE_FUNDING_AMOUNT_PER_SIZE_KEY, market, longToken, not d.longsPayShorts)),
+                     d.claimLongToken)
+    self._addPerSize(keccak256(abi_encode(CLAIMABLE_FUNDING_AMOUNT_PER_SIZE_KEY, market, shortToken, not d.longsPayShorts)),
+                     d.claimShortToken)
+    extcall ds.setUint(keccak256(abi_encode(FUNDING_UPDATED_AT_KEY, market)), block.timestamp)
 
 
 @pure

@@ -10,7 +10,10 @@
         gmx-synthetics contracts/reader/ReaderPositionUtils.sol does: this close's impact plus the
         proportional pending impact (executionPriceResult), the position fee, the base PnL of the
         closed share, and pnlAfterPriceImpactUsd = basePnlUsd + totalImpactUsd.
-        Funding, borrowing, referral, ui and liquidation fees are zero until those layers exist.
+        Its fees include the borrowing and funding pending since the position's last update,
+        accrued to now (GmxMarketAccrual's views), as GMX's Reader does; getMarketInfo gives the
+        borrowing factor per second per side and the funding factor per second and paying side.
+        Referral, ui and liquidation fees are zero on the stand-in.
 """
 
 # --- generated structs (scripts/gmx_standin_structs.py) ---
@@ -207,8 +210,27 @@ interface IPricing:
                         isLong: bool, sizeDeltaUsd: uint256, priceMin: uint256, priceMax: uint256,
                         longOI: uint256, shortOI: uint256, impactPool: uint256) -> DecreasePricing: view
 
+struct Prices:
+    indexMin: uint256
+    indexMax: uint256
+    shortMin: uint256
+    shortMax: uint256
+
+interface IAccrual:
+    def borrowingFactorPerSecond(market: address, longToken: address, shortToken: address, isLong: bool,
+                                 pr: Prices) -> uint256: view
+    def fundingFactorPerSecond(market: address, longToken: address, shortToken: address) -> (uint256, bool): view
+    def nextCumulativeBorrowingFactor(market: address, longToken: address, shortToken: address, isLong: bool,
+                                      pr: Prices) -> uint256: view
+    def nextFundingPerSize(market: address, longToken: address, shortToken: address, collateralToken: address,
+                           isLong: bool, pr: Prices) -> (uint256, uint256, uint256): view
+
 FLOAT_PRECISION: constant(uint256) = 10**30
+FUNDING_PRECISION: constant(uint256) = 10**45
 MAX_LIST: constant(uint256) = 64
+STANDIN_ACCRUAL_KEY: constant(bytes32) = 0x6d51ba6a8f794beef68540e82ee6b292d060e7e1444f34e5eeff42c22b80c917
+FUNDING_FEE_AMOUNT_PER_SIZE_KEY: constant(bytes32) = 0x4c12833ffbe25653fd28535e4277f4c8ada589407177c25b4e4760ab736a64ba
+CLAIMABLE_FUNDING_AMOUNT_PER_SIZE_KEY: constant(bytes32) = 0xeb7c85784645884cb4a464c83381b211da0a5822b2a986804aa3cba063c130cd
 STANDIN_ORDER_HANDLER_KEY: constant(bytes32) = 0xb57eaf8c1b51b8ed6419438c30fc545b372f97f2dc6a5ab5d6f516d222289502  # keccak256(abi.encode("STANDIN_ORDER_HANDLER"))
 STANDIN_POSITION_ENGINE_KEY: constant(bytes32) = 0x4a2102c38a5fe349952ea20458b4a1f8d9536aeb33312e77706cc5bf17dbb7d1  # keccak256(abi.encode("STANDIN_POSITION_ENGINE"))
 STANDIN_PRICING_KEY: constant(bytes32) = 0x169cac3cc72acac6ed12826cef6b9d71920a4f3da0314006db0ad14ff636a56a  # keccak256(abi.encode("STANDIN_PRICING"))
@@ -277,10 +299,42 @@ def getAccountPositions(dataStore: address, account: address, start: uint256, en
 
 
 @view
+@internal
+def _accrual(dataStore: address) -> IAccrual:
+    return IAccrual(staticcall IDataStore(dataStore).getAddress(STANDIN_ACCRUAL_KEY))
+
+
+@pure
+@internal
+def _prices(prices: MarketPrices) -> Prices:
+    return Prices(indexMin=prices.indexTokenPrice.min, indexMax=prices.indexTokenPrice.max,
+                  shortMin=prices.shortTokenPrice.min, shortMax=prices.shortTokenPrice.max)
+
+
+@view
 @external
 def getMarketInfo(dataStore: address, prices: MarketPrices, marketKey: address) -> MarketInfo:
+    """The market, its borrowing factor per second per side, and funding: the stored per-size
+    values (baseFunding) and the current factor per second and paying side (nextFunding; the
+    per-size deltas since the last update are left at zero on the stand-in)."""
     info: MarketInfo = empty(MarketInfo)
-    info.market = staticcall self._handler(dataStore).markets(marketKey)
+    m: MarketProps = staticcall self._handler(dataStore).markets(marketKey)
+    info.market = m
+    acc: IAccrual = self._accrual(dataStore)
+    pr: Prices = self._prices(prices)
+    info.borrowingFactorPerSecondForLongs = staticcall acc.borrowingFactorPerSecond(m.marketToken, m.longToken, m.shortToken, True, pr)
+    info.borrowingFactorPerSecondForShorts = staticcall acc.borrowingFactorPerSecond(m.marketToken, m.longToken, m.shortToken, False, pr)
+    info.nextFunding.fundingFactorPerSecond, info.nextFunding.longsPayShorts = staticcall acc.fundingFactorPerSecond(
+        m.marketToken, m.longToken, m.shortToken)
+    ds: IDataStore = IDataStore(dataStore)
+    info.baseFunding.fundingFeeAmountPerSize.long.longToken = staticcall ds.getUint(keccak256(abi_encode(FUNDING_FEE_AMOUNT_PER_SIZE_KEY, m.marketToken, m.longToken, True)))
+    info.baseFunding.fundingFeeAmountPerSize.long.shortToken = staticcall ds.getUint(keccak256(abi_encode(FUNDING_FEE_AMOUNT_PER_SIZE_KEY, m.marketToken, m.shortToken, True)))
+    info.baseFunding.fundingFeeAmountPerSize.short.longToken = staticcall ds.getUint(keccak256(abi_encode(FUNDING_FEE_AMOUNT_PER_SIZE_KEY, m.marketToken, m.longToken, False)))
+    info.baseFunding.fundingFeeAmountPerSize.short.shortToken = staticcall ds.getUint(keccak256(abi_encode(FUNDING_FEE_AMOUNT_PER_SIZE_KEY, m.marketToken, m.shortToken, False)))
+    info.baseFunding.claimableFundingAmountPerSize.long.longToken = staticcall ds.getUint(keccak256(abi_encode(CLAIMABLE_FUNDING_AMOUNT_PER_SIZE_KEY, m.marketToken, m.longToken, True)))
+    info.baseFunding.claimableFundingAmountPerSize.long.shortToken = staticcall ds.getUint(keccak256(abi_encode(CLAIMABLE_FUNDING_AMOUNT_PER_SIZE_KEY, m.marketToken, m.shortToken, True)))
+    info.baseFunding.claimableFundingAmountPerSize.short.longToken = staticcall ds.getUint(keccak256(abi_encode(CLAIMABLE_FUNDING_AMOUNT_PER_SIZE_KEY, m.marketToken, m.longToken, False)))
+    info.baseFunding.claimableFundingAmountPerSize.short.shortToken = staticcall ds.getUint(keccak256(abi_encode(CLAIMABLE_FUNDING_AMOUNT_PER_SIZE_KEY, m.marketToken, m.shortToken, False)))
     return info
 
 
@@ -331,8 +385,31 @@ def getPositionInfo(dataStore: address, referralStorage: address, positionKey: b
     info.fees.positionFeeAmount = feeAmount
     info.fees.feeAmountForPool = feeAmount
     info.fees.positionFeeAmountForPool = feeAmount
-    info.fees.totalCostAmountExcludingFunding = feeAmount
-    info.fees.totalCostAmount = feeAmount
+    # pending borrowing and funding, accrued to now (PositionPricingUtils.getBorrowingFees / getFundingFees)
+    acc: IAccrual = self._accrual(dataStore)
+    pr: Prices = self._prices(prices)
+    cum: uint256 = staticcall acc.nextCumulativeBorrowingFactor(market.marketToken, market.longToken, market.shortToken,
+                                                                pos.flags.isLong, pr)
+    if cum > pos.numbers.borrowingFactor:
+        info.fees.borrowing.borrowingFeeUsd = pos.numbers.sizeInUsd * (cum - pos.numbers.borrowingFactor) // FLOAT_PRECISION
+    info.fees.borrowing.borrowingFeeAmount = info.fees.borrowing.borrowingFeeUsd // collateralPrice.min
+    f: PositionFundingFees = empty(PositionFundingFees)
+    f.latestFundingFeeAmountPerSize, f.latestLongTokenClaimableFundingAmountPerSize, \
+        f.latestShortTokenClaimableFundingAmountPerSize = staticcall acc.nextFundingPerSize(
+            market.marketToken, market.longToken, market.shortToken, pos.addresses.collateralToken, pos.flags.isLong, pr)
+    size: uint256 = pos.numbers.sizeInUsd
+    if f.latestFundingFeeAmountPerSize > pos.numbers.fundingFeeAmountPerSize:
+        f.fundingFeeAmount = (size * (f.latestFundingFeeAmountPerSize - pos.numbers.fundingFeeAmountPerSize)
+                              + FUNDING_PRECISION - 1) // FUNDING_PRECISION
+    if f.latestLongTokenClaimableFundingAmountPerSize > pos.numbers.longTokenClaimableFundingAmountPerSize:
+        f.claimableLongTokenAmount = size * (f.latestLongTokenClaimableFundingAmountPerSize
+                                             - pos.numbers.longTokenClaimableFundingAmountPerSize) // FUNDING_PRECISION
+    if f.latestShortTokenClaimableFundingAmountPerSize > pos.numbers.shortTokenClaimableFundingAmountPerSize:
+        f.claimableShortTokenAmount = size * (f.latestShortTokenClaimableFundingAmountPerSize
+                                              - pos.numbers.shortTokenClaimableFundingAmountPerSize) // FUNDING_PRECISION
+    info.fees.funding = f
+    info.fees.totalCostAmountExcludingFunding = feeAmount + info.fees.borrowing.borrowingFeeAmount
+    info.fees.totalCostAmount = info.fees.totalCostAmountExcludingFunding + f.fundingFeeAmount
     info.fees.ui.uiFeeReceiver = uiFeeReceiver
     info.fees.referral.trader = pos.addresses.account
     # base PnL of the closed share (PositionUtils.getPositionPnlUsd)

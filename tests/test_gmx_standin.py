@@ -809,6 +809,29 @@ def test_borrowing_and_funding_accrue_as_the_model_and_funding_is_claimed(w3: We
     assert after.collateral_amount == pos.collateral_amount + 1 * USDC - borrowing_amount - funding_amount
     assert after.borrowing_factor == cum and after.funding_fee_amount_per_size == fee_per_size
 
+    # the Reader: rates of the market, and the fees pending on the long (never settled since it opened)
+    reader = gmx(w3, "Reader", s.reader)
+    info = reader.functions.getMarketInfo(s.data_store, market_prices(price), s.market).call()
+    assert info[2] == per_second                                   # borrowingFactorPerSecondForShorts
+    assert info[4][0] is False and info[4][1] == factor            # nextFunding: longsPayShorts, factor/second
+    assert info[3][0][1][1] == fee_per_size                        # baseFunding.fundingFeeAmountPerSize.short.shortToken
+    later = 600
+    _at(w3, t_prev + elapsed + later)
+    _mine(w3)                                                      # an empty block: accrual pending, not stored
+    other_key = gi.position_key(other, s.market, s.usdc, True)
+    stored = reader.functions.getPosition(s.data_store, other_key).call()[1]
+    pinfo = reader.functions.getPositionInfo(s.data_store, s.referral_storage, other_key, market_prices(price), 0,
+                                             "0x" + "00" * 20, True).call(block_identifier="latest")
+    long_per_second = gm.borrowing_factor_per_second(long_oi // price * price, PARAMS.pool_amount_long_token * price,
+                                                     PARAMS.borrowing_factor, PARAMS.borrowing_exponent_factor)
+    cum_long = gm.next_cumulative_borrowing_factor(
+        _uint(w3, s, gi.cumulative_borrowing_factor_key(s.market, True)), long_per_second, later)
+    assert pinfo[2][3][0] == gm.borrowing_fee_usd(40_000 * USD, cum_long, stored[4])     # fees.borrowing.borrowingFeeUsd
+    claim_later = claim_per_size + gm.funding_amount_per_size_delta(
+        gm.funding_usd_for_period(short_oi, factor, later), long_oi, USDC_PRICE, False)
+    assert pinfo[2][2][5] == claim_later                           # fees.funding.latestShortTokenClaimable...
+    assert pinfo[2][2][2] == gm.funding_fee_amount(claim_later, stored[7], 40_000 * USD, round_up=False) > 0
+
     # the long received funding: credited as claimable when its position is next updated, never to collateral
     reader = gmx(w3, "Reader", s.reader)
     other_key = gi.position_key(other, s.market, s.usdc, True)

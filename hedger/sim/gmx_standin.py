@@ -176,7 +176,7 @@ def deploy_gmx_standin(sender: TxSender, *, params: GmxParams | None = None, usd
     transact(sender, "GmxOrderHandler", order_handler, "setPositionEngine", position_engine)
     # where the stand-in's Reader finds the contracts GMX would read through the DataStore itself
     for name, address in (("STANDIN_ORDER_HANDLER", order_handler), ("STANDIN_POSITION_ENGINE", position_engine),
-                          ("STANDIN_PRICING", pricing)):
+                          ("STANDIN_PRICING", pricing), ("STANDIN_ACCRUAL", accrual)):
         transact(sender, "GmxDataStore", data_store, "setAddress", gi.hash_string(name), address)
     s = GmxStandin(exchange_router=exchange_router, router=router, data_store=data_store, role_store=role_store,
                    event_emitter=event_emitter, order_handler=order_handler, order_vault=order_vault,
