@@ -854,3 +854,44 @@ def test_borrowing_and_funding_accrue_as_the_model_and_funding_is_claimed(w3: We
     assert usdc.functions.balanceOf(other).call() == before + credited
     assert _uint(w3, s, gi.claimable_funding_amount_key(s.market, s.usdc, other)) == 0
     assert er.functions.claimFundingFees([s.market], [s.usdc], other).call({"from": other}) == [0]
+
+
+def test_negative_impact_beyond_the_cap_is_claimable_collateral(w3: Web3, s: GmxStandin) -> None:
+    """A close whose realised negative impact exceeds MAX_POSITION_IMPACT_FACTOR (negative) pays
+    the capped part; the excess is taken too but recorded as claimable collateral for the time key
+    (DecreasePositionCollateralUtils), and claimCollateral pays it out."""
+    user = dev_account(USER).address
+    max_negative = 10**25                                   # 0.001% of the size delta
+    send(w3, 0, ours(w3, "GmxDataStore", s.data_store), "setUint", gi.max_position_impact_factor_key(s.market, False),
+         max_negative)
+    params = gm.ImpactParams(**{**impact_params().__dict__, "max_factor_negative": max_negative})
+    price = 3000 * ETH
+    size = 1_000_000 * USD
+    fund = 100_000 * USDC
+    key, _ = create_order(w3, s, USER, collateral=fund, size_usd=size)
+    execute_order(keeper(w3), s, key, price)
+    pos = position(w3, s, USER, False)
+    assert pos.pending_impact_amount < 0
+    pool = impact_pool(w3, s)
+    key2, _ = create_order(w3, s, USER, order_type=gi.MARKET_DECREASE, collateral=0, size_usd=size,
+                           acceptable_price=10_000 * ETH)
+    usdc = ours(w3, "ReferenceToken", s.usdc)
+    before = usdc.functions.balanceOf(user).call()
+    receipt = execute_order(keeper(w3), s, key2, price)
+    dec = gm.decrease_execution(pos, size, price, price, 0, size, pool, params)
+    assert dec.price_impact_diff_usd > 0
+    ev = events(w3, s, receipt, "PositionDecrease")[0]
+    assert ev["uintItems"]["priceImpactDiffUsd"] == dec.price_impact_diff_usd
+    diff_amount = dec.price_impact_diff_usd // USDC_PRICE
+    time_key = w3.eth.get_block(receipt["blockNumber"])["timestamp"] // PARAMS.claimable_collateral_time_divisor
+    assert _uint(w3, s, gi.claimable_collateral_amount_key(s.market, s.usdc, time_key, user)) == diff_amount
+    pnl, _ = gm.position_pnl_usd(pos, price)
+    fee = fee_amount(size, dec.balance_was_improved)
+    paid = usdc.functions.balanceOf(user).call() - before
+    total_cost = (gm.round_up_division(-dec.total_impact_usd, USDC_PRICE) if dec.total_impact_usd < 0 else 0)
+    gain = pnl // USDC_PRICE if pnl > 0 else -gm.round_up_division(-pnl, USDC_PRICE)
+    assert paid == pos.collateral_amount + gain - total_cost - fee - diff_amount
+    er = gmx(w3, "ExchangeRouter", s.exchange_router)
+    send(w3, USER, er, "claimCollateral", [s.market], [s.usdc], [time_key], user)
+    assert usdc.functions.balanceOf(user).call() == before + paid + diff_amount
+    assert _uint(w3, s, gi.claimable_collateral_amount_key(s.market, s.usdc, time_key, user)) == 0
