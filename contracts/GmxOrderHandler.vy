@@ -19,8 +19,10 @@
           ETH, to its account;
         - OrderCreated / OrderCancelled are emitted through the EventEmitter with GMX's item names.
         - executeOrder: an ORDER_KEEPER executes an order in a later block than its creation with
-          the prices it supplies (min/max of the index and the collateral token); bad prices revert
-          the keeper's transaction and leave the order pending; any other failure (acceptable price
+          the prices it supplies (min/max of the index and the short token), no later than the
+          order's request expiration (OracleTimestampsAreLargerThanRequestExpirationTime: the
+          keeper's transaction reverts, the owner cancels); bad prices revert the keeper's
+          transaction and leave the order pending; any other failure (acceptable price
           missed, insufficient collateral, ...) cancels the order inside the keeper's successful
           transaction with GMX's error as reasonBytes, refunding the collateral; the keeper is paid
           (EXECUTION_GAS_FEE_BASE_AMOUNT_V2_1 + EXECUTION_GAS_FEE_PER_ORACLE_PRICE x 3 + gas used x
@@ -532,6 +534,12 @@ def executeOrder(key: bytes32, indexPriceMin: uint256, indexPriceMax: uint256, s
     if block.number <= self._createdBlock[key]:
         raw_revert(concat(method_id("OracleTimestampsAreSmallerThanRequired(uint256,uint256)"),
                           abi_encode(block.timestamp, o.numbers.updatedAtTime)))
+    expiration: uint256 = staticcall IDataStore(dataStore).getUint(REQUEST_EXPIRATION_TIME_KEY)
+    if block.timestamp > o.numbers.updatedAtTime + expiration:
+        # a market order's prices may not be later than its request expiration: the keeper's
+        # transaction reverts and the owner cancels it (ExchangeRouter.cancelOrder)
+        raw_revert(concat(method_id("OracleTimestampsAreLargerThanRequestExpirationTime(uint256,uint256,uint256)"),
+                          abi_encode(block.timestamp, o.numbers.updatedAtTime, expiration)))
     if indexPriceMin == 0 or indexPriceMin > indexPriceMax or shortTokenPriceMin == 0 \
             or shortTokenPriceMin > shortTokenPriceMax:
         raw_revert(concat(method_id("InvalidOrderPrices(uint256,uint256,uint256,uint256)"),

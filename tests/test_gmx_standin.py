@@ -774,7 +774,6 @@ def test_borrowing_and_funding_accrue_as_the_model_and_funding_is_claimed(w3: We
     k2, _ = create_order(w3, s, OTHER, collateral=5_000 * USDC, size_usd=40_000 * USD, is_long=True,
                          acceptable_price=10_000 * ETH)
     execute_order(keeper(w3), s, k2, price)
-    k3, _ = create_order(w3, s, USER, collateral=1 * USDC, size_usd=0)      # a deposit: settles the position
     pos = position(w3, s, USER, False)
     t_prev = _uint(w3, s, gi.funding_updated_at_key(s.market))
     assert t_prev == _uint(w3, s, gi.cumulative_borrowing_factor_updated_at_key(s.market, False)) > 0
@@ -784,6 +783,8 @@ def test_borrowing_and_funding_accrue_as_the_model_and_funding_is_claimed(w3: We
     long_oi, short_oi = open_interest(w3, s, True), open_interest(w3, s, False)
     assert (long_oi, short_oi) == (40_000 * USD, 100_000 * USD)
     elapsed = 3 * 3600
+    _at(w3, t_prev + elapsed - 60)
+    k3, _ = create_order(w3, s, USER, collateral=1 * USDC, size_usd=0)      # a deposit: settles the position
     _at(w3, t_prev + elapsed)
     receipt = execute_order(keeper(w3), s, k3, price)
 
@@ -895,3 +896,40 @@ def test_negative_impact_beyond_the_cap_is_claimable_collateral(w3: Web3, s: Gmx
     send(w3, USER, er, "claimCollateral", [s.market], [s.usdc], [time_key], user)
     assert usdc.functions.balanceOf(user).call() == before + paid + diff_amount
     assert _uint(w3, s, gi.claimable_collateral_amount_key(s.market, s.usdc, time_key, user)) == 0
+
+
+
+def test_an_expired_order_is_not_executed_and_its_owner_cancels_it(w3: Web3, s: GmxStandin) -> None:
+    key, receipt = create_order(w3, s, USER, collateral=100 * USDC, size_usd=500 * USD)
+    created_at = w3.eth.get_block(receipt["blockNumber"])["timestamp"]
+    handler = ours(w3, "GmxOrderHandler", s.order_handler)
+    _at(w3, created_at + PARAMS.request_expiration_time + 1)
+    _mine(w3)
+    data = revert_data(w3, KEEPER, handler, "executeOrder", key, 3000 * ETH, 3000 * ETH, USDC_PRICE, USDC_PRICE)
+    assert data == custom_error("OracleTimestampsAreLargerThanRequestExpirationTime(uint256,uint256,uint256)",
+                                created_at + PARAMS.request_expiration_time + 1, created_at,
+                                PARAMS.request_expiration_time)
+    receipt = send(w3, USER, gmx(w3, "ExchangeRouter", s.exchange_router), "cancelOrder", key)
+    assert events(w3, s, receipt, "OrderCancelled")[0]["bytes32Items"]["key"] == key
+    assert ours(w3, "ReferenceToken", s.usdc).functions.balanceOf(dev_account(USER).address).call() == 100 * USDC
+
+
+def test_collateral_only_withdrawal_is_validated_by_the_liquidation_rule(w3: Web3, s: GmxStandin) -> None:
+    """A MarketDecrease with sizeDeltaUsd 0 withdraws collateral; one that would leave the
+    position liquidatable is cancelled (LiquidatablePosition) and changes nothing."""
+    user = dev_account(USER).address
+    usdc = ours(w3, "ReferenceToken", s.usdc)
+    key, _ = create_order(w3, s, USER, collateral=1_000 * USDC, size_usd=10_000 * USD)
+    execute_order(keeper(w3), s, key, 3000 * ETH)
+    pos = position(w3, s, USER, False)
+    key2, _ = create_order(w3, s, USER, order_type=gi.MARKET_DECREASE, collateral=300 * USDC, size_usd=0)
+    receipt = execute_order(keeper(w3), s, key2, 3000 * ETH)
+    assert events(w3, s, receipt, "PositionDecrease")[0]["uintItems"]["collateralDeltaAmount"] == 300 * USDC
+    assert usdc.functions.balanceOf(user).call() == 300 * USDC
+    assert position(w3, s, USER, False) == gm.Position(**{**pos.__dict__, "collateral_amount": pos.collateral_amount - 300 * USDC})
+    key3, _ = create_order(w3, s, USER, order_type=gi.MARKET_DECREASE, collateral=pos.collateral_amount - 320 * USDC,
+                           size_usd=0)
+    receipt = execute_order(keeper(w3), s, key3, 3000 * ETH)
+    reason = events(w3, s, receipt, "OrderCancelled")[0]["bytesItems"]["reasonBytes"]
+    assert reason[:4] == function_signature_to_4byte_selector("LiquidatablePosition(string,int256,int256,int256)")
+    assert position(w3, s, USER, False).collateral_amount == pos.collateral_amount - 300 * USDC
