@@ -320,7 +320,7 @@ def _emitPosition(name: String[64], p: ExecParams, pk: bytes32, pos: PositionPro
     else:
         d.uintItems.items.append(UintKeyValue(key="decreasedAtTime", value=pos.numbers.decreasedAtTime))
         d.uintItems.items.append(UintKeyValue(key="collateralDeltaAmount", value=convert(collateralDelta, uint256)))
-        d.uintItems.items.append(UintKeyValue(key="priceImpactDiffUsd", value=diffUsd))
+        d.uintItems.items.append(UintKeyValue(key="values.priceImpactDiffUsd", value=diffUsd))
         d.intItems.items.append(IntKeyValue(key="totalImpactUsd", value=priceImpactAmount))
         d.intItems.items.append(IntKeyValue(key="proportionalPendingImpactUsd", value=pendingUsd))
         d.intItems.items.append(IntKeyValue(key="basePnlUsd", value=pnl))

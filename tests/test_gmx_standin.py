@@ -528,7 +528,7 @@ def test_increase_and_decrease_match_the_model(w3: Web3, s: GmxStandin) -> None:
     assert ev["uintItems"]["executionPrice"] == dec.execution_price
     assert ev["intItems"]["priceImpactUsd"] == dec.price_impact_usd
     assert ev["intItems"]["proportionalPendingImpactUsd"] == dec.proportional_pending_impact_usd
-    assert ev["uintItems"]["priceImpactDiffUsd"] == dec.price_impact_diff_usd
+    assert ev["uintItems"]["values.priceImpactDiffUsd"] == dec.price_impact_diff_usd
     assert ev["intItems"]["basePnlUsd"] == pnl > 0
     assert ev["uintItems"]["sizeDeltaInTokens"] == closed_tokens
     paid = 100 * USDC + pnl // USDC_PRICE + (dec.total_impact_usd // USDC_PRICE if dec.total_impact_usd > 0 else 0)
@@ -882,7 +882,7 @@ def test_negative_impact_beyond_the_cap_is_claimable_collateral(w3: Web3, s: Gmx
     dec = gm.decrease_execution(pos, size, price, price, 0, size, pool, params)
     assert dec.price_impact_diff_usd > 0
     ev = events(w3, s, receipt, "PositionDecrease")[0]
-    assert ev["uintItems"]["priceImpactDiffUsd"] == dec.price_impact_diff_usd
+    assert ev["uintItems"]["values.priceImpactDiffUsd"] == dec.price_impact_diff_usd
     diff_amount = dec.price_impact_diff_usd // USDC_PRICE
     time_key = w3.eth.get_block(receipt["blockNumber"])["timestamp"] // PARAMS.claimable_collateral_time_divisor
     assert _uint(w3, s, gi.claimable_collateral_amount_key(s.market, s.usdc, time_key, user)) == diff_amount

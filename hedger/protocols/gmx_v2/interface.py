@@ -39,7 +39,12 @@ EXTRA_VIEWS: dict[str, dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
 
 # --------------------------------------------------------------------------- events the adapter reads
 # GMX emits every protocol event as EventEmitter.EventLog1/EventLog2 (eventName, topics, EventLogData
-# with named items per type). Event name -> item keys the adapter reads, by item type.
+# with named items per type). Event name -> item keys the adapter reads, by item type. Names follow
+# gmx-synthetics contracts/order/OrderEventUtils.sol and contracts/position/PositionEventUtils.sol
+# (note the literal key "values.priceImpactDiffUsd"); the SDK ships no event item names. The pending-
+# impact items of the v2.2 line ("pendingImpactAmount", "proportionalPendingImpactUsd",
+# "totalImpactUsd") are named after the Reader's fields and are not verified against a deployed
+# contract: read them with a fallback.
 ADAPTER_EVENTS: dict[str, dict[str, tuple[str, ...]]] = {
     "OrderCreated": {"bytes32Items": ("key",), "addressItems": ("account", "market", "initialCollateralToken"),
                      "uintItems": ("orderType", "sizeDeltaUsd", "initialCollateralDeltaAmount",
@@ -59,7 +64,7 @@ ADAPTER_EVENTS: dict[str, dict[str, tuple[str, ...]]] = {
                          "addressItems": ("account", "market", "collateralToken"),
                          "uintItems": ("sizeInUsd", "sizeInTokens", "collateralAmount", "executionPrice",
                                        "sizeDeltaUsd", "sizeDeltaInTokens", "collateralDeltaAmount",
-                                       "priceImpactDiffUsd", "orderType"),
+                                       "values.priceImpactDiffUsd", "orderType"),
                          "intItems": ("priceImpactUsd", "basePnlUsd", "uncappedBasePnlUsd",
                                       "proportionalPendingImpactUsd"),
                          "boolItems": ("isLong",)},
