@@ -933,3 +933,24 @@ def test_collateral_only_withdrawal_is_validated_by_the_liquidation_rule(w3: Web
     reason = events(w3, s, receipt, "OrderCancelled")[0]["bytesItems"]["reasonBytes"]
     assert reason[:4] == function_signature_to_4byte_selector("LiquidatablePosition(string,int256,int256,int256)")
     assert position(w3, s, USER, False).collateral_amount == pos.collateral_amount - 300 * USDC
+
+
+def test_every_adapter_event_is_emitted_with_the_item_keys_the_adapter_reads(w3: Web3, s: GmxStandin) -> None:
+    """One lifecycle (create, execute, cancel after an acceptable price miss, close) emits every event
+    of interface.ADAPTER_EVENTS, each with all the item keys listed there."""
+    from hedger.sim.gmx_standin import fund
+    fund(sender_of(w3, 0), s, dev_account(USER).address, 1)        # the helper mints as the deployer
+    receipts = []
+    key, r = create_order(w3, s, USER, collateral=1_000 * USDC, size_usd=10_000 * USD)
+    receipts += [r, execute_order(keeper(w3), s, key, 3000 * ETH)]
+    key, r = create_order(w3, s, USER, collateral=100 * USDC, size_usd=1_000 * USD, acceptable_price=9_000 * ETH)
+    receipts += [r, execute_order(keeper(w3), s, key, 3000 * ETH)]
+    key, r = create_order(w3, s, USER, order_type=gi.MARKET_DECREASE, collateral=0, size_usd=10_000 * USD,
+                          acceptable_price=9_000 * ETH)
+    receipts += [r, execute_order(keeper(w3), s, key, 3000 * ETH)]
+    for name, kinds in gi.ADAPTER_EVENTS.items():
+        found = [items for receipt in receipts for items in events(w3, s, receipt, name)]
+        assert found, f"{name} was not emitted"
+        for kind, keys in kinds.items():
+            missing = set(keys) - set(found[0][kind])
+            assert not missing, f"{name} {kind} lacks {missing}"

@@ -213,3 +213,9 @@ def liquidate_position(keeper: TxSender, s: GmxStandin, account: str, is_long: b
               s.usdc, is_long, gi.LIQUIDATION, 0, 0, 0, index_price - spread, index_price + spread,
               collateral_price, collateral_price, collateral_price, collateral_price)
     return keeper.send(s.position_engine, c.functions.liquidatePosition(params)._encode_transaction_data())
+
+
+def fund(sender: TxSender, s: GmxStandin, to: str, usdc_amount: int) -> None:
+    """Mint ``usdc_amount`` (native units) of the stand-in's USDC to ``to`` (the deployer owns it).
+    Execution fees are paid in the chain's native token, which anvil's dev accounts already hold."""
+    transact(sender, "ReferenceToken", s.usdc, "mint", Web3.to_checksum_address(to), usdc_amount)
