@@ -121,12 +121,12 @@ def __init__(_router: address, _roleStore: address, _dataStore: address, _eventE
 
 @payable
 @external
-def multicall(data: DynArray[Bytes[2048], MAX_CALLS]) -> DynArray[Bytes[256], MAX_CALLS]:
+def multicall(data: DynArray[Bytes[2048], MAX_CALLS]) -> DynArray[Bytes[1024], MAX_CALLS]:
     """Run each call on this contract with the caller's msg.sender and msg.value; a failing call
     reverts the whole batch with its own revert data (GMX's PayableMulticall)."""
-    results: DynArray[Bytes[256], MAX_CALLS] = []
+    results: DynArray[Bytes[1024], MAX_CALLS] = []
     for d: Bytes[2048] in data:
-        results.append(raw_call(self, d, max_outsize=256, is_delegate_call=True))
+        results.append(raw_call(self, d, max_outsize=1024, is_delegate_call=True))
     return results
 
 

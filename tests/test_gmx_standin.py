@@ -954,3 +954,15 @@ def test_every_adapter_event_is_emitted_with_the_item_keys_the_adapter_reads(w3:
         for kind, keys in kinds.items():
             missing = set(keys) - set(found[0][kind])
             assert not missing, f"{name} {kind} lacks {missing}"
+
+
+def test_claims_batch_through_multicall_and_return_gmx_results(w3: Web3, s: GmxStandin) -> None:
+    """claimFundingFees and claimCollateral in one multicall (as the adapter batches them): each
+    result decodes as GMX's uint256[] (nothing to claim here: zeros)."""
+    user = dev_account(USER).address
+    er = gmx(w3, "ExchangeRouter", s.exchange_router)
+    markets, tokens = [s.market] * 16, [s.usdc] * 16
+    calls = [er.functions.claimFundingFees(markets, tokens, user)._encode_transaction_data(),
+             er.functions.claimCollateral(markets, tokens, list(range(16)), user)._encode_transaction_data()]
+    results = er.functions.multicall([bytes.fromhex(c[2:]) for c in calls]).call({"from": user})
+    assert [decode(["uint256[]"], r)[0] for r in results] == [(0,) * 16, (0,) * 16]
