@@ -966,3 +966,55 @@ def test_claims_batch_through_multicall_and_return_gmx_results(w3: Web3, s: GmxS
              er.functions.claimCollateral(markets, tokens, list(range(16)), user)._encode_transaction_data()]
     results = er.functions.multicall([bytes.fromhex(c[2:]) for c in calls]).call({"from": user})
     assert [decode(["uint256[]"], r)[0] for r in results] == [(0,) * 16, (0,) * 16]
+
+
+def test_position_info_predicts_the_close_the_keeper_then_executes(w3: Web3, s: GmxStandin) -> None:
+    """What the adapter plans with (Reader.getPositionInfo for the whole position) is what the
+    keeper's close then does at the same prices."""
+    user = dev_account(USER).address
+    key, _ = create_order(w3, s, USER, collateral=2_000 * USDC, size_usd=20_000 * USD)
+    execute_order(keeper(w3), s, key, 3000 * ETH)
+    price = 2900 * ETH
+    pkey = gi.position_key(user, s.market, s.usdc, False)
+    info = gmx(w3, "Reader", s.reader).functions.getPositionInfo(
+        s.data_store, s.referral_storage, pkey, market_prices(price), 0, "0x" + "00" * 20, True).call()
+    key2, _ = create_order(w3, s, USER, order_type=gi.MARKET_DECREASE, collateral=0, size_usd=20_000 * USD,
+                           acceptable_price=info[3][1])
+    receipt = execute_order(keeper(w3), s, key2, price)
+    ev = events(w3, s, receipt, "PositionDecrease")[0]
+    fees = events(w3, s, receipt, "PositionFeesCollected")[0]
+    assert ev["uintItems"]["executionPrice"] == info[3][1]
+    assert ev["intItems"]["priceImpactUsd"] == info[3][0]
+    assert ev["intItems"]["basePnlUsd"] == info[4]
+    assert fees["uintItems"]["positionFeeAmount"] == info[2][13]
+    assert fees["uintItems"]["totalCostAmount"] == info[2][15]
+
+
+def test_long_with_wnt_collateral_takes_the_fee_out_of_the_wnt_sent(w3: Web3, s: GmxStandin) -> None:
+    """GMX long-token collateral: WNT collateral and the execution fee arrive together through
+    sendWnt; the fee is taken out of it and the collateral is valued at the index price."""
+    user = dev_account(USER).address
+    collateral = 10**18                                        # 1 WETH
+    zero = "0x" + "00" * 20
+    params = ((user, zero, zero, zero, s.market, s.wnt, []),
+              (6_000 * USD, 0, 0, 10_000 * ETH, FEE, 0, 0, 0), gi.MARKET_INCREASE, 0, True, False, False,
+              b"\x00" * 32, [])
+    er = gmx(w3, "ExchangeRouter", s.exchange_router)
+    calls = [er.functions.sendWnt(s.order_vault, FEE + collateral)._encode_transaction_data(),
+             er.functions.createOrder(params)._encode_transaction_data()]
+    receipt = send(w3, USER, er, "multicall", [bytes.fromhex(c[2:]) for c in calls], value=FEE + collateral)
+    created = events(w3, s, receipt, "OrderCreated")[0]
+    assert created["uintItems"]["initialCollateralDeltaAmount"] == collateral
+    assert created["uintItems"]["executionFee"] == FEE
+    price = 3000 * ETH
+    receipt = execute_order(keeper(w3), s, created["bytes32Items"]["key"], price)
+    fees = events(w3, s, receipt, "PositionFeesCollected")[0]["uintItems"]
+    assert fees["collateralTokenPrice.min"] == price
+    inc = gm.increase_execution(6_000 * USD, True, price, price, 0, 0, PARAMS.position_impact_pool_amount,
+                                impact_params())
+    fee_wei = gm.position_fee_usd(6_000 * USD, inc.balance_was_improved, PARAMS.position_fee_factor_improved,
+                                  PARAMS.position_fee_factor_not_improved) // price
+    assert fees["positionFeeAmount"] == fee_wei
+    (_, n, _) = gmx(w3, "Reader", s.reader).functions.getPosition(
+        s.data_store, gi.position_key(user, s.market, s.wnt, True)).call()
+    assert n[0] == 6_000 * USD and n[2] == collateral - fee_wei
