@@ -334,6 +334,10 @@ def decide(s: Snapshot, p: PolicyParams) -> Decision:
     if refused is not None:
         return refused
     mdl, a = model_for(s), s.account
+    refused_account = mdl.account_refusal()
+    if refused_account is not None:
+        return Decision(kind=DecisionKind.REFUSE, refusal=RefusalKind.ACCOUNT, code="account_refused",
+                        reason=f"{refused_account}; nothing is sent")
     now = s.chain.block_timestamp
     price = s.oracle.price_e18           # values the exposure and the hedge error (see the module doc)
     dec = mdl.collateral_decimals
@@ -446,6 +450,11 @@ def decide(s: Snapshot, p: PolicyParams) -> Decision:
             delta, code, growing = closing, "daily_limit", False
     if s.daily is not None and not restricted:
         restricted = s.daily.blocks(0)
+    if growing:
+        venue_says = mdl.venue_refusal(mdl.after(delta, 0))
+        if venue_says is not None:
+            return Decision(kind=DecisionKind.REFUSE, refusal=RefusalKind.ACCOUNT, code="venue_refused",
+                            reason=f"{'; '.join(reasons + [venue_says])}: nothing is sent", size_delta=0, **base)
 
     # 2. collateral
     deposit = 0

@@ -51,6 +51,12 @@ class PerpAdapter(ABC):
         self.two_step = two_step
         self.unlimited_approval = unlimited_approval
 
+    @classmethod
+    def venue_options(cls, settings: Any, account: str) -> dict[str, Any]:
+        """Keyword arguments of this venue's constructor beyond the common ones, from the settings
+        (``hedger.config.Settings``) and the hedged account. Default: none."""
+        return {}
+
     @abstractmethod
     def read_specs(self, account: str) -> list[CallSpec]:
         """View calls that describe the market and the account (batched with the rest of the cycle)."""
