@@ -34,6 +34,10 @@ def snap(acct_kw: dict[str, object] | None = None, supplied: int = 0, debt: int 
 def test_an_unhedged_holding_opens_a_short_with_collateral_first() -> None:
     d = policy.decide(snap(), AAVE_PARAMS)
     assert d.kind is DecisionKind.REBALANCE and d.size_delta == -eth(5) and d.margin_delta > 0
+    # the borrow is mined before the sale's proceeds are supplied: the deposit alone carries it
+    # within the LTV (77%, 2% cushion), so the whole hedge opens in one plan
+    assert d.margin_delta * 10**12 * 77 // 100 >= eth(5) * 3000 * 102 // 100 and d.code == "rebalance"
+    assert "opening checks" in d.reason
 
 
 @pytest.mark.parametrize("acct_kw, words", [({"e_mode": 1}, "e-mode"),

@@ -246,8 +246,12 @@ class AaveModel(MarketModel):
             return f"the asset's reserve can lend {m.asset_available} units now, less than the {native} to borrow"
         if m.borrow_cap_room is not None and native > m.borrow_cap_room:
             return f"the asset's borrow cap leaves {m.borrow_cap_room} units, less than the {native} to borrow"
-        collateral = pt.margin + pt.notional
-        if pt.notional * OPENING_CUSHION_PCT // 100 > collateral * m.ltv_bps // BPS:
+        # the borrow is its own transaction, mined before the sale's proceeds are supplied: the LTV
+        # must hold on the collateral already there (the account's and this plan's deposit)
+        sold = -pt.size - (self.debt_e18() - self.wallet_e18())
+        collateral = pt.margin + pt.notional - sold * pt.fill_price // UNIT
+        debt_usd = (self.debt_e18() + growth) * m.price // UNIT
+        if debt_usd * OPENING_CUSHION_PCT // 100 > collateral * m.ltv_bps // BPS:
             return (f"the debt would exceed the collateral's LTV ({m.ltv_bps / 100:g}%) with 2% to spare: "
                     "more collateral first")
         return None
