@@ -42,6 +42,7 @@ class PerpAdapter(ABC):
     """One perp market, seen from one account."""
 
     name: ClassVar[str]
+    order_modes: ClassVar[tuple[str, ...]] = ("direct", "delayed")   # HEDGER_ORDER_MODE values the venue has
 
     def __init__(self, w3: Web3, market: str, collateral: str, *, two_step: bool,
                  unlimited_approval: bool = False) -> None:

@@ -75,6 +75,8 @@ def _native(e18: int, decimals: int, round_up: bool = False) -> int:
 
 @register("aave-v3")
 class AaveV3(PerpAdapter):
+    order_modes = ("direct",)        # borrow, swap, supply: synchronous, no order a keeper fills
+
     def __init__(self, w3: Web3, market: str, collateral: str, *, two_step: bool, unlimited_approval: bool = False,
                  asset: str = "", swap_router: str = "", swap_fee: int = 500, account: str = "") -> None:
         super().__init__(w3, market, collateral, two_step=two_step, unlimited_approval=unlimited_approval)
@@ -166,6 +168,7 @@ class AaveV3(PerpAdapter):
             collateral_frozen=bool(conf_k[9]), collateral_paused=bool(r["k.paused"]), swap_fee_ppm=self.swap_fee,
             pool=self._pool, asset=self.asset, router02=r.get("m.router02") is not None,
             block_timestamp=chain.block_timestamp)
+        self._collateral_value = (market.collateral_price, dec_k)
         supplied, debt = int(r["k.user"][0]), int(r["x.user"][2])
         hf = int(r["u.account"][5])
         wallet = int(r["a.assetWallet"])
@@ -358,9 +361,31 @@ class AaveV3(PerpAdapter):
         return self.parse(res, account, head)
 
     def trade_fee(self, receipt: dict[str, Any], account: str) -> int | None:
-        """The pool fee of a swap leg is paid in the price (the model's fill); Aave charges no fee
-        in these receipts: none to attribute."""
-        return None
+        """The pool's fee on a swap leg of ``account`` (E18 USD, the collateral at Aave's price as last
+        read): a sale's proceeds are net of it (fee = out x f / (1 - f)), a buy-back pays it on what
+        goes in (fee = in x f); from the collateral token's Transfer events. None without a swap."""
+        from web3.logs import DISCARD
+        if not any(Web3.to_checksum_address(log["address"]) == self.router for log in receipt.get("logs", [])) \
+                and Web3.to_checksum_address(receipt.get("to") or "0x" + "00" * 20) != self.router:
+            return None
+        token = self._c(self.collateral, ERC20)
+        me = Web3.to_checksum_address(account)
+        got = paid = 0
+        for ev in token.events.Transfer().process_receipt(receipt, errors=DISCARD):
+            if Web3.to_checksum_address(ev["address"]) != self.collateral:
+                continue
+            if ev["args"]["to"] == me:
+                got += int(ev["args"]["value"])
+            elif ev["args"]["from"] == me:
+                paid += int(ev["args"]["value"])
+        if got == 0 and paid == 0:
+            return None
+        f, ppm = self.swap_fee, 10**6
+        native = got * f // (ppm - f) if got else paid * f // ppm
+        price, decimals = self._collateral_value
+        return native * price // 10**decimals
+
+    _collateral_value: tuple[int, int] = (UNIT, 6)   # (Aave's E18 USD price of the collateral, its decimals)
 
     def interface_check(self) -> tuple[bool, str]:
         p = self._c(self.market, PROVIDER).functions
