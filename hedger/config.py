@@ -662,6 +662,10 @@ class Settings:
         if protocol not in registered():
             raise ConfigError("HEDGER_PROTOCOL", f"unknown protocol {_show(protocol)}",
                               f"use one of: {', '.join(registered())}")
+        from hedger.protocols import get_adapter
+        if mode not in get_adapter(protocol).order_modes:
+            raise ConfigError("HEDGER_ORDER_MODE", f"{mode} is not a mode of {protocol}",
+                              f"set it to one of: {', '.join(get_adapter(protocol).order_modes)}")
         extra = _e18(_dec("HEDGER_EXTRA_EXPOSURE", g("HEDGER_EXTRA_EXPOSURE") or "0",
                           what="an amount of the spot asset held elsewhere, e.g. 2.5"))
 

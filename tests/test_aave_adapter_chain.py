@@ -104,6 +104,8 @@ def test_reads_the_market_and_the_account_and_detects_the_router(w3: Web3, m: Aa
     assert market.feed == m.weth_feed
     assert (acct.size, acct.debt, acct.supplied, acct.asset_wallet) == (0, 0, 0, 0)
     assert acct.collateral_wallet == 50_000 * USDC_UNIT and acct.e_mode == 0 and acct.other_reserves == ""
+    ok, detail = ad.interface_check()                       # `hedger check`: the pool's revision, the reserves
+    assert ok and "revision 1" in detail and "borrowing=on" in detail
 
 
 def test_legs_do_what_the_actions_say_and_the_chain_holds_what_the_model_predicted(
@@ -230,6 +232,24 @@ def test_an_account_in_emode_or_with_other_reserves_is_refused_by_the_model(w3: 
     market, acct = read(w3, ad)
     assert acct.other_reserves and model(market, acct).account_refusal() is not None
     assert "other Aave reserves" in model(market, acct).account_refusal()
+
+
+def test_resume_leaves_the_sale_to_the_guarded_plan_when_the_feed_is_stale(w3: Web3,
+                                                                         m: AaveUniswapDeployment) -> None:
+    ad = adapter(w3, m)
+    market, acct = read(w3, ad)
+    send(w3, ad.build_calls((Action(ActionKind.DEPOSIT, 10_000 * USDC_UNIT, risk_reducing=True),), acct, market))
+    market, acct = read(w3, ad)
+    calls = ad.build_calls((short_action(model(market, acct), -WETH_UNIT),), acct, market)
+    send(w3, calls[:1])                                        # the borrow mined
+    w3.provider.make_request("evm_increaseTime", [7200])
+    w3.provider.make_request("evm_mine", [])
+    r = ad.resume(_journaled(ActionKind.TRADE, -WETH_UNIT, ["borrow"]))
+    assert r.how == "replan" and "stale" in r.note and r.calls == ()
+    # and a plan sells what the wallet holds before it borrows any
+    market, acct = read(w3, ad)
+    again = ad.build_calls((short_action(model(market, acct), -WETH_UNIT),), acct, market)
+    assert "borrow" not in [c.function for c in again]
 
 
 def test_zz_gas_per_leg(w3: Web3) -> None:

@@ -168,3 +168,22 @@ def test_a_kill_after_the_borrow_is_finished_by_selling_never_by_borrowing_again
     killed = min(int(c["id"]) for c in j.cycles())
     assert [(r["kind"], r["state"]) for r in j.actions(killed)] == [("deposit", "done"), ("trade", "finished")]
     print("notes:", res.notes, "| decision:", res.decision.reason)
+
+
+def test_a_sale_the_pool_cannot_fill_stops_the_cycle_and_is_finished_once_it_can(v: Venue) -> None:
+    v.mint(v.d.weth, HOLDER, 10 * WETH_UNIT)
+    arbitrage_pool(sender(v.w3, TRADER), v.d, 2850 * 10**8)   # the pool 5% under the feed: below the bound
+    res = v.keeper().cycle()
+    assert res.outcome in ("partial", "failed") and res.exit_code != 0
+    assert [c.leg for c in res.calls[:3]] == ["approve", "main", "borrow"]
+    assert any(t.call.function == "borrow" for t in res.sent)
+    assert not any(t.call.function == "exactInputSingle" and t.status == 1 for t in res.sent)
+    a = v.account()
+    assert a.asset_wallet == 10 * WETH_UNIT and abs(a.size) <= WETH_UNIT // 10**6   # borrowed, unsold
+    arbitrage_pool(sender(v.w3, TRADER), v.d)                 # the pool is back at the feed's price
+    res = v.keeper().cycle()
+    assert res.exit_code == 0, res.error
+    assert any("never borrowing again" in n for n in res.notes), res.notes
+    a = v.account()
+    assert a.asset_wallet == 0 and a.debt <= 10 * WETH_UNIT + WETH_UNIT // 10**5
+    assert abs(a.size + 10 * WETH_UNIT) <= WETH_UNIT // 10**5

@@ -122,3 +122,9 @@ def test_swap_settings_errors_name_the_variable_and_the_fix(kw: dict[str, str], 
     with pytest.raises(ConfigError) as err:
         Settings.from_env(env(**kw), dotenv=False)
     assert err.value.variable == var and err.value.fix
+
+
+def test_a_two_step_mode_is_refused_on_aave() -> None:
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env(env(HEDGER_ORDER_MODE="delayed"), dotenv=False)
+    assert err.value.variable == "HEDGER_ORDER_MODE" and "direct" in err.value.fix

@@ -78,19 +78,23 @@ class AaveV3(PerpAdapter):
     order_modes = ("direct",)        # borrow, swap, supply: synchronous, no order a keeper fills
 
     def __init__(self, w3: Web3, market: str, collateral: str, *, two_step: bool, unlimited_approval: bool = False,
-                 asset: str = "", swap_router: str = "", swap_fee: int = 500, account: str = "") -> None:
+                 asset: str = "", swap_router: str = "", swap_fee: int = 500, account: str = "",
+                 max_slippage: int = UNIT // 200, oracle_max_age: int = 3600) -> None:
         super().__init__(w3, market, collateral, two_step=two_step, unlimited_approval=unlimited_approval)
         self.asset = Web3.to_checksum_address(asset) if asset else ""
         self.router = Web3.to_checksum_address(swap_router) if swap_router else ""
         self.swap_fee = swap_fee
         self.account = Web3.to_checksum_address(account) if account else ""   # resume reads its wallet
+        self.max_slippage = max_slippage           # resume's bound on a finishing swap (HEDGER_MAX_SLIPPAGE)
+        self.oracle_max_age = oracle_max_age       # and the feed's age it accepts (HEDGER_ORACLE_MAX_AGE)
         self._pool = ""
         self._fixed: dict[str, Any] = {}
 
     @classmethod
     def venue_options(cls, settings: Any, account: str) -> dict[str, Any]:
         return {"asset": settings.spot_token, "swap_router": settings.swap_router or "", "swap_fee": settings.swap_fee,
-                "account": account}
+                "account": account, "max_slippage": settings.policy.max_slippage,
+                "oracle_max_age": settings.policy.oracle_max_age_s}
 
     @property
     def spender(self) -> str:
@@ -310,6 +314,12 @@ class AaveV3(PerpAdapter):
         if not self.account:
             return Resume("replan", "the adapter does not know the account to finish for")
         m, a = self._read_now(self.account)
+        stale = self._stale_feed(m)
+        if stale:
+            # the position counts the unsold asset, and a plan sells what the wallet holds before it
+            # borrows: leaving it to the next plan (whose guards refuse a stale feed) borrows nothing
+            return Resume("replan", f"{stale}: no swap is bounded by it; the next plan (its guards first) sells "
+                                    "the wallet's asset before borrowing any")
         if action.amount < 0:
             if "supply" in mined:
                 return super().resume(action)
@@ -326,7 +336,7 @@ class AaveV3(PerpAdapter):
             sell = a.asset_wallet
             if sell == 0:
                 return Resume("replan", "its borrow was mined and the wallet holds none of the asset now")
-            bound = m.price * (10**6 - self.swap_fee) // 10**6 * 99 // 100
+            bound = -(-m.price * (10**6 - self.swap_fee) // 10**6 * (UNIT - self.max_slippage) // UNIT)
             min_out = self._usd_to_collateral(m, _e18(sell, m.asset_decimals) * bound // UNIT, True)
             act = Action(ActionKind.TRADE, -_e18(sell, m.asset_decimals), price_bound=bound,
                          note="finish: sell the borrowed asset")
@@ -344,13 +354,25 @@ class AaveV3(PerpAdapter):
             return Resume("finish", f"its buy-back was mined, not its repay: repaying {repay}",
                           tuple(self.reduce_legs(m, a, act, 0, 0, repay, 0)))
         buy = _native(action.amount, m.asset_decimals, round_up=True)
-        bound = -(-m.price * 10**6 // (10**6 - self.swap_fee)) * 101 // 100
+        bound = -(-m.price * 10**6 // (10**6 - self.swap_fee)) * (UNIT + self.max_slippage) // UNIT
         max_in = min(a.collateral_wallet, self._usd_to_collateral(m, _e18(buy, m.asset_decimals) * bound // UNIT,
                                                                   False))
         repay = min(a.debt, buy + a.asset_wallet)
         return Resume("finish", f"its withdrawal was mined, not its buy-back: buying {buy} of the asset for at most "
                                 f"{max_in} and repaying {repay}", tuple(self.reduce_legs(m, a, act, buy, max_in,
                                                                                          repay, 0)))
+
+    def _stale_feed(self, m: AaveVenueState) -> str | None:
+        """Aave's oracle checks no age: the asset's source feed is read here before a finishing swap
+        is bounded by its price (the cycle's guards have not run yet)."""
+        if not m.feed:
+            return "Aave's oracle names no feed for the asset"
+        feed = self.w3.eth.contract(address=m.feed, abi=load_abi("AggregatorV3Interface")).functions
+        _rid, answer, _started, updated, _ans = feed.latestRoundData().call()
+        age = m.block_timestamp - int(updated)
+        if int(answer) <= 0 or age > self.oracle_max_age:
+            return f"the asset's feed {m.feed} is stale or invalid (answer {answer}, {age}s old)"
+        return None
 
     def _read_now(self, account: str) -> tuple[AaveVenueState, AaveVenueAccount]:
         from hedger.chain.reader import ChainReader
