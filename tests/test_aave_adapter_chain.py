@@ -142,7 +142,10 @@ def test_legs_do_what_the_actions_say_and_the_chain_holds_what_the_model_predict
     hf = acct.health_factor
     assert abs(mdl.health_after(predicted) - hf) <= hf // 100                # within the 0.5% bound and impact
 
-    # reduce by 1: withdraw the maximum in, buy exactly 1 WETH, repay it
+    # reduce by 1: withdraw the maximum in, buy exactly 1 WETH, repay it (an empty wallet: all withdrawn)
+    send(w3, [ad._call(m.usdc, "ERC20", "collateral", "transfer", (m.deployer, acct.collateral_wallet),
+                       Action(ActionKind.WITHDRAW, 0), "main", "empty the wallet")])
+    market, acct = read(w3, ad)
     mdl = model(market, acct)
     act = short_action(mdl, WETH_UNIT)
     calls = ad.build_calls((act,), acct, market)
@@ -158,6 +161,27 @@ def test_legs_do_what_the_actions_say_and_the_chain_holds_what_the_model_predict
     # withdraw collateral
     send(w3, ad.build_calls((Action(ActionKind.WITHDRAW, 1_000 * USDC_UNIT),), acct2, market))
     assert read(w3, ad)[1].collateral_wallet == acct2.collateral_wallet + 1_000 * USDC_UNIT
+
+
+def test_a_reduce_pays_from_the_wallets_collateral_before_withdrawing(w3: Web3, m: AaveUniswapDeployment) -> None:
+    ad = adapter(w3, m)
+    assert ad.spender == m.pool                               # before any read: the provider names the pool
+    market, acct = read(w3, ad)
+    send(w3, ad.build_calls((Action(ActionKind.DEPOSIT, 10_000 * USDC_UNIT, risk_reducing=True),), acct, market))
+    market, acct = read(w3, ad)
+    send(w3, ad.build_calls((short_action(model(market, acct), -2 * WETH_UNIT),), acct, market))
+    market, acct = read(w3, ad)
+    assert acct.collateral_wallet > 40_000 * USDC_UNIT
+    calls = ad.build_calls((short_action(model(market, acct), WETH_UNIT),), acct, market)
+    assert "withdraw" not in [c.function for c in calls]     # 40,000 in the wallet covers the buy-back
+    send(w3, calls)
+    market, acct2 = read(w3, ad)
+    assert acct2.supplied >= acct.supplied and abs(acct2.debt - (acct.debt - WETH_UNIT)) <= WETH_UNIT // 10**6
+    # with too little in the wallet, only the rest is withdrawn
+    acct3 = replace(acct2, collateral_wallet=1_000 * USDC_UNIT)
+    calls = ad.build_calls((short_action(model(market, acct2), WETH_UNIT // 2),), acct3, market)
+    max_in = [c for c in calls if c.leg == "main"][0].args[0][6]
+    assert calls[0].function == "withdraw" and calls[0].args[1] == max_in - 1_000 * USDC_UNIT
 
 
 def test_the_swapRouter02_shape_has_no_deadline(w3: Web3, m: AaveUniswapDeployment) -> None:

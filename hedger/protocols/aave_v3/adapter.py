@@ -98,8 +98,10 @@ class AaveV3(PerpAdapter):
 
     @property
     def spender(self) -> str:
-        """Aave's Pool pulls the collateral on supply (known once the provider is read)."""
-        return self._pool or self.market
+        """Aave's Pool pulls the collateral on supply (the provider names it: read once)."""
+        if not self._pool:
+            self._pool = Web3.to_checksum_address(self._c(self.market, PROVIDER).functions.getPool().call())
+        return self._pool
 
     # ------------------------------------------------------------------ reads
     def read_specs(self, account: str) -> list[CallSpec]:
@@ -296,7 +298,9 @@ class AaveV3(PerpAdapter):
                 buy = _native(act.amount, m.asset_decimals, round_up=True)
                 max_in = self._usd_to_collateral(m, _e18(buy, m.asset_decimals) * act.price_bound // UNIT, False)
                 repay = min(a.debt, buy + a.asset_wallet)
-                calls += self.reduce_legs(m, a, act, buy, max_in, repay, max_in)
+                # the wallet's collateral pays first: a withdrawal lowers the health factor, and near
+                # liquidation the pool refuses it exactly when the hedge must shrink
+                calls += self.reduce_legs(m, a, act, buy, max_in, repay, max(0, max_in - a.collateral_wallet))
             elif act.kind is ActionKind.CANCEL_ORDER:
                 raise ValueError("aave-v3 has no orders to cancel")
         return calls
