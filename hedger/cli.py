@@ -123,6 +123,8 @@ def print_status_table(d: dict[str, Any]) -> None:
         ("margin", f"{fmt(d['margin'], nd=2)} USD (accessible {fmt(d['accessible_margin'], nd=2)})"),
         ("wallet collateral", fmt(d["collateral_wallet"], nd=2)),
         ("leverage", fmt(d["leverage"], "x", 2)),
+        *([("health factor", fmt(d["health_factor"], "", 3) if d["health_factor"] is not None else "inf (no debt)")]
+          if "health_factor" in d else []),
         ("liquidation price", fmt(d["liquidation_price"], nd=2) +
          ("" if d["liquidation_distance"] is None else
           f"  ({d['liquidation_distance'] * 100:.1f}% away from the "

@@ -86,7 +86,7 @@ def hf(a: Any) -> float:
     return a.health_factor / UNIT
 
 
-def test_opens_the_hedge_of_a_holding_kept_by_another_address(v: Venue) -> None:
+def test_opens_the_hedge_of_a_holding_kept_by_another_address(v: Venue, capsys: pytest.CaptureFixture[str]) -> None:
     v.mint(v.d.weth, HOLDER, 10 * WETH_UNIT)
     res = v.keeper().cycle()
     assert (res.outcome, res.exit_code) == ("acted", 0), res.error
@@ -104,6 +104,9 @@ def test_opens_the_hedge_of_a_holding_kept_by_another_address(v: Venue) -> None:
     s = k.read()
     d = status_dict(s, policy.decide(s, k.params(s)))
     assert d["health_factor"] == pytest.approx(hf(a), rel=1e-3) and d["position_size"] == pytest.approx(-10, 1e-6)
+    from hedger.cli import print_status_table
+    print_status_table(d)
+    assert "health factor" in capsys.readouterr().out
     # the next cycle holds: on target and in band
     res = v.keeper().cycle()
     assert (res.outcome, res.exit_code) == ("held", 0), res.decision.reason
