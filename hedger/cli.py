@@ -48,6 +48,12 @@ def status_dict(s: Snapshot, decision: Any) -> dict[str, Any]:
     liq_ref = m.price if m.price > 0 and not m.price_invalid else price
     lev = leverage(a.size, price, a.margin)
     target = decision.target_size
+    # a perp's funding rate; a venue without one (Aave) shows its model's carry, the rate the hedge pays a day
+    if hasattr(m, "funding_rate"):
+        daily_rate = m.funding_rate
+    else:
+        from hedger.core.model import model_for
+        daily_rate = model_for(s).carry_rate_per_day(a.size or -1)
     now = s.chain.block_timestamp
     return {
         "chain_id": s.chain.chain_id, "block": s.chain.block_number, "block_timestamp": s.chain.block_timestamp,
@@ -70,8 +76,8 @@ def status_dict(s: Snapshot, decision: Any) -> dict[str, Any]:
         "liquidation_distance": (abs(a.liquidation_price - liq_ref) / liq_ref) if a.size != 0 and liq_ref else None,
         "liquidation_distance_from": "market_price" if liq_ref == m.price else "oracle_price",
         "accrued_funding": _f(a.accrued_funding), "pnl": _f(a.pnl),
-        "funding_rate": _f(m.funding_rate), "funding_rate_annual": _f(m.funding_rate) * 365,
-        "skew": _f(m.skew),
+        "funding_rate": _f(daily_rate), "funding_rate_annual": _f(daily_rate) * 365,
+        "skew": _f(m.skew) if hasattr(m, "skew") else None,
         "second_price_source": s.reference_source,
         "second_price": None if s.reference_price is None else _f(s.reference_price),
         "second_price_problem": s.reference_problem,
@@ -86,6 +92,9 @@ def status_dict(s: Snapshot, decision: Any) -> dict[str, Any]:
         "decision": {"kind": decision.kind.value, "code": decision.code, "reason": decision.reason,
                      "size_delta": _f(decision.size_delta),
                      "margin_delta": _f(decision.margin_delta, m.collateral_decimals)},
+        # a lending venue's own health measure (aave-v3); absent elsewhere
+        **({"health_factor": None if a.health_factor >= INFINITE else _f(a.health_factor)}
+           if hasattr(a, "health_factor") else {}),
     }
 
 
@@ -114,6 +123,8 @@ def print_status_table(d: dict[str, Any]) -> None:
         ("margin", f"{fmt(d['margin'], nd=2)} USD (accessible {fmt(d['accessible_margin'], nd=2)})"),
         ("wallet collateral", fmt(d["collateral_wallet"], nd=2)),
         ("leverage", fmt(d["leverage"], "x", 2)),
+        *([("health factor", fmt(d["health_factor"], "", 3) if d["health_factor"] is not None else "inf (no debt)")]
+          if "health_factor" in d else []),
         ("liquidation price", fmt(d["liquidation_price"], nd=2) +
          ("" if d["liquidation_distance"] is None else
           f"  ({d['liquidation_distance'] * 100:.1f}% away from the "

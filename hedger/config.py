@@ -480,6 +480,37 @@ def _liq_distances(pol: PolicyParams, g: "Callable[[str], str | None]") -> Polic
     return replace(pol, **{field: value[name] for name, _, field, _ in _LIQ_DISTANCE_EDGES})
 
 
+# aave-v3's band when the operator set neither distances nor leverages: HF 1.35 / 1.6 / 2.0
+AAVE_DEFAULT_DISTANCES = {"min_liq_distance": 35 * UNIT // 100, "target_liq_distance": 60 * UNIT // 100,
+                          "max_liq_distance": UNIT}
+SWAP_FEE_TIERS = (100, 500, 3000, 10000)   # Uniswap v3's fee tiers (hundredths of a bip)
+
+
+def _swap_settings(protocol: str, g: "Callable[[str], str | None]", account: str | None, holder: str | None,
+                   for_deploy: bool) -> tuple[str | None, int]:
+    """HEDGER_SWAP_ROUTER and HEDGER_SWAP_FEE (the aave-v3 venue sells what it borrows on Uniswap v3), and
+    that venue's rule that the signer is not HEDGER_HOLDER: the borrowed asset sits in the signer's
+    wallet until it is sold, and must never count as the holder's spot exposure."""
+    router = _address("HEDGER_SWAP_ROUTER", g("HEDGER_SWAP_ROUTER"), required=False)
+    fee = _int("HEDGER_SWAP_FEE", g("HEDGER_SWAP_FEE") or "500", lo=1,
+               what=f"the swap pool's fee tier, one of {', '.join(map(str, SWAP_FEE_TIERS))} (500 = 0.05%)")
+    if fee not in SWAP_FEE_TIERS:
+        raise ConfigError("HEDGER_SWAP_FEE", f"{fee} is not a Uniswap v3 fee tier",
+                          f"set it to the pool's tier: one of {', '.join(map(str, SWAP_FEE_TIERS))} (500 = 0.05%)")
+    if protocol != "aave-v3" or for_deploy:
+        return router, fee
+    if router is None:
+        raise ConfigError("HEDGER_SWAP_ROUTER", "is not set (HEDGER_PROTOCOL=aave-v3 sells the borrowed asset "
+                          "on Uniswap v3)", "set it to the Uniswap v3 SwapRouter or SwapRouter02 address")
+    if account is not None and (holder is None or holder == account):
+        raise ConfigError("HEDGER_HOLDER", f"{'is unset, so it is' if holder is None else 'is'} the signing "
+                          f"account {account} (HEDGER_PRIVATE_KEY / HEDGER_ACCOUNT): on aave-v3 the borrowed asset "
+                          "waits in the signer's wallet until it is sold, and must never count as the holder's "
+                          "exposure", "set HEDGER_HOLDER to the address that holds the asset, and sign from "
+                          "another key")
+    return router, fee
+
+
 @dataclass(frozen=True)
 class Settings:
     rpc_url: str = "http://127.0.0.1:8545"
@@ -498,6 +529,8 @@ class Settings:
     extra_exposure: int = 0          # E18 asset units held elsewhere
     lp_positions: tuple[LpPosition, ...] = ()   # Uniswap v3 positions of the asset (HEDGER_LP_POSITIONS)
     holder: str | None = None        # whose spot balance is the exposure (HEDGER_HOLDER); None: the account
+    swap_router: str | None = None   # aave-v3: the Uniswap v3 SwapRouter or SwapRouter02 (HEDGER_SWAP_ROUTER)
+    swap_fee: int = 500              # aave-v3: the swap pool's fee tier, hundredths of a bip (HEDGER_SWAP_FEE)
     # HEDGER_JOURNAL_PATH; None: the per-user state folder, by chain and account (see journal_path)
     journal_file: Path | None = Path("hedger-journal.sqlite")
     state_folder: Path | None = None     # where journal_file None puts the journal (from_env: state_dir())
@@ -629,6 +662,10 @@ class Settings:
         if protocol not in registered():
             raise ConfigError("HEDGER_PROTOCOL", f"unknown protocol {_show(protocol)}",
                               f"use one of: {', '.join(registered())}")
+        from hedger.protocols import get_adapter
+        if mode not in get_adapter(protocol).order_modes:
+            raise ConfigError("HEDGER_ORDER_MODE", f"{mode} is not a mode of {protocol}",
+                              f"set it to one of: {', '.join(get_adapter(protocol).order_modes)}")
         extra = _e18(_dec("HEDGER_EXTRA_EXPOSURE", g("HEDGER_EXTRA_EXPOSURE") or "0",
                           what="an amount of the spot asset held elsewhere, e.g. 2.5"))
 
@@ -669,6 +706,10 @@ class Settings:
                               "set it between 0 and HEDGER_HEDGE_RATIO, e.g. 0.8 with a hedge ratio of 1.0")
         _check_leverage_order(pol, g)
         pol = _liq_distances(pol, g)
+        if protocol == "aave-v3" and not any(g(n) for e in _LIQ_DISTANCE_EDGES for n in e[:2]):
+            # the venue's band in its own measure (README): health factor 1.6, top up below 1.35,
+            # withdraw above 2.0; against stable collateral the distance to liquidation is HF - 1
+            pol = replace(pol, **AAVE_DEFAULT_DISTANCES)
         if pol.target_liq_distance is not None:
             if pol.liquidation_buffer >= pol.target_liq_distance:
                 raise ConfigError("HEDGER_LIQUIDATION_BUFFER", "is not below HEDGER_TARGET_LIQ_DISTANCE (top-ups "
@@ -728,6 +769,8 @@ class Settings:
             return _e18(_dec(name, raw, lo=Decimal(0), lo_open=True, what=what))
 
         markets = () if for_deploy else _markets(g(MARKETS_VAR))
+        holder = _address("HEDGER_HOLDER", g("HEDGER_HOLDER"), required=False)
+        swap_router, swap_fee = _swap_settings(protocol, g, account, holder, for_deploy)
         collateral_feed = _collateral_feed(g("HEDGER_COLLATERAL_FEED"), g("HEDGER_COLLATERAL_TOKEN"))
         _warn_unknown_variables(env)
         return cls(
@@ -771,7 +814,7 @@ class Settings:
             collateral_feed=collateral_feed,
             sequencer_feed=_address("HEDGER_SEQUENCER_FEED", g("HEDGER_SEQUENCER_FEED"), required=False),
             order_mode=mode, extra_exposure=extra, lp_positions=_lp_positions(g("HEDGER_LP_POSITIONS")),
-            holder=_address("HEDGER_HOLDER", g("HEDGER_HOLDER"), required=False),
+            holder=holder, swap_router=swap_router, swap_fee=swap_fee,
             # unset: the per-user state folder, keyed by chain and account, so that every command for
             # this account on this chain shares one journal and one lock, whatever folder it starts in
             journal_file=journal, state_folder=state_dir(env),

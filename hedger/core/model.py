@@ -133,6 +133,16 @@ class MarketModel(ABC):
         num, den = usd * 10 ** self.collateral_decimals, self.collateral_price
         return -(-num // den) if round_up else num // den
 
+    def account_refusal(self) -> str | None:
+        """Why the venue's account cannot be hedged as read (a state the model cannot judge), or
+        None: a refusal (exit 9), nothing sent. Default: none."""
+        return None
+
+    def venue_refusal(self, pt: PostTrade) -> str | None:
+        """Why the venue itself refuses to grow the position to ``pt`` whatever the collateral (a
+        reserve paused, frozen or out of liquidity), or None: a refusal, nothing sent. Default: none."""
+        return None
+
     @abstractmethod
     def opening_allowed(self, pt: PostTrade) -> bool:
         """Would the venue let a position open or grow to ``pt`` (its own margin checks, with a cushion)?"""

@@ -83,9 +83,10 @@ class Keeper:
             account = signer.address
         if account is None:
             raise ConfigError("HEDGER_ACCOUNT", "no account to hedge", "set HEDGER_ACCOUNT or a signer")
-        adapter = get_adapter(settings.protocol)(w3, settings.market, settings.collateral_token,
-                                                 two_step=settings.order_mode == "delayed",
-                                                 unlimited_approval=settings.unlimited_approval)
+        venue = get_adapter(settings.protocol)
+        adapter = venue(w3, settings.market, settings.collateral_token, two_step=settings.order_mode == "delayed",
+                        unlimited_approval=settings.unlimited_approval,
+                        **venue.venue_options(settings, Web3.to_checksum_address(account)))
         if journal is None and use_journal:
             journal = Journal(settings.journal_path)
         return cls(settings=settings, w3=w3, signer=signer, adapter=adapter,

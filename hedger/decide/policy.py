@@ -257,6 +257,17 @@ def _smallest_deleverage(mdl: MarketModel, size: int, p: PolicyParams, deposit: 
     return sign * lo
 
 
+def _least_deposit(mdl: MarketModel, p: PolicyParams, delta: int, lo: int, hi: int) -> int:
+    """The least deposit in (``lo``, ``hi``] with which growing by ``delta`` is acceptable (``hi`` is)."""
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _acceptable(mdl, p, mdl.after(delta, mid), growing=True):
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi
+
+
 def _price_doubt(s: Snapshot, p: PolicyParams) -> str | None:
     """Why the oracle's price is in doubt (an independent source disagrees or is unusable), or None."""
     if s.reference_problem:
@@ -334,6 +345,10 @@ def decide(s: Snapshot, p: PolicyParams) -> Decision:
     if refused is not None:
         return refused
     mdl, a = model_for(s), s.account
+    refused_account = mdl.account_refusal()
+    if refused_account is not None:
+        return Decision(kind=DecisionKind.REFUSE, refusal=RefusalKind.ACCOUNT, code="account_refused",
+                        reason=f"{refused_account}; nothing is sent")
     now = s.chain.block_timestamp
     price = s.oracle.price_e18           # values the exposure and the hedge error (see the module doc)
     dec = mdl.collateral_decimals
@@ -446,6 +461,11 @@ def decide(s: Snapshot, p: PolicyParams) -> Decision:
             delta, code, growing = closing, "daily_limit", False
     if s.daily is not None and not restricted:
         restricted = s.daily.blocks(0)
+    if growing:
+        venue_says = mdl.venue_refusal(mdl.after(delta, 0))
+        if venue_says is not None:
+            return Decision(kind=DecisionKind.REFUSE, refusal=RefusalKind.ACCOUNT, code="venue_refused",
+                            reason=f"{'; '.join(reasons + [venue_says])}: nothing is sent", size_delta=0, **base)
 
     # 2. collateral
     deposit = 0
@@ -460,6 +480,14 @@ def decide(s: Snapshot, p: PolicyParams) -> Decision:
         want = _margin_target(mdl, p, pt.size) - pt.margin
         deposit = max(0, min(mdl.collateral_native(max(want, 0), round_up=True), wallet))
         pt = mdl.after(delta, deposit)
+        if growing and deposit < wallet and not _acceptable(mdl, p, pt, growing) \
+                and _acceptable(mdl, p, mdl.after(delta, wallet), growing):
+            # the venue's opening checks ask more than the target (Aave: the borrow is mined before
+            # the sale's proceeds are supplied, so the LTV holds on the deposit alone): the least
+            # deposit the wallet can fund that passes them, rather than a smaller hedge
+            deposit = _least_deposit(mdl, p, delta, deposit, wallet)
+            pt = mdl.after(delta, deposit)
+            why += " (more than the target: the venue's opening checks ask for it)"
         cut_note = ""
         if not _acceptable(mdl, p, pt, growing):
             short_of = f"collateral short ({fmt_units(wallet, dec, 2)} in wallet, {_usd(mdl.collateral_usd(wallet))})"

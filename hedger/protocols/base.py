@@ -42,6 +42,7 @@ class PerpAdapter(ABC):
     """One perp market, seen from one account."""
 
     name: ClassVar[str]
+    order_modes: ClassVar[tuple[str, ...]] = ("direct", "delayed")   # HEDGER_ORDER_MODE values the venue has
 
     def __init__(self, w3: Web3, market: str, collateral: str, *, two_step: bool,
                  unlimited_approval: bool = False) -> None:
@@ -50,6 +51,12 @@ class PerpAdapter(ABC):
         self.collateral = Web3.to_checksum_address(collateral)
         self.two_step = two_step
         self.unlimited_approval = unlimited_approval
+
+    @classmethod
+    def venue_options(cls, settings: Any, account: str) -> dict[str, Any]:
+        """Keyword arguments of this venue's constructor beyond the common ones, from the settings
+        (``hedger.config.Settings``) and the hedged account. Default: none."""
+        return {}
 
     @abstractmethod
     def read_specs(self, account: str) -> list[CallSpec]:

@@ -62,6 +62,10 @@ class AaveAccountState(AccountState):
     supplied: int
     debt: int
     health_factor: int = INFINITE
+    asset_wallet: int = 0             # borrowed asset not yet sold, in the signer's wallet (native): it
+                                      # offsets the debt in the position (size = -(debt - asset_wallet))
+    e_mode: int = 0                   # Pool.getUserEMode: 0 outside e-mode
+    other_reserves: str = ""          # reserves the account uses beyond the hedge's two ("" when none)
 
 
 def _e18(amount: int, decimals: int) -> int:
@@ -122,7 +126,13 @@ class AaveModel(MarketModel):
         fee = abs(size_delta) * abs(fill - p) // UNIT
         return fill, fee
 
+    def wallet_e18(self) -> int:
+        return _e18(self.account.asset_wallet, self.market.asset_decimals)
+
     def after(self, size_delta: int, collateral_delta_native: int) -> PostTrade:
+        """A sale of ``s`` first sells the unsold asset in the wallet and borrows the rest; a buy-back
+        of ``b`` repays ``b`` and what the wallet already holds (capped at the debt). The position is
+        the debt less the wallet's asset; the health factor and liquidation follow the debt alone."""
         p = self.market.price
         fill, fee = self.fill(size_delta)
         collateral = self.collateral_usd(self.account.supplied + collateral_delta_native)
@@ -131,10 +141,16 @@ class AaveModel(MarketModel):
             collateral += -size_delta * fill // UNIT
         elif size_delta > 0:
             collateral -= -(-(size_delta * fill) // UNIT)
-        debt = self.debt_e18() - size_delta
-        size = -debt
+        debt0, wallet0 = self.debt_e18(), self.wallet_e18()
+        if size_delta < 0:
+            debt = debt0 + max(0, -size_delta - wallet0)
+            wallet = max(0, wallet0 + size_delta)
+        else:
+            repaid = min(debt0, size_delta + wallet0)
+            debt, wallet = debt0 - repaid, wallet0 + size_delta - repaid
+        size = -(debt - wallet)
         notional = abs(size) * p // UNIT
-        margin = collateral - notional if debt >= 0 else collateral + notional
+        margin = collateral - notional if size <= 0 else collateral + notional
         if debt > 0:
             liq_price = collateral * self.market.liquidation_threshold_bps * UNIT // (BPS * debt)
             distance = (liq_price - p) * UNIT // p
@@ -192,11 +208,32 @@ class AaveModel(MarketModel):
         collateral = -(-(UNIT + distance) * notional * BPS // (UNIT * self.market.liquidation_threshold_bps))
         return collateral - notional
 
+    def account_refusal(self) -> str | None:
+        """The account is one this model cannot judge: in e-mode (other LTV and threshold) or using
+        other reserves (their value changes its health): refused rather than guessed."""
+        a = self.account
+        if a.e_mode:
+            return (f"the account is in Aave e-mode category {a.e_mode}: its health is not the hedge's alone; "
+                    "leave e-mode (Pool.setUserEMode(0)) or hedge from another account")
+        if a.other_reserves:
+            return (f"the account uses other Aave reserves ({a.other_reserves}): its health is not the hedge's "
+                    "alone; close them or hedge from another account")
+        return None
+
+    def venue_refusal(self, pt: PostTrade) -> str | None:
+        """The reserve's own state refusing to grow the debt to ``pt`` (paused, frozen, borrowing off,
+        liquidity, cap), whatever the collateral: refused by name, nothing sent."""
+        reason = self.opening_refusal(pt)
+        return None if reason is None or "LTV" in reason else reason
+
     def opening_refusal(self, pt: PostTrade) -> str | None:
         """Why Aave would refuse to grow the debt to ``pt`` (the reserve's state or the LTV), or None."""
         m = self.market
-        growth = -pt.size - self.debt_e18()
+        growth = -pt.size - (self.debt_e18() - self.wallet_e18())
         if growth <= 0:
+            return None
+        growth = max(0, growth - self.wallet_e18())        # the wallet's unsold asset is sold first
+        if growth == 0:
             return None
         if m.asset_paused or m.collateral_paused:
             return "a reserve of the hedge is paused on Aave"
@@ -209,8 +246,12 @@ class AaveModel(MarketModel):
             return f"the asset's reserve can lend {m.asset_available} units now, less than the {native} to borrow"
         if m.borrow_cap_room is not None and native > m.borrow_cap_room:
             return f"the asset's borrow cap leaves {m.borrow_cap_room} units, less than the {native} to borrow"
-        collateral = pt.margin + pt.notional
-        if pt.notional * OPENING_CUSHION_PCT // 100 > collateral * m.ltv_bps // BPS:
+        # the borrow is its own transaction, mined before the sale's proceeds are supplied: the LTV
+        # must hold on the collateral already there (the account's and this plan's deposit)
+        sold = -pt.size - (self.debt_e18() - self.wallet_e18())
+        collateral = pt.margin + pt.notional - sold * pt.fill_price // UNIT
+        debt_usd = (self.debt_e18() + growth) * m.price // UNIT
+        if debt_usd * OPENING_CUSHION_PCT // 100 > collateral * m.ltv_bps // BPS:
             return (f"the debt would exceed the collateral's LTV ({m.ltv_bps / 100:g}%) with 2% to spare: "
                     "more collateral first")
         return None

@@ -1,0 +1,192 @@
+"""End to end on the real Aave v3 and Uniswap v3 (npm artifacts): the keeper hedges a holding kept
+by another address (HEDGER_HOLDER) by borrowing on Aave from its own signer, selling on Uniswap and
+supplying the proceeds; it follows the holding, restores the health-factor band after a +30% move,
+refuses a stale feed, and after a kill between the borrow and the sale finishes the sale without
+borrowing again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from web3 import Web3
+
+from hedger.chain import executor
+from hedger.chain.executor import KeySigner, TxSender
+from hedger.cli import status_dict
+from hedger.config import Settings
+from hedger.core.secrets import Secret
+from hedger.cycle.keeper import Keeper
+from hedger.decide import policy
+from hedger.sim.aave_uniswap import (USDC_UNIT, WETH_UNIT, AaveUniswapDeployment, arbitrage_pool, artifact,
+                                     deploy_aave_uniswap, set_prices)
+from hedger.sim.localchain import Anvil, dev_account
+from hedger.sim.npm_artifacts import ArtifactDeployer
+from hedger.state.journal import Journal
+from tests.conftest import web3_at
+
+SIGNER, TRADER, HOLDER = 1, 2, 3
+UNIT = 10**18
+
+
+def sender(w3: Web3, index: int) -> TxSender:
+    return TxSender(w3, KeySigner(Secret(dev_account(index).key.hex())))
+
+
+@pytest.fixture(scope="module")
+def w3(module_anvil: Anvil) -> Web3:
+    return web3_at(module_anvil)
+
+
+@pytest.fixture(scope="module")
+def deployed(w3: Web3) -> AaveUniswapDeployment:
+    return deploy_aave_uniswap(w3)
+
+
+class Venue:
+    def __init__(self, w3: Web3, d: AaveUniswapDeployment, url: str, journal: Path) -> None:
+        self.w3, self.d = w3, d
+        self.env = {"HEDGER_RPC_URL": url, "HEDGER_PRIVATE_KEY": dev_account(SIGNER).key.hex(),
+                    "HEDGER_PROTOCOL": "aave-v3", "HEDGER_MARKET": d.addresses_provider, "HEDGER_ORACLE": d.weth_feed,
+                    "HEDGER_SPOT_TOKEN": d.weth, "HEDGER_COLLATERAL_TOKEN": d.usdc,
+                    "HEDGER_SWAP_ROUTER": d.swap_router, "HEDGER_SWAP_FEE": str(d.fee),
+                    "HEDGER_HOLDER": dev_account(HOLDER).address, "HEDGER_JOURNAL_PATH": str(journal),
+                    "HEDGER_CHAIN_ID": "31337", "HEDGER_COOLDOWN": "0"}
+        self.t = ArtifactDeployer(sender(w3, TRADER))
+
+    def keeper(self, **kw: str) -> Keeper:
+        return Keeper.from_settings(Settings.from_env({**self.env, **kw}, dotenv=False))
+
+    def mint(self, token: str, who: int, amount: int) -> None:
+        art = artifact("WETH9Mocked") if token == self.d.weth else artifact("MintableERC20")
+        self.t.call(art, token, "mint", dev_account(who).address, amount)
+
+    def account(self) -> Any:
+        return self.keeper().read().account
+
+    def price(self, usd: int) -> None:
+        set_prices(sender(self.w3, TRADER), self.d, usd * 10**8)
+        arbitrage_pool(sender(self.w3, TRADER), self.d)
+
+
+@pytest.fixture()
+def v(w3: Web3, deployed: AaveUniswapDeployment, module_anvil: Anvil, tmp_path: Path) -> Iterator[Venue]:
+    snap = w3.provider.make_request("evm_snapshot", [])["result"]
+    try:
+        venue = Venue(w3, deployed, module_anvil.url, tmp_path / "journal.sqlite")
+        venue.price(3000)                                      # a fresh round whatever time earlier tests moved
+        venue.mint(deployed.usdc, SIGNER, 80_000 * USDC_UNIT)  # the signer's own collateral
+        yield venue
+    finally:
+        w3.provider.make_request("evm_revert", [snap])
+
+
+def hf(a: Any) -> float:
+    return a.health_factor / UNIT
+
+
+def test_opens_the_hedge_of_a_holding_kept_by_another_address(v: Venue, capsys: pytest.CaptureFixture[str]) -> None:
+    v.mint(v.d.weth, HOLDER, 10 * WETH_UNIT)
+    res = v.keeper().cycle()
+    assert (res.outcome, res.exit_code) == ("acted", 0), res.error
+    assert [c.leg for c in res.calls] == ["approve", "main", "borrow", "approve", "main", "approve", "supply"]
+    a = v.account()
+    assert 10 * WETH_UNIT <= a.debt <= 10 * WETH_UNIT + WETH_UNIT // 10**6 and a.asset_wallet == 0
+    assert abs(a.size + 10 * WETH_UNIT) <= WETH_UNIT // 10**6
+    assert 1.35 <= hf(a) <= 2.0                                # inside the default band
+    print("opened: HF", hf(a), "debt", a.debt, "supplied", a.supplied)
+    # the holder's asset is untouched: the signer borrowed and sold its own
+    weth = v.w3.eth.contract(address=v.d.weth, abi=artifact("MintableERC20").abi)
+    assert weth.functions.balanceOf(dev_account(HOLDER).address).call() == 10 * WETH_UNIT
+    # status --json keeps its keys and adds the health factor
+    k = v.keeper()
+    s = k.read()
+    d = status_dict(s, policy.decide(s, k.params(s)))
+    assert d["health_factor"] == pytest.approx(hf(a), rel=1e-3) and d["position_size"] == pytest.approx(-10, 1e-6)
+    from hedger.cli import print_status_table
+    print_status_table(d)
+    assert "health factor" in capsys.readouterr().out
+    # the next cycle holds: on target and in band
+    res = v.keeper().cycle()
+    assert (res.outcome, res.exit_code) == ("held", 0), res.decision.reason
+
+
+def test_follows_the_holding_and_restores_the_band_after_a_30pct_move(v: Venue) -> None:
+    v.mint(v.d.weth, HOLDER, 5 * WETH_UNIT)
+    assert v.keeper().cycle().exit_code == 0
+    v.mint(v.d.weth, HOLDER, 5 * WETH_UNIT)                 # the holding grows: the hedge follows
+    res = v.keeper().cycle()
+    assert res.exit_code == 0 and res.outcome == "acted", res.error
+    a = v.account()
+    assert abs(a.size + 10 * WETH_UNIT) <= WETH_UNIT // 10**5
+    assert hf(a) == pytest.approx(1.6, abs=0.02)            # grown to the target health factor
+    v.price(3900)                                            # +30%: HF 1.6 / 1.3 = 1.23, below 1.35
+    assert hf(v.account()) < 1.35
+    res = v.keeper().cycle()
+    assert res.exit_code == 0 and res.outcome == "acted", res.error
+    assert res.decision.margin_delta > 0 and res.decision.size_delta == 0
+    assert hf(v.account()) == pytest.approx(1.6, abs=0.02)  # topped up to the target
+
+
+def test_refuses_a_stale_feed_and_sends_nothing(v: Venue) -> None:
+    v.mint(v.d.weth, HOLDER, 10 * WETH_UNIT)
+    v.w3.provider.make_request("evm_increaseTime", [7200])
+    v.w3.provider.make_request("evm_mine", [])
+    nonce = v.w3.eth.get_transaction_count(dev_account(SIGNER).address)
+    res = v.keeper().cycle()
+    assert (res.outcome, res.exit_code) == ("refused", 3) and "stale" in res.decision.reason
+    assert v.w3.eth.get_transaction_count(dev_account(SIGNER).address) == nonce
+    assert v.account().debt == 0
+
+
+class _Stop(BaseException):
+    """Stands for the process being killed."""
+
+
+def test_a_kill_after_the_borrow_is_finished_by_selling_never_by_borrowing_again(
+        v: Venue, monkeypatch: pytest.MonkeyPatch) -> None:
+    v.mint(v.d.weth, HOLDER, 10 * WETH_UNIT)
+    seen = {"n": 0}
+
+    def fault(name: str) -> None:
+        if name == "after_receipt":
+            seen["n"] += 1
+            if seen["n"] == 3:                                 # deposit's approve, supply, then the borrow
+                raise _Stop()
+    monkeypatch.setattr(executor, "fault_point", fault)
+    with pytest.raises(_Stop):
+        v.keeper().cycle()
+    monkeypatch.undo()
+    a = v.account()
+    assert a.debt >= 10 * WETH_UNIT and a.asset_wallet == 10 * WETH_UNIT
+    assert abs(a.size) <= WETH_UNIT // 10**6                  # borrowed, unsold: not yet a hedge
+    res = v.keeper().cycle()
+    assert res.exit_code == 0, res.error
+    assert any("never borrowing again" in n for n in res.notes), res.notes
+    a = v.account()
+    assert a.asset_wallet == 0 and a.debt <= 10 * WETH_UNIT + WETH_UNIT // 10**5     # borrowed once
+    assert abs(a.size + 10 * WETH_UNIT) <= WETH_UNIT // 10**5
+    j = Journal(v.env["HEDGER_JOURNAL_PATH"])
+    killed = min(int(c["id"]) for c in j.cycles())
+    assert [(r["kind"], r["state"]) for r in j.actions(killed)] == [("deposit", "done"), ("trade", "finished")]
+    print("notes:", res.notes, "| decision:", res.decision.reason)
+
+
+def test_a_sale_the_pool_cannot_fill_stops_the_cycle_and_is_finished_once_it_can(v: Venue) -> None:
+    v.mint(v.d.weth, HOLDER, 10 * WETH_UNIT)
+    arbitrage_pool(sender(v.w3, TRADER), v.d, 2850 * 10**8)   # the pool 5% under the feed: below the bound
+    res = v.keeper().cycle()
+    assert res.outcome in ("partial", "failed") and res.exit_code != 0
+    assert [c.leg for c in res.calls[:3]] == ["approve", "main", "borrow"]
+    assert any(t.call.function == "borrow" for t in res.sent)
+    assert not any(t.call.function == "exactInputSingle" and t.status == 1 for t in res.sent)
+    a = v.account()
+    assert a.asset_wallet == 10 * WETH_UNIT and abs(a.size) <= WETH_UNIT // 10**6   # borrowed, unsold
+    arbitrage_pool(sender(v.w3, TRADER), v.d)                 # the pool is back at the feed's price
+    res = v.keeper().cycle()
+    assert res.exit_code == 0, res.error
+    assert any("never borrowing again" in n for n in res.notes), res.notes
+    a = v.account()
+    assert a.asset_wallet == 0 and a.debt <= 10 * WETH_UNIT + WETH_UNIT // 10**5
+    assert abs(a.size + 10 * WETH_UNIT) <= WETH_UNIT // 10**5
