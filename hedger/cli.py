@@ -16,6 +16,8 @@ Exit codes (also in the README):
  12  watch: the circuit breaker stopped the keeper after N failed cycles in a row
  13  unwind: not finished, nothing failed (an order still pending at --timeout, a limit holding the
      withdrawal); run it again later
+ 14  simulate: more than half the cycles of some run failed or were refused (the summary names the
+     first error of each kind)
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from hedger.core.types import UNIT, PolicyParams
 
 POL = policies(PolicyParams())
 # a broken policy for contrast: opens the hedge at the first step, never runs again
-OPEN_ONCE = replace(POL["default"], name="open-once", interval_s=10**9)
+OPEN_ONCE = POL["open-once"]
 
 
 @pytest.fixture(scope="module")
@@ -99,21 +99,29 @@ def test_start_anvil_never_hands_back_a_port_it_does_not_hold() -> None:
 
 def test_default_policy_hedges_and_tracks_the_target(runner: Runner) -> None:
     r = runner.run(Job("gbm", 3, POL["default"], steps=24))
-    assert len(r.steps) == 24 and r.liquidations == 0
+    assert len(r.tracking_steps()) == 24 and r.liquidations == 0
+    # every run ends by unwinding through `hedger unwind`'s path: the exit is paid and measured
+    last = r.steps[-1]
+    assert len(r.steps) == 25 and last.decision == simulate.UNWIND and r.unwound
+    assert last.position == 0 and last.d_fees < 0 and last.d_gas < 0 and last.txs >= 2   # close, then withdraw
+    assert r.outcomes.get("unwind_acted", 0) >= 2
     band = PolicyParams().band / UNIT
-    for s in r.steps[1:]:
+    for s in r.tracking_steps()[1:]:
         # after each cycle the short is within the band (plus the per-cycle cap at the opening)
         assert abs(s.position - s.target) <= band * abs(s.target) + 1e-9, s
     assert pvariance(r.hedged_changes()) < pvariance(r.unhedged_changes()) / 20
     # what separates a working policy from one that merely opens a hedge: the same path with
     # the same flows (+20% spot at step 8, -30% at 16) and LP leg, hedged once and never again
     once = runner.run(Job("gbm", 3, OPEN_ONCE, steps=24))
-    assert sum(1 for s in once.steps if s.decision != "skipped") == 1
+    assert sum(1 for s in once.tracking_steps() if s.decision != "skipped") == 1
     risk = simreport.summarize([r])["residual_risk_usd"]
     risk_once = simreport.summarize([once])["residual_risk_usd"]
     assert risk < risk_once / 2, (risk, risk_once)
-    assert max(abs(s.exposure + s.position) for s in r.steps[1:]) < \
-        max(abs(s.exposure + s.position) for s in once.steps[1:]) / 2
+    assert max(abs(s.exposure + s.position) for s in r.tracking_steps()[1:]) < \
+        max(abs(s.exposure + s.position) for s in once.tracking_steps()[1:]) / 2
+    doc = simreport.report([r, once], {})
+    assert doc["policies"]["default"]["risk_vs_open_once"] < 0.5
+    assert doc["policies"]["open-once"]["in_band_fraction"] < doc["policies"]["default"]["in_band_fraction"]
     # gas had a price: the base-fee path was set on the chain each step
     assert r.gas_used > 0 and r.gas_usd > 0 and all(s.base_fee_gwei > 1 for s in r.steps)
     assert r.gas_wei >= r.gas_used * 5 * 10**9
@@ -154,10 +162,10 @@ def test_fixed_interval_trades_more_than_the_band(runner: Runner) -> None:
     band = runner.run(Job("gbm", 4, POL["default"], steps=12))
     assert fixed.txs > band.txs and fixed.gas_used > band.gas_used
     # exact target every step: the residual delta stays small
-    assert max(abs(s.exposure + s.position) for s in fixed.steps[1:]) < 0.5
+    assert max(abs(s.exposure + s.position) for s in fixed.tracking_steps()[1:]) < 0.5
     # a 3-hour interval runs the keeper every third step only
     every3 = runner.run(Job("gbm", 4, replace(POL["fixed-interval"], interval_s=3 * 3600), steps=12))
-    assert sum(1 for s in every3.steps if s.decision != "skipped") == 4
+    assert sum(1 for s in every3.tracking_steps() if s.decision != "skipped") == 4
 
 
 def test_gap_up_no_liquidation_by_default_but_liquidated_when_overlevered(runner: Runner) -> None:
@@ -168,13 +176,13 @@ def test_gap_up_no_liquidation_by_default_but_liquidated_when_overlevered(runner
                        liquidation_buffer=0)
     r = runner.run(Job("gap-up", 1, replace(POL["default"], params=reckless), steps=27))
     assert r.liquidations >= 1
-    assert min(s.margin_ratio for s in r.steps if s.margin_ratio is not None) < 0.12
+    assert min(s.margin_ratio for s in r.tracking_steps() if s.margin_ratio is not None) < 0.12
 
 
 def test_oracle_outage_refuses_while_the_feed_is_stale(runner: Runner) -> None:
     r = runner.run(Job("oracle-outage", 2, POL["default"], steps=28))
     assert r.outcomes.get("refused", 0) >= 1
-    decisions = [s.decision for s in r.steps]
+    decisions = [s.decision for s in r.tracking_steps()]
     assert set(decisions[21:26]) <= {"oracle_stale", "market_price_invalid"}, decisions
     assert "oracle_stale" in decisions[21:26] and decisions[27] not in ("oracle_stale", "market_price_invalid")
 
@@ -182,12 +190,12 @@ def test_oracle_outage_refuses_while_the_feed_is_stale(runner: Runner) -> None:
 def test_funding_aware_holds_less_short_when_shorts_pay(runner: Runner) -> None:
     base = runner.run(Job("funding-short", 1, POL["default"], steps=36))
     aware = runner.run(Job("funding-short", 1, POL["funding-aware"], steps=36))
-    assert base.steps[-1].funding_rate_yr < -0.10         # shorts pay more than the 10%/yr threshold
+    assert base.tracking_steps()[-1].funding_rate_yr < -0.10         # shorts pay more than the 10%/yr threshold
     assert any(s.decision == "funding_range" for s in aware.steps)
     assert all(s.target_low == pytest.approx(-0.8 * s.exposure) for s in aware.steps if s.funding_rate_yr < -0.1)
     assert all(s.target_low is None for s in base.steps)
     # the aware hedge sits inside 0.8..1.0 of the exposure, and pays less funding
-    for s in aware.steps[-10:]:
+    for s in aware.tracking_steps()[-10:]:
         assert 0.8 * s.exposure - 1e-6 <= -s.position <= 1.0 * s.exposure + 1e-6
     assert aware.funding_usd > base.funding_usd
 
@@ -196,17 +204,17 @@ def test_delayed_orders_are_filled_by_the_protocol_keeper(tmp_path: Path) -> Non
     runs = run_jobs([Job("gbm", 2, POL["default"], steps=4)], chain_kw={"order_mode": "delayed"},
                     options=SimOptions(workdir=tmp_path), progress=False)
     r = runs[0]
-    assert abs(r.steps[-1].position - r.steps[-1].target) <= 0.05 * abs(r.steps[-1].target) + 1e-9
+    assert abs(r.tracking_steps()[-1].position - r.tracking_steps()[-1].target) <= 0.05 * abs(r.tracking_steps()[-1].target) + 1e-9
     assert r.fees_usd > 0
 
 
 def test_exposure_moves_with_flows_and_the_lp_leg(runner: Runner) -> None:
     r = runner.run(Job("rally", 1, POL["band-only"], steps=48))
-    ex = [s.exposure for s in r.steps]
+    ex = [s.exposure for s in r.tracking_steps()]
     # the LP leg sells the asset as the price rises (1/sqrt(P)); the flows add then remove spot
     assert ex[16] - ex[15] == pytest.approx(12.0, abs=0.5)       # +20% of the 60 spot at n/3
     assert ex[32] - ex[31] == pytest.approx(-18.0, abs=0.5)      # -30% at 2n/3
-    p0, p47 = r.steps[0].price, r.steps[47].price
+    p0, p47 = r.tracking_steps()[0].price, r.tracking_steps()[47].price
     assert p47 > 1.4 * p0
     assert ex[47] == pytest.approx(60 + 12 - 18 + 40 * (p0 / p47) ** 0.5, rel=1e-9)
     no_lp = Holding(spot=100 * UNIT, lp=0, flows=False)
@@ -367,9 +375,9 @@ def test_fork_url_reuses_real_contracts_and_etches_the_feed(tmp_path: Path) -> N
                         chain_kw={"fork_url": real.url, "oracle": d.oracle, "collateral": dai},
                         options=SimOptions(workdir=tmp_path), progress=False)
         r = runs[0]
-        assert [round(s.price, 2) for s in r.steps] == [round(p / 1e8, 2) for p in
+        assert [round(s.price, 2) for s in r.tracking_steps()] == [round(p / 1e8, 2) for p in
                                                          _prices("crash", 1)[:4]]
-        assert r.steps[-1].position < 0 and r.liquidations == 0
+        assert r.tracking_steps()[-1].position < 0 and r.liquidations == 0
         assert 100_000 < r.reserve_used_usd < 200_000        # ~half the notional, in whole DAI
         # the real chain itself was not touched
         feed = w3.eth.contract(address=d.oracle, abi=load_abi("AggregatorV3Interface"))

@@ -29,7 +29,7 @@ from typing import Callable
 from hedger.core.errors import HedgerError
 from hedger.cycle.keeper import Keeper
 from hedger.core.timefmt import duration, utc
-from hedger.core.types import CycleResult, OrderState, PolicyParams, UNIT
+from hedger.core.types import CycleResult, Order, OrderState, PolicyParams, UNIT
 
 UNFINISHED = 13          # nothing failed, nothing more could be done yet: run `hedger unwind` again later
 EXPIRY_GRACE_S = 60      # wall-clock seconds allowed past an order's expiry for the chain's time to pass it
@@ -53,24 +53,35 @@ def unwind_params(p: PolicyParams, closing: bool) -> PolicyParams:
 
 
 def unwind(k: Keeper, *, timeout: float = 600.0, poll: float = 2.0, dry_run: bool = False,
-           say: Callable[[str], None] = print) -> UnwindResult:
+           say: Callable[[str], None] = print, wait: Callable[[Order], None] | None = None,
+           locked: bool = False) -> UnwindResult:
     """Unwind ``k``'s account (see the module's docstring). ``timeout``: wall-clock seconds in all
-    that the unwind may spend waiting for pending two-step orders."""
+    that the unwind may spend waiting for pending two-step orders. ``wait``: called with a pending
+    order instead of sleeping ``poll`` seconds (the simulator fills it as the protocol's keeper).
+    ``locked``: the caller holds the account (the simulator, whose accounts live on its own chains)."""
+    if locked:
+        return _unwind(k, timeout, poll, dry_run, say, wait)
     with k.lock():
-        if dry_run:
-            return _steps(k, timeout, poll, True, say)
-        k.set_paused(Keeper.UNWINDING)      # an unwind stopped half-way must not be undone by a cycle
-        r = _steps(k, timeout, poll, False, say)
-        if r.done:
-            k.set_paused(Keeper.UNWOUND)
-            r.message += "; the account stays paused (reason: unwound) until `hedger resume`"
-        else:
-            k.set_paused(Keeper.UNFINISHED_UNWIND)
-            r.message += "; the account stays paused until `hedger unwind` finishes or `hedger resume`"
-        return r
+        return _unwind(k, timeout, poll, dry_run, say, wait)
 
 
-def _steps(k: Keeper, timeout: float, poll: float, dry_run: bool, say: Callable[[str], None]) -> UnwindResult:
+def _unwind(k: Keeper, timeout: float, poll: float, dry_run: bool, say: Callable[[str], None],
+            wait: Callable[[Order], None] | None) -> UnwindResult:
+    if dry_run:
+        return _steps(k, timeout, poll, True, say, wait)
+    k.set_paused(Keeper.UNWINDING)      # an unwind stopped half-way must not be undone by a cycle
+    r = _steps(k, timeout, poll, False, say, wait)
+    if r.done:
+        k.set_paused(Keeper.UNWOUND)
+        r.message += "; the account stays paused (reason: unwound) until `hedger resume`"
+    else:
+        k.set_paused(Keeper.UNFINISHED_UNWIND)
+        r.message += "; the account stays paused until `hedger unwind` finishes or `hedger resume`"
+    return r
+
+
+def _steps(k: Keeper, timeout: float, poll: float, dry_run: bool, say: Callable[[str], None],
+           wait: Callable[[Order], None] | None = None) -> UnwindResult:
     deadline = time.monotonic() + timeout
     cycles: list[CycleResult] = []
     waited: tuple[int, int] | None = None        # (submitted_at, expires_at) of the order waited for
@@ -105,7 +116,10 @@ def _steps(k: Keeper, timeout: float, poll: float, dry_run: bool, say: Callable[
                 return UnwindResult(False, UNFINISHED, f"the chain's time ({utc(now)}) has not passed the pending "
                                     f"order's expiry ({utc(o.expires_at)}) {EXPIRY_GRACE_S}s after it was due: are "
                                     "blocks being produced? Run unwind again later", cycles)
-            time.sleep(poll)
+            if wait is not None:
+                wait(o)
+            else:
+                time.sleep(poll)
             continue
         if a.size == 0 and not live and a.accessible_margin < scale:
             return UnwindResult(True, 0, "unwound: no position, no margin left to withdraw", cycles)

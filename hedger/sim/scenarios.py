@@ -165,6 +165,28 @@ def gap_up(seed: int, *, start: float = 3000.0) -> Scenario:
                     description="+25% in one update")
 
 
+def squeeze(seed: int, *, start: float = 3000.0) -> Scenario:
+    """A short squeeze: half a day of calm, then +60% within six hours in five-minute updates with
+    the base fee x50 throughout, then half a day of aftermath. A 2x short that never tops up is
+    liquidated (it can stand about +45%); hourly top-ups at a few cents of gas cannot be assumed."""
+    rng = random.Random(seed)
+    steps: list[tuple[int, float]] = []
+    p = start
+    for _ in range(12):
+        p *= math.exp(rng.gauss(0, 0.005))
+        steps.append((3600, p))
+    for _ in range(72):
+        p *= 1.6 ** (1 / 72) * math.exp(rng.gauss(0, 0.002))
+        steps.append((300, p))
+    for _ in range(12):
+        p *= math.exp(rng.gauss(0, 0.008))
+        steps.append((3600, p))
+    fees = _base_fees(rng, len(steps))
+    fees = [f * 50 if 12 <= i < 84 else f for i, f in enumerate(fees)]
+    return Scenario("squeeze", tuple(Step(dt, _answer(px), f) for (dt, px), f in zip(steps, fees)),
+                    description="+60% within six hours (5-minute updates), gas x50 during it")
+
+
 def oracle_outage(seed: int) -> Scenario:
     """The feed stops updating for six hours while time (and the market) moves on."""
     base = gbm(seed, steps=48, vol=0.6)
@@ -298,7 +320,7 @@ def lp_units(units_at_start: int, start_answer: int, answer: int) -> int:
 SCENARIOS = {"gbm": gbm, "crash": crash, "rally": rally, "chop": chop,
              "funding-long": lambda seed: funding(seed, direction=+1),
              "funding-short": lambda seed: funding(seed, direction=-1),
-             "gap-up": gap_up, "oracle-outage": oracle_outage}
+             "gap-up": gap_up, "oracle-outage": oracle_outage, "squeeze": squeeze}
 
 
 def make(name: str, seed: int) -> Scenario:

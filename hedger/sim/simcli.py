@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import sys
 import time
 from dataclasses import fields, replace
 from decimal import Decimal, InvalidOperation
@@ -27,7 +28,8 @@ from hedger.sim.scenarios import SCENARIOS
 from hedger.core.types import UNIT, PolicyParams
 
 DEFAULT_SET = tuple(SCENARIOS)
-DEFAULT_POLICIES = ("fixed-interval", "band-only", "default", "funding-aware")
+DEFAULT_POLICIES = ("fixed-interval", "band-only", "default", "funding-aware", "open-once")
+FAILED_RUN = 14          # exit code: more than half of some run's cycles failed or were refused
 
 # policy parameters a user may set or sweep: name -> (PolicyParams field, kind)
 TUNABLE = {"band": ("band", "frac"), "hedge_ratio": ("hedge_ratio", "frac"),
@@ -48,7 +50,8 @@ def add_parser(sub: Any) -> None:
     sp.add_argument("--seeds", type=int, default=1, help="number of seeds from --seed (default 1)")
     sp.add_argument("--steps", type=int, default=None, help="use only the first N steps of each scenario")
     sp.add_argument("--policies", default=",".join(DEFAULT_POLICIES),
-                    help="comma list of fixed-interval[-Nh], band-only, default, funding-aware")
+                    help="comma list of fixed-interval[-Nh], band-only, default, funding-aware, open-once "
+                         "(the ideal hedge is always computed beside them)")
     sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help=f"policy parameter for every policy: {', '.join(k for k in TUNABLE if k != 'interval')}")
     sp.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2",
@@ -148,7 +151,8 @@ def build_policies(args: argparse.Namespace) -> list[Any]:
             out.append(named[name])
         else:
             raise ConfigError("--policies", f"unknown policy {name!r}",
-                              "use fixed-interval, fixed-interval-<N>h, band-only, default, funding-aware")
+                              "use fixed-interval, fixed-interval-<N>h, band-only, default, funding-aware, "
+                              "open-once")
     sweep = _pairs("--sweep", args.sweep)
     intervals = [v for k, v in sweep if k == "interval"]
     grid = [(k, v) for k, v in sweep if k != "interval"]
@@ -252,4 +256,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.json:
         simreport.write_json(doc, args.json)
         print(f"json: {args.json}")
+    # loud failures: a run whose cycles mostly failed measured nothing worth a figure
+    bad = [r for r in runs if r.cycles and 2 * r.failed_cycles > r.cycles]
+    for r in bad:
+        first = "; ".join(f"{o}: {e}" for o, e in r.errors.items()) or "no error recorded"
+        print(f"FAILED RUN: {r.scenario} seed {r.seed} / {r.policy}: {r.failed_cycles} of {r.cycles} cycles failed "
+              f"or were refused ({first})", file=sys.stderr)
+    if bad:
+        print(f"{len(bad)} run(s) failed more than half their cycles: their figures measure the failures, not "
+              f"the policy (exit {FAILED_RUN})", file=sys.stderr)
+        return FAILED_RUN
     return 0

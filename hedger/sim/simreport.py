@@ -8,7 +8,16 @@ Definitions (per step, after the keeper acted; USD):
 - variance reduction: 1 - Var(hedged change) / Var(unhedged change), pooled over all runs
   of a group (seeds and scenarios) by concatenating their steps;
 - residual risk: the standard deviation of the hedged change (USD per step);
-- cost: fees + execution + gas (funding is reported apart: it is carry, not a trading cost).
+- cost: fees + execution + gas (funding is reported apart: it is carry, not a trading cost);
+  every run ends by unwinding through `hedger unwind`'s path, so exit fees, fill premium and gas
+  are in it (the last step, ``unwind``);
+- baselines in the same run, on the same seeds: ``open-once`` (the opening hedge, never touched:
+  run on chain like any policy) and ``ideal`` (computed: exactly on target after every price
+  update, no fees, no gas, no funding); ``risk_vs_open_once`` is a policy's residual risk over
+  open-once's, ``gap_to_ideal_usd`` its residual risk less the ideal's;
+- tracking: ``in_band_fraction``, the fraction of steps where the position is within a fixed 5%
+  of the target (one yardstick for every policy), and ``min_hedge_ratio``, the lowest position /
+  target reached (the closing unwind excluded from both).
 Floats: this module only reports.
 """
 
@@ -16,15 +25,40 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from statistics import fmean, pvariance
 from typing import Any, Iterable
 
-from hedger.sim.simulate import RunResult
+from hedger.sim.simulate import FAILED_OUTCOMES, RunResult, StepRecord
 
 
 COLLATERAL_SHORT = {"collateral_limited", "collateral_short", "deleverage"}
+IN_BAND = 0.05                 # the fixed tracking yardstick: within 5% of the target
+OPEN_ONCE, IDEAL = "open-once", "ideal"
+
+
+def ideal_run(r: RunResult) -> RunResult:
+    """The ideal hedge of ``r``'s path and holding: exactly on target (hedge ratio 1) after every
+    price update, no fees, no gas, no funding. Computed from the path, not run on chain."""
+    st = r.tracking_steps()
+    steps: list[StepRecord] = []
+    for i, s in enumerate(st):
+        d_perp = 0.0 if i == 0 else -st[i - 1].exposure * (s.price - st[i - 1].price)
+        steps.append(replace(s, target=-s.exposure, position=-s.exposure, leverage=0.0, margin_ratio=None,
+                             liq_distance=None, d_perp_price=d_perp, d_funding=0.0, d_fees=0.0, d_execution=0.0,
+                             d_gas=0.0, decision=IDEAL, txs=0, target_low=None))
+    return RunResult(r.scenario, r.seed, IDEAL, steps, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, r.reserve_start_usd, 0.0, {},
+                     "exactly on target after every price update; no fees, gas or funding")
+
+
+def _tracking(runs: list[RunResult]) -> tuple[float | None, float | None]:
+    """(fraction of steps within IN_BAND of the target, lowest hedge ratio reached)."""
+    steps = [s for r in runs for s in r.tracking_steps() if abs(s.target) > 1e-12]
+    if not steps:
+        return None, None
+    in_band = sum(1 for s in steps if abs(s.position - s.target) <= IN_BAND * abs(s.target))
+    return in_band / len(steps), min(s.position / s.target for s in steps)
 
 
 def _var(xs: list[float]) -> float:
@@ -48,12 +82,20 @@ def summarize(runs: list[RunResult]) -> dict[str, Any]:
     if not runs:
         return {}
     h = [x for r in runs for x in r.hedged_changes()]
-    resid = [abs(s.exposure + s.position) for r in runs for s in r.steps]
-    resid_usd = [abs(s.exposure + s.position) * s.price for r in runs for s in r.steps]
-    margins = [s.margin_ratio for r in runs for s in r.steps if s.margin_ratio is not None]
-    liq = [s.liq_distance for r in runs for s in r.steps if s.liq_distance is not None]
+    resid = [abs(s.exposure + s.position) for r in runs for s in r.tracking_steps()]
+    resid_usd = [abs(s.exposure + s.position) * s.price for r in runs for s in r.tracking_steps()]
+    margins = [s.margin_ratio for r in runs for s in r.tracking_steps() if s.margin_ratio is not None]
+    liq = [s.liq_distance for r in runs for s in r.tracking_steps() if s.liq_distance is not None]
     n = len(runs)
     cost = sum(r.cost_usd for r in runs)
+    in_band, min_ratio = _tracking(runs)
+    outcomes: dict[str, int] = {}
+    errors: dict[str, str] = {}
+    for r in runs:
+        for o, k in r.outcomes.items():
+            outcomes[o] = outcomes.get(o, 0) + k
+        for o, e in r.errors.items():
+            errors.setdefault(o, f"{r.scenario} seed {r.seed}: {e}")
     return {
         "runs": n,
         "variance_reduction": variance_reduction(runs),
@@ -81,6 +123,12 @@ def summarize(runs: list[RunResult]) -> dict[str, Any]:
         "funding_rate_yr_max": max(s.funding_rate_yr for r in runs for s in r.steps),
         "spot_pnl_usd": sum(sum(s.d_spot for s in r.steps) for r in runs),
         "perp_price_pnl_usd": sum(sum(s.d_perp_price for s in r.steps) for r in runs),
+        "in_band_fraction": in_band,
+        "min_hedge_ratio": min_ratio,
+        "outcomes": outcomes,
+        "failed_cycles": sum(r.failed_cycles for r in runs),
+        "first_errors": errors,
+        "unwound_runs": sum(1 for r in runs if r.unwound),
     }
 
 
@@ -91,13 +139,29 @@ def group(runs: list[RunResult], key: str) -> dict[str, list[RunResult]]:
     return out
 
 
+def _against_baselines(entry: dict[str, Any], open_once: dict[str, Any] | None, ideal: dict[str, Any] | None) -> None:
+    risk = entry["residual_risk_usd"]
+    base = open_once["residual_risk_usd"] if open_once else None
+    entry["risk_vs_open_once"] = risk / base if base else None
+    entry["gap_to_ideal_usd"] = risk - ideal["residual_risk_usd"] if ideal else None
+
+
 def report(runs: list[RunResult], meta: dict[str, Any]) -> dict[str, Any]:
-    """The JSON document: ``policies.<name>`` over all scenarios, with ``scenarios.<name>`` inside."""
+    """The JSON document: ``policies.<name>`` over all scenarios, with ``scenarios.<name>`` inside;
+    the ``ideal`` baseline computed from the paths (one per scenario and seed)."""
+    paths: dict[tuple[str, int], RunResult] = {}
+    for r in runs:
+        paths.setdefault((r.scenario, r.seed), r)
+    ideal = [ideal_run(r) for r in paths.values()]
     pols: dict[str, Any] = {}
-    for name, rs in group(runs, "policy").items():
+    for name, rs in {**group(runs, "policy"), IDEAL: ideal}.items():
         entry = summarize(rs)
         entry["scenarios"] = {sc: summarize(g) for sc, g in group(rs, "scenario").items()}
         pols[name] = entry
+    for name, entry in pols.items():
+        _against_baselines(entry, pols.get(OPEN_ONCE), pols[IDEAL])
+        for sc, e in entry["scenarios"].items():
+            _against_baselines(e, pols.get(OPEN_ONCE, {}).get("scenarios", {}).get(sc), pols[IDEAL]["scenarios"].get(sc))
     return {**meta, "policies": pols, "comparison": compare_fixed_interval(pols),
             "runs": [run_summary(r) for r in runs]}
 
@@ -155,8 +219,9 @@ def _money(v: float) -> str:
 
 def table(doc: dict[str, Any]) -> str:
     """The summary table: one row per scenario and policy (all seeds pooled), then per policy."""
-    cols = ["scenario", "policy", "runs", "var.red.", "risk $/step", "|delta| avg", "min margin", "nearest liq",
-            "liqs", "txs", "gas used", "gas $", "fees $", "exec $", "funding $", "cost $", "reserve used $"]
+    cols = ["scenario", "policy", "runs", "var.red.", "risk $/step", "vs open-once", "gap to ideal $", "in band",
+            "min ratio", "|delta| avg", "min margin", "nearest liq", "liqs", "txs", "gas used", "gas $", "fees $",
+            "exec $", "funding $", "cost $", "reserve used $", "failed"]
     rows = []
     for pname, p in doc["policies"].items():
         for sc, s in p["scenarios"].items():
@@ -167,10 +232,14 @@ def table(doc: dict[str, Any]) -> str:
     body = []
     for sc, pname, s in rows:
         body.append([sc, pname, str(s["runs"]), _pct(s["variance_reduction"]), _money(s["residual_risk_usd"]),
+                     "-" if s.get("risk_vs_open_once") is None else f"{s['risk_vs_open_once']:.3f}",
+                     "-" if s.get("gap_to_ideal_usd") is None else _money(s["gap_to_ideal_usd"]),
+                     _pct(s["in_band_fraction"]),
+                     "-" if s["min_hedge_ratio"] is None else f"{s['min_hedge_ratio']:.2f}",
                      f"{s['residual_delta_mean']:.2f}", _pct(s["min_margin_ratio"]), _pct(s["nearest_liquidation"]),
                      str(s["liquidations"]), str(s["txs"]), f"{s['gas_used']:,}", _money(s["gas_usd"]),
                      _money(s["fees_usd"]), _money(s["execution_usd"]), _money(s["funding_usd"]),
-                     _money(s["cost_usd"]), _money(s["reserve_used_usd_max"])])
+                     _money(s["cost_usd"]), _money(s["reserve_used_usd_max"]), str(s["failed_cycles"])])
     widths = [max(len(c), *(len(b[i]) for b in body)) if body else len(c) for i, c in enumerate(cols)]
     line = lambda cells: "  ".join(c.rjust(w) if i > 1 else c.ljust(w)  # noqa: E731
                                    for i, (c, w) in enumerate(zip(cells, widths)))
@@ -180,6 +249,10 @@ def table(doc: dict[str, Any]) -> str:
     for sc, pname, n in short:
         out.append(f"note: {sc} / {pname}: the reserve ran short in {n} cycles (the short grew less or was "
                    f"reduced); raise --reserve-usd to see what it needs")
+    for pname, p in doc["policies"].items():
+        for outcome, err in p["first_errors"].items():
+            if outcome in FAILED_OUTCOMES or outcome == "unwind":
+                out.append(f"error: {pname}: first {outcome}: {err}")
     cmp = doc.get("comparison")
     if cmp:
         out.append("")
@@ -266,7 +339,7 @@ def frontier(doc: dict[str, Any]) -> list[dict[str, Any]]:
     cheaper and less risky."""
     pts = [{"label": name, "risk": p["residual_risk_usd"], "cost_usd": p["cost_usd_per_run"],
             "variance_reduction": p["variance_reduction"], "liquidations": p["liquidations"],
-            "policy": name.split("[")[0]} for name, p in doc["policies"].items()]
+            "policy": name.split("[")[0]} for name, p in doc["policies"].items() if name != IDEAL]
     for p in pts:
         p["frontier"] = not any(q is not p and q["risk"] <= p["risk"] and q["cost_usd"] <= p["cost_usd"]
                                 and (q["risk"] < p["risk"] or q["cost_usd"] < p["cost_usd"]) for q in pts)

@@ -71,6 +71,7 @@ class PolicySpec:
     params: PolicyParams
     interval_s: int = 0          # 0: every step; else the keeper runs only when this much chain time passed
     description: str = ""
+    once: bool = False           # the keeper runs at the first step only (the open-once baseline)
 
 
 def policies(base: PolicyParams, *, fixed_interval_s: int = 3600,
@@ -82,6 +83,7 @@ def policies(base: PolicyParams, *, fixed_interval_s: int = 3600,
     - ``band-only``: trade to the target when outside the band; no cooldown, no minimum trade.
     - ``default``: the project's defaults (band, minimum trade, cooldown).
     - ``funding-aware``: the defaults plus the funding-aware range (0.8 to 1.0 above 10%/yr).
+    - ``open-once``: a baseline: the opening hedge (the defaults' first cycle), never touched again.
     """
     fi = replace(base, band=0, min_trade_usd=10 * UNIT, cooldown_s=0)
     return {
@@ -94,6 +96,7 @@ def policies(base: PolicyParams, *, fixed_interval_s: int = 3600,
                                     description=f"defaults + ratio {funding_min_ratio / UNIT:g}-"
                                                 f"{base.hedge_ratio / UNIT:g} when the hedge pays "
                                                 f"> {base.funding_threshold * 100 / UNIT:g}%/yr"),
+        "open-once": PolicySpec("open-once", base, once=True, description="the opening hedge, never touched"),
     }
 
 
@@ -432,17 +435,36 @@ class RunResult:
     reserve_used_usd: float
     outcomes: dict[str, int]
     description: str = ""
+    errors: dict[str, str] = field(default_factory=dict)   # the first error of each outcome that had one
+    unwound: bool = False             # the run ended by unwinding through `hedger unwind`'s path
 
     @property
     def cost_usd(self) -> float:
         """What hedging cost: trading and keeper fees, fill premium paid, gas. Funding is apart."""
         return self.fees_usd + self.execution_usd + self.gas_usd
 
+    @property
+    def failed_cycles(self) -> int:
+        """Cycles that did not do what they were for: failed, refused, or stopped part-way."""
+        return sum(n for o, n in self.outcomes.items() if o in FAILED_OUTCOMES)
+
+    @property
+    def cycles(self) -> int:
+        return sum(self.outcomes.values())
+
+    def tracking_steps(self) -> list["StepRecord"]:
+        """The steps the hedge was meant to follow the holding (the closing unwind excluded)."""
+        return [s for s in self.steps if s.decision != UNWIND]
+
     def hedged_changes(self) -> list[float]:
         return [s.d_spot + s.d_perp_price + s.d_funding + s.d_fees + s.d_execution + s.d_gas for s in self.steps[1:]]
 
     def unhedged_changes(self) -> list[float]:
         return [s.d_spot for s in self.steps[1:]]
+
+
+FAILED_OUTCOMES = frozenset({"failed", "refused", "partial", "gas_too_high", "error"})
+UNWIND = "unwind"                     # the decision of the last record: the run's closing unwind
 
 
 @dataclass
@@ -454,6 +476,7 @@ class SimOptions:
     # step, right when the hedged asset is ETH (give it for a BTC price path)
     eth_usd: int | None = None
     workdir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
+    unwind_at_end: bool = True        # close the hedge at the end (exit fees, impact and gas paid)
 
 
 def _lp_value(units_at_start: int, p0: int, p: int) -> float:
@@ -548,19 +571,25 @@ class Runner:
                     chain.mint(d.spot, self.hedger, step.spot_change)
                     spot_units += step.spot_change
                 elif step.spot_change < 0:
-                    keeper.sender().send(d.spot, chain.encode("ReferenceToken", "transfer", SINK, -step.spot_change))
+                    # the holder's own move, not the hedger's: it pays whatever gas costs (the hedger's
+                    # fee ceiling would refuse it in a gas spike)
+                    if not chain.send_as(HEDGER, "ReferenceToken", d.spot, "transfer", SINK, -step.spot_change):
+                        raise RuntimeError(f"the scripted outflow of step {i} reverted")
                     spot_units += step.spot_change
                 lp = lp_units(lp0, p0, answer)
                 keeper.settings = replace(keeper.settings, extra_exposure=lp)
                 # 5. gas price, 6. the keeper (the production cycle)
                 chain.rpc("anvil_setNextBlockBaseFeePerGas", hex(step.base_fee))
-                due = job.policy.interval_s == 0 or last_run_at is None or t - last_run_at >= job.policy.interval_s
+                due = last_run_at is None or (not job.policy.once and (
+                    job.policy.interval_s == 0 or t - last_run_at >= job.policy.interval_s))
                 gas_wei, fees, n_tx, decision = 0, 0, 0, "skipped"
                 if due:
                     last_run_at = t
                     cr = keeper.cycle(locked=True)
                     decision = cr.decision.code if cr.decision else cr.outcome
                     res.outcomes[cr.outcome] = res.outcomes.get(cr.outcome, 0) + 1
+                    if cr.error and cr.outcome not in res.errors:
+                        res.errors[cr.outcome] = f"step {i}: {cr.error}"
                     for tx in cr.sent:
                         if tx.gas_used is not None:
                             n_tx += 1
@@ -593,6 +622,8 @@ class Runner:
                         "lp_value": _lp_value(lp0, p0, answer), "answer": answer, "t": t}
                 if on_step:
                     on_step()
+            if self.o.unwind_at_end:
+                self._unwind(keeper, res, records, prev, steps, exposure_units, lp0, p0)
         finally:
             journal.close()
             for suffix in ("", "-wal", "-shm", ".lock"):
@@ -600,6 +631,44 @@ class Runner:
         res.reserve_used_usd = (reserve - min_wallet) / unit
         return res
 
+
+    def _unwind(self, keeper: Keeper, res: RunResult, records: list[StepRecord], prev: dict[str, Any] | None,
+                steps: list[Step], exposure_units: int, lp0: int, p0: int) -> None:
+        """Close the hedge through `hedger unwind`'s own path (its cycles, the executor), the
+        protocol keeper filling two-step orders as in the run; its fees, fill premium and gas are
+        the last record (decision ``unwind``), so every run pays its exit."""
+        from hedger.cycle.unwind import unwind
+        chain, w3 = self.chain, self.w3
+        fills: list[int] = []
+
+        def fill(order: Any) -> None:      # instead of waiting for the protocol's keepers
+            head = int(w3.eth.get_block("latest")["timestamp"])
+            chain.rpc("evm_mine", head + chain.market_params.minOrderDelay + 1)
+            for h in fill_due_orders(w3, keeper.adapter, self.order_keeper, [self.hedger]):
+                fills.append(keeper.adapter.trade_fee(w3.eth.get_transaction_receipt(h), self.hedger) or 0)
+
+        out = unwind(keeper, timeout=60.0, poll=0.0, say=lambda _m: None, wait=fill, locked=True)
+        for c in out.cycles:
+            res.outcomes[f"unwind_{c.outcome}"] = res.outcomes.get(f"unwind_{c.outcome}", 0) + 1
+        if not out.done:
+            res.errors.setdefault("unwind", out.message)
+        res.unwound = out.done
+        gas_wei = sum(t.gas_used * (t.effective_gas_price or 0) for c in out.cycles for t in c.sent
+                      if t.gas_used is not None)
+        fees = sum(t.fee or 0 for c in out.cycles for t in c.sent) + sum(fills)
+        n_tx = sum(1 for c in out.cycles for t in c.sent if t.gas_used is not None)
+        res.txs += n_tx
+        res.gas_used += sum(t.gas_used or 0 for c in out.cycles for t in c.sent)
+        res.gas_wei += gas_wei
+        now = self._read(keeper)
+        last = steps[-1]
+        rec = self._record(len(steps) - 1, steps, now, prev, exposure_units, lp0, p0, gas_wei, fees,
+                           Step(0, last.answer, last.base_fee), keeper.settings.policy, UNWIND, n_tx)
+        records.append(rec)
+        res.fees_usd += -rec.d_fees
+        res.execution_usd += -rec.d_execution
+        res.funding_usd += rec.d_funding
+        res.gas_usd += -rec.d_gas
 
     def _traders(self, rng: random.Random, bias: int, others: int) -> int:
         rate = self.chain.view("PerpMarket", self.d.market, "currentFundingRate", "int256")
