@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_DOWN, Decimal, InvalidOperation, localcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 from urllib.parse import urlsplit
 
 from hedger.core.errors import ConfigError
@@ -80,6 +80,16 @@ def _int(name: str, raw: str, *, lo: int = 0, what: str = "a whole number") -> i
     if v < lo:
         raise ConfigError(name, f"{v} is below {lo}", f"set it to {what}")
     return v
+
+
+def _gmx_deployment(raw: str | None) -> str | None:
+    if not raw or not raw.strip():
+        return None
+    name = raw.strip().lower()
+    if name not in ("arbitrum", "avalanche"):
+        raise ConfigError("HEDGER_GMX_DEPLOYMENT", f"{_show(name)} is not a GMX v2 deployment",
+                          "set it to arbitrum or avalanche (or set HEDGER_GMX_EXCHANGE_ROUTER and HEDGER_GMX_READER)")
+    return name
 
 
 def _address(name: str, raw: str | None, required: bool = True) -> str | None:
@@ -525,6 +535,20 @@ class Settings:
     daily_max_notional_usd: int | None = 5_000_000 * UNIT   # E18 USD traded per UTC day (chain time)
     daily_max_gas: int | None = UNIT                        # wei of gas spent per UTC day (1 ETH)
     markets: tuple[MarketConfig, ...] = ()   # HEDGER_MARKETS: several markets in one cycle (hedger.cycle.multimarket)
+    # GMX v2 (HEDGER_PROTOCOL=gmx-v2): the two addresses everything else is read from, or a deployment
+    # of the SDK's address book that fills both; the execution fee's margin over GMX's minimum (percent)
+    gmx_exchange_router: str | None = None
+    gmx_reader: str | None = None
+    gmx_deployment: str | None = None
+    gmx_fee_margin_pct: int = 120
+
+    def adapter_options(self) -> dict[str, Any]:
+        """The venue's own settings, as keyword arguments of its adapter."""
+        if self.protocol == "gmx-v2":
+            return dict(exchange_router=self.gmx_exchange_router, reader=self.gmx_reader,
+                        deployment=self.gmx_deployment, oracle=self.oracle or None,
+                        fee_margin_pct=self.gmx_fee_margin_pct)
+        return {}
 
     def gas_policy(self) -> "GasPolicy":
         from hedger.chain.executor import GasPolicy
@@ -779,4 +803,10 @@ class Settings:
                                        what="seconds to wait for a receipt"),
             max_block_lag_s=_int("HEDGER_MAX_BLOCK_LAG", lag, what="seconds (0 turns the guard off)") if lag else None,
             policy=pol,
+            gmx_exchange_router=_address("HEDGER_GMX_EXCHANGE_ROUTER", g("HEDGER_GMX_EXCHANGE_ROUTER"), required=False),
+            gmx_reader=_address("HEDGER_GMX_READER", g("HEDGER_GMX_READER"), required=False),
+            gmx_deployment=_gmx_deployment(g("HEDGER_GMX_DEPLOYMENT")),
+            gmx_fee_margin_pct=int(_dec("HEDGER_GMX_FEE_MARGIN", g("HEDGER_GMX_FEE_MARGIN") or "1.2", lo=Decimal(1),
+                                        hi=Decimal(10), what="a multiple of GMX's minimum execution fee, e.g. 1.2")
+                                   * 100),
         )

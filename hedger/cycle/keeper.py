@@ -85,7 +85,8 @@ class Keeper:
             raise ConfigError("HEDGER_ACCOUNT", "no account to hedge", "set HEDGER_ACCOUNT or a signer")
         adapter = get_adapter(settings.protocol)(w3, settings.market, settings.collateral_token,
                                                  two_step=settings.order_mode == "delayed",
-                                                 unlimited_approval=settings.unlimited_approval)
+                                                 unlimited_approval=settings.unlimited_approval,
+                                                 **settings.adapter_options())
         if journal is None and use_journal:
             journal = Journal(settings.journal_path)
         return cls(settings=settings, w3=w3, signer=signer, adapter=adapter,

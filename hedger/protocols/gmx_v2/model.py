@@ -721,8 +721,8 @@ class GmxMarketState(MarketState):
     longs_pay_shorts: bool                     # getMarketInfo.nextFunding
     funding_factor_per_second: int
     request_expiration_time: int               # REQUEST_EXPIRATION_TIME (seconds)
-    execution_fee_increase: int = 0            # wei of native token an increase order sends (with margin)
-    execution_fee_decrease: int = 0            # wei a decrease order sends
+    execution_fee_increase: int = 0            # gas an increase order's execution fee pays for (GMX's estimate
+    execution_fee_decrease: int = 0            # x the fee margin); x the gas price = wei of the native token
     position: Position | None = None           # the account's position (market, collateral token)
     pending_borrowing_usd: int = 0             # getPositionInfo fees.borrowing.borrowingFeeUsd (1e30)
     pending_funding_amount: int = 0            # getPositionInfo fees.funding.fundingFeeAmount (collateral units)

@@ -1,0 +1,117 @@
+"""End to end on the GMX v2 stand-in (contracts/Gmx*.vy): the hedger's cycles with
+HEDGER_PROTOCOL=gmx-v2 open the hedge as an order, wait for GMX's keeper (the stand-in's, at the
+feed's price), follow the holding, restore margin while an order is pending, re-plan after a
+cancellation (acceptable price missed) and cancel an expired order itself. One anvil for the
+module; each test starts from the same deployed state (evm_snapshot / evm_revert)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import pytest
+from web3 import Web3
+
+from hedger.chain.executor import KeySigner, TxSender
+from hedger.core.secrets import Secret
+from hedger.core.types import OrderKind, OrderState
+from hedger.protocols.gmx_v2 import interface as gi
+from hedger.sim.deploy import Deployment, deploy_reference, transact
+from hedger.sim.gmx_standin import GmxStandin, deploy_gmx_standin
+from hedger.sim.localchain import Anvil, dev_account
+from tests.conftest import USDC, WETH, Chain, web3_at
+
+HEDGER, KEEPER = 1, 2
+
+
+@pytest.fixture(scope="module")
+def w3(module_anvil: Anvil) -> Web3:
+    return web3_at(module_anvil)
+
+
+def sender(w3: Web3, index: int) -> TxSender:
+    return TxSender(w3, KeySigner(Secret(dev_account(index).key.hex())))
+
+
+@pytest.fixture(scope="module")
+def world(w3: Web3) -> tuple[Deployment, GmxStandin]:
+    deployer = sender(w3, 0)
+    d = deploy_reference(deployer)
+    s = deploy_gmx_standin(deployer, usdc=d.collateral, keepers=(dev_account(KEEPER).address,))
+    transact(deployer, "ReferenceToken", d.collateral, "mint", s.position_engine, 10_000_000 * USDC)
+    # funding and borrowing off: fills and margins compare exactly whatever seconds pass (the model's
+    # carry and the stand-in's accrual have their own tests)
+    for key in (gi.borrowing_factor_key(s.market, True), gi.borrowing_factor_key(s.market, False),
+                gi.funding_factor_key(s.market)):
+        transact(deployer, "GmxDataStore", s.data_store, "setUint", key, 0)
+    return d, s
+
+
+@dataclass
+class G:
+    chain: Chain
+    s: GmxStandin
+    env: dict[str, str]
+
+    @property
+    def address(self) -> str:
+        return dev_account(HEDGER).address
+
+    def keeper(self, **overrides: str) -> Any:
+        from hedger.config import Settings
+        from hedger.cycle.keeper import Keeper
+        return Keeper.from_settings(Settings.from_env({**self.env, **overrides}))
+
+    def cycle(self, **overrides: str) -> Any:
+        return self.keeper(**overrides).cycle()
+
+    def read(self) -> Any:
+        return self.keeper().read()
+
+    def execute(self) -> dict[str, Any] | None:
+        """GMX's keeper (the stand-in's) executes the account's oldest order at the feed's price."""
+        call = self.keeper().adapter.fill_order_call(self.address)
+        if call is None:
+            return None
+        return sender(self.chain.w3, KEEPER).send(call.to, call.data)
+
+
+@pytest.fixture()
+def g(w3: Web3, module_anvil: Anvil, world: tuple[Deployment, GmxStandin], tmp_path: Any) -> Iterator[G]:
+    d, s = world
+    snap = w3.provider.make_request("evm_snapshot", [])["result"]
+    chain = Chain(anvil=module_anvil, w3=w3, deployer=sender(w3, 0), d=d)
+    chain.set_price(3000)
+    acct = dev_account(HEDGER)
+    chain.mint_weth(acct.address, 2 * WETH)
+    chain.mint_usdc(acct.address, 50_000 * USDC)
+    env = {"HEDGER_RPC_URL": module_anvil.url, "HEDGER_PRIVATE_KEY": acct.key.hex(), "HEDGER_PROTOCOL": "gmx-v2",
+           "HEDGER_MARKET": s.market, "HEDGER_ORACLE": d.oracle, "HEDGER_SPOT_TOKEN": d.spot,
+           "HEDGER_COLLATERAL_TOKEN": d.collateral, "HEDGER_SEQUENCER_FEED": d.sequencer_feed,
+           "HEDGER_SEQUENCER_GRACE": "0", "HEDGER_JOURNAL_PATH": str(tmp_path / "journal.sqlite"),
+           "HEDGER_CHAIN_ID": "31337", "HEDGER_GMX_EXCHANGE_ROUTER": s.exchange_router,
+           "HEDGER_GMX_READER": s.reader, "HEDGER_COOLDOWN": "0"}
+    try:
+        yield G(chain=chain, s=s, env=env)
+    finally:
+        w3.provider.make_request("evm_revert", [snap])
+
+
+def test_open_the_hedge_as_one_order_then_hold_once_executed(g: G) -> None:
+    res = g.cycle()
+    assert res.outcome == "acted", res.error
+    assert [c.function for c in res.calls] == ["approve", "multicall"]
+    order_call = res.calls[-1]
+    assert order_call.creates_order and order_call.value > 0
+    snap = g.read()
+    (o,) = snap.account.orders
+    assert o.kind is OrderKind.INCREASE and o.state is OrderState.PENDING and o.collateral_delta > 0
+    assert o.size_delta == order_call.amount                    # the journal's record and the venue's list agree
+    assert snap.account.size == 0
+    held = g.cycle()
+    assert held.outcome == "held" and held.decision.code == "order_pending"
+    g.execute()
+    snap = g.read()
+    assert snap.account.orders == () and snap.account.size == -2 * WETH
+    again = g.cycle()
+    assert again.outcome == "held" and again.decision.code == "within_band", again.decision.reason
