@@ -115,3 +115,113 @@ def test_open_the_hedge_as_one_order_then_hold_once_executed(g: G) -> None:
     assert snap.account.orders == () and snap.account.size == -2 * WETH
     again = g.cycle()
     assert again.outcome == "held" and again.decision.code == "within_band", again.decision.reason
+
+
+def opened(g: G) -> Any:
+    """The hedge opened and executed: -2 ETH at 3,000."""
+    assert g.cycle().outcome == "acted"
+    g.execute()
+    snap = g.read()
+    assert snap.account.size == -2 * WETH and snap.account.orders == ()
+    return snap
+
+
+def test_fill_and_fees_of_the_keepers_transaction_are_journaled(g: G) -> None:
+    res = g.cycle()
+    receipt = g.execute()
+    assert receipt is not None
+    k = g.keeper()
+    row = k.journal.order_row(res.sent[-1].tx_hash)
+    assert row["order_key"] and row["order_key"].startswith("0x")       # learned from OrderCreated at once
+    k.cycle()
+    row = k.journal.order_row(res.sent[-1].tx_hash)
+    assert row["state"] == "executed" and row["fill_tx"] == Web3.to_hex(receipt["transactionHash"])
+    assert 2990 < int(row["fill_price"]) / 1e18 <= 3000
+    assert int(row["fill_fee"]) == 6_000 * 6 * 10**18 // 10_000            # 0.06% of $6,000, charged by GMX
+
+
+def test_follow_the_holding_both_ways(g: G) -> None:
+    opened(g)
+    g.chain.mint_weth(g.address, 1 * WETH)                              # the holding grows
+    res = g.cycle()
+    assert res.outcome == "acted" and res.decision.size_delta == -1 * WETH
+    (o,) = g.read().account.orders
+    assert o.kind is OrderKind.INCREASE
+    g.execute()
+    assert g.read().account.size == -3 * WETH
+    g.chain.call_as(HEDGER, "ReferenceToken", g.chain.d.spot, "transfer", dev_account(5).address, 2 * WETH)
+    res = g.cycle()
+    assert res.outcome == "acted" and res.decision.size_delta == 2 * WETH
+    (o,) = g.read().account.orders
+    assert o.kind is OrderKind.DECREASE and o.size_delta > 0
+    g.execute()
+    snap = g.read()
+    assert snap.account.size == -1 * WETH and snap.account.orders == ()
+
+
+def test_margin_restored_after_a_rally_while_an_order_is_pending(g: G) -> None:
+    opened(g)
+    g.chain.mint_weth(g.address, 1 * WETH)
+    assert g.cycle().outcome == "acted"                                 # a size order, pending
+    g.chain.set_price(4300)                                             # rally: the short loses $2,600
+    before = g.read()
+    res = g.cycle()
+    assert res.outcome == "acted" and res.decision.code == "top_up_pending", res.decision.reason
+    assert res.decision.margin_delta > 0 and [c.function for c in res.calls][-1] == "multicall"
+    kinds = sorted(o.kind.value for o in g.read().account.orders)
+    assert kinds == ["collateral_in", "increase"]                       # beside it, safe whichever goes first
+    # the keeper executes them in the order it likes: the collateral first here
+    snap = g.read()
+    keys = {o.kind: o.key for o in snap.account.orders}
+    from hedger.sim.gmx_standin import execute_order
+    price = 4300 * 10**12
+    execute_order(sender(g.chain.w3, KEEPER), g.s, bytes.fromhex(keys[OrderKind.COLLATERAL_IN][2:]), price)
+    mid = g.read()
+    assert mid.account.margin > before.account.margin
+    execute_order(sender(g.chain.w3, KEEPER), g.s, bytes.fromhex(keys[OrderKind.INCREASE][2:]), price)
+    after = g.read()
+    assert after.account.size < -2 * WETH and after.account.orders == ()
+    from hedger.core.model import model_for
+    assert model_for(after).after(0, 0).liq_distance > model_for(before).after(0, 0).liq_distance
+
+
+def test_two_acceptable_price_misses_in_a_row_become_a_refusal(g: G) -> None:
+    res = g.cycle()
+    assert res.outcome == "acted"
+    g.chain.set_price(2900)                                             # falls past the short's bound
+    g.execute()                                                         # GMX's keeper cancels it
+    assert g.read().account.orders == () and g.read().account.size == 0
+    again = g.cycle()
+    assert again.outcome == "acted", again.error                       # re-planned from the new state
+    assert any("cancelled" in n for n in again.notes)
+    g.chain.set_price(2800)
+    g.execute()
+    third = g.cycle()
+    assert third.outcome == "refused" and third.exit_code == 9 and third.decision.code == "orders_cancelled"
+    assert "cancelled our last 2 orders" in third.decision.reason
+    assert third.sent == []
+
+
+def test_an_expired_order_is_cancelled_by_us_then_replanned(g: G) -> None:
+    first = g.cycle()
+    wallet = g.read().account.collateral_wallet
+    g.chain.advance(301)                                                # REQUEST_EXPIRATION_TIME 300 s
+    g.chain.set_price(3000)
+    (o,) = g.read().account.orders
+    assert o.state is OrderState.EXPIRED
+    res = g.cycle()
+    assert res.outcome == "acted" and res.decision.code == "cancel_expired_order"
+    assert [c.function for c in res.calls] == ["cancelOrder"]
+    snap = g.read()
+    assert snap.account.orders == () and snap.account.collateral_wallet > wallet     # the collateral came back
+    replan = g.cycle()
+    assert replan.outcome == "acted" and replan.decision.size_delta == -2 * WETH
+    assert first.calls[-1].function == replan.calls[-1].function == "multicall"
+
+
+def test_no_native_token_for_the_execution_fee_is_a_clear_refusal(g: G) -> None:
+    w3 = g.chain.w3
+    w3.provider.make_request("anvil_setBalance", [g.address, hex(10**9)])
+    res = g.cycle()
+    assert res.outcome == "refused" and res.exit_code == 9 and res.decision.code == "gas_money"
+    assert "native token" in res.decision.reason and res.sent == [] and g.read().account.orders == ()

@@ -487,6 +487,21 @@ class Journal:
         return self.db.execute("SELECT o.*, t.block_number AS created_block FROM orders o LEFT JOIN txs t "
                                "ON t.tx_hash=o.tx_hash WHERE o.tx_hash=?", (tx_hash,)).fetchone()
 
+    def cancelled_in_a_row(self, chain_id: int, genesis_hash: str, account: str, market: str,
+                           since: float = 0.0) -> int:
+        """How many of the latest orders on ``market`` the venue cancelled one after the other (an
+        acceptable price missed), back to the last one it executed or to one resolved before
+        ``since`` (wall clock); an expired order we cancelled ourselves neither counts nor breaks the run."""
+        n = 0
+        for row in self.db.execute("SELECT state, note, resolved_at FROM orders WHERE chain_id=? AND genesis_hash=? "
+                                   "AND account=? AND market=? ORDER BY id DESC",
+                                   (chain_id, genesis_hash, account, market)):
+            if row["state"] == "executed" or (row["resolved_at"] is not None and row["resolved_at"] < since):
+                break
+            if row["state"] == "cancelled" and "after it expired" not in (row["note"] or ""):
+                n += 1
+        return n
+
     def order_state(self, tx_hash: str) -> str | None:
         """The state of the order the transaction ``tx_hash`` created (None: no order journaled for it)."""
         row = self.db.execute("SELECT state FROM orders WHERE tx_hash=?", (tx_hash,)).fetchone()

@@ -407,6 +407,16 @@ def _reconcile_orders(j: "Journal", s: "Snapshot", key: tuple[Any, ...], notes: 
                 notes.append(f"{label} is {state} at the venue")
             continue
         moved = s.account.size - int(row["size_before"])
+        by_events = ""
+        if not (moved == delta or (delta != 0 and moved * delta > 0 and abs(moved) >= abs(delta))) and jkey:
+            # a venue whose fill differs from the order's booked size (GMX sizes orders in USD): its
+            # own record of the execution, found by the order's key, decides
+            by_events = _record_fill(j, row, jkey, fill_of)
+            if by_events:
+                j.set_order_state(int(row["id"]), "executed", "no longer listed; the venue's events record its execution")
+                filled += moved
+                notes.append(f"{label} was filled (executed, as the venue's events record)" + by_events)
+                continue
         if moved == delta or (delta != 0 and moved * delta > 0 and abs(moved) >= abs(delta)):
             j.set_order_state(int(row["id"]), "executed", "no longer listed and the position moved by it")
             filled += delta

@@ -434,6 +434,16 @@ class GmxV2(PerpAdapter):
                         block_number=int(log["blockNumber"]))
         return None
 
+    def created_order_key(self, tx_hash: str) -> str | None:
+        """The key ``OrderCreated`` names in our multicall's receipt (GMX derives it from NONCE at
+        creation, so it is known only once mined)."""
+        receipt = self.w3.eth.get_transaction_receipt(tx_hash)
+        for name, items in self._events(dict(receipt)):
+            if name == "OrderCreated" and Web3.to_checksum_address(str(items["addressItems"]["account"])) == \
+                    Web3.to_checksum_address(receipt["from"]):
+                return Web3.to_hex(items["bytes32Items"]["key"])  # type: ignore[arg-type]
+        return None
+
     def trade_fee(self, receipt: dict[str, Any], account: str) -> int | None:
         """None: our own transactions only create or cancel orders; GMX charges its fees in the
         keeper's transaction (read by :meth:`order_fill`)."""
