@@ -225,3 +225,22 @@ def test_no_native_token_for_the_execution_fee_is_a_clear_refusal(g: G) -> None:
     res = g.cycle()
     assert res.outcome == "refused" and res.exit_code == 9 and res.decision.code == "gas_money"
     assert "native token" in res.decision.reason and res.sent == [] and g.read().account.orders == ()
+
+
+def test_gmx_settings_name_the_variable_and_fill_from_the_address_book() -> None:
+    from hedger.config import Settings
+    from hedger.core.errors import ConfigError
+    from hedger.protocols.gmx_v2.adapter import deployment_addresses
+    base = {"HEDGER_PROTOCOL": "gmx-v2", "HEDGER_MARKET": "0x" + "11" * 20, "HEDGER_ORACLE": "0x" + "22" * 20,
+            "HEDGER_SPOT_TOKEN": "0x" + "33" * 20, "HEDGER_COLLATERAL_TOKEN": "0x" + "44" * 20}
+    s = Settings.from_env({**base, "HEDGER_GMX_DEPLOYMENT": "Arbitrum", "HEDGER_GMX_FEE_MARGIN": "1.5"})
+    assert s.adapter_options()["deployment"] == "arbitrum" and s.gmx_fee_margin_pct == 150
+    assert deployment_addresses("arbitrum") == ("0x1C3fa76e6E1088bCE750f23a5BFcffa1efEF6A41",
+                                                "0x470fbC46bcC0f16532691Df360A07d8Bf5ee0789")
+    with pytest.raises(ConfigError, match="HEDGER_GMX_DEPLOYMENT"):
+        Settings.from_env({**base, "HEDGER_GMX_DEPLOYMENT": "optimism"})
+    with pytest.raises(ConfigError, match="HEDGER_GMX_FEE_MARGIN"):
+        Settings.from_env({**base, "HEDGER_GMX_FEE_MARGIN": "0.9"})
+    from hedger.protocols.gmx_v2.adapter import GmxV2
+    with pytest.raises(ConfigError, match="HEDGER_GMX_EXCHANGE_ROUTER"):
+        GmxV2(Web3(), base["HEDGER_MARKET"], base["HEDGER_COLLATERAL_TOKEN"])
