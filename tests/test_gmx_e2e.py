@@ -232,7 +232,8 @@ def test_gmx_settings_name_the_variable_and_fill_from_the_address_book() -> None
     from hedger.core.errors import ConfigError
     from hedger.protocols.gmx_v2.adapter import deployment_addresses
     base = {"HEDGER_PROTOCOL": "gmx-v2", "HEDGER_MARKET": "0x" + "11" * 20, "HEDGER_ORACLE": "0x" + "22" * 20,
-            "HEDGER_SPOT_TOKEN": "0x" + "33" * 20, "HEDGER_COLLATERAL_TOKEN": "0x" + "44" * 20}
+            "HEDGER_SPOT_TOKEN": "0x" + "33" * 20, "HEDGER_COLLATERAL_TOKEN": "0x" + "44" * 20,
+            "HEDGER_ACCOUNT": dev_account(HEDGER).address}
     s = Settings.from_env({**base, "HEDGER_GMX_DEPLOYMENT": "Arbitrum", "HEDGER_GMX_FEE_MARGIN": "1.5"})
     assert s.adapter_options()["deployment"] == "arbitrum" and s.gmx_fee_margin_pct == 150
     assert deployment_addresses("arbitrum") == ("0x1C3fa76e6E1088bCE750f23a5BFcffa1efEF6A41",
