@@ -245,3 +245,31 @@ def test_gmx_settings_name_the_variable_and_fill_from_the_address_book() -> None
     from hedger.protocols.gmx_v2.adapter import GmxV2
     with pytest.raises(ConfigError, match="HEDGER_GMX_EXCHANGE_ROUTER"):
         GmxV2(Web3(), base["HEDGER_MARKET"], base["HEDGER_COLLATERAL_TOKEN"])
+
+
+def test_status_lists_pending_orders_with_their_age(g: G, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from hedger.cli import main
+    g.cycle()
+    g.chain.advance(40)
+    g.chain.set_price(3000)
+    env = {**g.env}
+    import os
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        assert main(["status", "--json"]) == 0
+        d = json.loads(capsys.readouterr().out)
+        (o,) = d["orders"]
+        assert o["kind"] == "increase" and o["state"] == "pending" and o["age_s"] >= 40
+        assert d["funding_rate"] is None and d["carry_rate_per_day"] == 0
+        assert main(["status"]) == 0
+        out = capsys.readouterr().out
+        assert "order" in out and "pending increase" in out and "age" in out and "carry" in out
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
