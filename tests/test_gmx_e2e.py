@@ -273,3 +273,53 @@ def test_status_lists_pending_orders_with_their_age(g: G, capsys: pytest.Capture
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def _env(env: dict[str, str]) -> Any:
+    import contextlib
+    import os
+
+    @contextlib.contextmanager
+    def cm() -> Iterator[None]:
+        old = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            yield
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    return cm()
+
+
+def test_check_verifies_the_router_holds_gmx_controller_role(g: G, capsys: pytest.CaptureFixture[str]) -> None:
+    from hedger.cli import main
+    with _env(g.env):
+        code = main(["check"])
+    out = capsys.readouterr().out
+    assert "holds GMX's CONTROLLER role" in out, out
+    assert code == 0, out
+    # a redeployed router: GMX revokes the old one's role, and check says so
+    transact(g.chain.deployer, "GmxRoleStore", g.s.role_store, "revokeRole", g.s.exchange_router, gi.CONTROLLER)
+    with _env(g.env):
+        code = main(["check"])
+    out = capsys.readouterr().out
+    assert code != 0 and "LACKS GMX's CONTROLLER role" in out
+
+
+def test_gas_per_action_on_the_standin(g: G, capsys: pytest.CaptureFixture[str]) -> None:
+    """Measured, for the report: our order creation (multicall), GMX's keeper execution, a cancel."""
+    res = g.cycle()
+    create = res.sent[-1].gas_used
+    execute = g.execute()["gasUsed"]
+    g.chain.mint_weth(g.address, 1 * WETH)
+    g.cycle()
+    g.chain.advance(301)
+    g.chain.set_price(3000)
+    cancel = g.cycle().sent[-1].gas_used
+    with capsys.disabled():
+        print(f"\ngas on the GMX v2 stand-in: create order (multicall) {create:,}, keeper execution of the opening "
+              f"{execute:,}, cancelOrder {cancel:,}")
+    assert 0 < cancel < create < execute
