@@ -323,3 +323,14 @@ def test_gas_per_action_on_the_standin(g: G, capsys: pytest.CaptureFixture[str])
         print(f"\ngas on the GMX v2 stand-in: create order (multicall) {create:,}, keeper execution of the opening "
               f"{execute:,}, cancelOrder {cancel:,}")
     assert 0 < cancel < create < execute
+
+
+def test_negative_exposure_is_hedged_with_a_long(g: G) -> None:
+    res = g.cycle(HEDGER_EXTRA_EXPOSURE="-4")                           # holding 2, short 4 elsewhere: net -2
+    assert res.outcome == "acted" and res.decision.size_delta == 2 * WETH, res.decision.reason
+    (o,) = g.read().account.orders
+    assert o.kind is OrderKind.INCREASE and o.size_delta > 0
+    g.execute()
+    snap = g.read()
+    assert snap.account.size == 2 * WETH and 0 < snap.account.liquidation_price < 3000 * 10**18
+    assert g.cycle(HEDGER_EXTRA_EXPOSURE="-4").decision.code == "within_band"

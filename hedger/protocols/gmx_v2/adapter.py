@@ -104,8 +104,9 @@ class GmxV2(PerpAdapter):
     @cached_property
     def tokens(self) -> dict[str, Any]:
         """The market's index, long and short tokens and their decimals (fixed for a market)."""
-        price = 10**30
-        prices = ((price, price), (price, price), (price, price))
+        # the tokens do not depend on the prices, but the view computes rates with them: prices of an
+        # 18-decimal asset at $1 and a 6-decimal stablecoin at $1 keep its arithmetic in range
+        prices = ((10**12, 10**12), (10**12, 10**12), (10**24, 10**24))
         info = self._reader.functions.getMarketInfo(self.addresses["dataStore"], prices, self.market).call()
         market_token, index, long_t, short_t = info[0]
         if Web3.to_checksum_address(market_token) != self.market:
