@@ -334,3 +334,22 @@ def test_negative_exposure_is_hedged_with_a_long(g: G) -> None:
     snap = g.read()
     assert snap.account.size == 2 * WETH and 0 < snap.account.liquidation_price < 3000 * 10**18
     assert g.cycle(HEDGER_EXTRA_EXPOSURE="-4").decision.code == "within_band"
+
+
+def test_unwind_closes_the_hedge_and_gmx_pays_the_collateral_back(g: G) -> None:
+    from hedger.cycle.unwind import unwind
+    opened(g)
+    wallet = g.read().account.collateral_wallet
+    said: list[str] = []
+
+    def say(msg: str) -> None:          # GMX's keeper executes the close while the unwind waits for it
+        said.append(msg)
+        if msg.startswith("waiting for the pending order"):
+            g.execute()
+
+    r = unwind(g.keeper(), timeout=60, poll=0.05, say=say)
+    assert r.done and r.exit_code == 0, (r.message, said)
+    snap = g.read()
+    assert snap.account.size == 0 and snap.account.orders == ()
+    assert snap.account.collateral_wallet > wallet                      # the whole collateral came back
+    assert any(m.startswith("waiting for the pending order") for m in said)
