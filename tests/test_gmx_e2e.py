@@ -353,3 +353,14 @@ def test_unwind_closes_the_hedge_and_gmx_pays_the_collateral_back(g: G) -> None:
     assert snap.account.size == 0 and snap.account.orders == ()
     assert snap.account.collateral_wallet > wallet                      # the whole collateral came back
     assert any(m.startswith("waiting for the pending order") for m in said)
+
+
+def test_report_counts_the_fees_gmx_charged_in_the_keepers_transaction(g: G) -> None:
+    from hedger.ops.report import build_report
+    g.cycle()
+    g.execute()
+    k = g.keeper()
+    k.cycle()                                                           # reconciles: executed, fill from events
+    rep = build_report(k.journal, g.address, g.s.market)
+    assert rep.total.fees == 6_000 * 6 * 10**18 // 10_000 and not rep.total.fee_estimated
+    assert rep.total.gas_wei > 0
