@@ -364,3 +364,22 @@ def test_report_counts_the_fees_gmx_charged_in_the_keepers_transaction(g: G) -> 
     rep = build_report(k.journal, g.address, g.s.market)
     assert rep.total.fees == 6_000 * 6 * 10**18 // 10_000 and not rep.total.fee_estimated
     assert rep.total.gas_wei > 0
+
+
+def test_a_collateral_order_is_booked_as_no_size_and_settled_by_the_venues_record(g: G) -> None:
+    opened(g)
+    g.chain.set_price(4300)                                             # the short needs margin
+    res = g.cycle()
+    assert res.decision.code == "top_up", res.decision.reason
+    (o,) = g.read().account.orders
+    assert o.kind is OrderKind.COLLATERAL_IN and o.size_delta == 0
+    k = g.keeper()
+    tx = res.sent[-1].tx_hash
+    assert int(k.journal.order_row(tx)["size_delta"]) == 0              # not the collateral amount
+    k.cycle()                                                           # still pending: held
+    assert k.journal.order_row(tx)["state"] == "pending"
+    g.execute()
+    later = g.keeper().cycle()
+    row = g.keeper().journal.order_row(tx)
+    assert row["state"] == "executed" and row["fill_tx"], later.notes
+    assert not any("not submitted by this hedger" in n for n in later.notes)

@@ -196,3 +196,16 @@ def test_policy_opens_the_hedge_with_collateral_and_holds_while_an_order_is_pend
     gone = policy.decide(snap(state(), spot=eth(2), orders=(replace(order, expires_at=NOW - 1),)), p)
     assert gone.cancel_order and gone.order_key == order.key
     assert OrderState.PENDING is order.state
+
+
+def test_distance_at_leverage_of_a_position_in_loss_uses_its_remaining_collateral() -> None:
+    """After a rally a short's remaining collateral counts its loss: the leverage edge is where
+    that remaining collateral is the notional at today's price / the leverage (the policy's measure)."""
+    pos = short(6_000, usdc(1_000))                            # opened at 3,000; now 4,300: $2,600 down
+    m = mdl(state(price=usd(4300), position=pos, short_oi=6_000 * USD30))
+    d3 = m.distance_at_leverage(-eth(2), 3 * 10**18)
+    assert 0.3 < d3 / 1e18 < 0.34
+    need = usd(8_600) // 3
+    deposit = m.collateral_native(need - m.after(0, 0).margin, round_up=True)
+    pt = m.after(0, deposit)
+    assert abs(pt.leverage - 3 * 10**18) < 10**15 and abs(pt.liq_distance - d3) < 10**13

@@ -326,7 +326,7 @@ class Journal:
                             (status, gas_used, effective_gas_price, block_number,
                              "mined" if status == 1 else "reverted", block_hash, int(confirmed), tx_hash))
             row = self.db.execute(
-                "SELECT t.cycle_id, t.nonce, t.function, t.creates_order, t.amount, t.order_key, c.chain_id, "
+                "SELECT t.cycle_id, t.nonce, t.function, t.creates_order, t.amount, t.order_key, t.action, c.chain_id, "
                 "c.genesis_hash, "
                 "c.account, c.market, "
                 "c.snapshot FROM txs t JOIN cycles c ON c.id=t.cycle_id WHERE t.tx_hash=?", (tx_hash,)).fetchone()
@@ -337,7 +337,8 @@ class Journal:
                                 "AND state='signed'", (other, row["cycle_id"], row["nonce"], tx_hash))
                 if status == 1 and row["creates_order"]:
                     # submitted, not filled: the row stays 'pending' until the venue says otherwise
-                    size_delta = int(row["amount"] or 0)
+                    # a collateral order (GMX v2: a deposit or withdrawal is an order too) changes no size
+                    size_delta = int(row["amount"] or 0) if row["action"] in (None, "trade") else 0
                     size_before = int(json.loads(row["snapshot"] or "{}").get("account", {}).get("size", 0))
                     self.db.execute(
                         "INSERT OR IGNORE INTO orders (chain_id, genesis_hash, account, market, tx_hash, size_delta, "

@@ -984,10 +984,19 @@ class GmxModel(MarketModel):
         return self._liq_market(self.market.long_open_interest, self.market.short_open_interest)
 
     def distance_at_leverage(self, size: int, leverage: int) -> int:
+        """The distance of the position of ``size`` (its entry, pending impact and PnL as they
+        stand) when its remaining collateral, ``after()``'s margin, is its notional at today's price
+        / ``leverage``: the remaining collateral is linear in the collateral amount, so that amount
+        is found directly (rounded up), then GMX's rule gives the distance."""
         got = self._position_of(size)
         if got is None or leverage <= 0:
             return INFINITE
-        d = distance_at_leverage(got[0], got[1], self.index_price, leverage)
+        pos, lm = got
+        notional_usd = self._tokens(size) * self.index_price
+        bare = liquidation_check(replace(pos, collateral_amount=0), lm, self.index_price).remaining_collateral_usd
+        want = round_up_division(notional_usd * 10**18, leverage)
+        amount = max(0, round_up_division(want - bare, self.cprice))
+        d = liquidation_distance(replace(pos, collateral_amount=amount), lm, self.index_price)
         return INFINITE if d is None else d
 
     def margin_for_distance(self, size: int, distance: int) -> int:
