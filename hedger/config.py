@@ -532,6 +532,7 @@ class Settings:
     alert_liq_distance: int = 15 * UNIT // 100   # alert when liquidation is closer than 15% of the price
     alert_min_gas: int = 5 * UNIT // 100         # wei; alert when the signer holds less than 0.05 ETH
     alert_refusal_streak: int = 3                # alert after this many refusals in a row
+    alert_order_age: int = 600                   # seconds of chain time an order may wait for the venue's keeper
     daily_max_notional_usd: int | None = 5_000_000 * UNIT   # E18 USD traded per UTC day (chain time)
     daily_max_gas: int | None = UNIT                        # wei of gas spent per UTC day (1 ETH)
     markets: tuple[MarketConfig, ...] = ()   # HEDGER_MARKETS: several markets in one cycle (hedger.cycle.multimarket)
@@ -767,6 +768,8 @@ class Settings:
                                    lo=Decimal(0), hi=Decimal(10**6), what="an amount of ETH, e.g. 0.05") * UNIT),
             alert_refusal_streak=_int("HEDGER_ALERT_REFUSAL_STREAK", g("HEDGER_ALERT_REFUSAL_STREAK") or "3", lo=1,
                                       what="a number of refusals in a row, e.g. 3"),
+            alert_order_age=_int("HEDGER_ALERT_ORDER_AGE", g("HEDGER_ALERT_ORDER_AGE") or "600", lo=1,
+                                 what="seconds an order may wait for the venue's keeper before an alert, e.g. 600"),
             second_oracle=second_feed, second_twap=second_twap,
             multicall=_address("HEDGER_MULTICALL", g("HEDGER_MULTICALL"), required=False),
             max_fee=max_fee, emergency_max_fee=emergency,
