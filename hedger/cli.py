@@ -42,6 +42,12 @@ def _f(v: int, decimals: int = 18) -> float:
     return v / 10**decimals
 
 
+def _carry(s: Snapshot, size: int) -> int:
+    """The venue's signed carry of a position on ``size``'s side (E18 fraction a day; 0 without a size)."""
+    from hedger.core.model import model_for
+    return model_for(s).carry_rate_per_day(size) if size else 0
+
+
 def status_dict(s: Snapshot, decision: Any) -> dict[str, Any]:
     from hedger.core.model import INFINITE, leverage
     a, m = s.account, s.market
@@ -50,12 +56,6 @@ def status_dict(s: Snapshot, decision: Any) -> dict[str, Any]:
     liq_ref = m.price if m.price > 0 and not m.price_invalid else price
     lev = leverage(a.size, price, a.margin)
     target = decision.target_size
-    # a perp's funding rate; a venue without one (Aave) shows its model's carry, the rate the hedge pays a day
-    if hasattr(m, "funding_rate"):
-        daily_rate = m.funding_rate
-    else:
-        from hedger.core.model import model_for
-        daily_rate = model_for(s).carry_rate_per_day(a.size or -1)
     now = s.chain.block_timestamp
     return {
         "chain_id": s.chain.chain_id, "block": s.chain.block_number, "block_timestamp": s.chain.block_timestamp,
@@ -78,7 +78,10 @@ def status_dict(s: Snapshot, decision: Any) -> dict[str, Any]:
         "liquidation_distance": (abs(a.liquidation_price - liq_ref) / liq_ref) if a.size != 0 and liq_ref else None,
         "liquidation_distance_from": "market_price" if liq_ref == m.price else "oracle_price",
         "accrued_funding": _f(a.accrued_funding), "pnl": _f(a.pnl),
-        "funding_rate": _f(daily_rate), "funding_rate_annual": _f(daily_rate) * 365,
+        # a venue without one funding rate (GMX v2: funding and borrowing by side) shows the carry instead
+        "funding_rate": _f(m.funding_rate) if hasattr(m, "funding_rate") else None,
+        "funding_rate_annual": _f(m.funding_rate) * 365 if hasattr(m, "funding_rate") else None,
+        "carry_rate_per_day": _f(_carry(s, target or a.size)),
         "skew": _f(m.skew) if hasattr(m, "skew") else None,
         "second_price_source": s.reference_source,
         "second_price": None if s.reference_price is None else _f(s.reference_price),
@@ -132,7 +135,9 @@ def print_status_table(d: dict[str, Any]) -> None:
           f"  ({d['liquidation_distance'] * 100:.1f}% away from the "
           f"{'market' if d['liquidation_distance_from'] == 'market_price' else 'oracle'} price)")),
         ("funding rate", f"{d['funding_rate'] * 100:.4f}%/day ({d['funding_rate_annual'] * 100:.2f}%/yr; "
-                         "positive: longs pay shorts)"),
+                         "positive: longs pay shorts)") if d["funding_rate"] is not None else
+        ("carry", f"{d['carry_rate_per_day'] * 100:.4f}%/day of the hedge's notional (funding + borrowing; "
+                  "negative: it earns)"),
         ("accrued funding", fmt(d["accrued_funding"], nd=2)),
         *([("orders", "none")] if not d["orders"] else
           [("order", f"{o['state'].upper() if o['state'] != 'pending' else o['state']} {o['kind']} "

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_DOWN, Decimal, InvalidOperation, localcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 from urllib.parse import urlsplit
 
 from hedger.core.errors import ConfigError
@@ -80,6 +80,16 @@ def _int(name: str, raw: str, *, lo: int = 0, what: str = "a whole number") -> i
     if v < lo:
         raise ConfigError(name, f"{v} is below {lo}", f"set it to {what}")
     return v
+
+
+def _gmx_deployment(raw: str | None) -> str | None:
+    if not raw or not raw.strip():
+        return None
+    name = raw.strip().lower()
+    if name not in ("arbitrum", "avalanche"):
+        raise ConfigError("HEDGER_GMX_DEPLOYMENT", f"{_show(name)} is not a GMX v2 deployment",
+                          "set it to arbitrum or avalanche (or set HEDGER_GMX_EXCHANGE_ROUTER and HEDGER_GMX_READER)")
+    return name
 
 
 def _address(name: str, raw: str | None, required: bool = True) -> str | None:
@@ -555,9 +565,16 @@ class Settings:
     alert_liq_distance: int = 15 * UNIT // 100   # alert when liquidation is closer than 15% of the price
     alert_min_gas: int = 5 * UNIT // 100         # wei; alert when the signer holds less than 0.05 ETH
     alert_refusal_streak: int = 3                # alert after this many refusals in a row
+    alert_order_age: int = 600                   # seconds of chain time an order may wait for the venue's keeper
     daily_max_notional_usd: int | None = 5_000_000 * UNIT   # E18 USD traded per UTC day (chain time)
     daily_max_gas: int | None = UNIT                        # wei of gas spent per UTC day (1 ETH)
     markets: tuple[MarketConfig, ...] = ()   # HEDGER_MARKETS: several markets in one cycle (hedger.cycle.multimarket)
+    # GMX v2 (HEDGER_PROTOCOL=gmx-v2): the two addresses everything else is read from, or a deployment
+    # of the SDK's address book that fills both; the execution fee's margin over GMX's minimum (percent)
+    gmx_exchange_router: str | None = None
+    gmx_reader: str | None = None
+    gmx_deployment: str | None = None
+    gmx_fee_margin_pct: int = 120
 
     def gas_policy(self) -> "GasPolicy":
         from hedger.chain.executor import GasPolicy
@@ -653,8 +670,8 @@ class Settings:
             account = Account.from_key(secret.get_secret_value()).address
         chain_id = _int("HEDGER_CHAIN_ID", g("HEDGER_CHAIN_ID"), lo=1, what="the chain id the RPC must report "
                         "(1 for Ethereum)") if g("HEDGER_CHAIN_ID") else None
-        mode = (g("HEDGER_ORDER_MODE") or "direct").strip().lower()
-        if mode not in ("direct", "delayed"):
+        mode = (g("HEDGER_ORDER_MODE") or "").strip().lower()
+        if mode and mode not in ("direct", "delayed"):
             raise ConfigError("HEDGER_ORDER_MODE", f"{_show(mode)} is not a mode", "set it to direct or delayed")
         second_feed, second_twap = _second_source(g("HEDGER_SECOND_ORACLE"))
         protocol = (g("HEDGER_PROTOCOL") or "reference").strip()
@@ -663,6 +680,7 @@ class Settings:
             raise ConfigError("HEDGER_PROTOCOL", f"unknown protocol {_show(protocol)}",
                               f"use one of: {', '.join(registered())}")
         from hedger.protocols import get_adapter
+        mode = mode or get_adapter(protocol).order_modes[0]     # unset: the venue's first (direct where it has one)
         if mode not in get_adapter(protocol).order_modes:
             raise ConfigError("HEDGER_ORDER_MODE", f"{mode} is not a mode of {protocol}",
                               f"set it to one of: {', '.join(get_adapter(protocol).order_modes)}")
@@ -786,6 +804,8 @@ class Settings:
                                    lo=Decimal(0), hi=Decimal(10**6), what="an amount of ETH, e.g. 0.05") * UNIT),
             alert_refusal_streak=_int("HEDGER_ALERT_REFUSAL_STREAK", g("HEDGER_ALERT_REFUSAL_STREAK") or "3", lo=1,
                                       what="a number of refusals in a row, e.g. 3"),
+            alert_order_age=_int("HEDGER_ALERT_ORDER_AGE", g("HEDGER_ALERT_ORDER_AGE") or "600", lo=1,
+                                 what="seconds an order may wait for the venue's keeper before an alert, e.g. 600"),
             second_oracle=second_feed, second_twap=second_twap,
             multicall=_address("HEDGER_MULTICALL", g("HEDGER_MULTICALL"), required=False),
             max_fee=max_fee, emergency_max_fee=emergency,
@@ -822,4 +842,10 @@ class Settings:
                                        what="seconds to wait for a receipt"),
             max_block_lag_s=_int("HEDGER_MAX_BLOCK_LAG", lag, what="seconds (0 turns the guard off)") if lag else None,
             policy=pol,
+            gmx_exchange_router=_address("HEDGER_GMX_EXCHANGE_ROUTER", g("HEDGER_GMX_EXCHANGE_ROUTER"), required=False),
+            gmx_reader=_address("HEDGER_GMX_READER", g("HEDGER_GMX_READER"), required=False),
+            gmx_deployment=_gmx_deployment(g("HEDGER_GMX_DEPLOYMENT")),
+            gmx_fee_margin_pct=int(_dec("HEDGER_GMX_FEE_MARGIN", g("HEDGER_GMX_FEE_MARGIN") or "1.2", lo=Decimal(1),
+                                        hi=Decimal(10), what="a multiple of GMX's minimum execution fee, e.g. 1.2")
+                                   * 100),
         )

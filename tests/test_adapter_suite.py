@@ -84,7 +84,36 @@ def _aave(request: pytest.FixtureRequest, two_step: bool) -> Venue:
     return Venue(adapter=adapter, w3=w3, sender=me, advance=advance, set_price=set_price, fill_orders=lambda: [])
 
 
-BUILDERS: dict[str, Callable[[pytest.FixtureRequest, bool], Venue]] = {"reference": _reference, "aave-v3": _aave}
+def _gmx_v2(request: pytest.FixtureRequest, two_step: bool) -> Venue:
+    """The GMX v2 stand-in on the session's chain, its market's short token the session's USDC, the
+    protocol keeper holding GMX's ORDER_KEEPER role; funding and borrowing off (exact comparisons)."""
+    from hedger.cycle.keeper import fill_due_orders
+    from hedger.protocols.gmx_v2 import interface as gi
+    from hedger.sim.deploy import transact
+    from hedger.sim.gmx_standin import deploy_gmx_standin
+    from tests.conftest import PROTOCOL_KEEPER
+    hedge: Hedge = request.getfixturevalue("hedge")
+    c = hedge.chain
+    s = deploy_gmx_standin(c.deployer, usdc=c.d.collateral, keepers=(dev_account(PROTOCOL_KEEPER).address,))
+    c.mint_usdc(s.position_engine, 10_000_000 * USDC)
+    for key in (gi.borrowing_factor_key(s.market, True), gi.borrowing_factor_key(s.market, False),
+                gi.funding_factor_key(s.market)):
+        transact(c.deployer, "GmxDataStore", s.data_store, "setUint", key, 0)
+    adapter = get_adapter("gmx-v2")(c.w3, s.market, c.d.collateral, two_step=two_step,
+                                    exchange_router=s.exchange_router, reader=s.reader, oracle=c.d.oracle)
+    return Venue(adapter=adapter, w3=c.w3, sender=c.sender(1), advance=c.advance, set_price=c.set_price,
+                 fill_orders=lambda: fill_due_orders(c.w3, adapter, c.sender(PROTOCOL_KEEPER), [hedge.address]))
+
+
+BUILDERS: dict[str, Callable[[pytest.FixtureRequest, bool], Venue]] = {"reference": _reference, "aave-v3": _aave,
+                                                                         "gmx-v2": _gmx_v2}
+
+
+def delays(market: Any) -> tuple[int, int]:
+    """(seconds before an order may execute, seconds after which it expires) of a two-step venue."""
+    if hasattr(market, "request_expiration_time"):
+        return 1, market.request_expiration_time
+    return market.min_order_delay, market.max_order_delay
 
 
 def test_every_registered_adapter_has_a_builder() -> None:
@@ -92,8 +121,9 @@ def test_every_registered_adapter_has_a_builder() -> None:
 
 
 def venue(request: pytest.FixtureRequest, name: str, two_step: bool) -> Venue:
-    if two_step and "delayed" not in get_adapter(name).order_modes:
-        pytest.skip(f"{name} has no two-step order mode (it declares {get_adapter(name).order_modes})")
+    mode = "delayed" if two_step else "direct"
+    if mode not in get_adapter(name).order_modes:
+        pytest.skip(f"{name} has no {mode} order mode (it declares {get_adapter(name).order_modes})")
     v = BUILDERS[name](request, two_step)
     assert v.adapter.two_step is two_step
     return v
@@ -111,7 +141,7 @@ def read(v: Venue, adapter: Any) -> tuple[Any, Any]:
 
 
 def send(v: Venue, calls: list[Any]) -> list[dict[str, Any]]:
-    return [v.sender.send(c.to, c.data) for c in calls]
+    return [v.sender.send(c.to, c.data, c.value) for c in calls]
 
 
 def model(adapter: Any, market: Any, acct: Any) -> Any:
@@ -137,41 +167,60 @@ def test_adapter_contract(request: pytest.FixtureRequest, name: str, two_step: b
     hedge = venue(request, name, two_step)
     adapter = hedge.adapter
     market, acct = read(hedge, adapter)
+    by_order = model(adapter, market, acct).collateral_moves == "order"
+    min_delay, max_delay = delays(market) if two_step else (0, 0)
     assert market.two_step is two_step and market.collateral_decimals == 6
     assert market.price == 3000 * 10**18 and not market.price_invalid
     assert acct.size == 0 and acct.margin == 0 and acct.orders == ()
     assert acct.collateral_wallet == 50_000 * USDC and acct.collateral_allowance == 0
 
-    # deposit: approval bounded to the amount, then the margin arrives in 18 decimals
-    calls = adapter.build_calls((Action(ActionKind.DEPOSIT, 10_000 * USDC, risk_reducing=True),), acct, market)
-    assert [c.leg for c in calls][-1] == "main" and [c.function for c in calls][-1] in (
-        "transferMargin", "depositCollateral", "supply")
+    # deposit: approval bounded to the amount, then the margin arrives in 18 decimals (a venue
+    # whose collateral moves by order sends it with the opening's order: one order for both)
+    deposit = Action(ActionKind.DEPOSIT, 10_000 * USDC, risk_reducing=True)
+    trade = Action(ActionKind.TRADE, -2 * WETH, price_bound=2900 * 10**18)
+    calls = adapter.plan_calls((deposit, trade), acct, market) if by_order else adapter.build_calls((deposit,), acct,
+                                                                                                      market)
+    assert by_order or ([c.leg for c in calls][-1] == "main" and [c.function for c in calls][-1] in (
+        "transferMargin", "depositCollateral", "supply"))
     approve = [c for c in calls if c.function == "approve"]
     assert approve and approve[0].args[1] == 10_000 * USDC
-    send(hedge, calls)
-    market, acct = read(hedge, adapter)
-    assert acct.margin == 10_000 * 10**18 and acct.collateral_wallet == 40_000 * USDC
-
-    # trade: direct fills at once; two-step reports a pending order, counted only when filled
-    calls = adapter.build_calls((Action(ActionKind.TRADE, -2 * WETH, price_bound=2900 * 10**18),), acct, market)
-    send(hedge, calls)
+    if not by_order:
+        send(hedge, calls)
+        market, acct = read(hedge, adapter)
+        assert acct.margin == 10_000 * 10**18 and acct.collateral_wallet == 40_000 * USDC
+        # trade: direct fills at once; two-step reports a pending order, counted only when filled
+        calls = adapter.build_calls((trade,), acct, market)
+    receipts = send(hedge, calls)
     market, acct = read(hedge, adapter)
     if two_step:
         assert acct.size == 0 and len(acct.orders) == 1
         (o,) = acct.orders
-        assert o.size_delta == -2 * WETH and o.state is OrderState.PENDING and o.kind.changes_size
+        assert o.state is OrderState.PENDING and o.kind.changes_size
         assert o.executable_at > o.submitted_at and o.key
-        # the order's key is what the submission says it creates
-        assert [c.order_key for c in calls if c.creates_order] == [o.key]
-        hedge.advance(market.min_order_delay)
+        # the order's key is what the submission says it creates (or, on a venue that learns it
+        # once mined, what its receipt names)
+        created = [c for c in calls if c.creates_order]
+        assert [c.order_key or adapter.created_order_key(receipts[calls.index(c)]["transactionHash"].hex())
+                for c in created] == [o.key]
+        if by_order:        # booked at its acceptable price: what the journal records of the call
+            assert o.size_delta == created[0].amount and o.collateral_delta == 10_000 * USDC
+            assert acct.collateral_wallet == 40_000 * USDC
+        else:
+            assert o.size_delta == -2 * WETH
+        hedge.advance(min_delay)
         assert hedge.fill_orders()
         market, acct = read(hedge, adapter)
     assert close(acct.size, -2 * WETH, SIZE) and acct.size <= -2 * WETH and acct.orders == ()
+    if by_order:
+        assert close(acct.margin, 10_000 * 10**18, 100)            # less the fees of the opening
     assert acct.liquidation_price > 3000 * 10**18
 
     # withdraw
     calls = adapter.build_calls((Action(ActionKind.WITHDRAW, 1_000 * USDC),), acct, market)
     send(hedge, calls)
+    if by_order:
+        hedge.advance(min_delay)
+        assert hedge.fill_orders()
     market, acct2 = read(hedge, adapter)
     assert acct2.collateral_wallet == acct.collateral_wallet + 1_000 * USDC
 
@@ -179,7 +228,7 @@ def test_adapter_contract(request: pytest.FixtureRequest, name: str, two_step: b
     if two_step:
         send(hedge, adapter.build_calls((Action(ActionKind.TRADE, -WETH, price_bound=2900 * 10**18),), acct2,
                                         market))
-        hedge.advance(market.max_order_delay + 1)
+        hedge.advance(max_delay + 1)
         hedge.set_price(3000)
         market, acct3 = read(hedge, adapter)
         (o,) = acct3.orders
@@ -201,14 +250,20 @@ def test_model_predicts_the_chain_fees_are_the_venues_and_refusals_send_nothing(
     hedge = venue(request, name, two_step)
     adapter = hedge.adapter
     market, acct = read(hedge, adapter)
-    send(hedge, adapter.build_calls((Action(ActionKind.DEPOSIT, 10_000 * USDC, risk_reducing=True),), acct, market))
+    by_order = model(adapter, market, acct).collateral_moves == "order"
+    min_delay, max_delay = delays(market) if two_step else (0, 0)
+    deposit = Action(ActionKind.DEPOSIT, 10_000 * USDC, risk_reducing=True)
+    if not by_order:        # (a venue whose collateral moves by order sends it with the trade below)
+        send(hedge, adapter.build_calls((deposit,), acct, market))
     market, acct = read(hedge, adapter)
     mdl = model(adapter, market, acct)
+    collateral = 10_000 * USDC if by_order else 0
 
     # what the venue would refuse (far past its leverage), the model refuses too; nothing is sent
-    too_big = mdl.after(-1000 * WETH, 0)             # 300x on 10,000 of margin
+    too_big = mdl.after(-1000 * WETH, collateral)    # 300x on 10,000 of margin
     assert not mdl.opening_allowed(too_big)
-    refused = adapter.build_calls((Action(ActionKind.TRADE, -1000 * WETH, price_bound=2000 * 10**18),), acct, market)
+    big = Action(ActionKind.TRADE, -1000 * WETH, price_bound=2000 * 10**18)
+    refused = adapter.plan_calls((deposit, big) if by_order else (big,), acct, market)
     nonce = hedge.nonce()
     if not two_step:
         with pytest.raises(SimulationFailed):
@@ -217,31 +272,38 @@ def test_model_predicts_the_chain_fees_are_the_venues_and_refusals_send_nothing(
     else:
         # a two-step venue takes the order and refuses it at execution: the keeper cannot fill it
         send(hedge, refused)
-        hedge.advance(market.min_order_delay)
+        hedge.advance(min_delay)
         hedge.set_price(3000)
-        assert hedge.fill_orders() == [] and read(hedge, adapter)[1].size == 0
-        hedge.advance(market.max_order_delay)
-        hedge.set_price(3000)
-        market, acct = read(hedge, adapter)
-        send(hedge, adapter.build_calls((Action(ActionKind.CANCEL_ORDER, 0, risk_reducing=True,
-                                                order_key=acct.orders[0].key),), acct, market))
-        market, acct = read(hedge, adapter)
-        assert acct.orders == ()
+        if by_order:
+            # GMX's keeper cancels it in a successful transaction: the collateral comes back
+            hedge.fill_orders()
+            market, acct = read(hedge, adapter)
+            assert acct.size == 0 and acct.orders == () and acct.collateral_wallet == 50_000 * USDC
+        else:
+            assert hedge.fill_orders() == [] and read(hedge, adapter)[1].size == 0
+            hedge.advance(max_delay)
+            hedge.set_price(3000)
+            market, acct = read(hedge, adapter)
+            send(hedge, adapter.build_calls((Action(ActionKind.CANCEL_ORDER, 0, risk_reducing=True,
+                                                    order_key=acct.orders[0].key),), acct, market))
+            market, acct = read(hedge, adapter)
+            assert acct.orders == ()
 
     # a trade the model allows: the chain then reports what the model predicted
     market, acct = read(hedge, adapter)
     mdl = model(adapter, market, acct)
-    predicted = mdl.after(-2 * WETH, 0)
+    predicted = mdl.after(-2 * WETH, collateral)
     assert mdl.opening_allowed(predicted)
     # bounded 0.1% from the model's fill (a venue that supplies the bound's proceeds leaves what a
     # better fill brings in the wallet: the margin it reports then is the model's within that)
     bound = price_bound(predicted.fill_price, -2 * WETH, 10**15)
-    calls = adapter.build_calls((Action(ActionKind.TRADE, -2 * WETH, price_bound=bound),), acct, market)
+    trade = Action(ActionKind.TRADE, -2 * WETH, price_bound=bound)
+    calls = adapter.plan_calls((deposit, trade) if by_order else (trade,), acct, market)
     submitted = hedge.w3.eth.block_number + 1
     receipts = send(hedge, calls)
     if two_step:
         (o,) = read(hedge, adapter)[1].orders
-        hedge.advance(market.min_order_delay)
+        hedge.advance(min_delay)
         hedge.set_price(3000)
         assert hedge.fill_orders()
         fill = adapter.order_fill(hedge.address, o.key, o.size_delta, submitted, hedge.w3.eth.block_number)

@@ -573,3 +573,17 @@ def test_webhook_secret_config_errors(env: dict[str, str], problem: str) -> None
     ok = Settings.from_env({**base, "HEDGER_ALERT_WEBHOOK": "https://hooks.example.org/x",
                             "HEDGER_ALERT_WEBHOOK_SECRET": SIGNING}, dotenv=False)
     assert ok.alert_webhook_secret is not None and SIGNING not in repr(ok)
+
+
+def test_an_order_waiting_too_long_for_the_venues_keeper_alerts_once(hook: Hook) -> None:
+    from hedger.core.types import Order, OrderKind
+    from tests.snapshots import NOW
+    a = alerts_for(hook, alert_order_age=600)
+    o = Order(key="0x" + "ab" * 32, kind=OrderKind.INCREASE, size_delta=-eth(1), collateral_delta=0,
+              acceptable_price=usd(2990), submitted_at=NOW - 700, executable_at=NOW - 699, expires_at=0)
+    young = replace(o, key="0x" + "cd" * 32, submitted_at=NOW - 100)
+    for orders in ((o, young), (o, young), (), (o,)):           # alert, quiet, gone (forgotten), back: alert
+        a.on_cycle(cycle(make_snapshot(orders=orders)))
+    old = expected("order_old", "warning", f"order {o.key} (increase, pending) has waited 700s for the venue's "
+                   "keeper (alert above 600s)", order_key=o.key, age_s=700, state="pending")
+    assert hook.payloads == [old, old]

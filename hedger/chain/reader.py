@@ -164,7 +164,7 @@ class ChainReader:
         hit = self._encoding.get(key)
         if hit is None:
             fn = self._contract(spec.address, spec.abi).get_function_by_name(spec.fn)(*spec.args)
-            types = [o["type"] if o["type"] != "tuple" else _tuple_type(o) for o in fn.abi["outputs"]]
+            types = [_tuple_type(o) if o["type"].startswith("tuple") else o["type"] for o in fn.abi["outputs"]]
             hit = (Web3.to_checksum_address(spec.address), fn._encode_transaction_data(), types)
             self._encoding[key] = hit
         return hit
@@ -188,8 +188,9 @@ class ChainReader:
 
 
 def _tuple_type(o: dict[str, Any]) -> str:
-    inner = ",".join(c["type"] if c["type"] != "tuple" else _tuple_type(c) for c in o["components"])
-    return f"({inner})"
+    """The ABI type string of a tuple output, arrays of tuples included (``tuple[]`` -> ``(...)[]``)."""
+    inner = ",".join(_tuple_type(c) if c["type"].startswith("tuple") else c["type"] for c in o["components"])
+    return f"({inner}){o['type'][len('tuple'):]}"
 
 
 def _clean(err: Exception) -> str:

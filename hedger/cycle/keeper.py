@@ -425,6 +425,7 @@ class Keeper:
         snapshot = replace(snapshot, daily=self._daily_budget(snapshot))
         params = params or self.params(snapshot)
         decision = policy.decide(snapshot, params)
+        decision = self._after_cancellations(snapshot, decision)
         res, paused = self.prepare(snapshot, decision, params, dry_run, notes, unwinding=unwinding)
         plan, calls, dry = res.plan, res.calls, res.dry_run
         assert plan is not None
@@ -439,6 +440,28 @@ class Keeper:
             self.journal.close_cycle(cid, res.outcome, res.exit_code, res.error)
         return res
 
+    CANCELLED_IN_A_ROW = 2
+    CANCELLED_WINDOW_S = 900        # cancellations older than this no longer hold the hedger back
+
+    def _after_cancellations(self, snapshot: Snapshot, decision: Decision) -> Decision:
+        """A venue that cancelled our last orders one after the other (acceptable price missed:
+        the market moves faster than the slippage bound) gets no third order of the same kind:
+        the cycle refuses with the reason, and the operator decides (widen HEDGER_MAX_SLIPPAGE,
+        or wait: cancellations older than CANCELLED_WINDOW_S no longer count, so the hedger tries
+        again then, once). An executed order ends the run."""
+        if self.journal is None or not (decision.acts and decision.size_delta != 0):
+            return decision
+        c = snapshot.chain
+        n = self.journal.cancelled_in_a_row(c.chain_id, c.genesis_hash, self.account, snapshot.market.address,
+                                            since=time.time() - self.CANCELLED_WINDOW_S)
+        if n < self.CANCELLED_IN_A_ROW:
+            return decision
+        return replace(decision, kind=DecisionKind.REFUSE, refusal=RefusalKind.ACCOUNT, code="orders_cancelled",
+                       reason=f"the venue cancelled our last {n} orders in a row without filling them (acceptable "
+                              f"price missed): not submitting another ({decision.reason}); widen HEDGER_MAX_SLIPPAGE "
+                              "or wait: it tries again once these are "
+                              f"{self.CANCELLED_WINDOW_S // 60} minutes old")
+
     def prepare(self, snapshot: Snapshot, decision: Decision, params: PolicyParams, dry_run: bool,
                 notes: list[str], *, unwinding: bool = False) -> tuple[CycleResult, bool]:
         """Plan ``decision`` and build its calls; the cycle's result so far (dry run when asked, when
@@ -448,6 +471,16 @@ class Keeper:
         from hedger.core.timefmt import when
         plan = planner.plan(decision, params, snapshot.account.size)
         calls = self.adapter.plan_calls(plan.actions, snapshot.account, snapshot.market)
+        value, balance = sum(c.value for c in calls), snapshot.chain.account_balance
+        if value and balance is not None and balance < value:
+            # a venue whose orders carry a fee in the native token (GMX v2's execution fee): refused
+            # by name when the account cannot pay it, nothing sent
+            decision = replace(decision, kind=DecisionKind.REFUSE, refusal=RefusalKind.ACCOUNT, code="gas_money",
+                               reason=f"the plan's orders carry {value / UNIT:.6f} of the chain's native token in "
+                                      f"execution fees (ETH on Arbitrum, AVAX on Avalanche) and the account holds "
+                                      f"{balance / UNIT:.6f}: nothing is sent; fund {self.account} with the native "
+                                      f"token ({decision.reason})")
+            plan, calls = replace(plan, decision=decision, actions=()), []
         pause = None if unwinding else self.paused()
         if pause is not None:
             notes.append(f"paused by the operator since {when(pause['since'])} ({pause['reason']}): reading and "
@@ -455,6 +488,19 @@ class Keeper:
         dry = dry_run or self.signer is None or pause is not None
         return CycleResult(snapshot=snapshot, decision=decision, plan=plan, calls=calls, dry_run=dry,
                            notes=notes), pause is not None
+
+    def _mined(self, tx: Any, at_once: bool) -> None:
+        """Journal a mined transaction; an order it created whose key only the venue's events tell
+        is recorded under that key at once (its fill is then found even if it executes before the
+        next cycle reads the venue's order list)."""
+        j = self.journal
+        assert j is not None
+        j.record_mined(tx, confirmed=at_once)
+        if tx.call.creates_order and not tx.call.order_key and tx.status == 1:
+            key = self.adapter.created_order_key(tx.tx_hash)
+            row = j.order_row(tx.tx_hash) if key else None
+            if row is not None:
+                j.set_order_state(int(row["id"]), str(row["state"]), "key from the venue's event", key)
 
     def _execute(self, res: CycleResult, calls: list[Call], cid: int | None) -> None:
         ex = Executor(self.sender(), max_action_usd=self.settings.max_action_usd,
@@ -468,7 +514,7 @@ class Keeper:
                 calls, sent=res.sent,
                 on_signed=(lambda c, h, n, raw, f: j.record_signed(cid, c, h, n, raw, {**f, "riskReducing": c.risk_reducing}))
                 if j and cid else None,
-                on_mined=(lambda tx: j.record_mined(tx, confirmed=at_once)) if j else None)
+                on_mined=(lambda tx: self._mined(tx, at_once)) if j else None)
             res.outcome = "acted"
         except GasHeld as err:
             res.outcome, res.exit_code, res.error = "held_gas", 0, redact_urls(str(err))

@@ -309,7 +309,8 @@ def _pending_order(s: Snapshot, mdl: MarketModel, p: PolicyParams, o: Order, bas
     now = s.chain.block_timestamp
     held = (f"two-step order {o.key} of {_units(o.size_delta)} pending (executable at {when(o.executable_at, now)}, "
             f"expires at {when(o.expires_at, now)}); not submitting another")
-    before, filled = mdl.after(0, 0), mdl.after(o.size_delta, 0)
+    # an order may carry collateral (GMX: an increase sends it with the order): it arrives with the fill
+    before, filled = mdl.after(0, 0), mdl.after(o.size_delta, o.collateral_delta)
     needy = [(moment, pt) for moment, pt in (("as it stands", before), ("once the order fills", filled))
              if _needs_top_up(mdl, p, pt)]
     worse = max(before, filled, key=lambda pt: pt.leverage)
@@ -330,7 +331,7 @@ def _pending_order(s: Snapshot, mdl: MarketModel, p: PolicyParams, o: Order, bas
     deposit = max(0, min(mdl.collateral_native(max(want, 0), round_up=True), a.collateral_wallet))
     if deposit == 0:
         return Decision(reason=f"{held}; {why}, but the wallet holds no collateral to top up with", **hold)
-    after_before, after_fill = mdl.after(0, deposit), mdl.after(o.size_delta, deposit)
+    after_before, after_fill = mdl.after(0, deposit), mdl.after(o.size_delta, deposit + o.collateral_delta)
     worse = max(after_before, after_fill, key=lambda x: x.leverage)
     return Decision(kind=DecisionKind.REBALANCE, code="top_up_pending", margin_delta=deposit,
                     deposit_risk_reducing=True,

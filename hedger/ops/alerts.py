@@ -48,7 +48,7 @@ import logging
 import re
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from hedger.config import Settings
@@ -70,6 +70,7 @@ class _Episodes:
     liq_armed: bool = True
     gas_high_armed: bool = True
     collateral_problem: str | None = None
+    old_orders: set[str] = field(default_factory=set)   # keys of orders already alerted as too old
 
 
 TIMEOUT_S = 5.0
@@ -111,6 +112,7 @@ class Alerts(CycleObserver):
         self.liq_threshold = settings.alert_liq_distance      # E18 fraction
         self.min_gas = settings.alert_min_gas                 # wei
         self.streak_limit = max(1, settings.alert_refusal_streak)
+        self.order_age = settings.alert_order_age             # seconds of chain time
         # redact_urls reduces URLs to scheme, host and port and blanks registered URL parts wherever
         # they appear (settings built by hand may not have registered them yet)
         register_rpc_url(settings.rpc_url)
@@ -238,6 +240,20 @@ class Alerts(CycleObserver):
             self.send("collateral_fault", "critical",
                       f"{problem}: no margin can be deposited or withdrawn", market=market, problem=problem)
         ep.collateral_problem = problem
+
+        # an order the venue's keeper has left pending this long (GMX v2: its keepers usually act in
+        # seconds): once per order, the list forgotten as orders leave the venue's list
+        now = s.chain.block_timestamp
+        live = {o.key for o in s.account.orders if o.in_flight}
+        ep.old_orders &= live
+        for o in s.account.orders:
+            age = now - o.submitted_at
+            if o.in_flight and age > self.order_age and o.key not in ep.old_orders:
+                ep.old_orders.add(o.key)
+                self.send("order_old", "warning",
+                          f"order {o.key} ({o.kind.value}, {o.state.value}) has waited {age}s for the venue's keeper "
+                          f"(alert above {self.order_age}s)", market=market, order_key=o.key, age_s=age,
+                          state=o.state.value)
 
         px = s.oracle.price_e18
         size = s.account.size

@@ -111,6 +111,12 @@ class PerpAdapter(ABC):
         two blocks; None when the venue's records do not say (the report then uses the estimate)."""
         return None
 
+    def created_order_key(self, tx_hash: str) -> str | None:
+        """The venue's key of the order our mined transaction ``tx_hash`` created, from its events,
+        for a venue whose keys are not known before mining (GMX v2: from NONCE at creation). None:
+        the key is the call's own, or is learned from the venue's order list."""
+        return None
+
     @abstractmethod
     def trade_fee(self, receipt: dict[str, Any], account: str) -> int | None:
         """The trading fee (E18 USD) the market charged ``account`` in this receipt, from its

@@ -326,7 +326,7 @@ class Journal:
                             (status, gas_used, effective_gas_price, block_number,
                              "mined" if status == 1 else "reverted", block_hash, int(confirmed), tx_hash))
             row = self.db.execute(
-                "SELECT t.cycle_id, t.nonce, t.function, t.creates_order, t.amount, t.order_key, c.chain_id, "
+                "SELECT t.cycle_id, t.nonce, t.function, t.creates_order, t.amount, t.order_key, t.action, c.chain_id, "
                 "c.genesis_hash, "
                 "c.account, c.market, "
                 "c.snapshot FROM txs t JOIN cycles c ON c.id=t.cycle_id WHERE t.tx_hash=?", (tx_hash,)).fetchone()
@@ -337,7 +337,8 @@ class Journal:
                                 "AND state='signed'", (other, row["cycle_id"], row["nonce"], tx_hash))
                 if status == 1 and row["creates_order"]:
                     # submitted, not filled: the row stays 'pending' until the venue says otherwise
-                    size_delta = int(row["amount"] or 0)
+                    # a collateral order (GMX v2: a deposit or withdrawal is an order too) changes no size
+                    size_delta = int(row["amount"] or 0) if row["action"] in (None, "trade") else 0
                     size_before = int(json.loads(row["snapshot"] or "{}").get("account", {}).get("size", 0))
                     self.db.execute(
                         "INSERT OR IGNORE INTO orders (chain_id, genesis_hash, account, market, tx_hash, size_delta, "
@@ -486,6 +487,21 @@ class Journal:
         """The order the transaction ``tx_hash`` created, with the block it was created in."""
         return self.db.execute("SELECT o.*, t.block_number AS created_block FROM orders o LEFT JOIN txs t "
                                "ON t.tx_hash=o.tx_hash WHERE o.tx_hash=?", (tx_hash,)).fetchone()
+
+    def cancelled_in_a_row(self, chain_id: int, genesis_hash: str, account: str, market: str,
+                           since: float = 0.0) -> int:
+        """How many of the latest orders on ``market`` the venue cancelled one after the other (an
+        acceptable price missed), back to the last one it executed or to one resolved before
+        ``since`` (wall clock); an expired order we cancelled ourselves neither counts nor breaks the run."""
+        n = 0
+        for row in self.db.execute("SELECT state, note, resolved_at FROM orders WHERE chain_id=? AND genesis_hash=? "
+                                   "AND account=? AND market=? ORDER BY id DESC",
+                                   (chain_id, genesis_hash, account, market)):
+            if row["state"] == "executed" or (row["resolved_at"] is not None and row["resolved_at"] < since):
+                break
+            if row["state"] == "cancelled" and "after it expired" not in (row["note"] or ""):
+                n += 1
+        return n
 
     def order_state(self, tx_hash: str) -> str | None:
         """The state of the order the transaction ``tx_hash`` created (None: no order journaled for it)."""

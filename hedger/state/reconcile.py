@@ -407,7 +407,19 @@ def _reconcile_orders(j: "Journal", s: "Snapshot", key: tuple[Any, ...], notes: 
                 notes.append(f"{label} is {state} at the venue")
             continue
         moved = s.account.size - int(row["size_before"])
-        if moved == delta or (delta != 0 and moved * delta > 0 and abs(moved) >= abs(delta)):
+        by_events = ""
+        # (an order of no size, collateral only, moves no position: only the venue's record tells)
+        if (delta == 0 or not (moved == delta or (moved * delta > 0 and abs(moved) >= abs(delta)))) and jkey:
+            # a venue whose fill differs from the order's booked size (GMX sizes orders in USD): its
+            # own record of the execution, found by the order's key, decides
+            by_events = _record_fill(j, row, jkey, fill_of)
+            if by_events:
+                j.set_order_state(int(row["id"]), "executed", "no longer listed; the venue's events record its execution")
+                filled += moved
+                notes.append(f"{label} was filled (executed, as the venue's events record)" + by_events)
+                continue
+        if (moved == delta and not (delta == 0 and jkey)) or (delta != 0 and moved * delta > 0
+                                                               and abs(moved) >= abs(delta)):
             j.set_order_state(int(row["id"]), "executed", "no longer listed and the position moved by it")
             filled += delta
             notes.append(f"{label} was filled (executed: the position moved by it)" + _record_fill(j, row, jkey, fill_of))

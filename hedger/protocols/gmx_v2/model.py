@@ -684,3 +684,350 @@ def collateral_amount_e18(usd_e18: int, collateral_price_e18: int, decimals: int
     _need(usd_e18 >= 0, "usd_e18", "must be >= 0")
     num = usd_e18 * 10**decimals
     return round_up_division(num, collateral_price_e18) if round_up else num // collateral_price_e18
+
+
+# ---------------------------------------------------------------------------------------------
+# The policy's market model on GMX v2 (hedger.core.model.MarketModel), from one cycle's reads
+# ---------------------------------------------------------------------------------------------
+
+from hedger.core.model import INFINITE, MarketModel, Minimums, PostTrade, leverage, register_model  # noqa: E402
+from hedger.core.types import AccountState, MarketState, Snapshot  # noqa: E402
+
+E18_PER_USD30 = 10**12            # USD with 30 decimals -> E18 USD
+SECONDS_PER_DAY = 86_400
+OPENING_CUSHION_PCT = 102         # opening checks with 2% to spare: the keeper's price is not ours
+
+
+@dataclass(frozen=True, kw_only=True)
+class GmxMarketState(MarketState):
+    """One GMX v2 market and the hedged account's position in it, as the adapter read them at one
+    block, in GMX's own units (USD and factors with 30 decimals, token amounts in native units).
+    ``price`` (E18) is the hedger's oracle: GMX's keepers price orders with their own signed
+    prices, so the model values everything at the oracle the hedger trusts."""
+
+    index_decimals: int                        # the index token's decimals (18 for ETH)
+    long_open_interest: int                    # USD (1e30), both collateral tokens
+    short_open_interest: int
+    impact_pool_amount: int                    # POSITION_IMPACT_POOL_AMOUNT, index tokens
+    impact: ImpactParams
+    position_fee_factor_improved: int          # POSITION_FEE_FACTOR(market, true)
+    position_fee_factor_not_improved: int      # POSITION_FEE_FACTOR(market, false)
+    min_collateral_usd: int                    # MIN_COLLATERAL_USD (USD, 1e30)
+    min_collateral_factor: int                 # MIN_COLLATERAL_FACTOR: the opening/withdrawal check
+    min_collateral_factor_for_liquidation: int  # MIN_COLLATERAL_FACTOR_FOR_LIQUIDATION
+    min_position_size_usd: int                 # MIN_POSITION_SIZE_USD (USD, 1e30; 0: none)
+    borrowing_factor_per_second_longs: int     # Reader.getMarketInfo
+    borrowing_factor_per_second_shorts: int
+    longs_pay_shorts: bool                     # getMarketInfo.nextFunding
+    funding_factor_per_second: int
+    request_expiration_time: int               # REQUEST_EXPIRATION_TIME (seconds)
+    execution_fee_increase: int = 0            # gas an increase order's execution fee pays for (GMX's estimate
+    execution_fee_decrease: int = 0            # x the fee margin); x the gas price = wei of the native token
+    position: Position | None = None           # the account's position (market, collateral token)
+    pending_borrowing_usd: int = 0             # getPositionInfo fees.borrowing.borrowingFeeUsd (1e30)
+    pending_funding_amount: int = 0            # getPositionInfo fees.funding.fundingFeeAmount (collateral units)
+    claimable_funding_amount: int = 0          # funding received, claimable (collateral units)
+    native_balance: int | None = None          # the account's native balance (wei), for execution fees
+
+
+def _usd30_to_e18(usd: int) -> int:
+    return _div_toward_zero(usd, E18_PER_USD30)
+
+
+class GmxModel(MarketModel):
+    """GMX v2's rules for the policy: every change is an order (size and collateral alike), fills
+    carry price impact and the position fee, the liquidation rule is GMX's (``liquidation_check``:
+    remaining collateral after PnL, close impact, pending impact and the costs of closing, against
+    max(MIN_COLLATERAL_USD, size x MIN_COLLATERAL_FACTOR_FOR_LIQUIDATION)). ``margin`` in every
+    :class:`PostTrade` is that remaining collateral (E18 USD): what GMX liquidates on."""
+
+    collateral_moves = "order"          # MarketIncrease/MarketDecrease with sizeDeltaUsd 0
+    trades_are_orders = True            # a GMX keeper executes every order later
+    orders_in_flight = 1                # our rule (GMX allows more, executed in no set order)
+    collateral_orders_in_flight = 1     # a collateral-only order beside a size order, when safe either way
+    can_hold_long = True                # negative exposure: isLong true
+
+    def __init__(self, market: GmxMarketState, account: AccountState, price: int, collateral_price: int) -> None:
+        _need(price > 0, "price", "must be > 0 (E18 USD per whole index token)")
+        _need(collateral_price > 0, "collateral_price", "must be > 0 (E18 USD per whole collateral token)")
+        self.market = market
+        self.account = account
+        self.price = price
+        self._collateral_price = collateral_price
+        self.collateral_decimals = market.collateral_decimals
+        # GMX's price units: USD per smallest unit x 1e30
+        self.index_price = price * 10**12 // 10**market.index_decimals
+        self.cprice = collateral_price * 10**12 // 10**market.collateral_decimals
+        _need(self.index_price > 0 and self.cprice > 0, "price", "too small for GMX's price units")
+        self._positions: dict[int, tuple[Position, LiquidationMarket] | None] = {}
+
+    # -------------------------------------------------------------- units
+    @property
+    def market_price(self) -> int:
+        return self.price
+
+    @property
+    def collateral_price(self) -> int:  # type: ignore[override]
+        return self._collateral_price
+
+    def _tokens(self, size_e18: int) -> int:
+        """|size| (E18 asset units) in the index token's native units."""
+        return abs(size_e18) * 10**self.market.index_decimals // 10**18
+
+    def _size_e18(self, pos: Position | None) -> int:
+        if pos is None or pos.size_in_tokens == 0:
+            return 0
+        size = pos.size_in_tokens * 10**18 // 10**self.market.index_decimals
+        return size if pos.is_long else -size
+
+    def _liq_market(self, long_oi: int, short_oi: int) -> LiquidationMarket:
+        m = self.market
+        return LiquidationMarket(collateral_price_min=self.cprice, long_open_interest=long_oi,
+                                 short_open_interest=short_oi, impact=m.impact,
+                                 position_fee_factor_improved=m.position_fee_factor_improved,
+                                 position_fee_factor_not_improved=m.position_fee_factor_not_improved,
+                                 min_collateral_usd=m.min_collateral_usd,
+                                 min_collateral_factor=m.min_collateral_factor_for_liquidation)
+
+    # -------------------------------------------------------------- the trade
+    def _position_now(self) -> tuple[Position | None, int]:
+        """The position and its collateral (native units, may fall below zero in a projection) with
+        the fees pending on it settled: any order's execution charges them first
+        (gmx-synthetics contracts/position/IncreasePositionUtils.sol, DecreasePositionCollateralUtils.sol)."""
+        pos, m = self.market.position, self.market
+        if pos is None or pos.size_in_usd == 0:
+            return None, 0
+        owed = usd_to_collateral_amount(m.pending_borrowing_usd, self.cprice) + m.pending_funding_amount
+        return pos, pos.collateral_amount - owed
+
+    def _increase(self, pos: Position | None, collateral: int, is_long: bool, tokens: int,
+                  oi: list[int]) -> tuple[Position, int, int, int]:
+        """(position, collateral, fee USD, execution price) of growing ``pos`` (or opening) by
+        ``tokens`` (gmx-synthetics contracts/position/IncreasePositionUtils.sol: the impact is
+        stored as pending, the position fee taken from the collateral)."""
+        m = self.market
+        usd = tokens * self.index_price
+        inc = increase_execution(usd, is_long, self.index_price, self.index_price, oi[0], oi[1],
+                                 m.impact_pool_amount, m.impact)
+        fee = position_fee_usd(usd, inc.balance_was_improved, m.position_fee_factor_improved,
+                               m.position_fee_factor_not_improved)
+        base = pos or Position(is_long=is_long, size_in_usd=0, size_in_tokens=0, collateral_amount=0)
+        new = replace(base, size_in_usd=base.size_in_usd + usd,
+                      size_in_tokens=base.size_in_tokens + inc.size_delta_in_tokens,
+                      pending_impact_amount=base.pending_impact_amount + inc.price_impact_amount)
+        oi[0 if is_long else 1] += usd
+        return new, collateral - usd_to_collateral_amount(fee, self.cprice), fee, inc.execution_price
+
+    def _decrease(self, pos: Position, collateral: int, tokens: int,
+                  oi: list[int]) -> tuple[Position | None, int, int, int]:
+        """(position or None when closed, collateral, fee USD, execution price) of closing ``tokens``
+        of ``pos`` (gmx-synthetics contracts/position/DecreasePositionCollateralUtils.sol
+        processCollateral: PnL and impact realised pro rata; a profit is paid out to the receiver,
+        a loss and the fees come out of the collateral; closing it all pays the collateral out)."""
+        m = self.market
+        whole = tokens >= pos.size_in_tokens
+        usd = pos.size_in_usd if whole else pos.size_in_usd * tokens // pos.size_in_tokens
+        dec = decrease_execution(pos, usd, self.index_price, self.index_price, oi[0], oi[1],
+                                 m.impact_pool_amount, m.impact)
+        pnl, closed = position_pnl_usd(replace(pos, collateral_amount=0), self.index_price, usd)
+        fee = position_fee_usd(usd, dec.balance_was_improved, m.position_fee_factor_improved,
+                               m.position_fee_factor_not_improved)
+        realised = pnl + dec.total_impact_usd - fee
+        if realised < 0:
+            collateral -= round_up_division(-realised, self.cprice)
+        oi[0 if pos.is_long else 1] -= usd
+        if whole:
+            return None, 0, fee, dec.execution_price
+        new = replace(pos, size_in_usd=pos.size_in_usd - usd, size_in_tokens=pos.size_in_tokens - closed,
+                      pending_impact_amount=pos.pending_impact_amount - dec.proportional_pending_impact_amount)
+        return new, collateral, fee, dec.execution_price
+
+    def _trade(self, size_delta: int, collateral_delta: int = 0
+               ) -> tuple[Position | None, int, int, tuple[int, ...], list[int]]:
+        """(position after, its collateral (native, may be < 0: GMX would refuse the order), fee
+        USD 1e30, leg execution prices E18, open interests after). Collateral sent with an order
+        is added before its fees are taken."""
+        pos, collateral = self._position_now()
+        collateral += collateral_delta
+        oi = [self.market.long_open_interest, self.market.short_open_interest]
+        fee, legs = 0, []
+        if size_delta != 0:
+            size = self._size_e18(pos)
+            if pos is not None and (size > 0) != (size_delta > 0):
+                pos, collateral, f, px = self._decrease(pos, collateral, self._tokens(size_delta), oi)
+                fee += f
+                legs.append(px)
+                rest = abs(size_delta) - abs(size)
+                if rest > 0:
+                    pos, collateral, f, px = self._increase(None, collateral_delta, size_delta > 0,
+                                                            self._tokens(rest), oi)
+                    fee += f
+                    legs.append(px)
+            else:
+                pos, collateral, f, px = self._increase(pos, collateral, size_delta > 0, self._tokens(size_delta), oi)
+                fee += f
+                legs.append(px)
+        if pos is not None and pos.size_in_tokens == 0:
+            pos = None
+        return pos, collateral, fee, tuple(p * 10**self.market.index_decimals // 10**12 for p in legs), oi
+
+    def _fill_of(self, size_delta: int, legs: tuple[int, ...]) -> int:
+        if not legs:
+            return self.price
+        if len(legs) == 1:
+            return legs[0]
+        first = abs(self._size_e18(self._position_now()[0]))
+        return (legs[0] * first + legs[1] * (abs(size_delta) - first)) // abs(size_delta)
+
+    def fill(self, size_delta: int) -> tuple[int, int]:
+        _, _, fee, legs, _ = self._trade(size_delta)
+        return self._fill_of(size_delta, legs), _usd30_to_e18(fee)
+
+    def after(self, size_delta: int, collateral_delta_native: int) -> PostTrade:
+        pos, collateral, fee, legs, oi = self._trade(size_delta, collateral_delta_native)
+        fill, fee_e18 = self._fill_of(size_delta, legs), _usd30_to_e18(fee)
+        two = legs if len(legs) == 2 else ()
+        if pos is None:
+            self._positions[0] = None
+            return PostTrade(size=0, margin=0, notional=0, leverage=0, liq_distance=INFINITE, fill_price=fill,
+                             fee=fee_e18, leg_fills=two)
+        size = self._size_e18(pos)
+        deficit = max(-collateral, 0)                 # collateral the order would lack (GMX refuses it)
+        pos = replace(pos, collateral_amount=max(collateral, 0))
+        lm = self._liq_market(oi[0], oi[1])
+        self._positions[size] = (pos, lm)
+        check = liquidation_check(pos, lm, self.index_price)
+        margin = _usd30_to_e18(check.remaining_collateral_usd - deficit * self.cprice)
+        notional = abs(size) * self.price // 10**18
+        # signed: negative when GMX would liquidate it already (the liquidation price is behind us)
+        liq = liquidation_price(pos, lm)
+        if deficit:
+            dist = -10**18
+        elif liq is None:
+            dist = 0 if check.liquidatable else INFINITE
+        else:
+            move = liq - self.index_price if not pos.is_long else self.index_price - liq
+            dist = move * 10**18 // self.index_price
+            if check.liquidatable and dist > 0:
+                dist = 0
+        liq_e18 = 0 if liq is None else liq * 10**self.market.index_decimals // 10**12
+        return PostTrade(size=size, margin=margin, notional=notional, leverage=leverage(size, self.price, margin),
+                         liq_distance=dist, fill_price=fill, fee=fee_e18, leg_fills=two, liquidation_price=liq_e18)
+
+    def _required_usd(self, size_in_usd: int, factor: int) -> int:
+        return max(self.market.min_collateral_usd, apply_factor(size_in_usd, factor))
+
+    def max_withdrawal(self) -> int:
+        """A collateral-only MarketDecrease is refused unless the remaining collateral stays above
+        max(MIN_COLLATERAL_USD, size x MIN_COLLATERAL_FACTOR) (gmx-synthetics
+        contracts/position/PositionUtils.sol validatePosition / willPositionCollateralBeSufficient):
+        remaining is linear in the collateral, so the room is (remaining - required) / price."""
+        pos, collateral = self._position_now()
+        if pos is None or collateral <= 0:
+            return 0
+        pos = replace(pos, collateral_amount=collateral)
+        check = liquidation_check(pos, self._oi(), self.index_price)
+        room = check.remaining_collateral_usd - self._required_usd(pos.size_in_usd, self.market.min_collateral_factor)
+        return max(0, min(room // self.cprice, collateral))
+
+    def minimums(self) -> Minimums:
+        m = self.market
+        order = m.min_position_size_usd * 10**18 // (self.index_price * 10**m.index_decimals) \
+            if m.min_position_size_usd else 0
+        return Minimums(collateral=_usd30_to_e18(m.min_collateral_usd), order=order)
+
+    def carry_rate_per_day(self, size: int) -> int:
+        """Borrowing of the position's side plus funding (paid by the larger side: the paying side
+        pays the factor, the other receives it spread over its open interest), per day, E18
+        (gmx-synthetics contracts/market/MarketUtils.sol getBorrowingFactorPerSecond,
+        getNextFundingAmountPerSize; rates from Reader.getMarketInfo)."""
+        m = self.market
+        is_long = size > 0
+        borrowing = m.borrowing_factor_per_second_longs if is_long else m.borrowing_factor_per_second_shorts
+        paying = m.longs_pay_shorts == is_long
+        f = m.funding_factor_per_second
+        if paying:
+            funding = f
+        else:
+            payer_oi = m.long_open_interest if m.longs_pay_shorts else m.short_open_interest
+            receiver_oi = m.short_open_interest if m.longs_pay_shorts else m.long_open_interest
+            funding = -(f * payer_oi // receiver_oi) if receiver_oi else 0
+        return (borrowing + funding) * SECONDS_PER_DAY // E18_PER_USD30
+
+    def margin_for_leverage(self, notional: int, leverage: int) -> int:
+        return notional * 10**18 // leverage
+
+    def _position_of(self, size: int) -> tuple[Position, LiquidationMarket] | None:
+        """The position ``after()`` produced for ``size`` (with the open interests after it): the
+        account's own when it is of ``size``, else the one trading to ``size`` would leave."""
+        if size in self._positions:
+            return self._positions[size]
+        now, collateral = self._position_now()
+        if now is not None and self._size_e18(now) == size:
+            return replace(now, collateral_amount=max(collateral, 0)), self._oi()
+        tokens = self._tokens(size)
+        if tokens == 0:
+            return None
+        # the position the trade to ``size`` would leave (its own pending impact included)
+        self.after(size - self._size_e18(now), 0)
+        if size in self._positions:
+            return self._positions[size]
+        pos = Position(is_long=size > 0, size_in_usd=tokens * self.index_price, size_in_tokens=tokens,
+                       collateral_amount=0)
+        oi = [self.market.long_open_interest, self.market.short_open_interest]
+        if now is not None:                            # the account's own position is replaced by this one
+            oi[0 if now.is_long else 1] -= now.size_in_usd
+        oi[0 if pos.is_long else 1] += pos.size_in_usd
+        return pos, self._liq_market(max(oi[0], 0), max(oi[1], 0))
+
+    def _oi(self) -> LiquidationMarket:
+        return self._liq_market(self.market.long_open_interest, self.market.short_open_interest)
+
+    def distance_at_leverage(self, size: int, leverage: int) -> int:
+        """The distance of the position of ``size`` (its entry, pending impact and PnL as they
+        stand) when its remaining collateral, ``after()``'s margin, is its notional at today's price
+        / ``leverage``: the remaining collateral is linear in the collateral amount, so that amount
+        is found directly (rounded up), then GMX's rule gives the distance."""
+        got = self._position_of(size)
+        if got is None or leverage <= 0:
+            return INFINITE
+        pos, lm = got
+        notional_usd = self._tokens(size) * self.index_price
+        bare = liquidation_check(replace(pos, collateral_amount=0), lm, self.index_price).remaining_collateral_usd
+        want = round_up_division(notional_usd * 10**18, leverage)
+        amount = max(0, round_up_division(want - bare, self.cprice))
+        d = liquidation_distance(replace(pos, collateral_amount=amount), lm, self.index_price)
+        return INFINITE if d is None else d
+
+    def margin_for_distance(self, size: int, distance: int) -> int:
+        """GMX's rule is linear in the collateral (``collateral_for_distance``): the least amount
+        whose remaining collateral survives ``distance``, reported in ``after()``'s measure (the
+        remaining collateral at today's price)."""
+        got = self._position_of(size)
+        if got is None:
+            return 0
+        pos, lm = got
+        amount = collateral_for_distance(pos, lm, self.index_price, max(distance, 0))
+        check = liquidation_check(replace(pos, collateral_amount=amount), lm, self.index_price)
+        return -(-check.remaining_collateral_usd // E18_PER_USD30)
+
+    def opening_allowed(self, pt: PostTrade) -> bool:
+        """GMX refuses an increase leaving the remaining collateral below max(MIN_COLLATERAL_USD,
+        size x MIN_COLLATERAL_FACTOR) or the size below MIN_POSITION_SIZE_USD (PositionUtils.sol
+        validatePosition), with the cushion; and never a liquidatable one."""
+        if pt.size == 0:
+            return True
+        m = self.market
+        size_usd = pt.notional * E18_PER_USD30
+        required = _usd30_to_e18(self._required_usd(size_usd, m.min_collateral_factor)) * OPENING_CUSHION_PCT // 100
+        return pt.margin >= required and pt.liq_distance > 0 and size_usd >= m.min_position_size_usd
+
+
+@register_model("gmx-v2")
+def model_for(s: Snapshot) -> GmxModel:
+    """The GMX v2 model of a snapshot, at the hedger's oracle price (the market's reading of it)."""
+    if not isinstance(s.market, GmxMarketState):
+        raise TypeError(f"Snapshot.market: a GMX v2 snapshot needs a GmxMarketState, got {type(s.market).__name__} "
+                        "(fix: read it with the gmx-v2 adapter)")
+    price = s.market.price if s.market.price > 0 else s.oracle.price_e18
+    return GmxModel(market=s.market, account=s.account, price=price, collateral_price=s.collateral_price)

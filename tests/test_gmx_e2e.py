@@ -1,0 +1,386 @@
+"""End to end on the GMX v2 stand-in (contracts/Gmx*.vy): the hedger's cycles with
+HEDGER_PROTOCOL=gmx-v2 open the hedge as an order, wait for GMX's keeper (the stand-in's, at the
+feed's price), follow the holding, restore margin while an order is pending, re-plan after a
+cancellation (acceptable price missed) and cancel an expired order itself. One anvil for the
+module; each test starts from the same deployed state (evm_snapshot / evm_revert)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import pytest
+from web3 import Web3
+
+from hedger.chain.executor import KeySigner, TxSender
+from hedger.core.secrets import Secret
+from hedger.core.types import OrderKind, OrderState
+from hedger.protocols.gmx_v2 import interface as gi
+from hedger.sim.deploy import Deployment, deploy_reference, transact
+from hedger.sim.gmx_standin import GmxStandin, deploy_gmx_standin
+from hedger.sim.localchain import Anvil, dev_account
+from tests.conftest import USDC, WETH, Chain, web3_at
+
+HEDGER, KEEPER = 1, 2
+
+
+@pytest.fixture(scope="module")
+def w3(module_anvil: Anvil) -> Web3:
+    return web3_at(module_anvil)
+
+
+def sender(w3: Web3, index: int) -> TxSender:
+    return TxSender(w3, KeySigner(Secret(dev_account(index).key.hex())))
+
+
+@pytest.fixture(scope="module")
+def world(w3: Web3) -> tuple[Deployment, GmxStandin]:
+    deployer = sender(w3, 0)
+    d = deploy_reference(deployer)
+    s = deploy_gmx_standin(deployer, usdc=d.collateral, keepers=(dev_account(KEEPER).address,))
+    transact(deployer, "ReferenceToken", d.collateral, "mint", s.position_engine, 10_000_000 * USDC)
+    # funding and borrowing off: fills and margins compare exactly whatever seconds pass (the model's
+    # carry and the stand-in's accrual have their own tests)
+    for key in (gi.borrowing_factor_key(s.market, True), gi.borrowing_factor_key(s.market, False),
+                gi.funding_factor_key(s.market)):
+        transact(deployer, "GmxDataStore", s.data_store, "setUint", key, 0)
+    return d, s
+
+
+@dataclass
+class G:
+    chain: Chain
+    s: GmxStandin
+    env: dict[str, str]
+
+    @property
+    def address(self) -> str:
+        return dev_account(HEDGER).address
+
+    def keeper(self, **overrides: str) -> Any:
+        from hedger.config import Settings
+        from hedger.cycle.keeper import Keeper
+        return Keeper.from_settings(Settings.from_env({**self.env, **overrides}))
+
+    def cycle(self, **overrides: str) -> Any:
+        return self.keeper(**overrides).cycle()
+
+    def read(self) -> Any:
+        return self.keeper().read()
+
+    def execute(self) -> dict[str, Any] | None:
+        """GMX's keeper (the stand-in's) executes the account's oldest order at the feed's price."""
+        call = self.keeper().adapter.fill_order_call(self.address)
+        if call is None:
+            return None
+        return sender(self.chain.w3, KEEPER).send(call.to, call.data)
+
+
+@pytest.fixture()
+def g(w3: Web3, module_anvil: Anvil, world: tuple[Deployment, GmxStandin], tmp_path: Any) -> Iterator[G]:
+    d, s = world
+    snap = w3.provider.make_request("evm_snapshot", [])["result"]
+    chain = Chain(anvil=module_anvil, w3=w3, deployer=sender(w3, 0), d=d)
+    chain.set_price(3000)
+    acct = dev_account(HEDGER)
+    chain.mint_weth(acct.address, 2 * WETH)
+    chain.mint_usdc(acct.address, 50_000 * USDC)
+    env = {"HEDGER_RPC_URL": module_anvil.url, "HEDGER_PRIVATE_KEY": acct.key.hex(), "HEDGER_PROTOCOL": "gmx-v2",
+           "HEDGER_MARKET": s.market, "HEDGER_ORACLE": d.oracle, "HEDGER_SPOT_TOKEN": d.spot,
+           "HEDGER_COLLATERAL_TOKEN": d.collateral, "HEDGER_SEQUENCER_FEED": d.sequencer_feed,
+           "HEDGER_SEQUENCER_GRACE": "0", "HEDGER_JOURNAL_PATH": str(tmp_path / "journal.sqlite"),
+           "HEDGER_CHAIN_ID": "31337", "HEDGER_GMX_EXCHANGE_ROUTER": s.exchange_router,
+           "HEDGER_GMX_READER": s.reader, "HEDGER_COOLDOWN": "0"}
+    try:
+        yield G(chain=chain, s=s, env=env)
+    finally:
+        w3.provider.make_request("evm_revert", [snap])
+
+
+def test_open_the_hedge_as_one_order_then_hold_once_executed(g: G) -> None:
+    res = g.cycle()
+    assert res.outcome == "acted", res.error
+    assert [c.function for c in res.calls] == ["approve", "multicall"]
+    order_call = res.calls[-1]
+    assert order_call.creates_order and order_call.value > 0
+    snap = g.read()
+    (o,) = snap.account.orders
+    assert o.kind is OrderKind.INCREASE and o.state is OrderState.PENDING and o.collateral_delta > 0
+    assert o.size_delta == order_call.amount                    # the journal's record and the venue's list agree
+    assert snap.account.size == 0
+    held = g.cycle()
+    assert held.outcome == "held" and held.decision.code == "order_pending"
+    g.execute()
+    snap = g.read()
+    assert snap.account.orders == () and snap.account.size == -2 * WETH
+    again = g.cycle()
+    assert again.outcome == "held" and again.decision.code == "within_band", again.decision.reason
+
+
+def opened(g: G) -> Any:
+    """The hedge opened and executed: -2 ETH at 3,000."""
+    assert g.cycle().outcome == "acted"
+    g.execute()
+    snap = g.read()
+    assert snap.account.size == -2 * WETH and snap.account.orders == ()
+    return snap
+
+
+def test_fill_and_fees_of_the_keepers_transaction_are_journaled(g: G) -> None:
+    res = g.cycle()
+    receipt = g.execute()
+    assert receipt is not None
+    k = g.keeper()
+    row = k.journal.order_row(res.sent[-1].tx_hash)
+    assert row["order_key"] and row["order_key"].startswith("0x")       # learned from OrderCreated at once
+    k.cycle()
+    row = k.journal.order_row(res.sent[-1].tx_hash)
+    assert row["state"] == "executed" and row["fill_tx"] == Web3.to_hex(receipt["transactionHash"])
+    assert 2990 < int(row["fill_price"]) / 1e18 <= 3000
+    assert int(row["fill_fee"]) == 6_000 * 6 * 10**18 // 10_000            # 0.06% of $6,000, charged by GMX
+
+
+def test_follow_the_holding_both_ways(g: G) -> None:
+    opened(g)
+    g.chain.mint_weth(g.address, 1 * WETH)                              # the holding grows
+    res = g.cycle()
+    assert res.outcome == "acted" and res.decision.size_delta == -1 * WETH
+    (o,) = g.read().account.orders
+    assert o.kind is OrderKind.INCREASE
+    g.execute()
+    assert g.read().account.size == -3 * WETH
+    g.chain.call_as(HEDGER, "ReferenceToken", g.chain.d.spot, "transfer", dev_account(5).address, 2 * WETH)
+    res = g.cycle()
+    assert res.outcome == "acted" and res.decision.size_delta == 2 * WETH
+    (o,) = g.read().account.orders
+    assert o.kind is OrderKind.DECREASE and o.size_delta > 0
+    g.execute()
+    snap = g.read()
+    assert snap.account.size == -1 * WETH and snap.account.orders == ()
+
+
+def test_margin_restored_after_a_rally_while_an_order_is_pending(g: G) -> None:
+    opened(g)
+    g.chain.mint_weth(g.address, 1 * WETH)
+    assert g.cycle().outcome == "acted"                                 # a size order, pending
+    g.chain.set_price(4300)                                             # rally: the short loses $2,600
+    before = g.read()
+    res = g.cycle()
+    assert res.outcome == "acted" and res.decision.code == "top_up_pending", res.decision.reason
+    assert res.decision.margin_delta > 0 and [c.function for c in res.calls][-1] == "multicall"
+    kinds = sorted(o.kind.value for o in g.read().account.orders)
+    assert kinds == ["collateral_in", "increase"]                       # beside it, safe whichever goes first
+    # the keeper executes them in the order it likes: the collateral first here
+    snap = g.read()
+    keys = {o.kind: o.key for o in snap.account.orders}
+    from hedger.sim.gmx_standin import execute_order
+    price = 4300 * 10**12
+    execute_order(sender(g.chain.w3, KEEPER), g.s, bytes.fromhex(keys[OrderKind.COLLATERAL_IN][2:]), price)
+    mid = g.read()
+    assert mid.account.margin > before.account.margin
+    execute_order(sender(g.chain.w3, KEEPER), g.s, bytes.fromhex(keys[OrderKind.INCREASE][2:]), price)
+    after = g.read()
+    assert after.account.size < -2 * WETH and after.account.orders == ()
+    from hedger.core.model import model_for
+    assert model_for(after).after(0, 0).liq_distance > model_for(before).after(0, 0).liq_distance
+
+
+def test_two_acceptable_price_misses_in_a_row_become_a_refusal(g: G) -> None:
+    res = g.cycle()
+    assert res.outcome == "acted"
+    g.chain.set_price(2900)                                             # falls past the short's bound
+    g.execute()                                                         # GMX's keeper cancels it
+    assert g.read().account.orders == () and g.read().account.size == 0
+    again = g.cycle()
+    assert again.outcome == "acted", again.error                       # re-planned from the new state
+    assert any("cancelled" in n for n in again.notes)
+    g.chain.set_price(2800)
+    g.execute()
+    third = g.cycle()
+    assert third.outcome == "refused" and third.exit_code == 9 and third.decision.code == "orders_cancelled"
+    assert "cancelled our last 2 orders" in third.decision.reason
+    assert third.sent == []
+
+
+def test_an_expired_order_is_cancelled_by_us_then_replanned(g: G) -> None:
+    first = g.cycle()
+    wallet = g.read().account.collateral_wallet
+    g.chain.advance(301)                                                # REQUEST_EXPIRATION_TIME 300 s
+    g.chain.set_price(3000)
+    (o,) = g.read().account.orders
+    assert o.state is OrderState.EXPIRED
+    res = g.cycle()
+    assert res.outcome == "acted" and res.decision.code == "cancel_expired_order"
+    assert [c.function for c in res.calls] == ["cancelOrder"]
+    snap = g.read()
+    assert snap.account.orders == () and snap.account.collateral_wallet > wallet     # the collateral came back
+    replan = g.cycle()
+    assert replan.outcome == "acted" and replan.decision.size_delta == -2 * WETH
+    assert first.calls[-1].function == replan.calls[-1].function == "multicall"
+
+
+def test_no_native_token_for_the_execution_fee_is_a_clear_refusal(g: G) -> None:
+    w3 = g.chain.w3
+    w3.provider.make_request("anvil_setBalance", [g.address, hex(10**9)])
+    res = g.cycle()
+    assert res.outcome == "refused" and res.exit_code == 9 and res.decision.code == "gas_money"
+    assert "native token" in res.decision.reason and res.sent == [] and g.read().account.orders == ()
+
+
+def test_gmx_settings_name_the_variable_and_fill_from_the_address_book() -> None:
+    from hedger.config import Settings
+    from hedger.core.errors import ConfigError
+    from hedger.protocols.gmx_v2.adapter import deployment_addresses
+    base = {"HEDGER_PROTOCOL": "gmx-v2", "HEDGER_MARKET": "0x" + "11" * 20, "HEDGER_ORACLE": "0x" + "22" * 20,
+            "HEDGER_SPOT_TOKEN": "0x" + "33" * 20, "HEDGER_COLLATERAL_TOKEN": "0x" + "44" * 20,
+            "HEDGER_ACCOUNT": dev_account(HEDGER).address}
+    s = Settings.from_env({**base, "HEDGER_GMX_DEPLOYMENT": "Arbitrum", "HEDGER_GMX_FEE_MARGIN": "1.5"})
+    from hedger.protocols.gmx_v2.adapter import GmxV2
+    assert GmxV2.venue_options(s, "0x" + "00" * 20)["deployment"] == "arbitrum" and s.gmx_fee_margin_pct == 150
+    assert deployment_addresses("arbitrum") == ("0x1C3fa76e6E1088bCE750f23a5BFcffa1efEF6A41",
+                                                "0x470fbC46bcC0f16532691Df360A07d8Bf5ee0789")
+    with pytest.raises(ConfigError, match="HEDGER_GMX_DEPLOYMENT"):
+        Settings.from_env({**base, "HEDGER_GMX_DEPLOYMENT": "optimism"})
+    with pytest.raises(ConfigError, match="HEDGER_GMX_FEE_MARGIN"):
+        Settings.from_env({**base, "HEDGER_GMX_FEE_MARGIN": "0.9"})
+    from hedger.protocols.gmx_v2.adapter import GmxV2
+    with pytest.raises(ConfigError, match="HEDGER_GMX_EXCHANGE_ROUTER"):
+        GmxV2(Web3(), base["HEDGER_MARKET"], base["HEDGER_COLLATERAL_TOKEN"])
+
+
+def test_status_lists_pending_orders_with_their_age(g: G, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from hedger.cli import main
+    g.cycle()
+    g.chain.advance(40)
+    g.chain.set_price(3000)
+    env = {**g.env}
+    import os
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        assert main(["status", "--json"]) == 0
+        d = json.loads(capsys.readouterr().out)
+        (o,) = d["orders"]
+        assert o["kind"] == "increase" and o["state"] == "pending" and o["age_s"] >= 40
+        assert d["funding_rate"] is None and d["carry_rate_per_day"] == 0
+        assert main(["status"]) == 0
+        out = capsys.readouterr().out
+        assert "order" in out and "pending increase" in out and "age" in out and "carry" in out
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _env(env: dict[str, str]) -> Any:
+    import contextlib
+    import os
+
+    @contextlib.contextmanager
+    def cm() -> Iterator[None]:
+        old = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            yield
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    return cm()
+
+
+def test_check_verifies_the_router_holds_gmx_controller_role(g: G, capsys: pytest.CaptureFixture[str]) -> None:
+    from hedger.cli import main
+    with _env(g.env):
+        code = main(["check"])
+    out = capsys.readouterr().out
+    assert "holds GMX's CONTROLLER role" in out, out
+    assert code == 0, out
+    # a redeployed router: GMX revokes the old one's role, and check says so
+    transact(g.chain.deployer, "GmxRoleStore", g.s.role_store, "revokeRole", g.s.exchange_router, gi.CONTROLLER)
+    with _env(g.env):
+        code = main(["check"])
+    out = capsys.readouterr().out
+    assert code != 0 and "LACKS GMX's CONTROLLER role" in out
+
+
+def test_gas_per_action_on_the_standin(g: G, capsys: pytest.CaptureFixture[str]) -> None:
+    """Measured, for the report: our order creation (multicall), GMX's keeper execution, a cancel."""
+    res = g.cycle()
+    create = res.sent[-1].gas_used
+    execute = g.execute()["gasUsed"]
+    g.chain.mint_weth(g.address, 1 * WETH)
+    g.cycle()
+    g.chain.advance(301)
+    g.chain.set_price(3000)
+    cancel = g.cycle().sent[-1].gas_used
+    with capsys.disabled():
+        print(f"\ngas on the GMX v2 stand-in: create order (multicall) {create:,}, keeper execution of the opening "
+              f"{execute:,}, cancelOrder {cancel:,}")
+    assert 0 < cancel < create < execute
+
+
+def test_negative_exposure_is_hedged_with_a_long(g: G) -> None:
+    res = g.cycle(HEDGER_EXTRA_EXPOSURE="-4")                           # holding 2, short 4 elsewhere: net -2
+    assert res.outcome == "acted" and res.decision.size_delta == 2 * WETH, res.decision.reason
+    (o,) = g.read().account.orders
+    assert o.kind is OrderKind.INCREASE and o.size_delta > 0
+    g.execute()
+    snap = g.read()
+    assert snap.account.size == 2 * WETH and 0 < snap.account.liquidation_price < 3000 * 10**18
+    assert g.cycle(HEDGER_EXTRA_EXPOSURE="-4").decision.code == "within_band"
+
+
+def test_unwind_closes_the_hedge_and_gmx_pays_the_collateral_back(g: G) -> None:
+    from hedger.cycle.unwind import unwind
+    opened(g)
+    wallet = g.read().account.collateral_wallet
+    said: list[str] = []
+
+    def say(msg: str) -> None:          # GMX's keeper executes the close while the unwind waits for it
+        said.append(msg)
+        if msg.startswith("waiting for the pending order"):
+            g.execute()
+
+    r = unwind(g.keeper(), timeout=60, poll=0.05, say=say)
+    assert r.done and r.exit_code == 0, (r.message, said)
+    snap = g.read()
+    assert snap.account.size == 0 and snap.account.orders == ()
+    assert snap.account.collateral_wallet > wallet                      # the whole collateral came back
+    assert any(m.startswith("waiting for the pending order") for m in said)
+
+
+def test_report_counts_the_fees_gmx_charged_in_the_keepers_transaction(g: G) -> None:
+    from hedger.ops.report import build_report
+    g.cycle()
+    g.execute()
+    k = g.keeper()
+    k.cycle()                                                           # reconciles: executed, fill from events
+    rep = build_report(k.journal, g.address, g.s.market)
+    assert rep.total.fees == 6_000 * 6 * 10**18 // 10_000 and not rep.total.fee_estimated
+    assert rep.total.gas_wei > 0
+
+
+def test_a_collateral_order_is_booked_as_no_size_and_settled_by_the_venues_record(g: G) -> None:
+    opened(g)
+    g.chain.set_price(4300)                                             # the short needs margin
+    res = g.cycle()
+    assert res.decision.code == "top_up", res.decision.reason
+    (o,) = g.read().account.orders
+    assert o.kind is OrderKind.COLLATERAL_IN and o.size_delta == 0
+    k = g.keeper()
+    tx = res.sent[-1].tx_hash
+    assert int(k.journal.order_row(tx)["size_delta"]) == 0              # not the collateral amount
+    k.cycle()                                                           # still pending: held
+    assert k.journal.order_row(tx)["state"] == "pending"
+    g.execute()
+    later = g.keeper().cycle()
+    row = g.keeper().journal.order_row(tx)
+    assert row["state"] == "executed" and row["fill_tx"], later.notes
+    assert not any("not submitted by this hedger" in n for n in later.notes)
