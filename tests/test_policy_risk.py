@@ -122,7 +122,8 @@ def restricted(draw: st.DrawFn) -> tuple[Snapshot, PolicyParams]:
         off = draw(st.integers(p.max_price_divergence * 10_000 // UNIT + 1, 5_000))     # bps beyond the limit
         s = with_reference(s, s.oracle.price_e18 * (10_000 + draw(st.sampled_from([off, -off]))) // 10_000)
     else:
-        s = replace(s, daily=DailyBudget(notional_left=draw(st.integers(-usd(10), usd(1))), gas_left=None))
+        # no room left today (a positive remainder, however small, lets a trade that small through)
+        s = replace(s, daily=DailyBudget(notional_left=draw(st.integers(-usd(10), 0)), gas_left=None))
     return s, p
 
 

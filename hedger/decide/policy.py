@@ -456,7 +456,7 @@ def decide(s: Snapshot, p: PolicyParams) -> Decision:
         reasons.append(f"{restricted}: not growing the hedge (risk-reducing actions only)")
         delta, code, growing = closing, "price_divergence", False
     if growing and s.daily is not None:
-        over = s.daily.blocks(abs(opening) * price // UNIT)
+        over = s.daily.blocks(-(-abs(opening) * price // UNIT))     # rounded up: any opening uses room
         if over:
             reasons.append(f"{over}: growing the hedge waits until the next day")
             delta, code, growing = closing, "daily_limit", False
