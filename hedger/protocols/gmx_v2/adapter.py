@@ -42,6 +42,9 @@ MIN_POSITION_SIZE_USD = gi.hash_string("MIN_POSITION_SIZE_USD")
 ZERO = "0x" + "00" * 20
 MAX_UINT = 2**256 - 1
 DEPLOYMENTS = ("arbitrum", "avalanche")
+# claimable collateral is kept by time key (timestamp // CLAIMABLE_COLLATERAL_TIME_DIVISOR, an hour on
+# GMX's deployments): the reads look this many time keys back from the oracle's last update
+CLAIM_WINDOW = 24
 # views GMX publishes no ABI for in the SDK (interface.EXTRA_VIEWS): minimal ABIs of them
 _VIEW_ABI = [{"type": "function", "name": n, "stateMutability": "view", "inputs": [],
               "outputs": [{"name": "", "type": "address"}]} for n in ("orderVault", "referralStorage")]
@@ -156,6 +159,7 @@ class GmxV2(PerpAdapter):
             ("oi_long_l", gi.open_interest_key(m, t["long"], True)), ("oi_long_s", gi.open_interest_key(m, t["short"], True)),
             ("oi_short_l", gi.open_interest_key(m, t["long"], False)),
             ("oi_short_s", gi.open_interest_key(m, t["short"], False)),
+            ("claim_divisor", gi.CLAIMABLE_COLLATERAL_TIME_DIVISOR),
         ]
 
     def read_specs(self, account: str) -> list[CallSpec]:
@@ -194,10 +198,21 @@ class GmxV2(PerpAdapter):
                 out.append((gi.position_key(account, self.market, self.collateral, bool(flags[0])), bool(flags[0])))
         return out
 
+    @staticmethod
+    def _time_keys(stage1: dict[str, Any]) -> range:
+        """The time keys under which capped price impact may wait to be claimed: CLAIM_WINDOW back
+        from the oracle's last update (the chain's time within the oracle's allowed age), 2 ahead."""
+        div = max(int(stage1["g.ds.claim_divisor"]), 1)
+        now = int(stage1["g.oracle.round"][3]) // div
+        return range(max(now - CLAIM_WINDOW, 0), now + 3)
+
     def read_stage2(self, account: str, stage1: dict[str, Any]) -> list[CallSpec]:
         ds = self.addresses["dataStore"]
         _, prices = self._prices(stage1)
         specs = [CallSpec("g.marketInfo", self.reader, READER, "getMarketInfo", (ds, prices, self.market))]
+        specs += [CallSpec(f"g.claim_coll.{tk}", ds, DATA_STORE, "getUint",
+                           (gi.claimable_collateral_amount_key(self.market, self.collateral, tk, account),))
+                  for tk in self._time_keys(stage1)]
         for key, is_long in self._our_positions(stage1, account):
             specs.append(CallSpec(f"g.positionInfo.{'long' if is_long else 'short'}", self.reader, READER,
                                   "getPositionInfo", (ds, self.addresses["referralStorage"], key, prices, 0, ZERO, True)))
@@ -205,6 +220,8 @@ class GmxV2(PerpAdapter):
 
     def parse(self, r: dict[str, Any], account: str, chain: ChainView) -> tuple[GmxMarketState, AccountState]:
         u = {k[len("g.ds."):]: int(v) for k, v in r.items() if k.startswith("g.ds.")}
+        claim_coll = tuple(sorted((int(k[len("g.claim_coll."):]), int(v)) for k, v in r.items()
+                                  if k.startswith("g.claim_coll.") and int(v) > 0))
         index_price, _ = self._prices(r)
         dec = self.tokens["index_decimals"]
         price = _to_e18(index_price, dec)
@@ -243,7 +260,7 @@ class GmxV2(PerpAdapter):
             execution_fee_increase=self._fee(u, gi.MARKET_INCREASE, 1),
             execution_fee_decrease=self._fee(u, gi.MARKET_DECREASE, 1),
             position=position, pending_borrowing_usd=borrowing_usd, pending_funding_amount=funding_amount,
-            claimable_funding_amount=u["claimable_funding"], native_balance=chain.account_balance)
+            claimable_funding_amount=u["claimable_funding"], claimable_collateral=claim_coll, native_balance=chain.account_balance)
         self._params = u
         orders = tuple(self._order(key, o, size, dec, u["expiry"], chain.block_timestamp)
                        for key, o in r["g.orders"]
@@ -341,6 +358,22 @@ class GmxV2(PerpAdapter):
         return self._call(self._er, "exchangeRouter", "multicall", (data,), act.kind, act.risk_reducing, note,
                           notional, value=fee, amount=amount, creates_order=True)
 
+    def _claim_calls(self, act: Action, market: GmxMarketState) -> list[Call]:
+        """``claimFundingFees`` of the funding received and ``claimCollateral`` of the capped impact
+        by time key, each paid to the account (``amount``: the collateral units claimed)."""
+        calls = []
+        er, m, c, me = self._er, self.market, self.collateral, self._receiver
+        if market.claimable_funding_amount > 0:
+            calls.append(self._call(er, "exchangeRouter", "claimFundingFees", ([m], [c], me), act.kind, False,
+                                    act.note or "claim funding received", leg="claim_funding",
+                                    amount=market.claimable_funding_amount))
+        if market.claimable_collateral:
+            keys = [k for k, _ in market.claimable_collateral]
+            calls.append(self._call(er, "exchangeRouter", "claimCollateral", ([m] * len(keys), [c] * len(keys), keys, me),
+                                    act.kind, False, act.note or "claim capped price impact", leg="claim_collateral",
+                                    amount=sum(a for _, a in market.claimable_collateral)))
+        return calls
+
     def build_calls(self, actions: tuple[Action, ...], account: AccountState, market: MarketState) -> list[Call]:
         return [c for i, cs in self._plan(actions, account, market) for c in cs]
 
@@ -397,6 +430,8 @@ class GmxV2(PerpAdapter):
                 calls.append(self._order_call(act, market, is_long=is_long, increase=increase, size_usd=size_usd,
                                               collateral=collateral, acceptable=acceptable,
                                               note=act.note, amount=amount, gas_price=gas_price))
+            elif act.kind is ActionKind.CLAIM:
+                calls += self._claim_calls(act, market)
             elif act.kind is ActionKind.CANCEL_ORDER:
                 key = bytes.fromhex(act.order_key.removeprefix("0x"))
                 calls.append(self._call(self._er, "exchangeRouter", "cancelOrder", (key,), act.kind, act.risk_reducing,
