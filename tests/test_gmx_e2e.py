@@ -403,7 +403,8 @@ def _accrue(g: G, seconds: int) -> None:
     g.chain.set_price(3000)                                             # the feed stays fresh
 
 
-def test_funding_received_becomes_claimable_and_the_cycle_claims_it_once_worth_it(g: G) -> None:
+def test_funding_received_becomes_claimable_is_claimed_once_worth_it_reported_and_unwound(
+        g: G, capsys: pytest.CaptureFixture[str]) -> None:
     from hedger.ops.report import build_report
     opened(g)
     _shorts_receive_funding(g)
@@ -428,19 +429,15 @@ def test_funding_received_becomes_claimable_and_the_cycle_claims_it_once_worth_i
     after = g.read()
     assert after.market.claimable_funding_amount == 0
     assert after.account.collateral_wallet == wallet + claimable        # paid to the account
-    with_gas = res.sent[-1].gas_used
-    print(f"\ngas on the GMX v2 stand-in: claimFundingFees {with_gas:,}")
+    with capsys.disabled():
+        print(f"\ngas on the GMX v2 stand-in: claimFundingFees {res.sent[-1].gas_used:,}")
     assert g.cycle().plan.actions == ()                                 # claimed once
     k = g.keeper()
     rep = build_report(k.journal, g.address, g.s.market)
     assert rep.total.claimed == claimable * 10**12
-
-
-def test_unwind_ends_with_the_claims(g: G) -> None:
-    from hedger.cycle.unwind import unwind
-    opened(g)
-    _shorts_receive_funding(g)
+    # more funding received; `hedger unwind` closes, and ends with the claim the close made due
     _accrue(g, 86_400)
+    from hedger.cycle.unwind import unwind
     said: list[str] = []
 
     def say(msg: str) -> None:
@@ -453,11 +450,11 @@ def test_unwind_ends_with_the_claims(g: G) -> None:
     snap = g.read()
     assert snap.account.size == 0 and snap.market.claimable_funding_amount == 0
     claims = [c for res in r.cycles for c in res.calls if c.function == "claimFundingFees"]
-    assert claims and claims[-1].amount > 0                             # the close settled it, the unwind claimed it
-    assert "nothing left to claim" in r.message
+    assert claims and claims[-1].amount > 0 and "nothing left to claim" in r.message
+    assert build_report(k.journal, g.address, g.s.market).total.claimed == (claimable + claims[-1].amount) * 10**12
 
 
-def test_capped_price_impact_is_read_by_time_key_and_claimed(g: G) -> None:
+def test_capped_price_impact_is_read_by_time_key_and_claimed(g: G, capsys: pytest.CaptureFixture[str]) -> None:
     """claimCollateral: negative impact beyond MAX_POSITION_IMPACT_FACTOR is held by time key."""
     opened(g)
     ds = g.s.data_store
@@ -470,6 +467,8 @@ def test_capped_price_impact_is_read_by_time_key_and_claimed(g: G) -> None:
     wallet = snap.account.collateral_wallet
     res = g.cycle()
     assert [(c.function, c.args[2]) for c in res.calls] == [("claimCollateral", [tk])], res.decision.reason
+    with capsys.disabled():
+        print(f"\ngas on the GMX v2 stand-in: claimCollateral (one time key) {res.sent[-1].gas_used:,}")
     assert g.read().account.collateral_wallet == wallet + 7 * USDC
     assert g.read().market.claimable_collateral == ()
 
