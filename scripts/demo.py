@@ -222,7 +222,7 @@ def gmx_demo(keep: bool) -> int:
         print("step 5: hedger unwind")
 
         def say(msg: str) -> None:
-            print(f"  {msg}")
+            print("\n".join(f"  {ln[:150]}" for ln in msg.splitlines()))
             if msg.startswith("waiting for the pending order"):
                 gmx_executes()
 

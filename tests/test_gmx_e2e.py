@@ -503,3 +503,17 @@ def test_adl_of_the_hedge_in_a_crash_is_detected_noted_and_rehedged(g: G) -> Non
     g.execute()
     assert g.read().account.size == -2 * WETH
     assert g.cycle().reduced_by_venue == 0                              # our own order: no alarm
+
+
+def test_a_reduction_after_the_price_moved_closes_the_tokens_asked(g: G) -> None:
+    """GMX closes sizeInTokens x sizeDeltaUsd / sizeInUsd: a decrease is sized in the position's
+    entry value (was: at the current price, which at 3,300 closed 10% too much)."""
+    opened(g)
+    g.chain.set_price(3300)
+    g.chain.call_as(HEDGER, "ReferenceToken", g.chain.d.spot, "transfer", dev_account(5).address, 1 * WETH)
+    res = g.cycle()
+    assert res.outcome == "acted" and res.decision.size_delta == 1 * WETH, res.decision.reason
+    (o,) = g.read().account.orders
+    assert o.kind is OrderKind.DECREASE and o.size_delta == 1 * WETH
+    g.execute()
+    assert g.read().account.size == -1 * WETH

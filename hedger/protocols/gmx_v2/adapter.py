@@ -262,7 +262,7 @@ class GmxV2(PerpAdapter):
             position=position, pending_borrowing_usd=borrowing_usd, pending_funding_amount=funding_amount,
             claimable_funding_amount=u["claimable_funding"], claimable_collateral=claim_coll, native_balance=chain.account_balance)
         self._params = u
-        orders = tuple(self._order(key, o, size, dec, u["expiry"], chain.block_timestamp)
+        orders = tuple(self._order(key, o, size, dec, u["expiry"], chain.block_timestamp, position)
                        for key, o in r["g.orders"]
                        if Web3.to_checksum_address(o[0][5]) == self.market)
         if position is not None:
@@ -288,7 +288,17 @@ class GmxV2(PerpAdapter):
             return 0
         return sign * (size_delta_usd * 10**18 // acceptable_price // 10**index_decimals)
 
-    def _order(self, key: bytes, o: Any, size: int, dec: int, expiry: int, now: int) -> Order:
+    @staticmethod
+    def decrease_size(size_delta_usd: int, pos: Position, index_decimals: int, sign: int) -> int:
+        """A decrease's size (E18 asset units, signed) as GMX will close it: the position's
+        sizeInTokens x sizeDeltaUsd / sizeInUsd (DecreasePositionUtils), so the journal's record and
+        the venue's list agree exactly."""
+        if size_delta_usd == 0 or pos.size_in_usd == 0:
+            return 0
+        return sign * (size_delta_usd * pos.size_in_tokens // pos.size_in_usd * 10**18 // 10**index_decimals)
+
+    def _order(self, key: bytes, o: Any, size: int, dec: int, expiry: int, now: int,
+               pos: Position | None = None) -> Order:
         numbers, flags = o[1], o[2]
         otype, usd, coll, accept, updated = int(numbers[0]), int(numbers[2]), int(numbers[3]), int(numbers[5]), int(numbers[9])
         is_long, frozen = bool(flags[0]), bool(flags[2])
@@ -300,7 +310,9 @@ class GmxV2(PerpAdapter):
             kind = OrderKind.INCREASE if increase else OrderKind.DECREASE
         expires = updated + expiry
         state = OrderState.FROZEN if frozen else OrderState.EXPIRED if now > expires else OrderState.PENDING
-        return Order(key=Web3.to_hex(key), kind=kind, size_delta=self.order_size(usd, accept, dec, sign),
+        booked = self.decrease_size(usd, pos, dec, sign) if not increase and pos is not None and pos.size_in_tokens \
+            else self.order_size(usd, accept, dec, sign)
+        return Order(key=Web3.to_hex(key), kind=kind, size_delta=booked,
                      collateral_delta=coll if increase else -coll,
                      acceptable_price=0 if accept == MAX_UINT else _to_e18(accept, dec), submitted_at=updated,
                      executable_at=updated + 1, expires_at=expires, state=state)
@@ -418,15 +430,22 @@ class GmxV2(PerpAdapter):
                 tokens = abs(act.amount) * 10**dec // 10**18
                 size_usd = tokens * index_price
                 pos = market.position
-                if not increase and pos is not None and abs(act.amount) >= abs(size):
-                    size_usd = pos.size_in_usd            # a close: exactly the position's size, no dust
+                decrease_of = pos if not increase and pos is not None and pos.size_in_tokens > 0 else None
+                if decrease_of is not None:
+                    # GMX closes sizeInTokens x sizeDeltaUsd / sizeInUsd (DecreasePositionUtils): a
+                    # decrease is sized in the position's own USD (its entry value), not at the price;
+                    # rounded up so that it closes at least the tokens asked
+                    size_usd = -(-tokens * decrease_of.size_in_usd // decrease_of.size_in_tokens)
+                    if abs(act.amount) >= abs(size):
+                        size_usd = decrease_of.size_in_usd    # a close: exactly the position's size, no dust
                 bound = act.price_bound * 10**12 // 10**dec
                 # a long's increase and a short's decrease buy: they execute at or below the bound
                 buys = is_long == increase
                 acceptable = (bound if bound > 0 else MAX_UINT) if buys else bound
                 collateral = carried.get(i, 0)
                 sign = (1 if is_long else -1) * (1 if increase else -1)
-                amount = self.order_size(size_usd, acceptable, dec, sign) or act.amount
+                amount = (self.decrease_size(size_usd, decrease_of, dec, sign) if decrease_of is not None
+                          else self.order_size(size_usd, acceptable, dec, sign)) or act.amount
                 calls.append(self._order_call(act, market, is_long=is_long, increase=increase, size_usd=size_usd,
                                               collateral=collateral, acceptable=acceptable,
                                               note=act.note, amount=amount, gas_price=gas_price))
