@@ -28,8 +28,9 @@ deps: $(VENV)/.installed node_modules/.installed
 
 compile: deps .build/__local__.json
 
+# `make demo ARGS="--protocol gmx-v2"`: the same story on the GMX v2 stand-in
 demo: compile
-	$(PY) scripts/demo.py
+	$(PY) scripts/demo.py $(ARGS)
 
 test: compile
 	$(VENV)/bin/lint-imports --no-cache

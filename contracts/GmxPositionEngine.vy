@@ -25,6 +25,12 @@
         - before each change the market's funding and borrowing are accrued and the position charged
           its borrowing and funding (GmxMarketAccrual); they are part of its costs, the liquidation
           check included.
+        - auto-deleveraging (GMX: AdlHandler.executeAdl, AdlUtils): an ADL_KEEPER reduces a profitable
+          position by sizeDeltaUsd once IS_ADL_ENABLED(market, isLong) is set (GMX sets it in
+          updateAdlState when the pool's PnL factor exceeds MAX_PNL_FACTOR_FOR_ADL; the stand-in takes
+          the flag as set by its operator), as a MarketDecrease (orderType 4) paid to the account, at
+          any price (acceptable price 0 for a long, max for a short); a losing position cannot be
+          deleveraged (InvalidAdl: reducing it would not lower the pool's PnL).
         Not modelled: the trader PnL cap, swaps, referral discounts, the liquidation fee.
 """
 from ethereum.ercs import IERC20
@@ -198,6 +204,7 @@ interface IDataStore:
     def applyBoundedDeltaToUint(key: bytes32, val: int256) -> uint256: nonpayable
     def addBytes32(setKey: bytes32, val: bytes32): nonpayable
     def removeBytes32(setKey: bytes32, val: bytes32): nonpayable
+    def getBool(key: bytes32) -> bool: view
 
 interface IPricing:
     def increasePricing(market: address, sizeDeltaUsd: uint256, isLong: bool, priceMin: uint256, priceMax: uint256,
@@ -219,6 +226,9 @@ FLOAT_PRECISION: constant(uint256) = 10**30
 CONTROLLER: constant(bytes32) = 0x97adf037b2472f4a6a9825eff7d2dd45e37f2dc308df2a260d6a72af4189a65b
 LIQUIDATION_KEEPER: constant(bytes32) = 0x556c788ffc0574ec93966d808c170833d96489c9c58f5bcb3dadf711ba28720e
 LIQUIDATION: constant(uint256) = 7
+MARKET_DECREASE: constant(uint256) = 4
+ADL_KEEPER: constant(bytes32) = 0xb37d64edaeaf5e634c13682dbd813f5a12fec9eb4f74433a089e7a3c3289af91
+IS_ADL_ENABLED_KEY: constant(bytes32) = 0x42d606829004e41fa153cb60d91f53d9fd69270a28d3d5a7ebbc9475a66bb4b8
 CLAIMABLE_COLLATERAL_AMOUNT_KEY: constant(bytes32) = 0x95b0f9aac7537ff0053f80e854f6a799bd4d922442234dd163aff199d65ffb48
 CLAIMABLE_COLLATERAL_TIME_DIVISOR_KEY: constant(bytes32) = 0xd6f0cefee45c8294f4bd4fab381296d615e6db63979e0313550832965a54410b
 POSITION_FEE_FACTOR_KEY: constant(bytes32) = 0x3999256650a6ebfea3dfbd4d56990f4d9048943a0e38ea6aabfc65122556c342
@@ -528,6 +538,44 @@ def liquidatePosition(p: ExecParams):
     q.sizeDeltaUsd = pos.numbers.sizeInUsd
     q.collateralDeltaAmount = 0
     self._decrease(q, True, pk, pos, cost, st)
+
+
+@external
+def executeAdl(p: ExecParams):
+    """An ADL_KEEPER reduces ``p.account``'s position by ``p.sizeDeltaUsd`` (GMX: AdlHandler.executeAdl):
+    only while IS_ADL_ENABLED(market, isLong), only a profitable position (else InvalidAdl)."""
+    if not staticcall IRoleStore(roleStore).hasRole(msg.sender, ADL_KEEPER):
+        raw_revert(concat(method_id("Unauthorized(address,string)"), abi_encode(msg.sender, "ADL_KEEPER")))
+    if not staticcall IDataStore(dataStore).getBool(keccak256(abi_encode(IS_ADL_ENABLED_KEY, p.market, p.isLong))):
+        raw_revert(method_id("AdlNotEnabled()"))
+    pk: bytes32 = self._positionKey(p.account, p.market, p.collateralToken, p.isLong)
+    pos: PositionProps = self._positions[pk]
+    if pos.numbers.sizeInUsd == 0:
+        raw_revert(method_id("EmptyPosition()"))
+    if p.sizeDeltaUsd == 0 or p.sizeDeltaUsd > pos.numbers.sizeInUsd:
+        raw_revert(concat(method_id("InvalidSizeDeltaForAdl(uint256,uint256)"),
+                          abi_encode(p.sizeDeltaUsd, pos.numbers.sizeInUsd)))
+    price: uint256 = p.indexPriceMax
+    if p.isLong:
+        price = p.indexPriceMin
+    value: uint256 = pos.numbers.sizeInTokens * price
+    profitable: bool = value > pos.numbers.sizeInUsd
+    if not p.isLong:
+        profitable = value < pos.numbers.sizeInUsd
+    if not profitable:
+        raw_revert(method_id("InvalidAdl()"))
+    cost: uint256 = 0
+    st: Settlement = empty(Settlement)
+    pos, cost, st = self._settle(pos, p)
+    q: ExecParams = p
+    q.receiver = p.account
+    q.orderType = MARKET_DECREASE
+    q.collateralDeltaAmount = 0
+    q.acceptablePrice = max_value(uint256)
+    if p.isLong:
+        q.acceptablePrice = 0
+    q.orderKey = keccak256(abi_encode(p.account, pk, block.timestamp, "ADL"))
+    self._decrease(q, False, pk, pos, cost, st)
 
 
 @internal

@@ -705,6 +705,7 @@ class Settings:
             liquidation_buffer=frac("HEDGER_LIQUIDATION_BUFFER", "0.25", "0", "1",
                                     "a fraction of the price between 0 and 1, e.g. 0.25"),
             min_collateral_usd=frac("HEDGER_MIN_COLLATERAL_USD", "10", "0", "1e12", "a USD amount, e.g. 10"),
+            min_claim_usd=frac("HEDGER_MIN_CLAIM_USD", "5", "0", "1e12", "a USD amount, e.g. 5"),
             cooldown_s=_int("HEDGER_COOLDOWN", g("HEDGER_COOLDOWN") or "900", what="seconds, e.g. 900"),
             oracle_max_age_s=_int("HEDGER_ORACLE_MAX_AGE", g("HEDGER_ORACLE_MAX_AGE") or "3600", lo=1,
                                   what="the feed's heartbeat in seconds, e.g. 3600"),

@@ -384,3 +384,136 @@ def test_a_collateral_order_is_booked_as_no_size_and_settled_by_the_venues_recor
     row = g.keeper().journal.order_row(tx)
     assert row["state"] == "executed" and row["fill_tx"], later.notes
     assert not any("not submitted by this hedger" in n for n in later.notes)
+
+
+# --------------------------------------------------------------------------- claims (funding received)
+def _shorts_receive_funding(g: G) -> None:
+    """Funding on, and another trader long $60,000: longs pay, our short receives (claimable)."""
+    from hedger.sim.gmx_standin import GmxParams, execute_order
+    from tests.test_gmx_standin import create_order
+    g.chain.admin("GmxDataStore", g.s.data_store, "setUint", gi.funding_factor_key(g.s.market),
+                  GmxParams().funding_factor)
+    key, _ = create_order(g.chain.w3, g.s, 3, collateral=20_000 * USDC, size_usd=60_000 * 10**30, is_long=True,
+                          acceptable_price=2**256 - 1)
+    execute_order(sender(g.chain.w3, KEEPER), g.s, key, 3000 * 10**12)
+
+
+def _accrue(g: G, seconds: int) -> None:
+    g.chain.advance(seconds)
+    g.chain.set_price(3000)                                             # the feed stays fresh
+
+
+def test_funding_received_becomes_claimable_is_claimed_once_worth_it_reported_and_unwound(
+        g: G, capsys: pytest.CaptureFixture[str]) -> None:
+    from hedger.ops.report import build_report
+    opened(g)
+    _shorts_receive_funding(g)
+    _accrue(g, 86_400)
+    snap = g.read()
+    assert snap.market.claimable_funding_amount == 0                    # received, but not settled yet
+    g.chain.mint_weth(g.address, 1 * WETH)                              # our next order settles it (GMX: on update)
+    assert g.cycle().outcome == "acted"
+    g.execute()
+    snap = g.read()
+    claimable = snap.market.claimable_funding_amount
+    assert claimable > 5 * USDC                                         # a day of the longs' funding
+    from hedger.core.model import model_for
+    assert model_for(snap).claimable_usd() == claimable * 10**12
+    held = g.cycle(HEDGER_MIN_CLAIM_USD=str(claimable // USDC + 1))     # not worth a transaction yet
+    assert held.outcome == "held" and held.plan.actions == ()
+    wallet = g.read().account.collateral_wallet
+    res = g.cycle()
+    assert res.outcome == "acted", res.error
+    assert res.decision.claim_usd == claimable * 10**12
+    assert [(c.function, c.amount) for c in res.calls] == [("claimFundingFees", claimable)]
+    after = g.read()
+    assert after.market.claimable_funding_amount == 0
+    assert after.account.collateral_wallet == wallet + claimable        # paid to the account
+    with capsys.disabled():
+        print(f"\ngas on the GMX v2 stand-in: claimFundingFees {res.sent[-1].gas_used:,}")
+    assert g.cycle().plan.actions == ()                                 # claimed once
+    k = g.keeper()
+    rep = build_report(k.journal, g.address, g.s.market)
+    assert rep.total.claimed == claimable * 10**12
+    # more funding received; `hedger unwind` closes, and ends with the claim the close made due
+    _accrue(g, 86_400)
+    from hedger.cycle.unwind import unwind
+    said: list[str] = []
+
+    def say(msg: str) -> None:
+        said.append(msg)
+        if msg.startswith("waiting for the pending order"):
+            g.execute()
+
+    r = unwind(g.keeper(), timeout=60, poll=0.05, say=say)
+    assert r.done and r.exit_code == 0, (r.message, said)
+    snap = g.read()
+    assert snap.account.size == 0 and snap.market.claimable_funding_amount == 0
+    claims = [c for res in r.cycles for c in res.calls if c.function == "claimFundingFees"]
+    assert claims and claims[-1].amount > 0 and "nothing left to claim" in r.message
+    assert build_report(k.journal, g.address, g.s.market).total.claimed == (claimable + claims[-1].amount) * 10**12
+
+
+def test_capped_price_impact_is_read_by_time_key_and_claimed(g: G, capsys: pytest.CaptureFixture[str]) -> None:
+    """claimCollateral: negative impact beyond MAX_POSITION_IMPACT_FACTOR is held by time key."""
+    opened(g)
+    ds = g.s.data_store
+    tk = g.chain.now() // 3600
+    g.chain.admin("GmxDataStore", ds, "setUint", gi.claimable_collateral_amount_key(g.s.market, g.chain.d.collateral,
+                                                                                    tk, g.address), 7 * USDC)
+    g.chain.mint_usdc(g.s.position_engine, 7 * USDC)
+    snap = g.read()
+    assert snap.market.claimable_collateral == ((tk, 7 * USDC),)
+    wallet = snap.account.collateral_wallet
+    res = g.cycle()
+    assert [(c.function, c.args[2]) for c in res.calls] == [("claimCollateral", [tk])], res.decision.reason
+    with capsys.disabled():
+        print(f"\ngas on the GMX v2 stand-in: claimCollateral (one time key) {res.sent[-1].gas_used:,}")
+    assert g.read().account.collateral_wallet == wallet + 7 * USDC
+    assert g.read().market.claimable_collateral == ()
+
+
+# --------------------------------------------------------------------------- auto-deleveraging
+def test_adl_of_the_hedge_in_a_crash_is_detected_noted_and_rehedged(g: G) -> None:
+    """GMX's ADL keeper halves the profitable short after a crash (AdlHandler.executeAdl): the next
+    cycle sees the position smaller than it left it by no order of ours, says so (the ``adl``
+    alert's source) and orders the hedge back."""
+    from hedger.sim.gmx_standin import enable_adl, execute_adl
+    opened(g)
+    g.chain.set_price(2500)                                             # crash: the short is in profit
+    quiet = g.cycle()                                                   # (withdraws the excess: an order)
+    assert quiet.reduced_by_venue == 0
+    g.execute()
+    assert g.cycle().reduced_by_venue == 0                              # our own order: no alarm
+    keeper = sender(g.chain.w3, KEEPER)
+    with pytest.raises(Exception):                                     # not enabled: AdlNotEnabled
+        execute_adl(keeper, g.s, g.address, False, 3_000 * 10**30, 2500 * 10**12)
+    enable_adl(sender(g.chain.w3, 0), g.s, is_long=False)
+    with pytest.raises(Exception):                                     # only an ADL_KEEPER
+        execute_adl(sender(g.chain.w3, 5), g.s, g.address, False, 3_000 * 10**30, 2500 * 10**12)
+    wallet = g.read().account.collateral_wallet
+    execute_adl(keeper, g.s, g.address, False, 3_000 * 10**30, 2500 * 10**12)
+    snap = g.read()
+    assert snap.account.size == -1 * WETH                               # half the size, at 3,000 entry
+    assert snap.account.collateral_wallet > wallet                      # the profit paid to the account
+    res = g.cycle()
+    assert res.reduced_by_venue == 1 * WETH
+    assert any("by no order of ours" in n for n in res.notes)
+    assert res.outcome == "acted" and res.decision.size_delta < 0, res.decision.reason  # the hedge ordered back
+    g.execute()
+    assert g.read().account.size == -2 * WETH
+    assert g.cycle().reduced_by_venue == 0                              # our own order: no alarm
+
+
+def test_a_reduction_after_the_price_moved_closes_the_tokens_asked(g: G) -> None:
+    """GMX closes sizeInTokens x sizeDeltaUsd / sizeInUsd: a decrease is sized in the position's
+    entry value (was: at the current price, which at 3,300 closed 10% too much)."""
+    opened(g)
+    g.chain.set_price(3300)
+    g.chain.call_as(HEDGER, "ReferenceToken", g.chain.d.spot, "transfer", dev_account(5).address, 1 * WETH)
+    res = g.cycle()
+    assert res.outcome == "acted" and res.decision.size_delta == 1 * WETH, res.decision.reason
+    (o,) = g.read().account.orders
+    assert o.kind is OrderKind.DECREASE and o.size_delta == 1 * WETH
+    g.execute()
+    assert g.read().account.size == -1 * WETH

@@ -587,3 +587,17 @@ def test_an_order_waiting_too_long_for_the_venues_keeper_alerts_once(hook: Hook)
     old = expected("order_old", "warning", f"order {o.key} (increase, pending) has waited 700s for the venue's "
                    "keeper (alert above 600s)", order_key=o.key, age_s=700, state="pending")
     assert hook.payloads == [old, old]
+
+
+def test_a_position_reduced_by_no_order_of_ours_alerts_adl(hook: Hook) -> None:
+    a = alerts_for(hook)
+    snap = make_snapshot()
+    a.on_cycle(cycle(snap))                                       # nothing reduced: quiet
+    res = cycle(snap, outcome="acted", code="rebalance")
+    res.reduced_by_venue = eth(1)
+    a.on_cycle(res)
+    size = snap.account.size / 10**18
+    assert hook.payloads == [expected(
+        "adl", "critical", f"the position was reduced by 1.000000 by no order of ours (the venue's "
+        f"auto-deleveraging, or a liquidation): now {size:+.6f}; the cycle re-hedges (outcome: acted)",
+        reduced_by=1.0, position_size=size, outcome="acted")]

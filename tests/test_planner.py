@@ -214,3 +214,18 @@ def test_plan_of_the_opening_decision() -> None:
     assert dep.kind is ActionKind.DEPOSIT and dep.amount == usdc("15018.14991")
     # sell bound: 2999.985 * 0.995 = 2984.985075, exact
     assert trade.kind is ActionKind.TRADE and trade.price_bound == usd("2984.985075")
+
+
+def test_a_claim_the_policy_asks_for_goes_last_in_any_plan_but_a_refusal() -> None:
+    from hedger.core.types import ActionKind, Decision, DecisionKind, PolicyParams, RefusalKind
+    from hedger.decide.planner import plan
+    hold = Decision(kind=DecisionKind.HOLD, reason="within band", code="within_band", claim_usd=7 * 10**18)
+    (claim,) = plan(hold, PolicyParams(), -10**18).actions
+    assert claim.kind is ActionKind.CLAIM and not claim.risk_reducing
+    trade = Decision(kind=DecisionKind.REBALANCE, reason="r", code="rebalance", size_delta=-10**18,
+                     expected_fill_price=3000 * 10**18, claim_usd=7 * 10**18)
+    assert [a.kind for a in plan(trade, PolicyParams(), 0).actions] == [ActionKind.TRADE, ActionKind.CLAIM]
+    refused = Decision(kind=DecisionKind.REFUSE, reason="stale", code="stale", refusal=RefusalKind.ORACLE,
+                       claim_usd=7 * 10**18)
+    assert plan(refused, PolicyParams(), 0).actions == ()
+    assert plan(Decision(kind=DecisionKind.HOLD, reason="x", code="x"), PolicyParams(), 0).actions == ()

@@ -133,6 +133,11 @@ class MarketModel(ABC):
         num, den = usd * 10 ** self.collateral_decimals, self.collateral_price
         return -(-num // den) if round_up else num // den
 
+    def claimable_usd(self) -> int:
+        """E18 USD the venue holds for the account to claim by a transaction (GMX v2: funding
+        received and capped price impact, never added to collateral). Default: none."""
+        return 0
+
     def account_refusal(self) -> str | None:
         """Why the venue's account cannot be hedged as read (a state the model cannot judge), or
         None: a refusal (exit 9), nothing sent. Default: none."""

@@ -260,6 +260,9 @@ class PolicyParams:
     # ratio may sit anywhere in [funding_min_ratio, hedge_ratio]; equal to hedge_ratio = off
     funding_min_ratio: int = UNIT
     funding_threshold: int = 10 * UNIT // 100    # 10% a year
+    # what the venue holds for the account to claim (GMX v2: funding received, capped price
+    # impact) is claimed once worth at least this much (E18 USD): a claim costs a transaction
+    min_claim_usd: int = 5 * UNIT
 
 
 class DecisionKind(StrEnum):
@@ -293,6 +296,8 @@ class Decision:
     leverage_after: int = 0                # E18
     liquidation_distance_after: int = 0    # E18 fraction of the price
     refusal: RefusalKind | None = None
+    # E18 USD the venue holds for the account to claim, claimed by this cycle (0: no claim)
+    claim_usd: int = 0
     # a deposit is risk-reducing only when the position as it stands (or a two-step order already
     # submitted, which cannot be withdrawn) needs it; collateral that funds a bigger hedge is not
     deposit_risk_reducing: bool = False
@@ -311,6 +316,7 @@ class ActionKind(StrEnum):
     WITHDRAW = "withdraw"
     TRADE = "trade"
     CANCEL_ORDER = "cancel_order"
+    CLAIM = "claim"          # collect what the venue holds for the account (GMX v2: claimFundingFees, claimCollateral)
 
 
 @dataclass(frozen=True)
@@ -386,6 +392,9 @@ class CycleResult:
     error: str | None = None
     cycle_id: int | None = None
     notes: list[str] = field(default_factory=list)   # reconciliation of earlier runs
+    # E18 (positive): how much smaller the position is than the last cycle left it, by no order or
+    # trade of ours (the venue's auto-deleveraging, GMX v2's ADL, or a liquidation); 0: none seen
+    reduced_by_venue: int = 0
 
 
 @dataclass(frozen=True)

@@ -420,13 +420,19 @@ class Keeper:
         from hedger.state.reconcile import reconcile_state
         notes = self.reconcile()
         snapshot = self.read()
+        found: dict[str, int] = {}
         if self.journal is not None:
-            notes += reconcile_state(self.journal, snapshot, self.fill_of(snapshot))
+            notes += reconcile_state(self.journal, snapshot, self.fill_of(snapshot), found)
         snapshot = replace(snapshot, daily=self._daily_budget(snapshot))
         params = params or self.params(snapshot)
         decision = policy.decide(snapshot, params)
         decision = self._after_cancellations(snapshot, decision)
+        reduced = found.get("reduced_by_venue", 0)       # smaller than the journal expects, by no order of ours
+        if reduced:
+            notes.append(f"the position is {reduced / UNIT:.6f} smaller than the last cycle left it, by no order of "
+                         "ours (the venue's auto-deleveraging, or a liquidation): this cycle re-hedges from the new size")
         res, paused = self.prepare(snapshot, decision, params, dry_run, notes, unwinding=unwinding)
+        res.reduced_by_venue = reduced
         plan, calls, dry = res.plan, res.calls, res.dry_run
         assert plan is not None
         cid = self.journal.open_cycle(snapshot, decision, plan, calls, dry) if self.journal else None

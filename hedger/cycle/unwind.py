@@ -3,7 +3,8 @@ same keeper cycle and executor as every hedge, and keep it unwound.
 
 Each step is an ordinary cycle with the policy told to hedge nothing: first the position
 is closed (no withdrawal in the same cycle, so a withdrawal is sized on what the close
-really left), then the accessible margin is withdrawn. A pending two-step order is
+really left), then the accessible margin is withdrawn, and it ends with a claim of whatever the
+venue still holds for the account (GMX v2: funding received, capped price impact). A pending two-step order is
 honoured: never a second one; the unwind waits for it to be filled (by the protocol's
 keepers) or, at the latest, until its own expiry, then cancels it and goes on.
 
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from hedger.core.errors import HedgerError
+from hedger.core.model import model_for
 from hedger.cycle.keeper import Keeper
 from hedger.core.timefmt import duration, utc
 from hedger.core.types import CycleResult, Order, OrderState, PolicyParams, UNIT
@@ -49,7 +51,7 @@ def unwind_params(p: PolicyParams, closing: bool) -> PolicyParams:
     return replace(p, hedge_ratio=0, band=0, min_trade_usd=0, max_trade_usd=10**30 * UNIT, cooldown_s=0,
                    min_collateral_usd=0, min_leverage=0 if closing else UNIT, target_leverage=2 * UNIT,
                    max_leverage=max(p.max_leverage, 3 * UNIT), min_liq_distance=None, target_liq_distance=None,
-                   max_liq_distance=None)
+                   max_liq_distance=None, min_claim_usd=0)
 
 
 def unwind(k: Keeper, *, timeout: float = 600.0, poll: float = 2.0, dry_run: bool = False,
@@ -121,8 +123,9 @@ def _steps(k: Keeper, timeout: float, poll: float, dry_run: bool, say: Callable[
             else:
                 time.sleep(poll)
             continue
-        if a.size == 0 and not live and a.accessible_margin < scale:
-            return UnwindResult(True, 0, "unwound: no position, no margin left to withdraw", cycles)
+        if a.size == 0 and not live and a.accessible_margin < scale and model_for(s).claimable_usd() <= 0:
+            return UnwindResult(True, 0, "unwound: no position, no margin left to withdraw, nothing left to claim",
+                                cycles)
         if acting >= MAX_ACTING_STEPS:
             return UnwindResult(False, UNFINISHED, f"not unwound after {acting} steps; run unwind again", cycles)
         params = unwind_params(k.params(s), closing=a.size != 0)

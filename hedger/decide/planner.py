@@ -37,9 +37,17 @@ def price_bound(expected_fill: int, size_delta: int, max_slippage: int) -> int:
     return -(-expected_fill * (UNIT - max_slippage) // UNIT)
 
 
+def _claim(decision: Decision) -> tuple[Action, ...]:
+    """The claim the policy asked for (``Decision.claim_usd``), last in the plan: it moves no risk."""
+    if decision.claim_usd <= 0 or decision.kind is DecisionKind.REFUSE:
+        return ()
+    return (Action(ActionKind.CLAIM, 0, note=f"claim what the venue holds for us (~{decision.claim_usd / 10**18:.2f} "
+                                            "USD: funding received, capped price impact)"),)
+
+
 def plan(decision: Decision, p: PolicyParams, current_size: int) -> Plan:
     if decision.kind is not DecisionKind.REBALANCE:
-        return Plan(decision=decision)
+        return Plan(decision=decision, actions=_claim(decision))
     actions: list[Action] = []
     if decision.cancel_order:
         actions.append(Action(ActionKind.CANCEL_ORDER, 0, risk_reducing=True, note="cancel expired order",
@@ -66,4 +74,4 @@ def plan(decision: Decision, p: PolicyParams, current_size: int) -> Plan:
                               note="withdraw excess collateral"))
     # risk-reducing first, order otherwise kept
     actions.sort(key=lambda x: 0 if x.risk_reducing else 1)
-    return Plan(decision=decision, actions=tuple(actions))
+    return Plan(decision=decision, actions=tuple(actions) + _claim(decision))

@@ -342,6 +342,28 @@ def _pending_order(s: Snapshot, mdl: MarketModel, p: PolicyParams, o: Order, bas
 
 
 def decide(s: Snapshot, p: PolicyParams) -> Decision:
+    """The decision for this snapshot, with a claim of what the venue holds for the account
+    (:func:`claim`) when it is worth one."""
+    d = _decide(s, p)
+    usd = claim(s, p, d)
+    return replace(d, claim_usd=usd) if usd else d
+
+
+def claim(s: Snapshot, p: PolicyParams, d: Decision) -> int:
+    """E18 USD to claim this cycle: what the venue's model says is claimable, once at least
+    ``min_claim_usd`` (a claim costs a transaction), unless the guards refused the readings or the
+    day's gas budget is spent; 0 otherwise. Venue-neutral: a venue with nothing to claim says 0."""
+    if d.kind is DecisionKind.REFUSE:        # nothing is sent on a refusal
+        return 0
+    usd = model_for(s).claimable_usd()
+    if usd <= 0 or usd < p.min_claim_usd:
+        return 0
+    if s.daily is not None and s.daily.gas_left is not None and s.daily.gas_left <= 0:
+        return 0
+    return usd
+
+
+def _decide(s: Snapshot, p: PolicyParams) -> Decision:
     refused = guards.check(s, p)
     if refused is not None:
         return refused

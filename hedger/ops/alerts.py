@@ -14,6 +14,7 @@ POSTs one JSON object per alert to the webhook:
 | ``liquidation_distance`` | critical | the liquidation price is closer than ``HEDGER_ALERT_LIQ_DISTANCE`` of the price (read at the start of the cycle) | after a reading at or beyond it, or without a position |
 | ``gas_low`` | warning | the account holds less than ``HEDGER_ALERT_MIN_GAS_ETH`` | after a reading at or above it |
 | ``collateral_fault`` | critical | the collateral token is paused or blacklists the account or the market | for each distinct problem; again after it clears |
+| ``adl`` | critical | the position is smaller than the last cycle left it, by no order of ours (GMX v2's auto-deleveraging of a profitable position, or a liquidation); the cycle re-hedges from the new size | each time it is seen |
 | ``gas_too_high`` | critical | a risk-reducing step (top-up, hedge reduction) was blocked by gas above the emergency ceiling | after a cycle with another outcome |
 
 With ``HEDGER_MARKETS``, each market keeps its own episodes (a refusal streak,
@@ -209,6 +210,13 @@ class Alerts(CycleObserver):
                           market=market, exit_code=res.exit_code)
         else:
             ep.gas_high_armed = True
+        if res.reduced_by_venue > 0 and res.snapshot is not None:
+            size = res.snapshot.account.size
+            self.send("adl", "critical",
+                      f"the position was reduced by {res.reduced_by_venue / UNIT:.6f} by no order of ours (the venue's "
+                      f"auto-deleveraging, or a liquidation): now {size / UNIT:+.6f}; the cycle re-hedges "
+                      f"(outcome: {res.outcome})", market=market, reduced_by=res.reduced_by_venue / UNIT,
+                      position_size=size / UNIT, outcome=res.outcome)
         if res.snapshot is not None:
             self._check_snapshot(market, res.snapshot, res.outcome)
 

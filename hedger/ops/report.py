@@ -49,6 +49,7 @@ class Row:
     day: str
     funding_received: int = 0  # E18 USD
     funding_paid: int = 0      # E18 USD (positive number)
+    claimed: int = 0           # E18 USD claimed from the venue (GMX v2: funding received, capped price impact)
     fees: int = 0             # E18 USD paid
     fee_estimated: bool = False
     gas_wei: int = 0
@@ -65,11 +66,11 @@ class Row:
 
     @property
     def net(self) -> int:
-        return self.spot_pnl + self.perp_pnl + self.funding - self.fees - self.gas_usd
+        return self.spot_pnl + self.perp_pnl + self.funding + self.claimed - self.fees - self.gas_usd
 
     @property
     def cost(self) -> int:
-        return self.fees + self.gas_usd - self.funding
+        return self.fees + self.gas_usd - self.funding - self.claimed
 
     @property
     def cost_bps_per_year(self) -> int | None:
@@ -80,7 +81,7 @@ class Row:
             -((-self.cost) * 10_000 * YEAR // self.notional_seconds)
 
     def add(self, o: "Row") -> None:
-        for f in ("funding_received", "funding_paid", "fees", "gas_wei", "gas_usd", "spot_pnl", "perp_pnl",
+        for f in ("funding_received", "funding_paid", "claimed", "fees", "gas_wei", "gas_usd", "spot_pnl", "perp_pnl",
                   "notional_seconds", "seconds"):
             setattr(self, f, getattr(self, f) + getattr(o, f))
         self.fee_estimated |= o.fee_estimated
@@ -179,7 +180,10 @@ def build_report(j: Journal, account: str, market: str, *, eth_usd: int | None =
             r.gas_wei += wei
             if cycle_eth is not None:
                 r.gas_usd += wei * cycle_eth // UNIT
-            if t["state"] == "mined" and t["fee"] is not None:
+            if t["state"] == "mined" and t["action"] == "claim":
+                # what the claim paid out, as the cycle read it claimable (collateral units, a USD stablecoin)
+                r.claimed += int(t["amount"] or 0) * 10 ** (18 - int(sn["market"]["collateral_decimals"]))
+            elif t["state"] == "mined" and t["fee"] is not None:
                 r.fees += int(t["fee"])
             elif t["state"] == "mined" and t["creates_order"] and _filled(j, t):
                 venue_fee = _fill_fee(j, t)
@@ -262,7 +266,7 @@ def _average_cost(pos: int, avg: int, new: int, price: int) -> tuple[int, int, i
 
 
 COLUMNS = ["day", "funding_received_usd", "funding_paid_usd", "fees_usd", "gas_eth", "gas_usd", "spot_pnl_usd", "perp_pnl_usd", "net_usd",
-           "hedge_cost_bps_per_year", "hedge_cost_usd", "period_s"]
+           "hedge_cost_bps_per_year", "hedge_cost_usd", "period_s", "claimed_usd"]
 
 
 def _values(r: Row) -> list[str]:
@@ -273,7 +277,7 @@ def _values(r: Row) -> list[str]:
             fmt_units(r.gas_wei, 18, 8).replace(",", ""), fmt_units(r.gas_usd, 18, 6).replace(",", ""),
             fmt_units(r.spot_pnl, 18, 6).replace(",", ""), fmt_units(r.perp_pnl, 18, 6).replace(",", ""),
             fmt_units(r.net, 18, 6).replace(",", ""), "" if bps is None else str(bps),
-            fmt_units(r.cost, 18, 6).replace(",", ""), str(r.seconds)]
+            fmt_units(r.cost, 18, 6).replace(",", ""), str(r.seconds), fmt_units(r.claimed, 18, 6).replace(",", "")]
 
 
 def write_csv(rep: Report, path: Path) -> None:
@@ -308,6 +312,9 @@ def print_report(rep: Report) -> None:
     print(f"Perp PnL and funding: {usd(rep.perp_settled)} settled into margin (the market settles them on every "
           f"trade and margin transfer, while the position stays open); {usd(rep.perp_unsettled)} not yet settled.")
     print(f"Spot: unrealised {usd(rep.spot_unrealised)} (mark to market; sales are not tracked).")
+    if rep.total.claimed:
+        print(f"Claimed from the venue: {usd(rep.total.claimed)} (funding received and capped price impact, which "
+              "the venue holds apart from the collateral; counted in net and cost)")
     if rep.total.cost_bps_per_year is None and rep.total.seconds < MIN_ANNUALISED_S:
         print(f"cost bps/yr is shown over a day or more only: over {duration(rep.total.seconds)} the hedge cost "
               f"{usd(rep.total.cost)} (fees + gas - funding)")

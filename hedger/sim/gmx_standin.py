@@ -171,6 +171,7 @@ def deploy_gmx_standin(sender: TxSender, *, params: GmxParams | None = None, usd
     for keeper in keepers:
         grant(keeper, gi.ORDER_KEEPER)
         grant(keeper, gi.LIQUIDATION_KEEPER)
+        grant(keeper, gi.hash_string("ADL_KEEPER"))
     transact(sender, "GmxDataStore", data_store, "setAddress", gi.WNT, wnt)
     transact(sender, "GmxOrderHandler", order_handler, "setMarket", market, wnt, wnt, usdc)
     transact(sender, "GmxOrderHandler", order_handler, "setPositionEngine", position_engine)
@@ -213,6 +214,26 @@ def liquidate_position(keeper: TxSender, s: GmxStandin, account: str, is_long: b
               s.usdc, is_long, gi.LIQUIDATION, 0, 0, 0, index_price - spread, index_price + spread,
               collateral_price, collateral_price, collateral_price, collateral_price)
     return keeper.send(s.position_engine, c.functions.liquidatePosition(params)._encode_transaction_data())
+
+
+def execute_adl(keeper: TxSender, s: GmxStandin, account: str, is_long: bool, size_delta_usd: int, index_price: int, *,
+                collateral_price: int = 10**24) -> dict[str, Any]:
+    """The local ADL keeper (GMX: AdlHandler.executeAdl): reduce ``account``'s profitable position by
+    ``size_delta_usd`` (USD x 1e30) at ``index_price`` once IS_ADL_ENABLED(market, is_long) is set
+    (:func:`enable_adl`)."""
+    c = keeper.w3.eth.contract(address=s.position_engine, abi=contract_artifact("GmxPositionEngine")["abi"])
+    zero = b"\x00" * 32
+    params = (zero, Web3.to_checksum_address(account), Web3.to_checksum_address(account), s.market, s.usdc, s.wnt,
+              s.usdc, is_long, gi.MARKET_DECREASE, size_delta_usd, 0, 0, index_price, index_price,
+              collateral_price, collateral_price, collateral_price, collateral_price)
+    return keeper.send(s.position_engine, c.functions.executeAdl(params)._encode_transaction_data())
+
+
+def enable_adl(sender: TxSender, s: GmxStandin, is_long: bool, enabled: bool = True) -> None:
+    """IS_ADL_ENABLED(market, is_long): what GMX's updateAdlState sets when the pool's PnL factor
+    exceeds MAX_PNL_FACTOR_FOR_ADL (the stand-in takes it from its operator)."""
+    key = gi.hash_data(["bytes32", "address", "bool"], [gi.hash_string("IS_ADL_ENABLED"), s.market, is_long])
+    transact(sender, "GmxDataStore", s.data_store, "setBool", key, enabled)
 
 
 def fund(sender: TxSender, s: GmxStandin, to: str, usdc_amount: int) -> None:

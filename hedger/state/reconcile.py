@@ -338,16 +338,27 @@ def _cancel(k: "Reconciling", head: "ChainView", nonce: int, group: list[Any], h
 FillOf = Callable[[str, int, int], "Fill | None"]   # (order key, size delta, block created) -> the venue's fill
 
 
-def reconcile_state(j: "Journal", s: "Snapshot", fill_of: FillOf | None = None) -> list[str]:
+def reconcile_state(j: "Journal", s: "Snapshot", fill_of: FillOf | None = None,
+                    found: dict[str, int] | None = None) -> list[str]:
     """Compare what the journal expects with what the chain reports, at the start of a cycle
     (before this cycle is journaled): two-step orders, the position, the account's nonce.
     The chain is the truth; differences become notes (journaled and printed). ``fill_of`` asks
     the venue how an order found executed was filled (price and fees, from the transaction that
-    executed it: a keeper's on a two-step venue), for the report."""
+    executed it: a keeper's on a two-step venue), for the report. ``found`` (when given) receives
+    ``reduced_by_venue``: how much smaller (E18, absolute) the position is than the journal expects
+    (GMX v2's auto-deleveraging or a liquidation: no order of ours did it), 0 otherwise."""
     key = (s.chain.chain_id, s.chain.genesis_hash, s.account.address, s.market.address)
     notes: list[str] = []
     filled = _reconcile_orders(j, s, key, notes, fill_of)
     expected = j.expected_position(*key)
+    if found is not None:
+        # judged only when no order of ours was found executed since (a GMX order's size is in USD: its
+        # size in the asset, as booked, drifts with the price between creation and execution)
+        ours = any("was filled" in n for n in notes)
+        want, size = (expected + filled) if expected is not None else 0, s.account.size
+        shrank = (expected is not None and not ours and want != 0 and abs(size) < abs(want)
+                  and (size == 0 or (size > 0) == (want > 0)))
+        found["reduced_by_venue"] = abs(want) - abs(size) if shrank else 0
     if expected is not None and s.account.size != expected + filled:
         notes.append(f"position {s.account.size / 1e18:+.6f} differs from the journal's "
                      f"{(expected + filled) / 1e18:+.6f}: changed outside the hedger (a manual trade or a "

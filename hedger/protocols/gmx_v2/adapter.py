@@ -42,6 +42,9 @@ MIN_POSITION_SIZE_USD = gi.hash_string("MIN_POSITION_SIZE_USD")
 ZERO = "0x" + "00" * 20
 MAX_UINT = 2**256 - 1
 DEPLOYMENTS = ("arbitrum", "avalanche")
+# claimable collateral is kept by time key (timestamp // CLAIMABLE_COLLATERAL_TIME_DIVISOR, an hour on
+# GMX's deployments): the reads look this many time keys back from the oracle's last update
+CLAIM_WINDOW = 24
 # views GMX publishes no ABI for in the SDK (interface.EXTRA_VIEWS): minimal ABIs of them
 _VIEW_ABI = [{"type": "function", "name": n, "stateMutability": "view", "inputs": [],
               "outputs": [{"name": "", "type": "address"}]} for n in ("orderVault", "referralStorage")]
@@ -156,6 +159,7 @@ class GmxV2(PerpAdapter):
             ("oi_long_l", gi.open_interest_key(m, t["long"], True)), ("oi_long_s", gi.open_interest_key(m, t["short"], True)),
             ("oi_short_l", gi.open_interest_key(m, t["long"], False)),
             ("oi_short_s", gi.open_interest_key(m, t["short"], False)),
+            ("claim_divisor", gi.CLAIMABLE_COLLATERAL_TIME_DIVISOR),
         ]
 
     def read_specs(self, account: str) -> list[CallSpec]:
@@ -194,10 +198,21 @@ class GmxV2(PerpAdapter):
                 out.append((gi.position_key(account, self.market, self.collateral, bool(flags[0])), bool(flags[0])))
         return out
 
+    @staticmethod
+    def _time_keys(stage1: dict[str, Any]) -> range:
+        """The time keys under which capped price impact may wait to be claimed: CLAIM_WINDOW back
+        from the oracle's last update (the chain's time within the oracle's allowed age), 2 ahead."""
+        div = max(int(stage1["g.ds.claim_divisor"]), 1)
+        now = int(stage1["g.oracle.round"][3]) // div
+        return range(max(now - CLAIM_WINDOW, 0), now + 3)
+
     def read_stage2(self, account: str, stage1: dict[str, Any]) -> list[CallSpec]:
         ds = self.addresses["dataStore"]
         _, prices = self._prices(stage1)
         specs = [CallSpec("g.marketInfo", self.reader, READER, "getMarketInfo", (ds, prices, self.market))]
+        specs += [CallSpec(f"g.claim_coll.{tk}", ds, DATA_STORE, "getUint",
+                           (gi.claimable_collateral_amount_key(self.market, self.collateral, tk, account),))
+                  for tk in self._time_keys(stage1)]
         for key, is_long in self._our_positions(stage1, account):
             specs.append(CallSpec(f"g.positionInfo.{'long' if is_long else 'short'}", self.reader, READER,
                                   "getPositionInfo", (ds, self.addresses["referralStorage"], key, prices, 0, ZERO, True)))
@@ -205,6 +220,8 @@ class GmxV2(PerpAdapter):
 
     def parse(self, r: dict[str, Any], account: str, chain: ChainView) -> tuple[GmxMarketState, AccountState]:
         u = {k[len("g.ds."):]: int(v) for k, v in r.items() if k.startswith("g.ds.")}
+        claim_coll = tuple(sorted((int(k[len("g.claim_coll."):]), int(v)) for k, v in r.items()
+                                  if k.startswith("g.claim_coll.") and int(v) > 0))
         index_price, _ = self._prices(r)
         dec = self.tokens["index_decimals"]
         price = _to_e18(index_price, dec)
@@ -243,9 +260,9 @@ class GmxV2(PerpAdapter):
             execution_fee_increase=self._fee(u, gi.MARKET_INCREASE, 1),
             execution_fee_decrease=self._fee(u, gi.MARKET_DECREASE, 1),
             position=position, pending_borrowing_usd=borrowing_usd, pending_funding_amount=funding_amount,
-            claimable_funding_amount=u["claimable_funding"], native_balance=chain.account_balance)
+            claimable_funding_amount=u["claimable_funding"], claimable_collateral=claim_coll, native_balance=chain.account_balance)
         self._params = u
-        orders = tuple(self._order(key, o, size, dec, u["expiry"], chain.block_timestamp)
+        orders = tuple(self._order(key, o, size, dec, u["expiry"], chain.block_timestamp, position)
                        for key, o in r["g.orders"]
                        if Web3.to_checksum_address(o[0][5]) == self.market)
         if position is not None:
@@ -271,7 +288,17 @@ class GmxV2(PerpAdapter):
             return 0
         return sign * (size_delta_usd * 10**18 // acceptable_price // 10**index_decimals)
 
-    def _order(self, key: bytes, o: Any, size: int, dec: int, expiry: int, now: int) -> Order:
+    @staticmethod
+    def decrease_size(size_delta_usd: int, pos: Position, index_decimals: int, sign: int) -> int:
+        """A decrease's size (E18 asset units, signed) as GMX will close it: the position's
+        sizeInTokens x sizeDeltaUsd / sizeInUsd (DecreasePositionUtils), so the journal's record and
+        the venue's list agree exactly."""
+        if size_delta_usd == 0 or pos.size_in_usd == 0:
+            return 0
+        return sign * (size_delta_usd * pos.size_in_tokens // pos.size_in_usd * 10**18 // 10**index_decimals)
+
+    def _order(self, key: bytes, o: Any, size: int, dec: int, expiry: int, now: int,
+               pos: Position | None = None) -> Order:
         numbers, flags = o[1], o[2]
         otype, usd, coll, accept, updated = int(numbers[0]), int(numbers[2]), int(numbers[3]), int(numbers[5]), int(numbers[9])
         is_long, frozen = bool(flags[0]), bool(flags[2])
@@ -283,7 +310,9 @@ class GmxV2(PerpAdapter):
             kind = OrderKind.INCREASE if increase else OrderKind.DECREASE
         expires = updated + expiry
         state = OrderState.FROZEN if frozen else OrderState.EXPIRED if now > expires else OrderState.PENDING
-        return Order(key=Web3.to_hex(key), kind=kind, size_delta=self.order_size(usd, accept, dec, sign),
+        booked = self.decrease_size(usd, pos, dec, sign) if not increase and pos is not None and pos.size_in_tokens \
+            else self.order_size(usd, accept, dec, sign)
+        return Order(key=Web3.to_hex(key), kind=kind, size_delta=booked,
                      collateral_delta=coll if increase else -coll,
                      acceptable_price=0 if accept == MAX_UINT else _to_e18(accept, dec), submitted_at=updated,
                      executable_at=updated + 1, expires_at=expires, state=state)
@@ -341,6 +370,22 @@ class GmxV2(PerpAdapter):
         return self._call(self._er, "exchangeRouter", "multicall", (data,), act.kind, act.risk_reducing, note,
                           notional, value=fee, amount=amount, creates_order=True)
 
+    def _claim_calls(self, act: Action, market: GmxMarketState) -> list[Call]:
+        """``claimFundingFees`` of the funding received and ``claimCollateral`` of the capped impact
+        by time key, each paid to the account (``amount``: the collateral units claimed)."""
+        calls = []
+        er, m, c, me = self._er, self.market, self.collateral, self._receiver
+        if market.claimable_funding_amount > 0:
+            calls.append(self._call(er, "exchangeRouter", "claimFundingFees", ([m], [c], me), act.kind, False,
+                                    act.note or "claim funding received", leg="claim_funding",
+                                    amount=market.claimable_funding_amount))
+        if market.claimable_collateral:
+            keys = [k for k, _ in market.claimable_collateral]
+            calls.append(self._call(er, "exchangeRouter", "claimCollateral", ([m] * len(keys), [c] * len(keys), keys, me),
+                                    act.kind, False, act.note or "claim capped price impact", leg="claim_collateral",
+                                    amount=sum(a for _, a in market.claimable_collateral)))
+        return calls
+
     def build_calls(self, actions: tuple[Action, ...], account: AccountState, market: MarketState) -> list[Call]:
         return [c for i, cs in self._plan(actions, account, market) for c in cs]
 
@@ -385,18 +430,27 @@ class GmxV2(PerpAdapter):
                 tokens = abs(act.amount) * 10**dec // 10**18
                 size_usd = tokens * index_price
                 pos = market.position
-                if not increase and pos is not None and abs(act.amount) >= abs(size):
-                    size_usd = pos.size_in_usd            # a close: exactly the position's size, no dust
+                decrease_of = pos if not increase and pos is not None and pos.size_in_tokens > 0 else None
+                if decrease_of is not None:
+                    # GMX closes sizeInTokens x sizeDeltaUsd / sizeInUsd (DecreasePositionUtils): a
+                    # decrease is sized in the position's own USD (its entry value), not at the price;
+                    # rounded up so that it closes at least the tokens asked
+                    size_usd = -(-tokens * decrease_of.size_in_usd // decrease_of.size_in_tokens)
+                    if abs(act.amount) >= abs(size):
+                        size_usd = decrease_of.size_in_usd    # a close: exactly the position's size, no dust
                 bound = act.price_bound * 10**12 // 10**dec
                 # a long's increase and a short's decrease buy: they execute at or below the bound
                 buys = is_long == increase
                 acceptable = (bound if bound > 0 else MAX_UINT) if buys else bound
                 collateral = carried.get(i, 0)
                 sign = (1 if is_long else -1) * (1 if increase else -1)
-                amount = self.order_size(size_usd, acceptable, dec, sign) or act.amount
+                amount = (self.decrease_size(size_usd, decrease_of, dec, sign) if decrease_of is not None
+                          else self.order_size(size_usd, acceptable, dec, sign)) or act.amount
                 calls.append(self._order_call(act, market, is_long=is_long, increase=increase, size_usd=size_usd,
                                               collateral=collateral, acceptable=acceptable,
                                               note=act.note, amount=amount, gas_price=gas_price))
+            elif act.kind is ActionKind.CLAIM:
+                calls += self._claim_calls(act, market)
             elif act.kind is ActionKind.CANCEL_ORDER:
                 key = bytes.fromhex(act.order_key.removeprefix("0x"))
                 calls.append(self._call(self._er, "exchangeRouter", "cancelOrder", (key,), act.kind, act.risk_reducing,

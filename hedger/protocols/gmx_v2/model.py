@@ -727,6 +727,9 @@ class GmxMarketState(MarketState):
     pending_borrowing_usd: int = 0             # getPositionInfo fees.borrowing.borrowingFeeUsd (1e30)
     pending_funding_amount: int = 0            # getPositionInfo fees.funding.fundingFeeAmount (collateral units)
     claimable_funding_amount: int = 0          # funding received, claimable (collateral units)
+    # capped negative price impact, claimable by time key (CLAIMABLE_COLLATERAL_AMOUNT, market,
+    # collateral token, timestamp // CLAIMABLE_COLLATERAL_TIME_DIVISOR, account): (time key, amount)
+    claimable_collateral: tuple[tuple[int, int], ...] = ()
     native_balance: int | None = None          # the account's native balance (wei), for execution fees
 
 
@@ -746,6 +749,12 @@ class GmxModel(MarketModel):
     orders_in_flight = 1                # our rule (GMX allows more, executed in no set order)
     collateral_orders_in_flight = 1     # a collateral-only order beside a size order, when safe either way
     can_hold_long = True                # negative exposure: isLong true
+
+    def claimable_usd(self) -> int:
+        """Funding received (claimFundingFees, MarketUtils.claimFundingFees) and capped price impact
+        (claimCollateral, MarketUtils.claimCollateral): GMX never adds them to collateral."""
+        m = self.market
+        return self.collateral_usd(m.claimable_funding_amount + sum(a for _, a in m.claimable_collateral))
 
     def __init__(self, market: GmxMarketState, account: AccountState, price: int, collateral_price: int) -> None:
         _need(price > 0, "price", "must be > 0 (E18 USD per whole index token)")
