@@ -112,6 +112,9 @@ def test_match_risk_compares_only_measured_runs_within_5pct_and_says_when_none_i
             "fixed-interval-4h": _pol(103.0, 200.0), "fixed-interval-8h": _pol(130.0, 90.0)}
     m = simreport.match_risk(pols, "default")
     assert m["matched"] == ["fixed-interval-4h"] and m["cost_ratio"] == pytest.approx(0.25)
+    # two within 5%: against the cheaper one (what fixed-interval needs for that risk)
+    m = simreport.match_risk({**pols, "fixed-interval-2h": _pol(97.0, 100.0)}, "default")
+    assert m["matched"] == ["fixed-interval-2h", "fixed-interval-4h"] and m["cost_ratio"] == pytest.approx(0.5)
     # 4h moved out of the 5% band: interpolating 80..130 would give a ratio; a measured match gives none
     pols["fixed-interval-4h"] = _pol(94.0, 200.0)
     m = simreport.match_risk(pols, "default")
@@ -197,3 +200,19 @@ def test_cli_holding_capital_cadence_and_match_sweep(monkeypatch: pytest.MonkeyP
     for bad in (["--fill-lag", "1"], ["--capital", "0"], ["--cycle-every", "0"], ["--match-risk", "nope"]):
         with pytest.raises(ConfigError):
             _cli(monkeypatch, "--scenario", "gbm", "--policies", "default", *bad)
+
+
+def test_with_capital_for_075_of_the_hedge_and_an_hourly_keeper_the_default_deleverages_in_the_squeeze(
+        runner: Runner) -> None:
+    # 5-minute prices, the keeper every 12 steps; the account holds 0.75 x the opening notional in all
+    capped = Runner(runner.chain, replace(runner.o, capital=3 * UNIT // 4, cycle_every=12))
+    r = capped.run(Job("squeeze", 1, POL["default"], steps=84))      # through the end of the rise
+    sc = replace(scenarios.make("squeeze", 1), steps=scenarios.make("squeeze", 1).steps[:84])
+    notional = 100 * sc.steps[0].answer / 10**scenarios.PRICE_DECIMALS
+    assert r.reserve_start_usd == pytest.approx(0.75 * notional, rel=1e-6)
+    assert sum(v for k, v in r.outcomes.items() if not k.startswith("unwind")) == len(range(0, len(sc.steps), 12))
+    # the capital binds: the wallet could not fund every top-up, and the policy reduced the hedge
+    # instead of being liquidated, keeping more than half of it
+    assert any(s.decision in simreport.COLLATERAL_SHORT for s in r.steps)
+    assert r.liquidations == 0
+    assert 0.5 < min(s.position / s.target for s in r.tracking_steps()) < 0.95

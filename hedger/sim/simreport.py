@@ -212,8 +212,8 @@ MATCH_TOLERANCE = 0.05     # --match-risk: a fixed-interval run within 5% of the
 
 def match_risk(pols: dict[str, Any], against: str, tolerance: float = MATCH_TOLERANCE) -> dict[str, Any]:
     """``against``'s cost beside fixed-interval runs whose measured residual risk is within
-    ``tolerance`` of its own (no interpolation): every such run, and the cost ratio against the one
-    nearest in risk. None of them within it: ``cost_ratio`` None and a note saying so."""
+    ``tolerance`` of its own (no interpolation): every such run, and the cost ratio against the
+    cheapest of them. None of them within it: ``cost_ratio`` None and a note saying so."""
     mine = pols[against]
     risk, cost = mine["residual_risk_usd"], mine["cost_usd"]
     runs = sorted(((v["residual_risk_usd"], v["cost_usd"], k) for k, v in pols.items()
@@ -224,7 +224,8 @@ def match_risk(pols: dict[str, Any], against: str, tolerance: float = MATCH_TOLE
     out: dict[str, Any] = {"policy": against, "risk": risk, "cost_usd": cost, "tolerance": tolerance,
                            "swept": swept, "matched": [p["against"] for p in within], "cost_ratio": None}
     if within:
-        best = min(within, key=lambda p: abs(p["risk_ratio"] - 1))
+        # the cheapest run that reached this risk: what fixed-interval needs for it (the conservative ratio)
+        best = min(within, key=lambda p: p["against_cost_usd"])
         out.update(against=best["against"], against_risk=best["against_risk"],
                    against_cost_usd=best["against_cost_usd"], cost_ratio=best["cost_ratio"])
     else:
