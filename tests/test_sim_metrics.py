@@ -216,3 +216,18 @@ def test_with_capital_for_075_of_the_hedge_and_an_hourly_keeper_the_default_dele
     assert any(s.decision in simreport.COLLATERAL_SHORT for s in r.steps)
     assert r.liquidations == 0
     assert 0.5 < min(s.position / s.target for s in r.tracking_steps()) < 0.95
+
+
+def test_a_fill_lag_leaves_two_step_orders_pending_for_k_price_updates_then_fills_and_unwinds(
+        tmp_path: Path) -> None:
+    from hedger.sim.deploy import MarketParams
+    c = SimChain(order_mode="delayed", market_params=MarketParams(maxOrderDelay=4 * 3600)).start()
+    try:
+        lagged = Runner(c, SimOptions(workdir=tmp_path, fill_lag=2)).run(Job("gbm", 1, POL["default"], steps=6))
+        prompt = Runner(c, SimOptions(workdir=tmp_path)).run(Job("gbm", 1, POL["default"], steps=6))
+    finally:
+        c.stop()
+    assert [s.position for s in lagged.steps[:2]] == [0.0, 0.0]          # placed at step 0, still pending
+    assert lagged.steps[2].position < -80         # filled at the 2nd update after (the opening is split at $250k)
+    assert prompt.steps[0].position < -80                                # no lag: filled within its step
+    assert lagged.unwound and lagged.steps[-1].position == 0

@@ -612,9 +612,13 @@ class Runner:
                 gas_wei, fees, n_tx, decision = 0, 0, 0, "skipped"
                 # 5b. delayed orders with a fill lag: the protocol keeper fills them this many steps
                 # after they were placed, at the price published then, before the hedger's next cycle
+                # (an order whose acceptable price the market has since passed stays pending: the
+                # protocol keeper tries again at every step until it fills or the hedger cancels it)
                 if lagged_since is not None and i - lagged_since >= self.o.fill_lag:
-                    fees += self._fill(keeper)
-                    lagged_since = None
+                    filled, lag_fees = self._fill(keeper)
+                    fees += lag_fees
+                    if filled or not self._pending(keeper):
+                        lagged_since = None
                 if due(i, t, last_run_at, job.policy, self.o.cycle_every):
                     last_run_at = t
                     cr = keeper.cycle(locked=True)
@@ -633,7 +637,7 @@ class Runner:
                     submitted = any(c.creates_order for c in cr.calls) and cr.outcome == "acted"
                     if chain.order_mode == "delayed" and (submitted or pending):
                         if self.o.fill_lag <= 0:
-                            fees += self._fill(keeper)
+                            fees += self._fill(keeper)[1]
                         elif lagged_since is None:
                             lagged_since = i
                 res.txs += n_tx
@@ -655,7 +659,18 @@ class Runner:
                 if on_step:
                     on_step()
             if self.o.unwind_at_end:
-                self._unwind(keeper, res, records, prev, steps, exposure_units, lp0, p0)
+                # an order still waiting out its fill lag is filled at the last price before the exit
+                # (the market cancels an unfilled order only once it expires)
+                end_fees = 0
+                if lagged_since is not None:
+                    filled, end_fees = self._fill(keeper)
+                    if not filled and self._pending(keeper):
+                        # past the acceptable price: let it expire, the feed repeating its last answer
+                        # (a heartbeat), so that the exit can cancel it and close
+                        head = int(w3.eth.get_block("latest")["timestamp"])
+                        chain.rpc("evm_mine", head + chain.market_params.maxOrderDelay + 1)
+                        chain.admin_call("PriceFeed", d.oracle, "setAnswer", answer)
+                self._unwind(keeper, res, records, prev, steps, exposure_units, lp0, p0, end_fees)
         finally:
             journal.close()
             for suffix in ("", "-wal", "-shm", ".lock"):
@@ -665,7 +680,7 @@ class Runner:
 
 
     def _unwind(self, keeper: Keeper, res: RunResult, records: list[StepRecord], prev: dict[str, Any] | None,
-                steps: list[Step], exposure_units: int, lp0: int, p0: int) -> None:
+                steps: list[Step], exposure_units: int, lp0: int, p0: int, end_fees: int = 0) -> None:
         """Close the hedge through `hedger unwind`'s own path (its cycles, the executor), the
         protocol keeper filling two-step orders as in the run; its fees, fill premium and gas are
         the last record (decision ``unwind``), so every run pays its exit."""
@@ -687,7 +702,7 @@ class Runner:
         res.unwound = out.done
         gas_wei = sum(t.gas_used * (t.effective_gas_price or 0) for c in out.cycles for t in c.sent
                       if t.gas_used is not None)
-        fees = sum(t.fee or 0 for c in out.cycles for t in c.sent) + sum(fills)
+        fees = sum(t.fee or 0 for c in out.cycles for t in c.sent) + sum(fills) + end_fees
         n_tx = sum(1 for c in out.cycles for t in c.sent if t.gas_used is not None)
         res.txs += n_tx
         res.gas_used += sum(t.gas_used or 0 for c in out.cycles for t in c.sent)
@@ -702,13 +717,17 @@ class Runner:
         res.funding_usd += rec.d_funding
         res.gas_usd += -rec.d_gas
 
-    def _fill(self, keeper: Keeper) -> int:
-        """Past the minimum delay, the protocol keeper fills due orders; their keeper fees."""
+    def _fill(self, keeper: Keeper) -> tuple[int, int]:
+        """Past the minimum delay, the protocol keeper fills due orders: (orders filled, their fees)."""
         chain, w3 = self.chain, self.w3
         head = int(w3.eth.get_block("latest")["timestamp"])
         chain.rpc("evm_mine", head + chain.market_params.minOrderDelay + 1)
-        return sum(keeper.adapter.trade_fee(w3.eth.get_transaction_receipt(h), self.hedger) or 0
-                   for h in fill_due_orders(w3, keeper.adapter, self.order_keeper, [self.hedger]))
+        hashes = fill_due_orders(w3, keeper.adapter, self.order_keeper, [self.hedger])
+        return len(hashes), sum(keeper.adapter.trade_fee(w3.eth.get_transaction_receipt(h), self.hedger) or 0
+                                for h in hashes)
+
+    def _pending(self, keeper: Keeper) -> bool:
+        return any(o.in_flight for o in keeper.read().account.orders)
 
     def _traders(self, rng: random.Random, bias: int, others: int) -> int:
         rate = self.chain.view("PerpMarket", self.d.market, "currentFundingRate", "int256")
