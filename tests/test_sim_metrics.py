@@ -13,6 +13,7 @@ import pytest
 
 from hedger.core.types import UNIT, PolicyParams
 from hedger.sim import scenarios, simcli, simreport, simulate
+from hedger.core.errors import ConfigError
 from hedger.sim.simulate import Job, RunResult, Runner, SimChain, SimOptions, StepRecord, policies
 
 POL = policies(PolicyParams())
@@ -98,3 +99,135 @@ def test_a_hedge_nobody_tops_up_is_liquidated_in_the_squeeze_and_the_default_is_
     assert any(s.flow < 0 for s in default.steps)
     # both end unwound, the exit paid
     assert default.unwound and default.steps[-1].position == 0 and default.steps[-1].d_fees < 0
+
+
+# ------------------------------------------------------------------ second part: holdings, capital, lag, matching
+
+def _pol(risk: float, cost: float) -> dict[str, Any]:
+    return {"residual_risk_usd": risk, "cost_usd": cost, "cost_usd_per_run": cost}
+
+
+def test_match_risk_compares_only_measured_runs_within_5pct_and_says_when_none_is() -> None:
+    pols = {"default": _pol(100.0, 50.0), "fixed-interval": _pol(80.0, 400.0),
+            "fixed-interval-4h": _pol(103.0, 200.0), "fixed-interval-8h": _pol(130.0, 90.0)}
+    m = simreport.match_risk(pols, "default")
+    assert m["matched"] == ["fixed-interval-4h"] and m["cost_ratio"] == pytest.approx(0.25)
+    # two within 5%: against the cheaper one (what fixed-interval needs for that risk)
+    m = simreport.match_risk({**pols, "fixed-interval-2h": _pol(97.0, 100.0)}, "default")
+    assert m["matched"] == ["fixed-interval-2h", "fixed-interval-4h"] and m["cost_ratio"] == pytest.approx(0.5)
+    # 4h moved out of the 5% band: interpolating 80..130 would give a ratio; a measured match gives none
+    pols["fixed-interval-4h"] = _pol(94.0, 200.0)
+    m = simreport.match_risk(pols, "default")
+    assert m["matched"] == [] and m["cost_ratio"] is None and "no fixed-interval run within 5%" in m["note"]
+    doc = {"policies": {}, "comparison": simreport.compare_fixed_interval(pols), "matched_risk": m}
+    text = simreport.table(doc)
+    assert "no ratio" in text and "at equal residual risk (" not in text     # no interpolated headline
+
+
+def test_frontier_says_who_dominates_whom_and_whether_the_default_is_on_it() -> None:
+    pols = {"default": _pol(10.0, 5.0), "fixed-interval": _pol(9.0, 20.0), "open-once": _pol(50.0, 1.0),
+            "band-only": _pol(12.0, 6.0), "ideal": _pol(0.0, 0.0)}
+    d = simreport.dominance(pols)
+    by = {p["policy"]: p["dominated_by"] for p in d["points"]}
+    assert by == {"default": [], "fixed-interval": [], "open-once": [], "band-only": ["default"]}
+    assert d["default_on_frontier"] is True
+    assert "default dominates band-only" in simreport.dominance_text(d)
+    pols["fixed-interval"] = _pol(9.0, 4.0)                 # cheaper and less risky than the default
+    d = simreport.dominance(pols)
+    assert d["default_on_frontier"] is False
+    assert "default is NOT on the frontier (dominated by fixed-interval)" in simreport.dominance_text(d)
+
+
+def test_the_keeper_runs_every_nth_step_and_within_it_on_the_policy_interval() -> None:
+    def ran(policy: simulate.PolicySpec, every: int, dt: int = 300, n: int = 60) -> list[int]:
+        out, last = [], None
+        for i in range(n):
+            if simulate.due(i, i * dt, last, policy, every):
+                out.append(i)
+                last = i * dt
+        return out
+    assert ran(POL["default"], 12) == [0, 12, 24, 36, 48]
+    assert ran(POL["default"], 1) == list(range(60))
+    assert ran(POL["fixed-interval"], 1) == [0, 12, 24, 36, 48]           # 1 h of 5-minute steps
+    assert ran(replace(POL["fixed-interval"], interval_s=2 * 3600), 12) == [0, 24, 48]
+    assert ran(POL["open-once"], 12) == [0]
+
+
+def test_capital_is_a_multiple_of_the_opening_hedges_notional() -> None:
+    # 100 units hedged at ratio 1 at $3,000: $300,000 notional; 0.75 of it in USDC (6 decimals)
+    answer = 3000 * 10**scenarios.PRICE_DECIMALS
+    assert simulate.capital_units(3 * UNIT // 4, 100 * UNIT, UNIT, answer, 10**6) == 225_000 * 10**6
+    assert simulate.capital_units(3 * UNIT // 4, 100 * UNIT, UNIT // 2, answer, 10**6) == 112_500 * 10**6
+
+
+def test_the_funding_shock_flips_the_others_lean_within_an_hour() -> None:
+    sc = scenarios.make("funding-shock", 1)
+    leans = [s.lean for s in sc.steps]
+    assert set(leans[:24]) == {2_000 * UNIT} and set(leans[24:]) == {-2_000 * UNIT}
+    assert sc.steps[24].dt <= 3600
+    # the holding's flows keep the lean
+    assert [s.lean for s in simulate.Holding().apply(sc).steps] == leans
+
+
+def _cli(monkeypatch: pytest.MonkeyPatch, *argv: str) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+
+    def fake(jobs: list[Job], *, chain_kw: Any = None, options: Any = None, **_: Any) -> list[RunResult]:
+        seen.update(jobs=jobs, chain_kw=chain_kw, options=options)
+        return [_run(j.policy.name, [_step(100, 10, -10), _step(100, 10, -10)]) for j in jobs]
+    monkeypatch.setattr(simulate, "run_jobs", fake)
+    parser = argparse.ArgumentParser()
+    simcli.add_parser(parser.add_subparsers())
+    seen["rc"] = simcli.cmd_simulate(parser.parse_args(["simulate", "--no-progress", *argv]))
+    return seen
+
+
+def test_cli_holding_capital_cadence_and_match_sweep(monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    seen = _cli(monkeypatch, "--scenario", "squeeze", "--policies", "default", "--holding", "lp-only",
+                "--capital", "0.75", "--cycle-every", "12", "--match-risk", "default", "--frontier")
+    o = seen["options"]
+    assert o.holding == simulate.Holding(spot=0, lp=100 * UNIT, flows=False)
+    assert o.capital == 3 * UNIT // 4 and o.cycle_every == 12
+    names = [j.policy.name for j in seen["jobs"]]
+    assert names[0] == "default" and {f"fixed-interval-{h}h" for h in (1, 2, 4, 8, 12, 24)} <= set(names)
+    out = capsys.readouterr().out
+    assert "matched risk:" in out and "default is on the frontier" in out
+    # a fill lag in delayed mode: the market's order expiry covers it
+    seen = _cli(monkeypatch, "--scenario", "gbm", "--policies", "default", "--order-mode", "delayed",
+                "--fill-lag", "2")
+    assert seen["options"].fill_lag == 2 and seen["chain_kw"]["market_params"].maxOrderDelay >= 3 * 3600
+    for bad in (["--fill-lag", "1"], ["--capital", "0"], ["--cycle-every", "0"], ["--match-risk", "nope"]):
+        with pytest.raises(ConfigError):
+            _cli(monkeypatch, "--scenario", "gbm", "--policies", "default", *bad)
+
+
+def test_with_capital_for_075_of_the_hedge_and_an_hourly_keeper_the_default_deleverages_in_the_squeeze(
+        runner: Runner) -> None:
+    # 5-minute prices, the keeper every 12 steps; the account holds 0.75 x the opening notional in all
+    capped = Runner(runner.chain, replace(runner.o, capital=3 * UNIT // 4, cycle_every=12))
+    r = capped.run(Job("squeeze", 1, POL["default"], steps=84))      # through the end of the rise
+    sc = replace(scenarios.make("squeeze", 1), steps=scenarios.make("squeeze", 1).steps[:84])
+    notional = 100 * sc.steps[0].answer / 10**scenarios.PRICE_DECIMALS
+    assert r.reserve_start_usd == pytest.approx(0.75 * notional, rel=1e-6)
+    assert sum(v for k, v in r.outcomes.items() if not k.startswith("unwind")) == len(range(0, len(sc.steps), 12))
+    # the capital binds: the wallet could not fund every top-up, and the policy reduced the hedge
+    # instead of being liquidated, keeping more than half of it
+    assert any(s.decision in simreport.COLLATERAL_SHORT for s in r.steps)
+    assert r.liquidations == 0
+    assert 0.5 < min(s.position / s.target for s in r.tracking_steps()) < 0.95
+
+
+def test_a_fill_lag_leaves_two_step_orders_pending_for_k_price_updates_then_fills_and_unwinds(
+        tmp_path: Path) -> None:
+    from hedger.sim.deploy import MarketParams
+    c = SimChain(order_mode="delayed", market_params=MarketParams(maxOrderDelay=4 * 3600)).start()
+    try:
+        lagged = Runner(c, SimOptions(workdir=tmp_path, fill_lag=2)).run(Job("gbm", 1, POL["default"], steps=6))
+        prompt = Runner(c, SimOptions(workdir=tmp_path)).run(Job("gbm", 1, POL["default"], steps=6))
+    finally:
+        c.stop()
+    assert [s.position for s in lagged.steps[:2]] == [0.0, 0.0]          # placed at step 0, still pending
+    assert lagged.steps[2].position < -80         # filled at the 2nd update after (the opening is split at $250k)
+    assert prompt.steps[0].position < -80                                # no lag: filled within its step
+    assert lagged.unwound and lagged.steps[-1].position == 0

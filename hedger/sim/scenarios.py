@@ -7,7 +7,8 @@ spot holding (integer, 18 decimals). Paths are generated with ``random.Random(se
 a seed reproduces a run exactly. Prices are modelled in floating point and become integer
 feed answers once, here.
 
-Names: gbm, crash, rally, chop, funding-long, funding-short, gap-up, oracle-outage,
+Names: gbm, crash, rally, chop, funding-long, funding-short, gap-up, oracle-outage, squeeze,
+funding-shock,
 csv:PATH (``timestamp,price`` rows, as in ``../shared/data``) and csv:PATH:FROM:TO, the rows
 of a date window (UTC; ``YYYY-MM-DD`` or an ISO date-time; either end may be empty; a bare
 date as TO takes that whole day), to cut a file of years of hours to one episode.
@@ -19,7 +20,7 @@ import csv
 import math
 import random
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -43,6 +44,7 @@ class Step:
     answer: int | None           # feed answer (PRICE_DECIMALS), None: no update this step
     base_fee: int                # wei
     spot_change: int = 0         # E18 units of the spot asset added (+) or removed (-)
+    lean: int | None = None      # E18: the others' lean from this step on (None: the scenario's skew_bias)
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,16 @@ def squeeze(seed: int, *, start: float = 3000.0) -> Scenario:
                     description="+60% within six hours (5-minute updates), gas x50 during it")
 
 
+def funding_shock(seed: int, *, lean: int = 2_000) -> Scenario:
+    """A funding shock: a day with the others leaning ``lean`` ETH long (shorts earn funding), then
+    within one hour (one step) they lean as far short, and funding swings against the short over the
+    next hours (velocity funding: the rate follows the skew), for two more days. GBM, 50%/yr, hourly."""
+    base = gbm(seed, steps=72, vol=0.5)
+    steps = tuple(replace(s, lean=(lean if i < 24 else -lean) * UNIT) for i, s in enumerate(base.steps))
+    return Scenario("funding-shock", steps, skew_bias=lean * UNIT,
+                    description=f"others lean {lean:,} ETH long, then {lean:,} ETH short within an hour")
+
+
 def oracle_outage(seed: int) -> Scenario:
     """The feed stops updating for six hours while time (and the market) moves on."""
     base = gbm(seed, steps=48, vol=0.6)
@@ -308,7 +320,8 @@ def from_csv(path: Path, *, limit: int | None = None, calm_gwei: float = 15.0, s
 
 def with_flows(sc: Scenario, flows: dict[int, int]) -> Scenario:
     """Scheduled inflows (+) and outflows (-) of the spot asset, E18 units by step index."""
-    steps = tuple(Step(s.dt, s.answer, s.base_fee, s.spot_change + flows.get(i, 0)) for i, s in enumerate(sc.steps))
+    steps = tuple(Step(s.dt, s.answer, s.base_fee, s.spot_change + flows.get(i, 0), s.lean)
+                  for i, s in enumerate(sc.steps))
     return Scenario(sc.name, steps, sc.skew_bias, sc.lp_units_at_start, sc.description, dict(sc.meta))
 
 
@@ -320,7 +333,7 @@ def lp_units(units_at_start: int, start_answer: int, answer: int) -> int:
 SCENARIOS = {"gbm": gbm, "crash": crash, "rally": rally, "chop": chop,
              "funding-long": lambda seed: funding(seed, direction=+1),
              "funding-short": lambda seed: funding(seed, direction=-1),
-             "gap-up": gap_up, "oracle-outage": oracle_outage, "squeeze": squeeze}
+             "gap-up": gap_up, "oracle-outage": oracle_outage, "squeeze": squeeze, "funding-shock": funding_shock}
 
 
 def make(name: str, seed: int) -> Scenario:

@@ -61,6 +61,22 @@ def add_parser(sub: Any) -> None:
     sp.add_argument("--spot", default="60", help="spot asset held at the start (default 60)")
     sp.add_argument("--lp", default="40", help="asset in a constant-product LP leg at the start (default 40)")
     sp.add_argument("--no-flows", action="store_true", help="no scheduled inflow (+20%%) and outflow (-30%%)")
+    sp.add_argument("--holding", choices=("mixed", "lp-only"), default="mixed",
+                    help="mixed: --spot in the wallet with scheduled flows plus the --lp leg (default); "
+                         "lp-only: one LP leg of --spot + --lp units and no flows (its delta moves only with price)")
+    sp.add_argument("--capital", metavar="F",
+                    help="the account's collateral in all (posted and in reserve) is F times the opening hedge's "
+                         "notional, instead of --reserve-usd (e.g. 0.75); a top-up it cannot fund deleverages")
+    sp.add_argument("--cycle-every", type=int, default=1, metavar="N",
+                    help="the keeper runs every N steps (default 1), e.g. 12: hourly against 5-minute prices")
+    sp.add_argument("--fill-lag", type=int, default=0, metavar="K",
+                    help="with --order-mode delayed: orders are filled K steps after they were placed, at the "
+                         "price then (default 0: right after the cycle)")
+    sp.add_argument("--match-risk", metavar="POLICY",
+                    help="also run fixed-interval every 1, 2, 4, 8, 12, 24 h and compare POLICY's cost with the "
+                         "runs whose residual risk is within 5%% of POLICY's (no ratio when none is)")
+    sp.add_argument("--frontier", action="store_true",
+                    help="print which policies run dominate which (lower cost and lower residual risk)")
     sp.add_argument("--reserve-usd", type=int, default=500_000, help="collateral reserve in USD (default 500000)")
     sp.add_argument("--eth-usd", help="price gas at this ETH/USD (default: the hedged asset's price at each step, "
                     "right for ETH; give it when replaying another asset, e.g. a BTC csv:)")
@@ -177,6 +193,27 @@ def build_policies(args: argparse.Namespace) -> list[Any]:
     return out
 
 
+MATCH_HOURS = ("1", "2", "4", "8", "12", "24")
+
+
+def with_match_sweep(pols: list[Any], against: str, base: PolicyParams | None = None) -> list[Any]:
+    """``pols`` with ``against`` and the fixed-interval policy at every interval of MATCH_HOURS
+    (those not already given): the runs --match-risk compares at equal measured risk."""
+    from hedger.sim.simulate import policies
+    named = policies(base or PolicyParams())
+    names = {p.name: p for p in pols}
+    if against not in names:
+        if against not in named or against == "open-once":
+            raise ConfigError("--match-risk", f"{against!r} is not a policy to compare",
+                              "give one of --policies, e.g. --match-risk default")
+        pols = pols + [named[against]]
+    fi = named["fixed-interval"]
+    have = {p.interval_s for p in pols if p.name.startswith("fixed-interval")}
+    extra = [replace(fi, name=f"fixed-interval-{h}h", interval_s=int(h) * 3600, description=f"exact target every {h}h")
+             for h in MATCH_HOURS if int(h) * 3600 not in have]
+    return pols + extra
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from hedger.sim import simreport
     from hedger.core.secrets import redact_url, register_rpc_url
@@ -212,15 +249,38 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     eth_usd = None if args.eth_usd is None else positive_e18("--eth-usd", args.eth_usd, "3000")
     if args.json is not None and not args.json.parent.is_dir():
         raise ConfigError("--json", f"folder {args.json.parent} does not exist", "create it or give another path")
+    if args.cycle_every < 1:
+        raise ConfigError("--cycle-every", f"{args.cycle_every} is not a number of steps", "give 1 or more")
+    if args.fill_lag < 0:
+        raise ConfigError("--fill-lag", f"{args.fill_lag} is negative", "give 0 or more steps")
+    if args.fill_lag and args.order_mode != "delayed":
+        raise ConfigError("--fill-lag", "a fill lag applies to two-step orders only",
+                          "add --order-mode delayed, or drop --fill-lag")
+    capital = None
+    if args.capital is not None:
+        capital = positive_e18("--capital", args.capital, "0.75")
+    if args.holding == "lp-only":
+        spot, lp = 0, spot + lp
     pols = build_policies(args)
+    if args.match_risk is not None:
+        pols = with_match_sweep(pols, args.match_risk,
+                                _apply(PolicyParams(), "--set", {k: v[-1] for k, v in _pairs("--set", args.set)}))
     seeds = list(range(args.seed, args.seed + args.seeds))
     jobs = [Job(sc, seed, p, steps=args.steps) for sc in scenarios for seed in seeds for p in pols]
     workers = args.workers or min(os.cpu_count() or 1, 4)
     workers = max(1, min(workers, len(jobs)))
-    options = SimOptions(holding=Holding(spot=spot, lp=lp, flows=not args.no_flows), reserve_usd=args.reserve_usd,
-                         eth_usd=eth_usd)
-    chain_kw = {"fork_url": args.fork_url, "oracle": args.oracle, "collateral": args.collateral,
-                "order_mode": args.order_mode}
+    options = SimOptions(holding=Holding(spot=spot, lp=lp, flows=not args.no_flows and args.holding == "mixed"),
+                         reserve_usd=args.reserve_usd, eth_usd=eth_usd, capital=capital,
+                         cycle_every=args.cycle_every, fill_lag=args.fill_lag)
+    chain_kw: dict[str, Any] = {"fork_url": args.fork_url, "oracle": args.oracle, "collateral": args.collateral,
+                                "order_mode": args.order_mode}
+    if args.fill_lag:
+        # a lagged order must still be fillable when its turn comes: the market's expiry covers the lag
+        from hedger.sim.deploy import MarketParams
+        longest = max(s.dt for sc in scenarios for s in scenario(sc, args.seed).steps)
+        base_mp = MarketParams()
+        chain_kw["market_params"] = replace(base_mp, maxOrderDelay=max(
+            base_mp.maxOrderDelay, (args.fill_lag + 1) * longest + base_mp.maxOrderDelay))
     started = time.monotonic()
     runs = run_jobs(jobs, chain_kw=chain_kw, options=options, workers=workers, progress=not args.no_progress)
     elapsed = time.monotonic() - started
@@ -229,8 +289,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     mp = MarketParams()
     meta = {"scenarios": scenarios, "seeds": seeds, "steps": args.steps, "order_mode": args.order_mode,
             "fork": redact_url(args.fork_url) if args.fork_url else "local upstream anvil (chain id 1)",
-            "exposure": {"spot": args.spot, "lp": args.lp, "flows": not args.no_flows},
-            "reserve_usd": args.reserve_usd,
+            "exposure": {"holding": args.holding, "spot": spot / UNIT, "lp": lp / UNIT,
+                         "flows": options.holding.flows},
+            "reserve_usd": args.reserve_usd if capital is None else None,
+            "capital": args.capital, "cycle_every": args.cycle_every, "fill_lag": args.fill_lag,
             "gas_priced_at": f"{args.eth_usd} USD/ETH" if eth_usd is not None else "the hedged asset's price",
             "market": {"skew_scale": mp.skewScale / UNIT, "max_funding_velocity": mp.maxFundingVelocity / UNIT,
                        "taker_fee": mp.takerFee / UNIT, "maker_fee": mp.makerFee / UNIT},
@@ -240,7 +302,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                               for p in pols},
             "elapsed_s": round(elapsed, 1), "steps_total": steps, "workers": workers}
     doc = simreport.report(runs, meta)
+    if args.match_risk is not None:
+        doc["matched_risk"] = simreport.match_risk(doc["policies"], args.match_risk)
     print(simreport.table(doc))
+    if args.frontier:
+        doc["dominance"] = simreport.dominance(doc["policies"])
+        print()
+        print(simreport.dominance_text(doc["dominance"]))
     if args.sweep:
         pts = simreport.frontier(doc)
         doc["frontier"] = pts

@@ -207,6 +207,62 @@ def compare_fixed_interval(pols: dict[str, Any], against: str = "default") -> di
     return out
 
 
+MATCH_TOLERANCE = 0.05     # --match-risk: a fixed-interval run within 5% of the policy's residual risk
+
+
+def match_risk(pols: dict[str, Any], against: str, tolerance: float = MATCH_TOLERANCE) -> dict[str, Any]:
+    """``against``'s cost beside fixed-interval runs whose measured residual risk is within
+    ``tolerance`` of its own (no interpolation): every such run, and the cost ratio against the
+    cheapest of them. None of them within it: ``cost_ratio`` None and a note saying so."""
+    mine = pols[against]
+    risk, cost = mine["residual_risk_usd"], mine["cost_usd"]
+    runs = sorted(((v["residual_risk_usd"], v["cost_usd"], k) for k, v in pols.items()
+                   if k.startswith("fixed-interval")), key=lambda x: x[0])
+    swept = [{"against": k, "against_risk": r, "against_cost_usd": c, "risk_ratio": r / risk if risk else None,
+              "cost_ratio": cost / c if c else None} for r, c, k in runs]
+    within = [p for p in swept if p["risk_ratio"] is not None and abs(p["risk_ratio"] - 1) <= tolerance]
+    out: dict[str, Any] = {"policy": against, "risk": risk, "cost_usd": cost, "tolerance": tolerance,
+                           "swept": swept, "matched": [p["against"] for p in within], "cost_ratio": None}
+    if within:
+        # the cheapest run that reached this risk: what fixed-interval needs for it (the conservative ratio)
+        best = min(within, key=lambda p: p["against_cost_usd"])
+        out.update(against=best["against"], against_risk=best["against_risk"],
+                   against_cost_usd=best["against_cost_usd"], cost_ratio=best["cost_ratio"])
+    else:
+        near = min(swept, key=lambda p: abs((p["risk_ratio"] or 0) - 1), default=None)
+        out["note"] = (f"no fixed-interval run within {tolerance:.0%} of {against}'s residual risk "
+                       f"({risk:,.1f} $/step)" + (f"; the nearest, {near['against']}, has {near['against_risk']:,.1f}"
+                                                  if near else "") + ": no ratio")
+    return out
+
+
+def dominance(pols: dict[str, Any]) -> dict[str, Any]:
+    """Which policies run dominate which: lower cost per run and lower residual risk (both
+    strictly), over the runs given; the computed ideal is left out (it pays nothing)."""
+    pts = {k: (v["residual_risk_usd"], v["cost_usd_per_run"]) for k, v in pols.items() if k != IDEAL}
+    by = {k: sorted(o for o, (r2, c2) in pts.items() if r2 < r and c2 < c) for k, (r, c) in pts.items()}
+    return {"points": [{"policy": k, "risk": r, "cost_usd_per_run": c, "dominated_by": by[k],
+                        "frontier": not by[k]} for k, (r, c) in sorted(pts.items(), key=lambda x: x[1][0])],
+            "default_on_frontier": (not by["default"]) if "default" in by else None}
+
+
+def dominance_text(d: dict[str, Any]) -> str:
+    pts = d["points"]
+    w = max([6] + [len(p["policy"]) for p in pts])
+    lines = [f"{'policy':<{w}} {'risk $/step':>12} {'cost $/run':>11}  frontier  dominated by (lower cost and lower risk)"]
+    for p in pts:
+        lines.append(f"{p['policy']:<{w}} {p['risk']:>12,.1f} {p['cost_usd_per_run']:>11,.0f}  "
+                     f"{'yes' if p['frontier'] else 'no':<8}  {', '.join(p['dominated_by']) or '-'}")
+    for p in pts:
+        for q in p["dominated_by"]:
+            lines.append(f"{q} dominates {p['policy']}")
+    if d["default_on_frontier"] is not None:
+        lines.append("default is on the frontier" if d["default_on_frontier"] else
+                     "default is NOT on the frontier (dominated by "
+                     + ", ".join(next(p for p in pts if p["policy"] == "default")["dominated_by"]) + ")")
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------------------------ terminal
 
 def _pct(v: float | None) -> str:
@@ -248,7 +304,7 @@ def table(doc: dict[str, Any]) -> str:
              if sc != "(all)" and s["collateral_short_cycles"]]
     for sc, pname, n in short:
         out.append(f"note: {sc} / {pname}: the reserve ran short in {n} cycles (the short grew less or was "
-                   f"reduced); raise --reserve-usd to see what it needs")
+                   f"reduced); raise --reserve-usd (or --capital) to see what it needs")
     for pname, p in doc["policies"].items():
         for outcome, err in p["first_errors"].items():
             if outcome in FAILED_OUTCOMES or outcome == "unwind":
@@ -260,11 +316,27 @@ def table(doc: dict[str, Any]) -> str:
             ratio = "-" if p["cost_ratio"] is None else f"{p['cost_ratio']:.3f}"
             out.append(f"cost of {cmp['policy']} / cost of {p['against']}: {ratio} "
                        f"(residual risk {cmp['risk']:,.0f} vs {p['against_risk']:,.0f} $/step)")
-        if cmp.get("cost_ratio") is not None:
-            out.append(f"cost of {cmp['policy']} / cost of fixed-interval at equal residual risk "
-                       f"({cmp['how']}): {cmp['cost_ratio']:.3f}")
-        elif cmp.get("note"):
-            out.append(f"at equal residual risk: {cmp['note']}")
+        if doc.get("matched_risk") is None:
+            if cmp.get("cost_ratio") is not None:
+                out.append(f"cost of {cmp['policy']} / cost of fixed-interval at equal residual risk "
+                           f"({cmp['how']}; interpolated, not measured: --match-risk measures it): "
+                           f"{cmp['cost_ratio']:.3f}")
+            elif cmp.get("note"):
+                out.append(f"at equal residual risk: {cmp['note']}")
+    m = doc.get("matched_risk")
+    if m:
+        out.append("")
+        for p in m["swept"]:
+            mark = "  within 5%" if p["against"] in m["matched"] else ""
+            rr = "-" if p["risk_ratio"] is None else f"{p['risk_ratio']:.3f}"
+            out.append(f"matched risk: {p['against']}: residual risk {p['against_risk']:,.1f} $/step "
+                       f"({rr} x {m['policy']}'s), cost {p['against_cost_usd']:,.0f} ${mark}")
+        if m["cost_ratio"] is not None:
+            out.append(f"cost of {m['policy']} / cost of {m['against']} at matched measured residual risk "
+                       f"({m['risk']:,.1f} vs {m['against_risk']:,.1f} $/step, within {m['tolerance']:.0%}): "
+                       f"{m['cost_ratio']:.3f}")
+        else:
+            out.append(f"matched risk: {m['note']}")
     return "\n".join(out)
 
 

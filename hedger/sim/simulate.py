@@ -477,6 +477,29 @@ class SimOptions:
     eth_usd: int | None = None
     workdir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
     unwind_at_end: bool = True        # close the hedge at the end (exit fees, impact and gas paid)
+    # E18: the account's collateral in all (posted and in reserve) as this multiple of the opening
+    # hedge's notional, instead of ``reserve_usd`` (the same capital for every policy of a run)
+    capital: int | None = None
+    cycle_every: int = 1              # the keeper runs at every N-th step (a cron line slower than the feed)
+    fill_lag: int = 0                 # delayed mode: orders filled this many steps (feed updates) later
+
+
+def due(i: int, t: int, last_run_at: int | None, policy: "PolicySpec", cycle_every: int = 1) -> bool:
+    """Whether the keeper runs at step ``i`` (chain time ``t``): the first step always; then only
+    every ``cycle_every``-th step (the cron line), and there when the policy's own interval passed
+    (never again for the open-once baseline)."""
+    if last_run_at is None:
+        return True
+    if policy.once or i % max(1, cycle_every):
+        return False
+    return policy.interval_s == 0 or t - last_run_at >= policy.interval_s
+
+
+def capital_units(capital: int, exposure: int, hedge_ratio: int, answer: int, unit: int) -> int:
+    """Collateral (native units) worth ``capital`` (E18) times the opening hedge's notional:
+    ``exposure`` (E18 asset) x ``hedge_ratio`` (E18) at the feed's ``answer`` (PRICE_DECIMALS)."""
+    notional = exposure * hedge_ratio // UNIT * answer // 10**PRICE_DECIMALS     # E18 USD
+    return notional * capital // UNIT * unit // UNIT
 
 
 def _lp_value(units_at_start: int, p0: int, p: int) -> float:
@@ -501,6 +524,7 @@ class Runner:
         self.hedger = chain.address(HEDGER)
         self.signer = KeySigner(Secret(dev_account(HEDGER).key.hex()))
         self.order_keeper = TxSender(w3, KeySigner(Secret(dev_account(ORDER_KEEPER).key.hex())))
+        self._reserve_start = options.reserve_usd * chain.collateral_unit
 
     def settings(self, job: Job, journal: Path) -> Settings:
         env = {"HEDGER_RPC_URL": self.chain.fork_uri, "HEDGER_ACCOUNT": self.hedger,
@@ -530,7 +554,12 @@ class Runner:
         rng = random.Random(f"traders-{job.scenario}-{job.seed}")
         chain, w3, d = self.chain, self.w3, self.d
         unit = chain.collateral_unit
+        p0 = next(s.answer for s in steps if s.answer is not None)
         reserve = self.o.reserve_usd * unit
+        if self.o.capital is not None:
+            reserve = capital_units(self.o.capital, self.o.holding.spot + sc.lp_units_at_start,
+                                    job.policy.params.hedge_ratio, p0, unit)
+        self._reserve_start = reserve
         chain.mint(d.collateral, self.hedger, reserve)
         chain.mint(d.spot, self.hedger, self.o.holding.spot)
         journal_path = self.o.workdir / f"sim-{os.getpid()}-{job.scenario.replace('/', '_').replace(':', '_')}-{job.seed}-{job.policy.name}.sqlite"
@@ -538,7 +567,6 @@ class Runner:
             Path(str(journal_path) + suffix).unlink(missing_ok=True)
         journal = Journal(journal_path)
         keeper = Keeper.from_settings(self.settings(job, journal_path), w3=w3, signer=self.signer, journal=journal)
-        p0 = next(s.answer for s in steps if s.answer is not None)
         lp0 = sc.lp_units_at_start
         spot_units = self.o.holding.spot
         others = 0
@@ -547,9 +575,10 @@ class Runner:
         prev = None
         records: list[StepRecord] = []
         res = RunResult(job.scenario, job.seed, job.policy.name, records, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0,
-                        float(self.o.reserve_usd), 0.0, {}, sc.description)
+                        reserve / unit, 0.0, {}, sc.description)
         min_wallet = reserve
         answer = p0
+        lagged_since: int | None = None     # the step a still unfilled delayed order was placed
         try:
             for i, step in enumerate(steps):
                 # 1. time
@@ -562,7 +591,7 @@ class Runner:
                 else:
                     chain.rpc("evm_mine")
                 # 3. other traders, 4. a liquidation keeper
-                others = self._traders(rng, sc.skew_bias, others)
+                others = self._traders(rng, sc.skew_bias if step.lean is None else step.lean, others)
                 if chain.view("PerpMarket", d.market, "canLiquidate", "bool", self.hedger):
                     if chain.send_as(LIQUIDATOR, "PerpMarket", d.market, "liquidate", self.hedger):
                         res.liquidations += 1
@@ -580,10 +609,17 @@ class Runner:
                 keeper.settings = replace(keeper.settings, extra_exposure=lp)
                 # 5. gas price, 6. the keeper (the production cycle)
                 chain.rpc("anvil_setNextBlockBaseFeePerGas", hex(step.base_fee))
-                due = last_run_at is None or (not job.policy.once and (
-                    job.policy.interval_s == 0 or t - last_run_at >= job.policy.interval_s))
                 gas_wei, fees, n_tx, decision = 0, 0, 0, "skipped"
-                if due:
+                # 5b. delayed orders with a fill lag: the protocol keeper fills them this many steps
+                # after they were placed, at the price published then, before the hedger's next cycle
+                # (an order whose acceptable price the market has since passed stays pending: the
+                # protocol keeper tries again at every step until it fills or the hedger cancels it)
+                if lagged_since is not None and i - lagged_since >= self.o.fill_lag:
+                    filled, lag_fees = self._fill(keeper)
+                    fees += lag_fees
+                    if filled or not self._pending(keeper):
+                        lagged_since = None
+                if due(i, t, last_run_at, job.policy, self.o.cycle_every):
                     last_run_at = t
                     cr = keeper.cycle(locked=True)
                     decision = cr.decision.code if cr.decision else cr.outcome
@@ -600,10 +636,10 @@ class Runner:
                     pending = cr.snapshot is not None and any(o.in_flight for o in cr.snapshot.account.orders)
                     submitted = any(c.creates_order for c in cr.calls) and cr.outcome == "acted"
                     if chain.order_mode == "delayed" and (submitted or pending):
-                        head = int(w3.eth.get_block("latest")["timestamp"])
-                        chain.rpc("evm_mine", head + self.chain.market_params.minOrderDelay + 1)
-                        for h in fill_due_orders(w3, keeper.adapter, self.order_keeper, [self.hedger]):
-                            fees += keeper.adapter.trade_fee(w3.eth.get_transaction_receipt(h), self.hedger) or 0
+                        if self.o.fill_lag <= 0:
+                            fees += self._fill(keeper)[1]
+                        elif lagged_since is None:
+                            lagged_since = i
                 res.txs += n_tx
                 res.gas_wei += gas_wei
                 # 8. read the result
@@ -623,7 +659,18 @@ class Runner:
                 if on_step:
                     on_step()
             if self.o.unwind_at_end:
-                self._unwind(keeper, res, records, prev, steps, exposure_units, lp0, p0)
+                # an order still waiting out its fill lag is filled at the last price before the exit
+                # (the market cancels an unfilled order only once it expires)
+                end_fees = 0
+                if lagged_since is not None:
+                    filled, end_fees = self._fill(keeper)
+                    if not filled and self._pending(keeper):
+                        # past the acceptable price: let it expire, the feed repeating its last answer
+                        # (a heartbeat), so that the exit can cancel it and close
+                        head = int(w3.eth.get_block("latest")["timestamp"])
+                        chain.rpc("evm_mine", head + chain.market_params.maxOrderDelay + 1)
+                        chain.admin_call("PriceFeed", d.oracle, "setAnswer", answer)
+                self._unwind(keeper, res, records, prev, steps, exposure_units, lp0, p0, end_fees)
         finally:
             journal.close()
             for suffix in ("", "-wal", "-shm", ".lock"):
@@ -633,7 +680,7 @@ class Runner:
 
 
     def _unwind(self, keeper: Keeper, res: RunResult, records: list[StepRecord], prev: dict[str, Any] | None,
-                steps: list[Step], exposure_units: int, lp0: int, p0: int) -> None:
+                steps: list[Step], exposure_units: int, lp0: int, p0: int, end_fees: int = 0) -> None:
         """Close the hedge through `hedger unwind`'s own path (its cycles, the executor), the
         protocol keeper filling two-step orders as in the run; its fees, fill premium and gas are
         the last record (decision ``unwind``), so every run pays its exit."""
@@ -655,7 +702,7 @@ class Runner:
         res.unwound = out.done
         gas_wei = sum(t.gas_used * (t.effective_gas_price or 0) for c in out.cycles for t in c.sent
                       if t.gas_used is not None)
-        fees = sum(t.fee or 0 for c in out.cycles for t in c.sent) + sum(fills)
+        fees = sum(t.fee or 0 for c in out.cycles for t in c.sent) + sum(fills) + end_fees
         n_tx = sum(1 for c in out.cycles for t in c.sent if t.gas_used is not None)
         res.txs += n_tx
         res.gas_used += sum(t.gas_used or 0 for c in out.cycles for t in c.sent)
@@ -669,6 +716,18 @@ class Runner:
         res.execution_usd += -rec.d_execution
         res.funding_usd += rec.d_funding
         res.gas_usd += -rec.d_gas
+
+    def _fill(self, keeper: Keeper) -> tuple[int, int]:
+        """Past the minimum delay, the protocol keeper fills due orders: (orders filled, their fees)."""
+        chain, w3 = self.chain, self.w3
+        head = int(w3.eth.get_block("latest")["timestamp"])
+        chain.rpc("evm_mine", head + chain.market_params.minOrderDelay + 1)
+        hashes = fill_due_orders(w3, keeper.adapter, self.order_keeper, [self.hedger])
+        return len(hashes), sum(keeper.adapter.trade_fee(w3.eth.get_transaction_receipt(h), self.hedger) or 0
+                                for h in hashes)
+
+    def _pending(self, keeper: Keeper) -> bool:
+        return any(o.in_flight for o in keeper.read().account.orders)
 
     def _traders(self, rng: random.Random, bias: int, others: int) -> int:
         rate = self.chain.view("PerpMarket", self.d.market, "currentFundingRate", "int256")
@@ -703,7 +762,7 @@ class Runner:
             d_spot_f = 0.0
             d_perp = d_funding = 0
             d_fees = -fees
-            d_exec = equity - self.o.reserve_usd * self.chain.collateral_unit * now["scale"] - d_fees
+            d_exec = equity - self._reserve_start * now["scale"] - d_fees
         else:
             d_spot_f = f(prev["spot_units"] * (price - prev["price"]) // UNIT) + (
                 _lp_value(lp0, p0, price * 10**PRICE_DECIMALS // UNIT) - prev["lp_value"])
