@@ -190,3 +190,96 @@ def test_a_sale_the_pool_cannot_fill_stops_the_cycle_and_is_finished_once_it_can
     a = v.account()
     assert a.asset_wallet == 0 and a.debt <= 10 * WETH_UNIT + WETH_UNIT // 10**5
     assert abs(a.size + 10 * WETH_UNIT) <= WETH_UNIT // 10**5
+
+
+# ------------------------------------------------------------------ unwind
+BORROWER = 4
+
+
+def erc20(v: Venue, token: str) -> Any:
+    return v.w3.eth.contract(address=token, abi=artifact("MintableERC20").abi)
+
+
+def borrow_all_collateral_liquidity(v: Venue) -> int:
+    """Another account supplies WETH and borrows every USDC the reserve holds: utilisation 100%."""
+    b = ArtifactDeployer(sender(v.w3, BORROWER))
+    me = dev_account(BORROWER).address
+    v.mint(v.d.weth, BORROWER, 60_000 * WETH_UNIT)
+    b.call(artifact("MintableERC20"), v.d.weth, "approve", v.d.pool, 60_000 * WETH_UNIT)
+    b.call(artifact("Pool"), v.d.pool, "supply", v.d.weth, 60_000 * WETH_UNIT, me, 0)
+    available = erc20(v, v.d.usdc).functions.balanceOf(v.d.a_usdc).call()
+    b.call(artifact("Pool"), v.d.pool, "borrow", v.d.usdc, available, 2, 0, me)
+    return int(available)
+
+
+def test_unwind_repays_all_the_debt_with_its_interest_then_withdraws_everything(v: Venue) -> None:
+    from hedger.cycle.unwind import unwind
+    v.mint(v.d.weth, HOLDER, 10 * WETH_UNIT)
+    assert v.keeper().cycle().exit_code == 0
+    v.w3.provider.make_request("evm_increaseTime", [30 * 86400])   # a month of interest on the debt
+    v.price(3000)
+    before = v.account()
+    assert before.debt > 10 * WETH_UNIT                             # grown by the interest
+    k = v.keeper()
+    r = unwind(k, say=print)
+    assert (r.done, r.exit_code) == (True, 0), r.message
+    a = v.account()
+    assert (a.debt, a.supplied, a.size) == (0, 0, 0)               # all repaid, all withdrawn: no dust left
+    repay = [t for c in r.cycles for t in c.sent if t.call.function == "repay"]
+    assert len(repay) == 1 and repay[0].call.args[1] == 2**256 - 1 # repaid with type(uint256).max
+    assert 0 <= a.asset_wallet <= WETH_UNIT // 10**6                # what is left of the interest headroom
+    # the signer's own collateral came back (less the swap costs of buying back 10 WETH)
+    assert a.collateral_wallet >= 80_000 * USDC_UNIT - 10 * 3000 * USDC_UNIT // 100
+    assert k.paused() is not None and k.paused()["reason"] == k.UNWOUND
+
+
+def test_unwind_repays_and_exits_unfinished_when_the_collateral_reserve_is_all_lent_out(v: Venue) -> None:
+    from hedger.cycle.unwind import UNFINISHED, unwind
+    v.mint(v.d.weth, HOLDER, 10 * WETH_UNIT)
+    assert v.keeper().cycle().exit_code == 0
+    supplied = v.account().supplied
+    assert borrow_all_collateral_liquidity(v) > 0
+    k = v.keeper()
+    r = unwind(k, say=print)
+    assert (r.done, r.exit_code) == (False, UNFINISHED), r.message
+    assert "utilisation 100%" in r.message and "run `hedger unwind` again" in r.message
+    a = v.account()
+    assert a.debt == 0 and a.size == 0                              # repaid first, from the wallet's collateral
+    assert a.supplied >= supplied                                   # none of it could be withdrawn
+    assert k.paused()["reason"] == k.UNFINISHED_UNWIND
+    # the other account repays: the liquidity is back, and unwind finishes
+    b = ArtifactDeployer(sender(v.w3, BORROWER))
+    v.mint(v.d.usdc, BORROWER, 101_000_000 * USDC_UNIT)
+    b.call(artifact("MintableERC20"), v.d.usdc, "approve", v.d.pool, 101_000_000 * USDC_UNIT)
+    b.call(artifact("Pool"), v.d.pool, "repay", v.d.usdc, 2**256 - 1, 2, dev_account(BORROWER).address)
+    r = unwind(v.keeper(), say=print)
+    assert (r.done, r.exit_code) == (True, 0), r.message
+    assert v.account().supplied == 0
+
+
+# ------------------------------------------------------------------ check
+def test_check_prints_the_pools_revision_the_reserves_the_account_the_router_and_the_signer(
+        v: Venue, capsys: pytest.CaptureFixture[str]) -> None:
+    from hedger.ops.check import print_checks, run_checks
+    checks = {c.name: c for c in run_checks(v.keeper())}
+    for name in ("aave pool revision", "aave asset reserve", "aave collateral reserve", "aave account",
+                 "swap router", "signer vs holder"):
+        assert checks[name].ok, (name, checks[name].detail)
+    assert "revision 1" in checks["aave pool revision"].detail
+    assert "v3-periphery SwapRouter" in checks["swap router"].detail
+    assert dev_account(HOLDER).address in checks["signer vs holder"].detail
+    print_checks(list(checks.values()))
+    assert "frozen=False paused=False" in capsys.readouterr().out
+    # the asset's reserve frozen and the account holding another reserve: both fail, naming why
+    admin = ArtifactDeployer(sender(v.w3, 0))
+    admin.call(artifact("PoolConfigurator"), v.d.pool_configurator, "setReserveFreeze", v.d.weth, True)
+    v.mint(v.d.weth, SIGNER, WETH_UNIT)
+    me = ArtifactDeployer(sender(v.w3, SIGNER))
+    me.call(artifact("MintableERC20"), v.d.weth, "approve", v.d.pool, WETH_UNIT)
+    admin.call(artifact("PoolConfigurator"), v.d.pool_configurator, "setReserveFreeze", v.d.weth, False)
+    me.call(artifact("Pool"), v.d.pool, "supply", v.d.weth, WETH_UNIT, dev_account(SIGNER).address, 0)
+    admin.call(artifact("PoolConfigurator"), v.d.pool_configurator, "setReserveFreeze", v.d.weth, True)
+    checks = {c.name: c for c in run_checks(v.keeper())}
+    assert not checks["aave asset reserve"].ok and "frozen=True" in checks["aave asset reserve"].detail
+    assert not checks["aave account"].ok and "other Aave reserves" in checks["aave account"].fix
+    assert not checks["aave account"].blocking

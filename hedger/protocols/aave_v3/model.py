@@ -127,7 +127,9 @@ class AaveModel(MarketModel):
         return fill, fee
 
     def wallet_e18(self) -> int:
-        return _e18(self.account.asset_wallet, self.market.asset_decimals)
+        """The wallet's unsold asset that offsets the debt: at most the debt (what a full repay with
+        headroom for interest leaves behind is dust of the signer's, not a long)."""
+        return min(_e18(self.account.asset_wallet, self.market.asset_decimals), self.debt_e18())
 
     def after(self, size_delta: int, collateral_delta_native: int) -> PostTrade:
         """A sale of ``s`` first sells the unsold asset in the wallet and borrows the rest; a buy-back
