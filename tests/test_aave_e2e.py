@@ -283,3 +283,80 @@ def test_check_prints_the_pools_revision_the_reserves_the_account_the_router_and
     assert not checks["aave asset reserve"].ok and "frozen=True" in checks["aave asset reserve"].detail
     assert not checks["aave account"].ok and "other Aave reserves" in checks["aave account"].fix
     assert not checks["aave account"].blocking
+
+
+# ------------------------------------------------------------------ report
+def test_report_counts_the_interest_paid_and_earned_the_swap_fees_and_the_gas(
+        v: Venue, capsys: pytest.CaptureFixture[str]) -> None:
+    from hedger.ops.report import build_report, print_report
+    b = ArtifactDeployer(sender(v.w3, BORROWER))                 # others borrow: both reserves pay interest
+    v.mint(v.d.weth, BORROWER, 60_000 * WETH_UNIT)
+    b.call(artifact("MintableERC20"), v.d.weth, "approve", v.d.pool, 60_000 * WETH_UNIT)
+    b.call(artifact("Pool"), v.d.pool, "supply", v.d.weth, 60_000 * WETH_UNIT, dev_account(BORROWER).address, 0)
+    b.call(artifact("Pool"), v.d.pool, "borrow", v.d.usdc, 50_000_000 * USDC_UNIT, 2, 0, dev_account(BORROWER).address)
+    b.call(artifact("Pool"), v.d.pool, "borrow", v.d.weth, 10_000 * WETH_UNIT, 2, 0, dev_account(BORROWER).address)
+    v.mint(v.d.weth, HOLDER, 10 * WETH_UNIT)
+    assert v.keeper().cycle().exit_code == 0
+    opened = v.account()
+    v.w3.provider.make_request("evm_increaseTime", [30 * 86400])
+    v.price(3000)
+    res = v.keeper().cycle()
+    assert res.exit_code == 0 and not res.sent, res.decision.reason      # held: only the interest moved
+    held = v.account()
+    debt_growth = (held.debt - opened.debt) * 3000                       # E18 USD (WETH has 18 decimals)
+    supply_growth = (held.supplied - opened.supplied) * 10**12           # E18 USD (USDC at 1.0)
+    assert debt_growth > 5 * UNIT and supply_growth > 5 * UNIT           # a month at ~1.5% and ~3%
+    rep = build_report(Journal(v.env["HEDGER_JOURNAL_PATH"]), dev_account(SIGNER).address, v.d.addresses_provider,
+                       eth_usd=3000 * UNIT)
+    assert rep.interest_paid == pytest.approx(debt_growth, rel=1e-4)
+    assert rep.interest_earned == pytest.approx(supply_growth, rel=1e-4)
+    assert (rep.total.funding_paid, rep.total.funding_received) == (rep.interest_paid, rep.interest_earned)
+    assert rep.total.fees == pytest.approx(10 * 3000 * UNIT * 500 // 10**6, rel=0.01)   # the pool's 0.05%
+    assert rep.total.gas_wei > 0 and rep.total.gas_usd > 0
+    print_report(rep)
+    assert "Lending interest" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ a liquidation by a third party
+LIQUIDATOR = 5
+
+
+def test_a_liquidation_by_a_third_party_is_detected_alerted_reported_and_what_is_left_rehedged(
+        v: Venue, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hedger.ops.alerts import Alerts
+    from hedger.ops.report import build_report
+    v.mint(v.d.weth, HOLDER, 10 * WETH_UNIT)
+    assert v.keeper().cycle().exit_code == 0
+    v.mint(v.d.usdc, SIGNER, 50_000 * USDC_UNIT)              # the collateral the re-hedge will need
+    v.price(5700)                                             # +90%: the health factor below 1 (not 0.95)
+    before = v.account()
+    assert hf(before) < 1
+    liq = ArtifactDeployer(sender(v.w3, LIQUIDATOR))
+    v.mint(v.d.weth, LIQUIDATOR, 10 * WETH_UNIT)
+    liq.call(artifact("MintableERC20"), v.d.weth, "approve", v.d.pool, 10 * WETH_UNIT)
+    liq.call(artifact("Pool"), v.d.pool, "liquidationCall", v.d.usdc, v.d.weth, dev_account(SIGNER).address,
+             2**256 - 1, False)                               # the close factor: half the debt
+    after = v.account()
+    assert after.debt < before.debt * 6 // 10 and after.supplied < before.supplied
+    k = Keeper.from_settings(Settings.from_env({**v.env, "HEDGER_ALERT_WEBHOOK": "http://127.0.0.1:9/hook"},
+                                               dotenv=False))
+    sent: list[tuple[str, str]] = []
+    alerts = Alerts(k.settings)
+    monkeypatch.setattr(alerts, "send", lambda kind, sev, msg, **kw: sent.append((kind, msg)))
+    res = k.cycle()
+    alerts.on_cycle(res)
+    assert res.exit_code == 0 and res.outcome == "acted", res.error
+    assert any("differs from the journal" in n for n in res.notes), res.notes       # reconcile's note
+    (note,) = [n for n in res.notes if n.startswith("liquidated:")]
+    assert dev_account(LIQUIDATOR).address in note and "repaid" in note
+    assert [kind for kind, _ in sent].count("liquidated") == 1      # (beside liquidation_distance: HF near 1)
+    # what is left is re-hedged: the short back to the holding, the health factor back in its band
+    a = v.account()
+    assert abs(a.size + 10 * WETH_UNIT) <= WETH_UNIT // 10**4
+    assert hf(a) == pytest.approx(1.6, abs=0.03)
+    rep = build_report(Journal(v.env["HEDGER_JOURNAL_PATH"]), dev_account(SIGNER).address, v.d.addresses_provider,
+                       eth_usd=5700 * UNIT)
+    assert note in rep.notes                                                        # `hedger report` lists it
+    # once only: the next cycle finds no new liquidation
+    res = v.keeper().cycle()
+    assert not any(n.startswith("liquidated:") for n in res.notes), res.notes

@@ -14,6 +14,7 @@ POSTs one JSON object per alert to the webhook:
 | ``liquidation_distance`` | critical | the liquidation price is closer than ``HEDGER_ALERT_LIQ_DISTANCE`` of the price (read at the start of the cycle) | after a reading at or beyond it, or without a position |
 | ``gas_low`` | warning | the account holds less than ``HEDGER_ALERT_MIN_GAS_ETH`` | after a reading at or above it |
 | ``collateral_fault`` | critical | the collateral token is paused or blacklists the account or the market | for each distinct problem; again after it clears |
+| ``liquidated`` | critical | the venue reports the account liquidated by a third party since the last cycle (a cycle's note starting ``liquidated:``) | for each liquidation |
 | ``gas_too_high`` | critical | a risk-reducing step (top-up, hedge reduction) was blocked by gas above the emergency ceiling | after a cycle with another outcome |
 
 With ``HEDGER_MARKETS``, each market keeps its own episodes (a refusal streak,
@@ -209,6 +210,9 @@ class Alerts(CycleObserver):
                           market=market, exit_code=res.exit_code)
         else:
             ep.gas_high_armed = True
+        for note in res.notes:
+            if note.startswith("liquidated:"):
+                self.send("liquidated", "critical", note, market=market)
         if res.snapshot is not None:
             self._check_snapshot(market, res.snapshot, res.outcome)
 

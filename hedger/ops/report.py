@@ -98,6 +98,31 @@ class Report:
     cycles: int = 0
     dry_cycles: int = 0         # journaled dry runs, not counted
     notes: list[str] = field(default_factory=list)
+    interest_paid: int = 0      # E18 USD: on aave-v3, the debt's interest (in the funding-out column)
+    interest_earned: int = 0    # E18 USD: on aave-v3, the collateral's supply interest (in the funding-in column)
+
+
+RAY = 10**27
+
+
+def lending_interest(s0: dict[str, Any], s1: dict[str, Any]) -> tuple[int, int] | None:
+    """(interest paid on the debt, interest earned on the supplied collateral), E18 USD, between two
+    readings of a lending venue (aave-v3: its indices grow every second), or None on another venue.
+    The debt's interest is its scaled balance (as it stood at the later reading) times the growth of
+    the debt index, at the later oracle price; the same for the collateral with the income index.
+    The seconds between the first reading and its cycle's own transactions are counted on the
+    later balance."""
+    m0, m1, a1 = s0["market"], s1["market"], s1["account"]
+    if not int(m0.get("debt_index") or 0) or not int(m1.get("debt_index") or 0):
+        return None
+    d0, d1, i0, i1 = (int(m0["debt_index"]), int(m1["debt_index"]), int(m0["supply_index"]),
+                      int(m1["supply_index"]))
+    paid_native = int(a1["scaled_debt"]) * max(0, d1 - d0) // RAY
+    scaled_supply = int(a1["supplied"]) * RAY // i1 if i1 else 0
+    earned_native = scaled_supply * max(0, i1 - i0) // RAY
+    paid = paid_native * 10 ** (18 - int(m1["asset_decimals"])) * int(m1["price"]) // UNIT
+    earned = earned_native * int(m1["collateral_price"]) // 10 ** int(m1["collateral_decimals"])
+    return paid, earned
 
 
 def _n(n: int, what: str) -> str:
@@ -167,6 +192,7 @@ def build_report(j: Journal, account: str, market: str, *, eth_usd: int | None =
     notes: list[str] = []
     unfilled = 0
     for c, sn in zip(cycles, snaps):
+        notes += [n for n in (c["notes"] or "").split("\n") if n.startswith("liquidated:")]
         txs = j.txs(int(c["id"]))
         r = row(int(c["block_timestamp"]))
         oracle_is_eth = _prices_eth(sn)
@@ -194,6 +220,7 @@ def build_report(j: Journal, account: str, market: str, *, eth_usd: int | None =
         if cycle_eth is None and any(t["gas_used"] for t in txs):
             notes.append("gas is shown in ETH only: the oracle does not price ETH (pass --eth-usd)")
     pos, avg, realised = int(snaps[0]["account"]["size"]), price_of(snaps[0]), 0   # average cost, at the oracle
+    interest_paid = interest_earned = 0
     for (c0, s0), (c1, s1) in zip(zip(cycles, snaps), zip(cycles[1:], snaps[1:])):
         t0, t1 = int(c0["block_timestamp"]), int(c1["block_timestamp"])
         p0, p1 = price_of(s0), price_of(s1)
@@ -214,6 +241,13 @@ def build_report(j: Journal, account: str, market: str, *, eth_usd: int | None =
         r.spot_pnl += exposure_of(s0) * (p1 - p0) // UNIT
         r.perp_pnl += held * (p1 - p0) // UNIT
         r.seconds += max(t1 - t0, 0)
+        interest = lending_interest(s0, s1)
+        if interest is not None:
+            paid, earned = interest
+            r.funding_paid += paid
+            r.funding_received += earned
+            interest_paid += paid
+            interest_earned += earned
         base = 0 if settled else int(s0["account"]["accrued_funding"])
         accrued = int(s1["account"]["accrued_funding"]) - base
         if accrued >= 0:
@@ -233,7 +267,8 @@ def build_report(j: Journal, account: str, market: str, *, eth_usd: int | None =
     return Report(days=ordered, total=total, perp_unsettled=unsettled,
                   perp_settled=total.perp_pnl + total.funding - unsettled, perp_realised=realised,
                   perp_open=total.perp_pnl - realised, spot_unrealised=total.spot_pnl,
-                  cycles=len(cycles), dry_cycles=dry, notes=sorted(set(notes)) + dry_note)
+                  cycles=len(cycles), dry_cycles=dry, notes=sorted(set(notes)) + dry_note,
+                  interest_paid=interest_paid, interest_earned=interest_earned)
 
 
 def _filled(j: Journal, t: Any) -> bool:
@@ -308,6 +343,9 @@ def print_report(rep: Report) -> None:
     print(f"Perp PnL and funding: {usd(rep.perp_settled)} settled into margin (the market settles them on every "
           f"trade and margin transfer, while the position stays open); {usd(rep.perp_unsettled)} not yet settled.")
     print(f"Spot: unrealised {usd(rep.spot_unrealised)} (mark to market; sales are not tracked).")
+    if rep.interest_paid or rep.interest_earned:
+        print(f"Lending interest (the funding columns): paid {usd(rep.interest_paid)} on the debt, earned "
+              f"{usd(rep.interest_earned)} on the supplied collateral; fees are the swap pool's fee.")
     if rep.total.cost_bps_per_year is None and rep.total.seconds < MIN_ANNUALISED_S:
         print(f"cost bps/yr is shown over a day or more only: over {duration(rep.total.seconds)} the hedge cost "
               f"{usd(rep.total.cost)} (fees + gas - funding)")

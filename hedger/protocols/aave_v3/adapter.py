@@ -53,6 +53,8 @@ class AaveVenueState(AaveMarketState):
     asset: str = ""
     router02: bool = False
     block_timestamp: int = 0
+    debt_index: int = 0               # the asset's normalized variable debt index now (ray): `hedger report`'s
+    supply_index: int = 0             # interest paid, and the collateral's normalized income (ray): interest earned
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,6 +64,7 @@ class AaveVenueAccount(AaveAccountState):
     asset_router_allowance: int = 0
     asset_pool_allowance: int = 0
     collateral_router_allowance: int = 0
+    scaled_debt: int = 0              # the debt divided by the debt index (what the index's growth charges)
 
 
 def _e18(amount: int, decimals: int) -> int:
@@ -144,6 +147,8 @@ class AaveV3(PerpAdapter):
         return specs + [
             CallSpec("o.unit", oracle, ORACLE, "BASE_CURRENCY_UNIT"),
             CallSpec("o.source", oracle, ORACLE, "getSourceOfAsset", (self.asset,)),
+            CallSpec("x.debtIndex", pool, POOL, "getReserveNormalizedVariableDebt", (self.asset,)),
+            CallSpec("k.income", pool, POOL, "getReserveNormalizedIncome", (self.collateral,)),
             CallSpec("u.account", pool, POOL, "getUserAccountData", (account,)),
             CallSpec("u.emode", pool, POOL, "getUserEMode", (account,)),
             CallSpec("u.config", pool, POOL, "getUserConfiguration", (account,)),
@@ -173,7 +178,7 @@ class AaveV3(PerpAdapter):
             borrowing_enabled=bool(conf_x[6]), asset_frozen=bool(conf_x[9]), asset_paused=bool(r["x.paused"]),
             collateral_frozen=bool(conf_k[9]), collateral_paused=bool(r["k.paused"]), swap_fee_ppm=self.swap_fee,
             pool=self._pool, asset=self.asset, router02=r.get("m.router02") is not None,
-            block_timestamp=chain.block_timestamp)
+            block_timestamp=chain.block_timestamp, debt_index=int(r["x.debtIndex"]), supply_index=int(r["k.income"]))
         self._collateral_value = (market.collateral_price, dec_k)
         supplied, debt = int(r["k.user"][0]), int(r["x.user"][2])
         hf = int(r["u.account"][5])
@@ -192,7 +197,8 @@ class AaveV3(PerpAdapter):
                                 asset_wallet=wallet, e_mode=int(r["u.emode"]), other_reserves=other,
                                 asset_router_allowance=int(r["a.assetRouterAllowance"]),
                                 asset_pool_allowance=int(r["x.poolAllowance"]),
-                                collateral_router_allowance=int(r["c.routerAllowance"]))
+                                collateral_router_allowance=int(r["c.routerAllowance"]),
+                                scaled_debt=int(r["x.user"][4]))
         mdl = AaveModel(market=market, account=base)
         pt = mdl.after(0, 0)
         from dataclasses import replace
@@ -442,6 +448,24 @@ class AaveV3(PerpAdapter):
         return ok, (f"Aave pool {pool} revision {rev}; collateral {self.collateral} active={bool(conf_k[8])} "
                     f"frozen={bool(conf_k[9])} LT {int(conf_k[2]) / 100:g}%; asset {self.asset} active="
                     f"{bool(conf_x[8])} borrowing={'on' if conf_x[6] else 'off'} frozen={bool(conf_x[9])}")
+
+    def liquidations(self, account: str, from_block: int, to_block: int) -> list[str]:
+        """The pool's ``LiquidationCall`` events of ``account`` between the blocks: who repaid how
+        much of the debt and took how much collateral (native units), in which transaction."""
+        if to_block < from_block:
+            return []
+        pool = self._c(self.spender, POOL)
+        user_topic = "0x" + "00" * 12 + Web3.to_checksum_address(account)[2:].lower()
+        logs = self.w3.eth.get_logs({"address": self.spender, "fromBlock": from_block, "toBlock": to_block,
+                                     "topics": [pool.events.LiquidationCall().topic, None, None, user_topic]})
+        out = []
+        for log in logs:
+            ev = pool.events.LiquidationCall().process_log(log)["args"]
+            out.append(f"liquidated: {ev['liquidator']} repaid {ev['debtToCover']} of the debt ({ev['debtAsset']}) "
+                       f"and took {ev['liquidatedCollateralAmount']} of the collateral ({ev['collateralAsset']}) in "
+                       f"tx {Web3.to_hex(log['transactionHash'])} (block {log['blockNumber']}); the next plan "
+                       "re-hedges what is left")
+        return out
 
     def venue_checks(self, account: str, holder: str) -> list[tuple[str, bool, str, str]]:
         """The pool's revision (this adapter uses only views and calls unchanged since 3.0), each
