@@ -360,3 +360,33 @@ def test_a_liquidation_by_a_third_party_is_detected_alerted_reported_and_what_is
     # once only: the next cycle finds no new liquidation
     res = v.keeper().cycle()
     assert not any(n.startswith("liquidated:") for n in res.notes), res.notes
+
+
+# ------------------------------------------------------------------ the pool's TWAP as the second price
+def test_a_manipulated_spot_price_is_caught_by_the_twap_risk_increasing_refused_risk_reducing_sent(v: Venue) -> None:
+    window = 300
+    env = {"HEDGER_SECOND_ORACLE": f"univ3:{v.d.uniswap_pool}:{window}"}
+    v.w3.provider.make_request("evm_increaseTime", [2 * window])   # the pool's observations cover the window
+    v.price(3000)
+    v.mint(v.d.weth, HOLDER, 10 * WETH_UNIT)
+    res = v.keeper(**env).cycle()
+    assert (res.outcome, res.exit_code) == ("acted", 0), res.error or res.decision.reason
+    v.w3.provider.make_request("evm_increaseTime", [2 * window])
+    # a big swap moves the pool's spot price 20% and the feed follows; the TWAP lags at ~3000
+    v.price(3600)
+    s = v.keeper(**env).read()
+    assert s.reference_price is not None and s.reference_price < 3100 * UNIT
+    # the holding grows: growing the short increases risk at a price in doubt: refused, nothing sent
+    v.mint(v.d.weth, HOLDER, 5 * WETH_UNIT)
+    nonce = v.w3.eth.get_transaction_count(dev_account(SIGNER).address)
+    debt = v.account().debt
+    res = v.keeper(**env).cycle()
+    assert not res.sent and "disagree" in res.decision.reason and "not growing the hedge" in res.decision.reason
+    assert v.w3.eth.get_transaction_count(dev_account(SIGNER).address) == nonce and v.account().debt == debt
+    # the holding shrinks instead: reducing the short lowers the risk, and goes at the same prices
+    weth = ArtifactDeployer(sender(v.w3, HOLDER))
+    weth.call(artifact("MintableERC20"), v.d.weth, "transfer", dev_account(TRADER).address, 10 * WETH_UNIT)
+    res = v.keeper(**env).cycle()
+    assert (res.outcome, res.exit_code) == ("acted", 0), res.error or res.decision.reason
+    assert res.decision.size_delta > 0 and any(t.call.function == "repay" for t in res.sent)
+    assert abs(v.account().size + 5 * WETH_UNIT) <= WETH_UNIT // 10**4
