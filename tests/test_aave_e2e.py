@@ -311,7 +311,11 @@ def test_report_counts_the_interest_paid_and_earned_the_swap_fees_and_the_gas(
     assert rep.interest_paid == pytest.approx(debt_growth, rel=1e-4)
     assert rep.interest_earned == pytest.approx(supply_growth, rel=1e-4)
     assert (rep.total.funding_paid, rep.total.funding_received) == (rep.interest_paid, rep.interest_earned)
-    assert rep.total.fees == pytest.approx(10 * 3000 * UNIT * 500 // 10**6, rel=0.01)   # the pool's 0.05%
+    pool_fee = 10 * 3000 * UNIT * 500 // 10**6                                         # the pool's 0.05%
+    print("fees", rep.total.fees / UNIT, "premium", rep.swap_premium / UNIT)
+    assert rep.total.fees - rep.swap_premium == pytest.approx(pool_fee, rel=0.01)    # the receipt's pool fee
+    # selling 10 WETH into a 50,000 WETH full-range pool at the oracle's price: ~0.04% of impact
+    assert 0.02 * pool_fee < rep.swap_premium < 1.5 * pool_fee
     assert rep.total.gas_wei > 0 and rep.total.gas_usd > 0
     print_report(rep)
     assert "Lending interest" in capsys.readouterr().out
