@@ -233,16 +233,20 @@ def test_unwind_repays_all_the_debt_with_its_interest_then_withdraws_everything(
     assert k.paused() is not None and k.paused()["reason"] == k.UNWOUND
 
 
-def test_unwind_repays_and_exits_unfinished_when_the_collateral_reserve_is_all_lent_out(v: Venue) -> None:
+def test_unwind_repays_and_exits_unfinished_when_the_collateral_reserve_is_all_lent_out(
+        v: Venue, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from hedger.cli import main
     from hedger.cycle.unwind import UNFINISHED, unwind
     v.mint(v.d.weth, HOLDER, 10 * WETH_UNIT)
     assert v.keeper().cycle().exit_code == 0
     supplied = v.account().supplied
     assert borrow_all_collateral_liquidity(v) > 0
     k = v.keeper()
-    r = unwind(k, say=print)
-    assert (r.done, r.exit_code) == (False, UNFINISHED), r.message
-    assert "utilisation 100%" in r.message and "run `hedger unwind` again" in r.message
+    for name, value in v.env.items():
+        monkeypatch.setenv(name, value)
+    assert main(["unwind"]) == UNFINISHED                           # `hedger unwind`: exit 13
+    err = capsys.readouterr().err
+    assert "utilisation 100%" in err and "run `hedger unwind` again" in err
     a = v.account()
     assert a.debt == 0 and a.size == 0                              # repaid first, from the wallet's collateral
     assert a.supplied >= supplied                                   # none of it could be withdrawn
