@@ -133,6 +133,12 @@ class MarketModel(ABC):
         num, den = usd * 10 ** self.collateral_decimals, self.collateral_price
         return -(-num // den) if round_up else num // den
 
+    def position_drift(self, seconds: int) -> int:
+        """How far (E18 asset units) the position may move by itself in ``seconds`` (a lending
+        venue's debt accrues interest), so that reconciliation does not take it for a change
+        made outside the hedger. Default: none (a perp's size moves only by trades)."""
+        return 0
+
     def account_refusal(self) -> str | None:
         """Why the venue's account cannot be hedged as read (a state the model cannot judge), or
         None: a refusal (exit 9), nothing sent. Default: none."""

@@ -433,7 +433,9 @@ class Keeper:
         notes = self.reconcile()
         snapshot = self.read()
         if self.journal is not None:
-            notes += reconcile_state(self.journal, snapshot, self.fill_of(snapshot))
+            from hedger.core.model import model_for
+            notes += reconcile_state(self.journal, snapshot, self.fill_of(snapshot),
+                                     drift=model_for(snapshot).position_drift)
             notes += self._liquidations(snapshot)
         snapshot = replace(snapshot, daily=self._daily_budget(snapshot))
         params = params or self.params(snapshot)

@@ -338,7 +338,8 @@ def _cancel(k: "Reconciling", head: "ChainView", nonce: int, group: list[Any], h
 FillOf = Callable[[str, int, int], "Fill | None"]   # (order key, size delta, block created) -> the venue's fill
 
 
-def reconcile_state(j: "Journal", s: "Snapshot", fill_of: FillOf | None = None) -> list[str]:
+def reconcile_state(j: "Journal", s: "Snapshot", fill_of: FillOf | None = None,
+                    drift: Callable[[int], int] | None = None) -> list[str]:
     """Compare what the journal expects with what the chain reports, at the start of a cycle
     (before this cycle is journaled): two-step orders, the position, the account's nonce.
     The chain is the truth; differences become notes (journaled and printed). ``fill_of`` asks
@@ -348,7 +349,13 @@ def reconcile_state(j: "Journal", s: "Snapshot", fill_of: FillOf | None = None) 
     notes: list[str] = []
     filled = _reconcile_orders(j, s, key, notes, fill_of)
     expected = j.expected_position(*key)
-    if expected is not None and s.account.size != expected + filled:
+    # ``drift``: how far the position may move by itself over n seconds (a lending venue's interest)
+    allowed = 0
+    if drift is not None and expected is not None:
+        last = j.db.execute("SELECT MAX(block_timestamp) AS t FROM cycles WHERE chain_id=? AND genesis_hash=? AND "
+                            "account=? AND market=? AND snapshot IS NOT NULL", key).fetchone()
+        allowed = drift(s.chain.block_timestamp - int(last["t"] or s.chain.block_timestamp))
+    if expected is not None and abs(s.account.size - (expected + filled)) > allowed:
         notes.append(f"position {s.account.size / 1e18:+.6f} differs from the journal's "
                      f"{(expected + filled) / 1e18:+.6f}: changed outside the hedger (a manual trade or a "
                      "liquidation)")

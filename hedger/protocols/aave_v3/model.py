@@ -190,6 +190,11 @@ class AaveModel(MarketModel):
         collateral_usd = self.collateral_usd(self.account.supplied)
         return (borrow * debt_usd - supply * collateral_usd) // debt_usd // 365
 
+    def position_drift(self, seconds: int) -> int:
+        """The debt's interest over ``seconds`` at twice the current borrow rate (it moves with
+        utilisation), plus one unit: growth that small is the interest, not someone else's action."""
+        return 2 * self.debt_e18() * self.market.borrow_rate_ray * max(0, seconds) // (RAY * 365 * 86400) + 1
+
     def margin_for_leverage(self, notional: int, leverage_: int) -> int:
         return notional * UNIT // leverage_
 
