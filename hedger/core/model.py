@@ -138,6 +138,12 @@ class MarketModel(ABC):
         received and capped price impact, never added to collateral). Default: none."""
         return 0
 
+    def position_drift(self, seconds: int) -> int:
+        """How far (E18 asset units) the position may move by itself in ``seconds`` (a lending
+        venue's debt accrues interest), so that reconciliation does not take it for a change
+        made outside the hedger. Default: none (a perp's size moves only by trades)."""
+        return 0
+
     def account_refusal(self) -> str | None:
         """Why the venue's account cannot be hedged as read (a state the model cannot judge), or
         None: a refusal (exit 9), nothing sent. Default: none."""

@@ -416,13 +416,28 @@ class Keeper:
             return []
         return reconcile(self)
 
+    def _liquidations(self, snapshot: Snapshot) -> list[str]:
+        """The venue's records of this account liquidated since the journal's last reading of it."""
+        assert self.journal is not None
+        c = snapshot.chain
+        row = self.journal.db.execute(
+            "SELECT MAX(block_number) AS b FROM cycles WHERE chain_id=? AND genesis_hash=? AND account=? AND "
+            "market=? AND snapshot IS NOT NULL", (c.chain_id, c.genesis_hash, self.account,
+                                                  snapshot.market.address)).fetchone()
+        if row is None or row["b"] is None:
+            return []
+        return self.adapter.liquidations(self.account, int(row["b"]) + 1, c.block_number)
+
     def _cycle(self, dry_run: bool, params: PolicyParams | None = None, unwinding: bool = False) -> CycleResult:
         from hedger.state.reconcile import reconcile_state
         notes = self.reconcile()
         snapshot = self.read()
         found: dict[str, int] = {}
         if self.journal is not None:
-            notes += reconcile_state(self.journal, snapshot, self.fill_of(snapshot), found)
+            from hedger.core.model import model_for
+            notes += reconcile_state(self.journal, snapshot, self.fill_of(snapshot), found,
+                                     drift=model_for(snapshot).position_drift)
+            notes += self._liquidations(snapshot)
         snapshot = replace(snapshot, daily=self._daily_budget(snapshot))
         params = params or self.params(snapshot)
         decision = policy.decide(snapshot, params)

@@ -123,9 +123,17 @@ def _steps(k: Keeper, timeout: float, poll: float, dry_run: bool, say: Callable[
             else:
                 time.sleep(poll)
             continue
-        if a.size == 0 and not live and a.accessible_margin < scale and model_for(s).claimable_usd() <= 0:
-            return UnwindResult(True, 0, "unwound: no position, no margin left to withdraw, nothing left to claim",
-                                cycles)
+        if a.size == 0 and not live and a.accessible_margin < scale:
+            if a.margin >= scale:
+                # the venue holds margin it will not release now (Aave: the collateral reserve lent
+                # out all its liquidity, utilisation 100%): nothing failed, run again later
+                return UnwindResult(False, UNFINISHED, f"the position is closed, but {a.margin / UNIT:.6f} USD of "
+                                    "margin stays at the venue, which lets none of it be withdrawn now (on Aave: the "
+                                    "collateral reserve's liquidity is all lent out, utilisation 100%); run "
+                                    "`hedger unwind` again once it can be withdrawn", cycles)
+            if model_for(s).claimable_usd() <= 0:
+                return UnwindResult(True, 0, "unwound: no position, no margin left to withdraw, nothing left to "
+                                    "claim", cycles)
         if acting >= MAX_ACTING_STEPS:
             return UnwindResult(False, UNFINISHED, f"not unwound after {acting} steps; run unwind again", cycles)
         params = unwind_params(k.params(s), closing=a.size != 0)

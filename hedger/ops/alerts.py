@@ -15,6 +15,7 @@ POSTs one JSON object per alert to the webhook:
 | ``gas_low`` | warning | the account holds less than ``HEDGER_ALERT_MIN_GAS_ETH`` | after a reading at or above it |
 | ``collateral_fault`` | critical | the collateral token is paused or blacklists the account or the market | for each distinct problem; again after it clears |
 | ``adl`` | critical | the position is smaller than the last cycle left it, by no order of ours (GMX v2's auto-deleveraging of a profitable position, or a liquidation); the cycle re-hedges from the new size | each time it is seen |
+| ``liquidated`` | critical | the venue reports the account liquidated by a third party since the last cycle (a cycle's note starting ``liquidated:``) | for each liquidation |
 | ``gas_too_high`` | critical | a risk-reducing step (top-up, hedge reduction) was blocked by gas above the emergency ceiling | after a cycle with another outcome |
 
 With ``HEDGER_MARKETS``, each market keeps its own episodes (a refusal streak,
@@ -217,6 +218,9 @@ class Alerts(CycleObserver):
                       f"auto-deleveraging, or a liquidation): now {size / UNIT:+.6f}; the cycle re-hedges "
                       f"(outcome: {res.outcome})", market=market, reduced_by=res.reduced_by_venue / UNIT,
                       position_size=size / UNIT, outcome=res.outcome)
+        for note in res.notes:
+            if note.startswith("liquidated:"):
+                self.send("liquidated", "critical", note, market=market)
         if res.snapshot is not None:
             self._check_snapshot(market, res.snapshot, res.outcome)
 

@@ -101,6 +101,11 @@ def run_checks(k: Any, min_gas_balance: int = MIN_GAS_BALANCE) -> list[Check]:
           "HEDGER_COLLATERAL_FEED must be an AggregatorV3 feed of the collateral token's USD price")
     probe("market", "HEDGER_MARKET", s.market, lambda: k.adapter.interface_check(),
           f"HEDGER_MARKET must be a {s.protocol} market that takes HEDGER_COLLATERAL_TOKEN")
+    if all(c.ok for c in out if c.name == "market"):
+        # not blocking: each cycle refuses what they find (a frozen reserve, an account in e-mode),
+        # and the risk-reducing steps (unwind) still go
+        out += [Check(name, ok, detail, fix if not ok else "", blocking=False)
+                for name, ok, detail, fix in k.adapter.venue_checks(k.account, k.holder)]
     if all(c.ok for c in out if c.name in ("collateral token", "collateral feed")):
         out.append(collateral_check(k))
     if k.signer is not None:

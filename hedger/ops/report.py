@@ -13,6 +13,11 @@ Between two consecutive cycles (chain time), with oracle prices P0 -> P1:
 - gas        = gas used x effective gas price of every mined transaction (in ETH; in USD when
                the oracle prices ETH, or at --eth-usd, or, with HEDGER_MARKETS, at the price
                an ETH market's oracle read in the same cycle)
+On a lending venue (aave-v3) funding is the interest: paid on the debt (its scaled balance times
+the growth of the debt index), received on the supplied collateral (the same with the income
+index); fees are each swap's whole cost against the oracle: the pool's fee from the receipt, and
+the fill premium, what the signer's equity at the oracle lost over the swap's interval beyond the
+position's price move and the interest (a transfer to the signer in that interval counts in it).
 Net = spot + perp + funding - fees - gas. Hedge cost = fees + gas - funding; in basis points
 per year of the hedged notional (the position's notional integrated over time), but only over
 a period of a day or more (over minutes a yearly rate means nothing): else the plain cost and
@@ -99,6 +104,41 @@ class Report:
     cycles: int = 0
     dry_cycles: int = 0         # journaled dry runs, not counted
     notes: list[str] = field(default_factory=list)
+    interest_paid: int = 0      # E18 USD: on aave-v3, the debt's interest (in the funding-out column)
+    interest_earned: int = 0    # E18 USD: on aave-v3, the collateral's supply interest (in the funding-in column)
+    swap_premium: int = 0       # E18 USD: on aave-v3, the swaps' fills against the oracle beyond the pool fee (in fees)
+
+
+RAY = 10**27
+
+
+def lending_interest(s0: dict[str, Any], s1: dict[str, Any]) -> tuple[int, int] | None:
+    """(interest paid on the debt, interest earned on the supplied collateral), E18 USD, between two
+    readings of a lending venue (aave-v3: its indices grow every second), or None on another venue.
+    The debt's interest is its scaled balance (as it stood at the later reading) times the growth of
+    the debt index, at the later oracle price; the same for the collateral with the income index.
+    The seconds between the first reading and its cycle's own transactions are counted on the
+    later balance."""
+    m0, m1, a1 = s0["market"], s1["market"], s1["account"]
+    if not int(m0.get("debt_index") or 0) or not int(m1.get("debt_index") or 0):
+        return None
+    d0, d1, i0, i1 = (int(m0["debt_index"]), int(m1["debt_index"]), int(m0["supply_index"]),
+                      int(m1["supply_index"]))
+    paid_native = int(a1["scaled_debt"]) * max(0, d1 - d0) // RAY
+    scaled_supply = int(a1["supplied"]) * RAY // i1 if i1 else 0
+    earned_native = scaled_supply * max(0, i1 - i0) // RAY
+    paid = paid_native * 10 ** (18 - int(m1["asset_decimals"])) * int(m1["price"]) // UNIT
+    earned = earned_native * int(m1["collateral_price"]) // 10 ** int(m1["collateral_decimals"])
+    return paid, earned
+
+
+def lending_equity(sn: dict[str, Any]) -> int:
+    """The signer's equity on a lending venue at a reading, E18 USD at its oracle prices: supplied
+    and wallet collateral plus the wallet's asset, less the debt."""
+    m, a = sn["market"], sn["account"]
+    cp, cd = int(m["collateral_price"]), int(m["collateral_decimals"])
+    asset = (int(a["asset_wallet"]) - int(a["debt"])) * 10 ** (18 - int(m["asset_decimals"]))
+    return (int(a["supplied"]) + int(a["collateral_wallet"])) * cp // 10**cd + asset * int(m["price"]) // UNIT
 
 
 def _n(n: int, what: str) -> str:
@@ -168,6 +208,7 @@ def build_report(j: Journal, account: str, market: str, *, eth_usd: int | None =
     notes: list[str] = []
     unfilled = 0
     for c, sn in zip(cycles, snaps):
+        notes += [n for n in (c["notes"] or "").split("\n") if n.startswith("liquidated:")]
         txs = j.txs(int(c["id"]))
         r = row(int(c["block_timestamp"]))
         oracle_is_eth = _prices_eth(sn)
@@ -198,6 +239,7 @@ def build_report(j: Journal, account: str, market: str, *, eth_usd: int | None =
         if cycle_eth is None and any(t["gas_used"] for t in txs):
             notes.append("gas is shown in ETH only: the oracle does not price ETH (pass --eth-usd)")
     pos, avg, realised = int(snaps[0]["account"]["size"]), price_of(snaps[0]), 0   # average cost, at the oracle
+    interest_paid = interest_earned = swap_premium = 0
     for (c0, s0), (c1, s1) in zip(zip(cycles, snaps), zip(cycles[1:], snaps[1:])):
         t0, t1 = int(c0["block_timestamp"]), int(c1["block_timestamp"])
         p0, p1 = price_of(s0), price_of(s1)
@@ -218,6 +260,23 @@ def build_report(j: Journal, account: str, market: str, *, eth_usd: int | None =
         r.spot_pnl += exposure_of(s0) * (p1 - p0) // UNIT
         r.perp_pnl += held * (p1 - p0) // UNIT
         r.seconds += max(t1 - t0, 0)
+        interest = lending_interest(s0, s1)
+        if interest is not None:
+            paid, earned = interest
+            r.funding_paid += paid
+            r.funding_received += earned
+            interest_paid += paid
+            interest_earned += earned
+            if any(t["leg"] == "main" and t["action"] == "trade" for t in txs0):
+                # the swap's whole cost against the oracle is what the equity lost beyond the price
+                # move of the position held and the interest; less the pool's fee (already in fees),
+                # the fill premium (a price impact, or a better fill when negative)
+                x1 = (int(s1["account"]["asset_wallet"]) - int(s1["account"]["debt"])) * \
+                    10 ** (18 - int(s1["market"]["asset_decimals"]))
+                cost = x1 * (p1 - p0) // UNIT - paid + earned - (lending_equity(s1) - lending_equity(s0))
+                pool_fee = sum(int(t["fee"] or 0) for t in txs0)
+                r.fees += cost - pool_fee
+                swap_premium += cost - pool_fee
         base = 0 if settled else int(s0["account"]["accrued_funding"])
         accrued = int(s1["account"]["accrued_funding"]) - base
         if accrued >= 0:
@@ -237,7 +296,8 @@ def build_report(j: Journal, account: str, market: str, *, eth_usd: int | None =
     return Report(days=ordered, total=total, perp_unsettled=unsettled,
                   perp_settled=total.perp_pnl + total.funding - unsettled, perp_realised=realised,
                   perp_open=total.perp_pnl - realised, spot_unrealised=total.spot_pnl,
-                  cycles=len(cycles), dry_cycles=dry, notes=sorted(set(notes)) + dry_note)
+                  cycles=len(cycles), dry_cycles=dry, notes=sorted(set(notes)) + dry_note,
+                  interest_paid=interest_paid, interest_earned=interest_earned, swap_premium=swap_premium)
 
 
 def _filled(j: Journal, t: Any) -> bool:
@@ -315,6 +375,10 @@ def print_report(rep: Report) -> None:
     if rep.total.claimed:
         print(f"Claimed from the venue: {usd(rep.total.claimed)} (funding received and capped price impact, which "
               "the venue holds apart from the collateral; counted in net and cost)")
+    if rep.interest_paid or rep.interest_earned:
+        print(f"Lending interest (the funding columns): paid {usd(rep.interest_paid)} on the debt, earned "
+              f"{usd(rep.interest_earned)} on the supplied collateral; fees are the swaps' cost against the "
+              f"oracle: the pool's fee and a fill premium of {usd(rep.swap_premium)} (price impact).")
     if rep.total.cost_bps_per_year is None and rep.total.seconds < MIN_ANNUALISED_S:
         print(f"cost bps/yr is shown over a day or more only: over {duration(rep.total.seconds)} the hedge cost "
               f"{usd(rep.total.cost)} (fees + gas - funding)")

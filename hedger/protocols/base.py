@@ -127,6 +127,17 @@ class PerpAdapter(ABC):
         """For `hedger check`: does the market answer its interface, and take the configured
         collateral? (ok, detail)"""
 
+    def liquidations(self, account: str, from_block: int, to_block: int) -> list[str]:
+        """The venue's records of ``account`` liquidated by a third party between the two blocks
+        (inclusive), one line each (for the cycle's notes and the ``liquidated`` alert). Default:
+        none known (the journal's position check still notes a position changed outside)."""
+        return []
+
+    def venue_checks(self, account: str, holder: str) -> list[tuple[str, bool, str, str]]:
+        """For `hedger check`: the venue's own checks of ``account`` (the signer) hedging ``holder``'s
+        exposure, as (name, ok, detail, fix). Default: none beyond :meth:`interface_check`."""
+        return []
+
     @abstractmethod
     def fill_order_call(self, account: str) -> Call | None:
         """For a protocol keeper: the call that fills ``account``'s pending order (None on a synchronous market)."""

@@ -339,7 +339,7 @@ FillOf = Callable[[str, int, int], "Fill | None"]   # (order key, size delta, bl
 
 
 def reconcile_state(j: "Journal", s: "Snapshot", fill_of: FillOf | None = None,
-                    found: dict[str, int] | None = None) -> list[str]:
+                    found: dict[str, int] | None = None, drift: Callable[[int], int] | None = None) -> list[str]:
     """Compare what the journal expects with what the chain reports, at the start of a cycle
     (before this cycle is journaled): two-step orders, the position, the account's nonce.
     The chain is the truth; differences become notes (journaled and printed). ``fill_of`` asks
@@ -351,15 +351,21 @@ def reconcile_state(j: "Journal", s: "Snapshot", fill_of: FillOf | None = None,
     notes: list[str] = []
     filled = _reconcile_orders(j, s, key, notes, fill_of)
     expected = j.expected_position(*key)
+    # ``drift``: how far the position may move by itself over n seconds (a lending venue's interest)
+    allowed = 0
+    if drift is not None and expected is not None:
+        last = j.db.execute("SELECT MAX(block_timestamp) AS t FROM cycles WHERE chain_id=? AND genesis_hash=? AND "
+                            "account=? AND market=? AND snapshot IS NOT NULL", key).fetchone()
+        allowed = drift(s.chain.block_timestamp - int(last["t"] or s.chain.block_timestamp))
     if found is not None:
         # judged only when no order of ours was found executed since (a GMX order's size is in USD: its
         # size in the asset, as booked, drifts with the price between creation and execution)
         ours = any("was filled" in n for n in notes)
         want, size = (expected + filled) if expected is not None else 0, s.account.size
-        shrank = (expected is not None and not ours and want != 0 and abs(size) < abs(want)
+        shrank = (expected is not None and not ours and want != 0 and abs(size) < abs(want) - allowed
                   and (size == 0 or (size > 0) == (want > 0)))
         found["reduced_by_venue"] = abs(want) - abs(size) if shrank else 0
-    if expected is not None and s.account.size != expected + filled:
+    if expected is not None and abs(s.account.size - (expected + filled)) > allowed:
         notes.append(f"position {s.account.size / 1e18:+.6f} differs from the journal's "
                      f"{(expected + filled) / 1e18:+.6f}: changed outside the hedger (a manual trade or a "
                      "liquidation)")

@@ -53,6 +53,8 @@ class AaveVenueState(AaveMarketState):
     asset: str = ""
     router02: bool = False
     block_timestamp: int = 0
+    debt_index: int = 0               # the asset's normalized variable debt index now (ray): `hedger report`'s
+    supply_index: int = 0             # interest paid, and the collateral's normalized income (ray): interest earned
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,6 +64,7 @@ class AaveVenueAccount(AaveAccountState):
     asset_router_allowance: int = 0
     asset_pool_allowance: int = 0
     collateral_router_allowance: int = 0
+    scaled_debt: int = 0              # the debt divided by the debt index (what the index's growth charges)
 
 
 def _e18(amount: int, decimals: int) -> int:
@@ -144,6 +147,8 @@ class AaveV3(PerpAdapter):
         return specs + [
             CallSpec("o.unit", oracle, ORACLE, "BASE_CURRENCY_UNIT"),
             CallSpec("o.source", oracle, ORACLE, "getSourceOfAsset", (self.asset,)),
+            CallSpec("x.debtIndex", pool, POOL, "getReserveNormalizedVariableDebt", (self.asset,)),
+            CallSpec("k.income", pool, POOL, "getReserveNormalizedIncome", (self.collateral,)),
             CallSpec("u.account", pool, POOL, "getUserAccountData", (account,)),
             CallSpec("u.emode", pool, POOL, "getUserEMode", (account,)),
             CallSpec("u.config", pool, POOL, "getUserConfiguration", (account,)),
@@ -173,7 +178,7 @@ class AaveV3(PerpAdapter):
             borrowing_enabled=bool(conf_x[6]), asset_frozen=bool(conf_x[9]), asset_paused=bool(r["x.paused"]),
             collateral_frozen=bool(conf_k[9]), collateral_paused=bool(r["k.paused"]), swap_fee_ppm=self.swap_fee,
             pool=self._pool, asset=self.asset, router02=r.get("m.router02") is not None,
-            block_timestamp=chain.block_timestamp)
+            block_timestamp=chain.block_timestamp, debt_index=int(r["x.debtIndex"]), supply_index=int(r["k.income"]))
         self._collateral_value = (market.collateral_price, dec_k)
         supplied, debt = int(r["k.user"][0]), int(r["x.user"][2])
         hf = int(r["u.account"][5])
@@ -184,14 +189,16 @@ class AaveV3(PerpAdapter):
         others = bits & ~allowed
         other = "" if others == 0 else f"configuration bits {others:#x} beyond borrowing the asset and " \
                                        "supplying the collateral"
-        base = AaveVenueAccount(address=account, size=-(_e18(debt, dec_x) - _e18(wallet, dec_x)), margin=0,
+        # the wallet's asset offsets the debt up to the debt (beyond it: dust a full repay left)
+        base = AaveVenueAccount(address=account, size=-(_e18(debt, dec_x) - _e18(min(wallet, debt), dec_x)), margin=0,
                                 accessible_margin=0, liquidation_price=0, accrued_funding=0, pnl=0, orders=(),
                                 collateral_wallet=int(r["c.balance"]), collateral_allowance=int(r["k.poolAllowance"]),
                                 supplied=supplied, debt=debt, health_factor=INFINITE if hf >= 2**255 else hf,
                                 asset_wallet=wallet, e_mode=int(r["u.emode"]), other_reserves=other,
                                 asset_router_allowance=int(r["a.assetRouterAllowance"]),
                                 asset_pool_allowance=int(r["x.poolAllowance"]),
-                                collateral_router_allowance=int(r["c.routerAllowance"]))
+                                collateral_router_allowance=int(r["c.routerAllowance"]),
+                                scaled_debt=int(r["x.user"][4]))
         mdl = AaveModel(market=market, account=base)
         pt = mdl.after(0, 0)
         from dataclasses import replace
@@ -251,6 +258,11 @@ class AaveV3(PerpAdapter):
                                 "supply the sale's minimum proceeds as collateral", min_out))
         return calls
 
+    @staticmethod
+    def _interest_headroom(m: AaveVenueState, debt: int) -> int:
+        """An hour of the variable rate on ``debt`` (native, rounded up), plus one unit."""
+        return -(-debt * m.borrow_rate_ray * 3600 // (10**27 * 365 * 86400)) + 1
+
     def reduce_legs(self, m: AaveVenueState, a: AaveVenueAccount, act: Action, buy: int, max_in: int, repay: int,
                     withdraw: int) -> list[Call]:
         """Withdraw ``withdraw`` collateral, buy exactly ``buy`` of the asset for at most ``max_in``,
@@ -265,9 +277,12 @@ class AaveV3(PerpAdapter):
             calls.append(self._swap(m, act, False, self.collateral, m.asset, me, buy, max_in,
                                     _e18(buy, m.asset_decimals) * m.price // UNIT))
         if repay > 0:
-            calls += self._approve(m.asset, "asset", m.pool, a.asset_pool_allowance, repay, act)
+            # repaying all (type(uint256).max) pulls at most what was bought and what the wallet held
+            need = buy + a.asset_wallet if repay == MAX_UINT else repay
+            calls += self._approve(m.asset, "asset", m.pool, a.asset_pool_allowance, need, act)
             calls.append(self._call(m.pool, POOL, "pool", "repay", (m.asset, repay, VARIABLE, me), act, "repay",
-                                    "repay the debt with the asset bought back", repay))
+                                    "repay all the debt, interest included" if repay == MAX_UINT else
+                                    "repay the debt with the asset bought back", need))
         return calls
 
     def _usd_to_collateral(self, m: AaveVenueState, usd: int, round_up: bool) -> int:
@@ -285,7 +300,10 @@ class AaveV3(PerpAdapter):
                                         act, "main", act.note or "supply collateral", act.amount,
                                         m.collateral_price * act.amount // 10**m.collateral_decimals))
             elif act.kind is ActionKind.WITHDRAW:
-                calls.append(self._call(m.pool, POOL, "pool", "withdraw", (self.collateral, act.amount, a.address),
+                # all of it, once nothing is owed: type(uint256).max takes the aToken balance as mined
+                # (it grows every second), so no dust of supply interest is left behind
+                amount = MAX_UINT if a.debt == 0 and act.amount >= a.supplied > 0 else act.amount
+                calls.append(self._call(m.pool, POOL, "pool", "withdraw", (self.collateral, amount, a.address),
                                         act, "main", act.note or "withdraw collateral", -act.amount,
                                         m.collateral_price * act.amount // 10**m.collateral_decimals))
             elif act.kind is ActionKind.TRADE and act.amount < 0:
@@ -296,8 +314,14 @@ class AaveV3(PerpAdapter):
                 calls += self.short_legs(m, a, act, sell, borrow, min_out)
             elif act.kind is ActionKind.TRADE and act.amount > 0:
                 buy = _native(act.amount, m.asset_decimals, round_up=True)
-                max_in = self._usd_to_collateral(m, _e18(buy, m.asset_decimals) * act.price_bound // UNIT, False)
                 repay = min(a.debt, buy + a.asset_wallet)
+                if a.debt > 0 and buy + a.asset_wallet >= a.debt:
+                    # closing the short: the debt grows every second until the repay is mined, so
+                    # buy an hour's interest more and repay with type(uint256).max (all the debt
+                    # then); what is left of the headroom stays in the wallet as dust
+                    buy = a.debt + self._interest_headroom(m, a.debt) - a.asset_wallet
+                    repay = MAX_UINT
+                max_in = self._usd_to_collateral(m, _e18(buy, m.asset_decimals) * act.price_bound // UNIT, False)
                 # the wallet's collateral pays first: a withdrawal lowers the health factor, and near
                 # liquidation the pool refuses it exactly when the hedge must shrink
                 calls += self.reduce_legs(m, a, act, buy, max_in, repay, max(0, max_in - a.collateral_wallet))
@@ -424,6 +448,62 @@ class AaveV3(PerpAdapter):
         return ok, (f"Aave pool {pool} revision {rev}; collateral {self.collateral} active={bool(conf_k[8])} "
                     f"frozen={bool(conf_k[9])} LT {int(conf_k[2]) / 100:g}%; asset {self.asset} active="
                     f"{bool(conf_x[8])} borrowing={'on' if conf_x[6] else 'off'} frozen={bool(conf_x[9])}")
+
+    def liquidations(self, account: str, from_block: int, to_block: int) -> list[str]:
+        """The pool's ``LiquidationCall`` events of ``account`` between the blocks: who repaid how
+        much of the debt and took how much collateral (native units), in which transaction."""
+        if to_block < from_block:
+            return []
+        pool = self._c(self.spender, POOL)
+        user_topic = "0x" + "00" * 12 + Web3.to_checksum_address(account)[2:].lower()
+        logs = self.w3.eth.get_logs({"address": self.spender, "fromBlock": from_block, "toBlock": to_block,
+                                     "topics": [pool.events.LiquidationCall().topic, None, None, user_topic]})
+        out = []
+        for log in logs:
+            ev = pool.events.LiquidationCall().process_log(log)["args"]
+            out.append(f"liquidated: {ev['liquidator']} repaid {ev['debtToCover']} of the debt ({ev['debtAsset']}) "
+                       f"and took {ev['liquidatedCollateralAmount']} of the collateral ({ev['collateralAsset']}) in "
+                       f"tx {Web3.to_hex(log['transactionHash'])} (block {log['blockNumber']}); the next plan "
+                       "re-hedges what is left")
+        return out
+
+    def venue_checks(self, account: str, holder: str) -> list[tuple[str, bool, str, str]]:
+        """The pool's revision (this adapter uses only views and calls unchanged since 3.0), each
+        reserve active, not frozen, not paused (and borrowing on for the asset), the account outside
+        e-mode and using no other reserve, the router's kind, and the signer not the holder."""
+        p = self._c(self.market, PROVIDER).functions
+        pool = Web3.to_checksum_address(p.getPool().call())
+        rev = int(self._c(pool, POOL).functions.POOL_REVISION().call())
+        dp = self._c(p.getPoolDataProvider().call(), DATA_PROVIDER).functions
+        out = [("aave pool revision", True, f"Aave pool {pool} revision {rev} (views and calls used: those of 3.0)",
+                "")]
+        for label, token in (("asset", self.asset), ("collateral", self.collateral)):
+            conf = dp.getReserveConfigurationData(token).call()
+            paused = bool(dp.getPaused(token).call())
+            active, frozen = bool(conf[8]), bool(conf[9])
+            borrowing = bool(conf[6]) if label == "asset" else True
+            ok = active and not frozen and not paused and borrowing
+            out.append((f"aave {label} reserve", ok,
+                        f"{token} active={active} frozen={frozen} paused={paused}"
+                        + (f" borrowing={'on' if conf[6] else 'off'}" if label == "asset" else ""),
+                        "the reserve must be active, not frozen, not paused"
+                        + (", with borrowing on" if label == "asset" else "") + ": wait for Aave's governance, or "
+                        "hedge on another venue"))
+        m, a = self._read_now(account)
+        mdl = AaveModel(market=m, account=a)
+        refusal = mdl.account_refusal()
+        out.append(("aave account", refusal is None,
+                    f"{account} e-mode {a.e_mode}, "
+                    + ("no reserve beyond the hedge's two" if not a.other_reserves else a.other_reserves),
+                    refusal or ""))
+        out.append(("swap router", True, f"{self.router} is a "
+                    + ("SwapRouter02 (no deadline in the struct)" if m.router02 else
+                       "v3-periphery SwapRouter (deadline in the struct)"), ""))
+        same = Web3.to_checksum_address(holder) == Web3.to_checksum_address(account)
+        out.append(("signer vs holder", not same, f"signer {account}, HEDGER_HOLDER {holder}",
+                    "set HEDGER_HOLDER to the address that holds the asset, and sign from another key: an unsold "
+                    "borrow must never count as the holder's exposure"))
+        return out
 
     def fill_order_call(self, account: str) -> Call | None:
         return None

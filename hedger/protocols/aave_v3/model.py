@@ -127,7 +127,9 @@ class AaveModel(MarketModel):
         return fill, fee
 
     def wallet_e18(self) -> int:
-        return _e18(self.account.asset_wallet, self.market.asset_decimals)
+        """The wallet's unsold asset that offsets the debt: at most the debt (what a full repay with
+        headroom for interest leaves behind is dust of the signer's, not a long)."""
+        return min(_e18(self.account.asset_wallet, self.market.asset_decimals), self.debt_e18())
 
     def after(self, size_delta: int, collateral_delta_native: int) -> PostTrade:
         """A sale of ``s`` first sells the unsold asset in the wallet and borrows the rest; a buy-back
@@ -187,6 +189,11 @@ class AaveModel(MarketModel):
             return (borrow - supply) // 365
         collateral_usd = self.collateral_usd(self.account.supplied)
         return (borrow * debt_usd - supply * collateral_usd) // debt_usd // 365
+
+    def position_drift(self, seconds: int) -> int:
+        """The debt's interest over ``seconds`` at twice the current borrow rate (it moves with
+        utilisation), plus one unit: growth that small is the interest, not someone else's action."""
+        return 2 * self.debt_e18() * self.market.borrow_rate_ray * max(0, seconds) // (RAY * 365 * 86400) + 1
 
     def margin_for_leverage(self, notional: int, leverage_: int) -> int:
         return notional * UNIT // leverage_
