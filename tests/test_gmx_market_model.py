@@ -109,6 +109,20 @@ def test_pending_fees_are_settled_by_the_next_order() -> None:
     assert owing.liq_distance < plain.liq_distance
 
 
+def test_a_position_that_has_paid_borrowing_before_is_read_with_its_pending_fee_settled() -> None:
+    """A position updated since borrowing began carries GMX's cumulative borrowing factor of that
+    moment (Position.borrowingFactor > 0); what it owes since is the Reader's pending fee, settled
+    by the next order. (The model took the market's factor as 0 against it and raised: with
+    borrowing on, a second order's reading failed.)"""
+    pos = replace(short(6_000, usdc(1_000)), borrowing_factor=3 * F // 10**4, funding_fee_amount_per_size=7)
+    plain = mdl(state(position=replace(pos, borrowing_factor=0, funding_fee_amount_per_size=0),
+                      short_oi=6_000 * USD30, pending_borrowing_usd=5 * USD30)).after(0, 0)
+    owing = mdl(state(position=pos, short_oi=6_000 * USD30, pending_borrowing_usd=5 * USD30)).after(0, 0)
+    assert owing == plain                       # the factors past are settled: only the pending fee counts
+    grown = mdl(state(position=pos, short_oi=6_000 * USD30, pending_borrowing_usd=5 * USD30)).after(-eth(1), 0)
+    assert grown.size == -eth(3) and grown.liq_distance > 0
+
+
 def test_partial_close_in_profit_pays_out_and_a_full_close_returns_everything() -> None:
     pos = short(6_000, usdc(1_000))                            # opened at 3000
     m = mdl(state(price=usd(2700), position=pos, short_oi=6_000 * USD30))

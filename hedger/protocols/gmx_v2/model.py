@@ -807,7 +807,11 @@ class GmxModel(MarketModel):
         if pos is None or pos.size_in_usd == 0:
             return None, 0
         owed = usd_to_collateral_amount(m.pending_borrowing_usd, self.cprice) + m.pending_funding_amount
-        return pos, pos.collateral_amount - owed
+        # settled: the position's borrowing and funding marks become the market's now (GMX updates
+        # them on every change), so the rule below charges nothing twice and never compares the
+        # position's cumulative factor with a market factor this model does not carry
+        settled = replace(pos, borrowing_factor=0, funding_fee_amount_per_size=0)
+        return settled, pos.collateral_amount - owed
 
     def _increase(self, pos: Position | None, collateral: int, is_long: bool, tokens: int,
                   oi: list[int]) -> tuple[Position, int, int, int]:
