@@ -420,13 +420,10 @@ class Keeper:
         """The venue's records of this account liquidated since the journal's last reading of it."""
         assert self.journal is not None
         c = snapshot.chain
-        row = self.journal.db.execute(
-            "SELECT MAX(block_number) AS b FROM cycles WHERE chain_id=? AND genesis_hash=? AND account=? AND "
-            "market=? AND snapshot IS NOT NULL", (c.chain_id, c.genesis_hash, self.account,
-                                                  snapshot.market.address)).fetchone()
-        if row is None or row["b"] is None:
+        last = self.journal.last_reading(c.chain_id, c.genesis_hash, self.account, snapshot.market.address)
+        if last is None:
             return []
-        return self.adapter.liquidations(self.account, int(row["b"]) + 1, c.block_number)
+        return self.adapter.liquidations(self.account, last[0] + 1, c.block_number)
 
     def _cycle(self, dry_run: bool, params: PolicyParams | None = None, unwinding: bool = False) -> CycleResult:
         from hedger.state.reconcile import reconcile_state

@@ -508,6 +508,14 @@ class Journal:
         row = self.db.execute("SELECT state FROM orders WHERE tx_hash=?", (tx_hash,)).fetchone()
         return None if row is None else str(row["state"])
 
+    def last_reading(self, chain_id: int, genesis_hash: str, account: str, market: str) -> tuple[int, int] | None:
+        """(block number, block timestamp) of the latest cycle that read this market (None: none yet)."""
+        row = self.db.execute(
+            "SELECT MAX(block_number) AS b, MAX(block_timestamp) AS t FROM cycles WHERE chain_id=? AND "
+            "genesis_hash=? AND account=? AND market=? AND snapshot IS NOT NULL",
+            (chain_id, genesis_hash, account, market)).fetchone()
+        return None if row is None or row["b"] is None else (int(row["b"]), int(row["t"]))
+
     def expected_position(self, chain_id: int, genesis_hash: str, account: str, market: str) -> int | None:
         """The position the journal expects: the last cycle's reading plus its mined direct trades
         and the two-step orders known filled since (None without history)."""

@@ -354,9 +354,8 @@ def reconcile_state(j: "Journal", s: "Snapshot", fill_of: FillOf | None = None,
     # ``drift``: how far the position may move by itself over n seconds (a lending venue's interest)
     allowed = 0
     if drift is not None and expected is not None:
-        last = j.db.execute("SELECT MAX(block_timestamp) AS t FROM cycles WHERE chain_id=? AND genesis_hash=? AND "
-                            "account=? AND market=? AND snapshot IS NOT NULL", key).fetchone()
-        allowed = drift(s.chain.block_timestamp - int(last["t"] or s.chain.block_timestamp))
+        last = j.last_reading(*key)
+        allowed = drift(s.chain.block_timestamp - (last[1] if last else s.chain.block_timestamp))
     if found is not None:
         # judged only when no order of ours was found executed since (a GMX order's size is in USD: its
         # size in the asset, as booked, drifts with the price between creation and execution)
