@@ -53,6 +53,13 @@ def test_fork_is_chain_1_through_ape_foundry(chain: SimChain) -> None:
     assert up.eth.get_code(chain.d.market) == chain.w3.eth.get_code(chain.d.market) != b""
 
 
+def test_the_fork_keeps_no_step_traces(chain: SimChain) -> None:
+    """ape-foundry starts anvil with --steps-tracing (every opcode of every transaction kept in
+    memory, for ape's traces): a week of GMX orders grew a fork to 23 GB, killed by the kernel."""
+    args = chain._ctx._provider.process.args
+    assert "anvil" in str(args[0]) and "--fork-url" in args and "--steps-tracing" not in args
+
+
 def _answers(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
@@ -301,6 +308,22 @@ def test_reaper_sees_what_a_command_leaves_running(tmp_path: Path) -> None:
     assert p.returncode == 0 and left == ["anvil"]
     p, left = _run_reaped(["sh", "-c", "true"], tmp_path, timeout=60)
     assert p.returncode == 0 and left == []
+
+
+def test_a_killed_simulate_leaves_no_worker_or_anvil_running(tmp_path: Path) -> None:
+    """`kill PID` of a `hedger simulate` with worker processes (not a Ctrl-C, which reaches the
+    whole group): its workers end, and with them their anvils (they once ran on, orphaned)."""
+    sim = (f"{sys.executable} -m hedger.cli simulate --no-progress --scenario gbm --steps 150 --seeds 2 "
+           f"--policies default --workers 2")
+    # kill the command once a worker has an anvil running (a worker's child), then give the
+    # workers 10 s to end
+    script = (f"{sim} & pid=$!; n=0; until [ $n -ge 240 ]; do for w in $(pgrep -P $pid); do "
+              f"pgrep -P $w -x anvil >/dev/null && n=999; done; n=$((n+1)); sleep 0.25; done; "
+              f"kill -TERM $pid; wait $pid; sleep 10")
+    env = {**os.environ, "PATH": f"{PROJECT_ROOT / 'node_modules' / '.bin'}:{Path(sys.executable).parent}:"
+                                 f"{os.environ.get('PATH', '')}"}
+    p, left = _run_reaped(["sh", "-c", script], tmp_path, timeout=180, cwd=PROJECT_ROOT, env=env)
+    assert not [n for n in left if n in ("anvil", "node", "python", "python3")], (left, p.stderr[-1500:])
 
 
 def test_cli_json_parallel_and_reproducible(tmp_path: Path, runner: Runner) -> None:

@@ -2,18 +2,21 @@
 
 ``hedger simulate`` (and ``ape run simulate``) calls :func:`run_jobs`. Each worker
 process owns a :class:`SimChain`: by default an upstream anvil with chain id 1 on a
-free port holding the reference protocol, forked through ape-foundry's
-``ethereum:mainnet-fork:foundry`` network (so several runs go in parallel);
-with ``fork_url`` any chain is forked instead.
+free port holding the venue (``protocol``: the reference market, the GMX v2
+stand-in, or the real Aave v3 and Uniswap v3), forked through ape-foundry's
+``ethereum:mainnet-fork:foundry`` network (so several runs go in parallel); with
+``fork_url`` any chain is forked instead (reference market only). What differs by
+venue is a :class:`hedger.sim.venues.SimVenue`.
 
 Every step, in this order: chain time moves forward; the feed publishes the
-scenario's price; other traders trade (their net position leans by the scenario's
-bias, arbitrageurs lean against the funding rate), which moves skew and funding;
+scenario's price (on Aave a trader then swaps the Uniswap pool to it); other
+traders trade (on the reference market their net position leans by the scenario's
+bias, arbitrageurs lean against the funding rate, which moves skew and funding);
 a liquidation keeper liquidates anything liquidatable; the next block's base fee is
 set; one cycle of :class:`hedger.cycle.keeper.Keeper` runs (the production code, its
-journal and executor included); in delayed-order mode time moves past the minimum
-delay and the protocol keeper fills due orders. Then the account is read once for
-the metrics.
+journal and executor included); with two-step orders time moves past the venue's
+delay and its keeper fills due orders. Then the account is read once for the
+metrics.
 
 Amounts on chain stay integers; the per-step records (``StepRecord``) are floats
 because they only feed reports and plots.
@@ -44,8 +47,7 @@ from hedger.state.journal import Journal
 from hedger.cycle.keeper import Keeper, fill_due_orders, make_web3
 from hedger.sim.localchain import Anvil, anvil_binary, dev_account, free_port, start_anvil
 from hedger.sim.scenarios import PRICE_DECIMALS, Scenario, Step, lp_units, make, with_flows
-from hedger.sim.venues import (ADMIN, HEDGER, HOLDER, LIQUIDATOR, ORDER_KEEPER, TRADER, SimVenue, TraderModel,
-                               make_venue)
+from hedger.sim.venues import ADMIN, HEDGER, HOLDER, ORDER_KEEPER, SimVenue, TraderModel, make_venue
 from hedger.core.types import UNIT, PolicyParams
 
 log = logging.getLogger("hedger.sim.simulate")
@@ -185,6 +187,7 @@ class SimChain:
             # which a later fork on the same port and upstream would otherwise be handed
             ctx = networks.parse_network_choice(FORK_NETWORK, provider_settings=settings,
                                                 disconnect_after=True)
+            _without_step_traces(ctx._provider)
             try:
                 with scrubbed_environ():      # ape starts anvil with this process's environment
                     provider = ctx.__enter__()
@@ -309,6 +312,18 @@ class SimChain:
         if self.upstream is not None:
             self.upstream.stop()
             self.upstream = None
+
+
+def _without_step_traces(provider: Any) -> None:
+    """Start ``provider``'s anvil without ``--steps-tracing``, which ape-foundry always adds: anvil
+    then keeps every opcode step of every transaction in memory, for ape's traces, which a
+    simulation never asks for. A fork replaying a week of GMX orders grew by 40 MB a second
+    with it and was killed by the kernel at 23 GB; without it, it stays under 100 MB."""
+    build = type(provider).build_command
+
+    def build_command() -> list[str]:
+        return [arg for arg in build(provider) if arg != "--steps-tracing"]
+    object.__setattr__(provider, "build_command", build_command)
 
 
 def _end_ape_node(provider: Any) -> None:
@@ -823,9 +838,28 @@ def _funding_rate(snap: Any) -> int:
 _WORKER: Runner | None = None
 
 
+def _die_with_parent() -> None:
+    """End this pool worker, its chains included, when the process that started it ends: Ctrl-C
+    reaches every process of the terminal's group, but a `hedger simulate` killed by its PID (a
+    cron timeout, `kill`) left its workers and their anvils running, orphaned. Linux's
+    PR_SET_PDEATHSIG sends SIGTERM, turned into an exit that runs the workers' finalisers."""
+    import signal
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)     # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):     # not Linux: Ctrl-C still ends the group
+        return
+    import multiprocessing
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:   # it ended before the signal was asked for
+        sys.exit(128 + signal.SIGTERM)
+
+
 def _worker_init(chain_kw: dict[str, Any], options: SimOptions) -> None:
     global _WORKER
     from multiprocessing import util
+    _die_with_parent()
     chain = SimChain(**chain_kw).start()
     # multiprocessing's exit hook runs in a worker under any start method; atexit does not under
     # "fork", whose children leave through os._exit
