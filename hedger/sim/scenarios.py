@@ -52,7 +52,7 @@ class Scenario:
     name: str
     steps: tuple[Step, ...]
     # E18 asset units: the net position other traders lean to, long (+) or short (-). Arbitrage
-    # against funding pulls them back (hedger.sim.simulate.TraderModel). ETH perps mostly lean
+    # against funding pulls them back (hedger.sim.venues.TraderModel). ETH perps mostly lean
     # long (funding ~8-11%/yr over 2021-2024), so a neutral market leans 300 ETH long.
     skew_bias: int = 300 * UNIT
     lp_units_at_start: int = 0   # E18: an LP leg whose asset amount moves as 1/sqrt(price)

@@ -412,15 +412,12 @@ class AaveSim(SimVenue):
     def mint_collateral(self, chain: "SimChain", to: str, amount: int) -> None:
         self._mint(chain, self.d.usdc, to, amount)
 
-    def _mint_usdc(self, chain: "SimChain", to: str, amount: int) -> None:
-        self._mint(chain, self.d.usdc, to, amount)
-
     def setup(self, chain: "SimChain") -> None:
         d = self.d
         trader = chain.address(TRADER)
         borrow = 20_000 * UNIT * AAVE_BACKGROUND_UTILISATION // 100
         collateral = 100_000_000 * 10**6        # $100M of USDC behind $42M of WETH borrowed
-        self._mint_usdc(chain, trader, collateral)
+        self._mint(chain, d.usdc, trader, collateral)
         ok = (self._call(chain, TRADER, "MintableERC20", d.usdc, "approve", d.pool, collateral)
               and self._call(chain, TRADER, "Pool", d.pool, "supply", d.usdc, collateral, trader, 0)
               and self._call(chain, TRADER, "Pool", d.pool, "borrow", d.weth, borrow, 2, 0, trader))
@@ -441,7 +438,7 @@ class AaveSim(SimVenue):
         holder = chain.address(HOLDER)
         usdc = lp_units * answer // 10**PRICE_DECIMALS // 10**12 + 1
         self.mint_spot(chain, holder, lp_units)
-        self._mint_usdc(chain, holder, usdc)
+        self._mint(chain, d.usdc, holder, usdc)
         for token, amount in ((d.weth, lp_units), (d.usdc, usdc)):
             if not self._call(chain, HOLDER, "MintableERC20", token, "approve", d.position_manager, amount):
                 raise RuntimeError("the holder's approval for its LP position reverted")
