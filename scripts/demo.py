@@ -149,13 +149,8 @@ def gmx_demo(keep: bool) -> int:
         holder, gmx_keeper = dev_account(1), dev_account(2)
         s = deploy_gmx_standin(deployer, usdc=d.collateral, keepers=(gmx_keeper.address,))
         transact(deployer, "ReferenceToken", d.collateral, "mint", s.position_engine, 10_000_000 * USDC)
-        # borrowing and funding off, as in tests/test_gmx_e2e.py: the adapter's reading of a position
-        # that has paid borrowing is not reliable yet (GmxModel's liquidation check with a stale
-        # cumulative borrowing factor), so the demo shows the order flow without them
-        from hedger.protocols.gmx_v2 import interface as gi
-        for key in (gi.borrowing_factor_key(s.market, True), gi.borrowing_factor_key(s.market, False),
-                    gi.funding_factor_key(s.market)):
-            transact(deployer, "GmxDataStore", s.data_store, "setUint", key, 0)
+        # borrowing and funding on, at the stand-in's defaults (GmxParams): the hedge pays borrowing
+        # and, alone on its side, funding, settled by each order GMX's keeper executes
         transact(deployer, "ReferenceToken", d.spot, "mint", holder.address, 10 * WETH)
         transact(deployer, "ReferenceToken", d.collateral, "mint", holder.address, 60_000 * USDC)
         journal = Path(tempfile.mkdtemp(prefix="hedger-demo-")) / "journal.sqlite"
