@@ -207,6 +207,18 @@ def test_feeds_are_etched_or_configured_and_priced_as_gmx_reads_them(w3: Web3, s
         gf.gmx_price(w3, fork, s.market, 10**8)
 
 
+def test_setup_leaves_a_keeper_that_publishes_what_gmx_will_read(w3: Web3, s: GmxStandin) -> None:
+    keeper = gf.setup(w3, "arbitrum", sender(w3, ADMIN), s.market, tokens=[s.wnt, s.usdc],
+                      exchange_router=s.exchange_router, price_feed_provider=PROVIDER)
+    assert keeper.tokens == [s.wnt, s.usdc] and set(keeper.feeds) == {s.wnt, s.usdc}
+    keeper.publish(s.usdc.lower(), 99_990_000)
+    feed = w3.eth.contract(address=keeper.feeds[s.usdc], abi=load_abi("AggregatorV3Interface"))
+    answer = feed.functions.latestRoundData().call()[1]
+    assert answer == 99_990_000 and gf.gmx_price(w3, keeper.fork, s.usdc, answer) == 9_999 * 10**20
+    ds = w3.eth.contract(address=s.data_store, abi=load_abi("gmx-v2/DataStore"))
+    assert ds.functions.getAddress(gf.oracle_provider_for_token_keys(keeper.fork.oracle, s.wnt)[0]).call() == PROVIDER
+
+
 # ---------------------------------------------------------------------- executeOrder, no chain
 
 def test_execute_order_is_encoded_with_gmx_signature() -> None:

@@ -404,3 +404,41 @@ def market_tokens(w3: Web3, fork: GmxFork, market: str) -> list[str]:
     reader = w3.eth.contract(address=fork.reader, abi=load_abi("gmx-v2/Reader"))
     _, index, long_token, short_token = reader.functions.getMarket(fork.data_store, Web3.to_checksum_address(market)).call()
     return [Web3.to_checksum_address(t) for t in dict.fromkeys((index, long_token, short_token)) if int(t, 16) != 0]
+
+
+# ---------------------------------------------------------------------- one object for the simulator
+
+
+@dataclass
+class ForkKeeper:
+    """The simulator's hand on a GMX fork: publishes prices to the etched feeds and executes orders
+    as GMX's keeper. Built by :func:`setup`; ``feeds[index token]`` is the Chainlink feed to give the
+    hedger as ``HEDGER_ORACLE`` so that its guards read GMX's price."""
+
+    w3: Web3
+    fork: GmxFork
+    admin: TxSender
+    tokens: list[str]
+    feeds: dict[str, str]
+
+    def publish(self, token: str, answer: int) -> None:
+        """A new round on ``token``'s feed, in the feed's own decimals, stamped with the block time."""
+        feed = self.feeds[Web3.to_checksum_address(token)]
+        c = self.w3.eth.contract(address=feed, abi=contract_artifact("PriceFeed")["abi"])
+        self.admin.send(feed, c.functions.setAnswer(answer)._encode_transaction_data())
+
+    def execute(self, key: bytes) -> dict[str, Any]:
+        """Execute order ``key`` at the feeds' current answers (see :func:`execute_order`)."""
+        return execute_order(self.w3, self.fork, key, self.tokens)
+
+
+def setup(w3: Web3, deployment_name: str, admin: TxSender, market: str, *, tokens: Sequence[str] | None = None,
+          exchange_router: str | None = None, price_feed_provider: str | None = None) -> ForkKeeper:
+    """Everything fork mode does before the first step: :func:`prepare_fork`, the market's tokens
+    (Reader.getMarket unless ``tokens`` are given) priced through the ChainlinkPriceFeedProvider
+    (:func:`use_price_feed_provider`), their feeds made settable by ``admin`` (:func:`settable_feeds`)."""
+    fork = prepare_fork(w3, deployment_name, exchange_router=exchange_router, price_feed_provider=price_feed_provider)
+    priced = [Web3.to_checksum_address(t) for t in (tokens if tokens is not None else market_tokens(w3, fork, market))]
+    use_price_feed_provider(w3, fork, priced)
+    feeds = settable_feeds(w3, fork, admin, priced)
+    return ForkKeeper(w3=w3, fork=fork, admin=admin, tokens=priced, feeds=feeds)
