@@ -219,6 +219,35 @@ def test_setup_leaves_a_keeper_that_publishes_what_gmx_will_read(w3: Web3, s: Gm
     assert ds.functions.getAddress(gf.oracle_provider_for_token_keys(keeper.fork.oracle, s.wnt)[0]).call() == PROVIDER
 
 
+def test_setup_through_a_real_anvil_fork_leaves_the_forked_chain_untouched(arb: Anvil, w3: Web3,
+                                                                           s: GmxStandin) -> None:
+    """The same set-up on an anvil forking the chain that holds the stand-in (as fork mode forks
+    Arbitrum): role holders, DataStore and feeds are the upstream's, read through the fork, and
+    every write stays on the fork."""
+    theirs = deploy_contract(sender(w3, OTHER), "PriceFeed", 8, "ETH / USD", 1)
+    transact(sender(w3, OTHER), "PriceFeed", theirs, "setAnswer", 3_000 * 10**8)
+    transact(sender(w3, ADMIN), "GmxDataStore", s.data_store, "setAddress", gf.price_feed_key(s.wnt), theirs)
+    transact(sender(w3, ADMIN), "GmxDataStore", s.data_store, "setUint", gf.price_feed_multiplier_key(s.wnt), 10**34)
+    fork_node = start_anvil(chain_id=42161, extra=["--fork-url", arb.url])
+    try:
+        fw3 = web3_at(fork_node)
+        keeper = gf.setup(fw3, "arbitrum", sender(fw3, ADMIN), s.market, tokens=[s.wnt],
+                          exchange_router=s.exchange_router, price_feed_provider=PROVIDER)
+        assert keeper.feeds[s.wnt] == theirs and keeper.fork.order_keeper == dev_account(KEEPER).address
+        keeper.publish(s.wnt, 2_000 * 10**8)
+        fc = fw3.eth.contract(address=theirs, abi=load_abi("AggregatorV3Interface"))
+        assert gf.gmx_price(fw3, keeper.fork, s.wnt, fc.functions.latestRoundData().call()[1]) == 2_000 * 10**12
+        assert len(fw3.eth.get_code(gf.ARBSYS)) > 0
+    finally:
+        fork_node.stop()
+    # upstream: the feed still Chainlink's (its answer, its code), the DataStore unwritten, no ArbSys
+    uc = w3.eth.contract(address=theirs, abi=load_abi("AggregatorV3Interface"))
+    assert uc.functions.latestRoundData().call()[1] == 3_000 * 10**8
+    ds = w3.eth.contract(address=s.data_store, abi=load_abi("gmx-v2/DataStore"))
+    assert ds.functions.getAddress(gf.oracle_provider_for_token_keys("0x" + "0" * 40, s.wnt)[0]).call() == "0x" + "0" * 40
+    assert len(w3.eth.get_code(gf.ARBSYS)) == 0
+
+
 # ---------------------------------------------------------------------- executeOrder, no chain
 
 def test_execute_order_is_encoded_with_gmx_signature() -> None:

@@ -66,7 +66,7 @@ from hedger.sim.deploy import deploy_contract, etch_feed
 ARBSYS = "0x0000000000000000000000000000000000000064"       # ArbSys precompile (Chain.sol: address(100))
 ARBGASINFO = "0x000000000000000000000000000000000000006C"   # ArbGasInfo precompile (Chain.sol: address(108))
 # Chain.sol uses the precompiles on these chain ids only (mainnet, and the testnets of its versions)
-ARBITRUM_CHAIN_IDS = (42161, 421613, 421614)
+ARBITRUM_CHAIN_IDS = (42161, 421611, 421613, 421614)
 KEEPER_GAS = 15_000_000          # executeOrder hands most of its gas to _executeOrder (GasUtils.getExecutionGas)
 GAS_MONEY = 10 * 10**18          # native balance an impersonated account is topped up to
 FEED_DECIMALS = 8                # a feed deployed where a token has none (Chainlink USD feeds have 8)
@@ -230,10 +230,7 @@ def pick_holder(w3: Web3, role_store: str, role: bytes, role_name: str) -> str:
     members = role_members(w3, role_store, role)
     if not members:
         raise RuntimeError(f"nobody holds GMX's {role_name} role in RoleStore {role_store} on this fork")
-    for m in members:
-        if w3.eth.get_code(m) in (b"", None) or len(w3.eth.get_code(m)) == 0:
-            return m
-    return members[0]
+    return next((m for m in members if len(w3.eth.get_code(m)) == 0), members[0])
 
 
 # ---------------------------------------------------------------------- the fork
