@@ -228,7 +228,7 @@ def test_setup_through_a_real_anvil_fork_leaves_the_forked_chain_untouched(arb: 
     transact(sender(w3, OTHER), "PriceFeed", theirs, "setAnswer", 3_000 * 10**8)
     transact(sender(w3, ADMIN), "GmxDataStore", s.data_store, "setAddress", gf.price_feed_key(s.wnt), theirs)
     transact(sender(w3, ADMIN), "GmxDataStore", s.data_store, "setUint", gf.price_feed_multiplier_key(s.wnt), 10**34)
-    fork_node = start_anvil(chain_id=42161, extra=["--fork-url", arb.url])
+    fork_node = gf.start_fork(arb.url, "arbitrum")
     try:
         fw3 = web3_at(fork_node)
         keeper = gf.setup(fw3, "arbitrum", sender(fw3, ADMIN), s.market, tokens=[s.wnt],
@@ -237,7 +237,14 @@ def test_setup_through_a_real_anvil_fork_leaves_the_forked_chain_untouched(arb: 
         keeper.publish(s.wnt, 2_000 * 10**8)
         fc = fw3.eth.contract(address=theirs, abi=load_abi("AggregatorV3Interface"))
         assert gf.gmx_price(fw3, keeper.fork, s.wnt, fc.functions.latestRoundData().call()[1]) == 2_000 * 10**12
-        assert len(fw3.eth.get_code(gf.ARBSYS)) > 0
+        assert len(fw3.eth.get_code(gf.ARBSYS)) > 0 and fw3.eth.chain_id == 42161
+        # the order GMX holds for an account is what the simulator's keeper executes
+        order = b"\x42" * 32
+        data = w3.eth.contract(abi=load_abi("gmx-v2/DataStore")).encode_abi(
+            "addBytes32", [gi.account_order_list_key(dev_account(1).address), order])
+        gf.send_as(fw3, keeper.fork.controller, s.data_store, data)
+        assert gf.pending_order_keys(fw3, keeper.fork, dev_account(1).address) == [order]
+        assert gf.pending_order_keys(fw3, keeper.fork, dev_account(3).address) == []
     finally:
         fork_node.stop()
     # upstream: the feed still Chainlink's (its answer, its code), the DataStore unwritten, no ArbSys
@@ -303,6 +310,15 @@ def test_gmx_deployment_needs_a_fork_and_the_gmx_protocol() -> None:
     with pytest.raises(ConfigError) as err:
         gf.validate_fork_args(fork_url="http://x:8545", protocol="gmx-v2", gmx_deployment="optimism")
     assert err.value.variable == "--gmx-deployment" and "arbitrum, avalanche" in err.value.fix
+
+
+def test_a_fork_that_does_not_start_is_reported_without_the_url_secret() -> None:
+    url = "http://127.0.0.1:9/v2/SECRETKEY123456"            # nothing listens on port 9
+    with pytest.raises(RuntimeError) as err:
+        gf.start_fork(url, "arbitrum", timeout=20)
+    assert "SECRETKEY" not in str(err.value) and "http://127.0.0.1:9" in str(err.value)
+    with pytest.raises(ConfigError):
+        gf.start_fork(url, "optimism")
 
 
 def test_fork_url_is_shown_redacted() -> None:

@@ -59,9 +59,10 @@ from web3 import Web3
 from hedger.chain.abi import ABI_DIR, contract_artifact, load_abi
 from hedger.chain.executor import TxSender
 from hedger.core.errors import ConfigError
-from hedger.core.secrets import redact_url
+from hedger.core.secrets import redact_url, redact_urls
 from hedger.protocols.gmx_v2 import interface as gi
 from hedger.sim.deploy import deploy_contract, etch_feed
+from hedger.sim.localchain import Anvil, start_anvil
 
 ARBSYS = "0x0000000000000000000000000000000000000064"       # ArbSys precompile (Chain.sol: address(100))
 ARBGASINFO = "0x000000000000000000000000000000000000006C"   # ArbGasInfo precompile (Chain.sol: address(108))
@@ -231,6 +232,29 @@ def pick_holder(w3: Web3, role_store: str, role: bytes, role_name: str) -> str:
     if not members:
         raise RuntimeError(f"nobody holds GMX's {role_name} role in RoleStore {role_store} on this fork")
     return next((m for m in members if len(w3.eth.get_code(m)) == 0), members[0])
+
+
+def start_fork(fork_url: str, deployment_name: str, *, timeout: float = 60.0) -> Anvil:
+    """An anvil forking ``fork_url`` with the deployment's chain id (42161 for arbitrum), started
+    directly: the simulator's ape-foundry fork network is Ethereum mainnet's (chain id 1). A failure
+    is reported with the URL redacted to scheme, host and port."""
+    row = address_book().get(deployment_name)
+    if row is None:
+        raise ConfigError("--gmx-deployment", f"{deployment_name!r} is not a GMX v2 deployment",
+                          f"use one of: {', '.join(known_deployments())}")
+    try:
+        return start_anvil(chain_id=int(row["chainId"]), extra=["--fork-url", fork_url], timeout=timeout)
+    except RuntimeError as err:
+        raise RuntimeError(f"the fork of {redact_url(fork_url)} did not start: {redact_urls(str(err))}") from None
+
+
+def pending_order_keys(w3: Web3, fork: "GmxFork", account: str) -> list[bytes]:
+    """Keys of ``account``'s orders GMX holds (DataStore ACCOUNT_ORDER_LIST, as Reader.getAccountOrders
+    reads it): what the simulator's keeper executes once the keeper delay has passed."""
+    ds = _data_store(w3, fork)
+    key = gi.account_order_list_key(account)
+    count = ds.functions.getBytes32Count(key).call()
+    return [bytes(k) for k in ds.functions.getBytes32ValuesAt(key, 0, count).call()] if count else []
 
 
 # ---------------------------------------------------------------------- the fork
