@@ -54,6 +54,8 @@ ADDRESS_NAMES: dict[str, str] = {
     "OrderVault": "OrderVault",
     "EventEmitter": "EventEmitter",
     "ReferralStorage": "ReferralStorage",
+    # GMX's on-chain Chainlink provider: fork mode (hedger.sim.gmx_fork) prices orders through it
+    "ChainlinkPriceFeedProvider": "ChainlinkPriceFeedProvider",
 }
 
 ZERO_ADDRESS = "0x" + "0" * 40

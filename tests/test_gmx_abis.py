@@ -86,12 +86,14 @@ def test_address_book_for_both_deployments() -> None:
         row = book[deployment]
         assert row["chainId"] == chain_id
         for name in ("ExchangeRouter", "Reader", "DataStore", "Router", "OrderVault", "EventEmitter",
-                     "ReferralStorage"):
+                     "ReferralStorage", "ChainlinkPriceFeedProvider"):
             assert is_checksum_address(row[name]), f"{deployment}.{name}"
             assert int(row[name], 16) != 0
     # the v2 Reader (SDK's "SyntheticsReader"), not GMX v1's "Reader"
     assert book["arbitrum"]["Reader"] == "0x470fbC46bcC0f16532691Df360A07d8Bf5ee0789"
     assert book["arbitrum"]["ExchangeRouter"] != book["avalanche"]["ExchangeRouter"]
+    # GMX's on-chain Chainlink provider, through which fork mode prices orders (hedger.sim.gmx_fork)
+    assert book["arbitrum"]["ChainlinkPriceFeedProvider"] == "0x38B8dB61b724b51e42A88Cb8eC564CD685a0f53B"
 
 
 CREATE_ORDER_PARAMS = [

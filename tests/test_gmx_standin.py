@@ -170,6 +170,17 @@ def test_views_without_sdk_abi_have_gmx_signature(contract: str, fn: str) -> Non
     assert mine["stateMutability"] == "view"
 
 
+@pytest.mark.parametrize("fn", ["hasRole", "getRoleMemberCount", "getRoleMembers"])
+def test_role_store_views_fork_mode_uses_have_gmx_signature(fn: str) -> None:
+    """Fork mode (hedger.sim.gmx_fork) finds GMX's role holders with RoleStore's member views, which
+    the SDK has no ABI for: the stand-in has them with GMX's signatures (contracts/role/RoleStore.sol)."""
+    from hedger.sim.gmx_fork import ROLE_STORE_ABI
+    theirs = _function(ROLE_STORE_ABI, fn)
+    mine = _function(contract_artifact("GmxRoleStore")["abi"], fn)
+    assert theirs is not None and mine is not None, f"stand-in GmxRoleStore has no {fn}"
+    assert _comparable(mine) == _comparable(theirs)
+
+
 @pytest.mark.parametrize("event", ["EventLog", "EventLog1", "EventLog2"])
 def test_event_emitter_events_have_gmx_abi_entry(event: str) -> None:
     def entry(abi: list[dict[str, Any]]) -> dict[str, Any]:

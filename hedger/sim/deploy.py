@@ -12,7 +12,7 @@ from typing import Any
 
 from web3 import Web3
 
-from hedger.chain.abi import contract_artifact
+from hedger.chain.abi import contract_artifact, load_abi
 from hedger.chain.reader import CANONICAL_MULTICALL3
 from hedger.chain.executor import TxSender
 from hedger.core.types import UNIT
@@ -188,3 +188,32 @@ def fund(sender: TxSender, d: Deployment, to: str) -> dict[str, int]:
     transact(sender, "ReferenceToken", d.spot, "mint", to, amounts["WETH"])
     transact(sender, "ReferenceToken", d.collateral, "mint", to, amounts["USDC"])
     return amounts
+
+
+def etch_feed(admin: TxSender, feed: str, *, slots: int = 16) -> str:
+    """Put a settable ``PriceFeed`` at ``feed`` on an anvil chain (``anvil_setCode``, as Foundry's
+    ``etch``), keeping its decimals, description and latest answer, so that whatever reads that
+    address moves with a simulation's prices; ``admin`` owns it (publishes with ``setAnswer``).
+    Used for the reference feed of a fork and for GMX's Chainlink feeds (hedger.sim.gmx_fork)."""
+    w3 = admin.w3
+    feed = Web3.to_checksum_address(feed)
+    c = w3.eth.contract(address=feed, abi=load_abi("AggregatorV3Interface"))
+    decimals = c.functions.decimals().call()
+    answer = c.functions.latestRoundData().call()[1]
+    try:
+        description = c.functions.description().call()[:64]
+    except Exception:
+        description = "etched feed"
+    fresh = deploy_contract(admin, "PriceFeed", decimals, description, 1)
+
+    def rpc(method: str, *params: Any) -> None:
+        resp = w3.provider.make_request(method, list(params))    # type: ignore[arg-type]
+        if "error" in resp:
+            raise RuntimeError(f"{method}: {resp['error']}")
+
+    rpc("anvil_setCode", feed, Web3.to_hex(w3.eth.get_code(fresh)))
+    for slot in range(slots):   # owner, decimals, description (3), version, phase, rounds: below 16
+        value = w3.eth.get_storage_at(fresh, slot)
+        rpc("anvil_setStorageAt", feed, hex(slot), "0x" + bytes(value).hex().rjust(64, "0"))
+    transact(admin, "PriceFeed", feed, "setAnswer", answer)
+    return feed

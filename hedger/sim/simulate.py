@@ -37,10 +37,11 @@ from typing import Any, Callable
 
 from web3 import Web3
 
-from hedger.chain.abi import contract_artifact, load_abi
+from hedger.chain.abi import contract_artifact
 from hedger.config import Settings
 from hedger.core.secrets import register_rpc_url, scrubbed_environ
-from hedger.sim.deploy import MarketParams, deploy_contract
+from hedger.sim.deploy import MarketParams
+from hedger.sim.deploy import etch_feed as etch_settable_feed
 from hedger.chain.executor import KeySigner, TxSender
 from hedger.core.secrets import Secret
 from hedger.state.journal import Journal
@@ -223,19 +224,7 @@ class SimChain:
         """Put a settable feed at ``oracle`` (anvil_setCode, as Foundry's ``etch``), keeping its
         decimals, description and latest answer, so that the market reading that address moves
         with the scenario."""
-        feed = self.w3.eth.contract(address=oracle, abi=load_abi("AggregatorV3Interface"))
-        decimals = feed.functions.decimals().call()
-        answer = feed.functions.latestRoundData().call()[1]
-        try:
-            description = feed.functions.description().call()[:64]
-        except Exception:
-            description = "etched feed"
-        fresh = deploy_contract(admin, "PriceFeed", decimals, description, 1)
-        self.rpc("anvil_setCode", oracle, Web3.to_hex(self.w3.eth.get_code(fresh)))
-        for slot in range(16):   # owner, decimals, description (3), version, phase, rounds: below 16
-            value = self.w3.eth.get_storage_at(fresh, slot)
-            self.rpc("anvil_setStorageAt", oracle, hex(slot), "0x" + bytes(value).hex().rjust(64, "0"))
-        self.admin_call("PriceFeed", oracle, "setAnswer", answer)
+        etch_settable_feed(admin, oracle)
 
     def rpc(self, method: str, *params: Any) -> Any:
         resp = self.w3.provider.make_request(method, list(params))
