@@ -326,3 +326,35 @@ def test_fork_url_is_shown_redacted() -> None:
     line = gf.describe_fork(url, "arbitrum")
     assert "SECRETKEY" not in line and "abcdef" not in line
     assert "https://arb-mainnet.example.com" in line and "arbitrum" in line and "unverified" in line
+
+
+def test_simulate_in_fork_mode_runs_on_the_deployments_chain_with_gmx_read_by_the_hedger(
+        arb: Anvil, s: GmxStandin, tmp_path: Any) -> None:
+    """`hedger simulate --fork-url URL --protocol gmx-v2 --gmx-deployment arbitrum` as wired into
+    the simulator: a SimChain forks the chain holding GMX (here the stand-in on Arbitrum's chain
+    id, its addresses given instead of the SDK's), with Arbitrum's chain id and the ArbSys stand-in;
+    the venue publishes the scenario's price on the feed GMX reads, and the hedger's keeper, with
+    the venue's settings, reads GMX through it. (Orders cannot execute here: the stand-in's keeper
+    entry is not GMX's executeOrder.)"""
+    from hedger.sim.simulate import Job, Runner, SimChain, SimOptions, policies
+    from hedger.core.types import PolicyParams
+    from hedger.cycle.keeper import Keeper
+    chain = SimChain(protocol="gmx-v2", order_mode="delayed", fork_url=arb.url, gmx_deployment="arbitrum",
+                     gmx_market=s.market,
+                     gmx_fork_options={"exchange_router": s.exchange_router, "price_feed_provider": PROVIDER,
+                                       "reader": s.reader, "tokens": [s.wnt, s.usdc]}).start()
+    try:
+        assert chain.w3.eth.chain_id == 42161 and len(chain.w3.eth.get_code(gf.ARBSYS)) > 0
+        v = chain.venue
+        env = v.env(chain)
+        assert (env["HEDGER_MARKET"], env["HEDGER_GMX_EXCHANGE_ROUTER"], env["HEDGER_GMX_READER"]) == \
+            (s.market, s.exchange_router, s.reader)
+        assert (v.spot, v.collateral) == (s.wnt, s.usdc) and v.expiry_s == 300
+        v.publish(chain, 2_345 * 10**8)
+        runner = Runner(chain, SimOptions(workdir=tmp_path))
+        settings = runner.settings(Job("gbm", 1, policies(PolicyParams())["default"]), tmp_path / "j.sqlite")
+        snap = Keeper.from_settings(settings, w3=chain.w3, signer=runner.signer).read()
+        assert snap.oracle.price_e18 == 2_345 * 10**18 and snap.account.size == 0
+    finally:
+        chain.stop()
+    assert chain._node is None and web3_at(arb).eth.get_code(gf.ARBSYS) == b""

@@ -136,6 +136,10 @@ def _args(*argv: str) -> argparse.Namespace:
     (["--protocol", "gmx-v2", "--fill-lag", "1"], "--fill-lag"),
     (["--token0"], "--token0"),
     (["--protocol", "aave-v3", "--fork-url", "http://127.0.0.1:1"], "--fork-url"),
+    (["--protocol", "gmx-v2", "--fork-url", "http://127.0.0.1:1"], "--fork-url"),
+    (["--protocol", "gmx-v2", "--gmx-market", "0x70d95587d40A2caf56bd97485aB3Eec10Bee6336"], "--gmx-market"),
+    (["--protocol", "gmx-v2", "--fork-url", "http://127.0.0.1:1", "--gmx-deployment", "arbitrum",
+      "--gmx-market", "0x70d95587d40A2caf56bd97485aB3Eec10Bee6337"], "--gmx-market"),
 ])
 def test_venue_flags_refused_by_name_before_any_chain(argv: list[str], flag: str) -> None:
     from hedger.sim.simcli import cmd_simulate
@@ -156,3 +160,9 @@ def test_a_venues_order_mode_defaults_to_its_own(monkeypatch: pytest.MonkeyPatch
         simcli.cmd_simulate(_args("--scenario", "gbm", "--steps", "3", "--protocol", "gmx-v2",
                                   "--keeper-delay", "12"))
     assert seen["order_mode"] == "delayed" and seen["protocol"] == "gmx-v2" and seen["keeper_delay_s"] == 12
+    assert "gmx_deployment" not in seen
+    seen.clear()
+    with pytest.raises(SystemExit):
+        simcli.cmd_simulate(_args("--scenario", "gbm", "--steps", "3", "--protocol", "gmx-v2", "--fork-url",
+                                  "http://127.0.0.1:1/secret-key", "--gmx-deployment", "Arbitrum"))
+    assert seen["gmx_deployment"] == "arbitrum" and seen["fork_url"] == "http://127.0.0.1:1/secret-key"

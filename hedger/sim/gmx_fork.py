@@ -68,6 +68,9 @@ ARBSYS = "0x0000000000000000000000000000000000000064"       # ArbSys precompile 
 ARBGASINFO = "0x000000000000000000000000000000000000006C"   # ArbGasInfo precompile (Chain.sol: address(108))
 # Chain.sol uses the precompiles on these chain ids only (mainnet, and the testnets of its versions)
 ARBITRUM_CHAIN_IDS = (42161, 421611, 421613, 421614)
+# the market a fork simulates unless --gmx-market names another: ETH/USD [WETH-USDC] (the GM token,
+# from the SDK's configs/markets.js, as in the README's runbook)
+DEFAULT_MARKETS = {"arbitrum": "0x70d95587d40A2caf56bd97485aB3Eec10Bee6336"}
 KEEPER_GAS = 15_000_000          # executeOrder hands most of its gas to _executeOrder (GasUtils.getExecutionGas)
 GAS_MONEY = 10 * 10**18          # native balance an impersonated account is topped up to
 FEED_DECIMALS = 8                # a feed deployed where a token has none (Chainlink USD feeds have 8)
@@ -289,15 +292,15 @@ def _view(w3: Web3, address: str, name: str, abi: list[dict[str, Any]] | None = 
 
 
 def prepare_fork(w3: Web3, deployment_name: str, *, exchange_router: str | None = None,
-                 price_feed_provider: str | None = None) -> GmxFork:
+                 price_feed_provider: str | None = None, reader: str | None = None) -> GmxFork:
     """Find GMX's contracts on a fork of ``deployment_name``'s chain, install the Arbitrum
     precompile stand-in when the chain id is Arbitrum's, and impersonate an ORDER_KEEPER and a
     CONTROLLER holder.
 
     Addresses come from the SDK's address book (abis/gmx-v2/addresses.json); the rest is read on
     chain as the adapter reads it: ExchangeRouter.dataStore()/roleStore()/orderHandler(), then
-    OrderHandler.oracle(). ``exchange_router``/``price_feed_provider`` override the book (tests point
-    them at the stand-in)."""
+    OrderHandler.oracle(). ``exchange_router``/``price_feed_provider``/``reader`` override the book
+    (tests point them at the stand-in)."""
     book = address_book()
     if deployment_name not in book:
         raise ConfigError("--gmx-deployment", f"{deployment_name!r} is not a GMX v2 deployment",
@@ -324,7 +327,7 @@ def prepare_fork(w3: Web3, deployment_name: str, *, exchange_router: str | None 
     if provider is None:
         raise RuntimeError(f"the SDK's address book has no ChainlinkPriceFeedProvider for {deployment_name}")
     return GmxFork(deployment=deployment_name, chain_id=chain_id, exchange_router=er,
-                   reader=Web3.to_checksum_address(row["Reader"]), data_store=data_store, role_store=role_store,
+                   reader=Web3.to_checksum_address(reader or row["Reader"]), data_store=data_store, role_store=role_store,
                    order_handler=order_handler, oracle=oracle, price_feed_provider=Web3.to_checksum_address(provider),
                    order_keeper=keeper, controller=controller, arbitrum_precompiles=arbitrum)
 
@@ -454,11 +457,13 @@ class ForkKeeper:
 
 
 def setup(w3: Web3, deployment_name: str, admin: TxSender, market: str, *, tokens: Sequence[str] | None = None,
-          exchange_router: str | None = None, price_feed_provider: str | None = None) -> ForkKeeper:
+          exchange_router: str | None = None, price_feed_provider: str | None = None,
+          reader: str | None = None) -> ForkKeeper:
     """Everything fork mode does before the first step: :func:`prepare_fork`, the market's tokens
     (Reader.getMarket unless ``tokens`` are given) priced through the ChainlinkPriceFeedProvider
     (:func:`use_price_feed_provider`), their feeds made settable by ``admin`` (:func:`settable_feeds`)."""
-    fork = prepare_fork(w3, deployment_name, exchange_router=exchange_router, price_feed_provider=price_feed_provider)
+    fork = prepare_fork(w3, deployment_name, exchange_router=exchange_router, price_feed_provider=price_feed_provider,
+                        reader=reader)
     priced = [Web3.to_checksum_address(t) for t in (tokens if tokens is not None else market_tokens(w3, fork, market))]
     use_price_feed_provider(w3, fork, priced)
     feeds = settable_feeds(w3, fork, admin, priced)

@@ -66,6 +66,11 @@ def add_parser(sub: Any) -> None:
     sp.add_argument("--keeper-delay", type=int, default=None, metavar="S",
                     help="gmx-v2: seconds between an order's creation and its execution by GMX's keeper "
                          "(default 2; below the request expiration of 300)")
+    sp.add_argument("--gmx-deployment", metavar="NAME",
+                    help="with --fork-url and --protocol gmx-v2: replay through GMX's own deployment on a fork of "
+                         "its chain (arbitrum, avalanche), the simulator acting as GMX's keeper (unverified: README)")
+    sp.add_argument("--gmx-market", metavar="ADDRESS",
+                    help="with --gmx-deployment: the GM market token (default on arbitrum: ETH/USD [WETH-USDC])")
     sp.add_argument("--token0", action="store_true",
                     help="aave-v3: the asset is the Uniswap pool's token0 (default: token1, as WETH/USDC on mainnet)")
     sp.add_argument("--spot", default="60", help="spot asset held at the start (default 60)")
@@ -294,9 +299,18 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.token0 and args.protocol != "aave-v3":
         raise ConfigError("--token0", f"the pool's token order applies to aave-v3, not {args.protocol}",
                           "add --protocol aave-v3, or drop --token0")
-    if args.fork_url and args.protocol != "reference":
-        raise ConfigError("--fork-url", f"a fork is simulated on the reference market only, not {args.protocol} yet",
-                          "drop --fork-url to use the local deployment of the venue")
+    from hedger.sim.gmx_fork import describe_fork, validate_fork_args
+    gmx_deployment = validate_fork_args(fork_url=args.fork_url, protocol=args.protocol,
+                                        gmx_deployment=args.gmx_deployment)
+    if args.gmx_market is not None and gmx_deployment is None:
+        raise ConfigError("--gmx-market", "names a market of GMX's own deployment on a fork",
+                          "add --fork-url URL --protocol gmx-v2 --gmx-deployment arbitrum, or drop --gmx-market")
+    if args.fork_url and args.protocol == "gmx-v2" and gmx_deployment is None:
+        raise ConfigError("--fork-url", "a fork on gmx-v2 replays GMX's own deployment there",
+                          "add --gmx-deployment arbitrum (or avalanche), or drop --fork-url to use the GMX stand-in")
+    if args.fork_url and args.protocol == "aave-v3":
+        raise ConfigError("--fork-url", "a fork is not offered on aave-v3 yet",
+                          "drop --fork-url to use Aave v3 and Uniswap v3 deployed from their npm artifacts")
     if args.fill_lag and args.protocol == "gmx-v2":
         raise ConfigError("--fill-lag", "GMX's keepers execute an order within seconds, before the next feed update, "
                           "and the stand-in expires it after 300 s", "use --keeper-delay S instead")
@@ -324,6 +338,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                                 "asset_is_token0": args.token0}
     if args.keeper_delay is not None:
         chain_kw["keeper_delay_s"] = args.keeper_delay
+    if gmx_deployment is not None:
+        chain_kw["gmx_deployment"] = gmx_deployment
+        if args.gmx_market is not None:
+            from hedger.config import _address
+            chain_kw["gmx_market"] = _address("--gmx-market", args.gmx_market)
     if args.fill_lag and args.protocol == "reference":
         # a lagged order must still be fillable when its turn comes: the market's expiry covers the lag
         from hedger.sim.deploy import MarketParams
@@ -340,7 +359,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     meta = {"protocol": args.protocol, "scenarios": scenarios, "seeds": seeds, "steps": args.steps,
             "order_mode": args.order_mode,
             "keeper_delay_s": chain_kw.get("keeper_delay_s", 2) if args.protocol == "gmx-v2" else None,
-            "fork": redact_url(args.fork_url) if args.fork_url else "local upstream anvil (chain id 1)",
+            "fork": (describe_fork(args.fork_url, gmx_deployment) if gmx_deployment else redact_url(args.fork_url))
+            if args.fork_url else "local upstream anvil (chain id 1)",
             "exposure": {"holding": args.holding, "spot": spot / UNIT, "lp": lp / UNIT,
                          "flows": options.holding.flows},
             "reserve_usd": args.reserve_usd if capital is None else None,

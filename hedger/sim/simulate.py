@@ -45,7 +45,7 @@ from hedger.sim.deploy import etch_feed as etch_settable_feed
 from hedger.chain.executor import KeySigner, TxSender
 from hedger.core.secrets import Secret
 from hedger.state.journal import Journal
-from hedger.cycle.keeper import Keeper, fill_due_orders, make_web3
+from hedger.cycle.keeper import Keeper, make_web3
 from hedger.sim.localchain import Anvil, anvil_binary, dev_account, free_port, start_anvil
 from hedger.sim.scenarios import PRICE_DECIMALS, Scenario, Step, lp_units, make, with_flows
 from hedger.sim.venues import ADMIN, HEDGER, HOLDER, ORDER_KEEPER, SimVenue, TraderModel, make_venue
@@ -123,11 +123,15 @@ class SimChain:
     protocol: str = "reference"
     keeper_delay_s: int = 2           # gmx-v2: seconds between an order's creation and its execution
     asset_is_token0: bool = False     # aave-v3: the pool's token order
+    gmx_deployment: str | None = None  # gmx-v2 with fork_url: GMX's own deployment on a fork of its chain
+    gmx_market: str | None = None     # ... its market (GM token; default: ETH/USD on arbitrum)
+    gmx_fork_options: dict[str, Any] = field(default_factory=dict)   # tests: addresses instead of the SDK's
     upstream: Anvil | None = None
     w3: Web3 | None = None
     venue: SimVenue | None = None
     fork_uri: str = ""
     _ctx: Any = None
+    _node: Anvil | None = None
     _base_snapshot: str | None = None
     _abi_cache: dict[tuple[str, str], tuple[str, list[str]]] = field(default_factory=dict)
 
@@ -141,7 +145,9 @@ class SimChain:
     def _start(self) -> "SimChain":
         self.venue = make_venue(self.protocol, market_params=self.market_params, oracle=self.oracle,
                                 collateral=self.collateral, trader_margin_usd=self.trader_margin_usd,
-                                keeper_delay_s=self.keeper_delay_s, asset_is_token0=self.asset_is_token0)
+                                keeper_delay_s=self.keeper_delay_s, asset_is_token0=self.asset_is_token0,
+                                gmx_deployment=self.gmx_deployment, gmx_market=self.gmx_market,
+                                gmx_fork_options=self.gmx_fork_options)
         if self.order_mode not in self.venue.modes:
             raise ValueError(f"order mode {self.order_mode!r} is not offered on {self.protocol}: "
                              f"use {' or '.join(self.venue.modes)}")
@@ -153,7 +159,14 @@ class SimChain:
         else:
             upstream_url = self.fork_url
             register_rpc_url(upstream_url)
-        self._fork(upstream_url)
+        if self.gmx_deployment is not None and self.fork_url is not None:
+            # GMX's chain (Arbitrum: chain id 42161), not ape's mainnet-fork network (chain id 1)
+            from hedger.sim.gmx_fork import start_fork
+            self._node = start_fork(upstream_url, self.gmx_deployment)
+            self.fork_uri = self._node.url
+            self.w3 = make_web3(self.fork_uri, timeout=60)
+        else:
+            self._fork(upstream_url)
         if self.fork_url is not None:
             self.venue.deploy_on_fork(self, TxSender(self.w3, KeySigner(Secret(dev_account(ADMIN).key.hex()))))
         # every block one second after the previous (not the wall clock): a seed reproduces a run
@@ -292,6 +305,9 @@ class SimChain:
         self._base_snapshot = self.rpc("evm_snapshot")
 
     def stop(self) -> None:
+        if self._node is not None:
+            self._node.stop()
+            self._node = None
         if self._ctx is not None:
             _end_ape_node(self._ctx._provider)
             try:
@@ -705,7 +721,7 @@ class Runner:
         def fill(order: Any) -> None:      # instead of waiting for the protocol's keepers
             head = int(w3.eth.get_block("latest")["timestamp"])
             chain.rpc("evm_mine", head + self.venue.fill_wait_s + 1)
-            for h in fill_due_orders(w3, keeper.adapter, self.order_keeper, [self.hedger]):
+            for h in self.venue.fill_orders(chain, keeper.adapter, self.order_keeper, self.hedger):
                 fills.append(self.venue.fill_costs(keeper.adapter, w3.eth.get_transaction_receipt(h), self.hedger))
 
         out = unwind(keeper, timeout=60.0, poll=0.0, say=lambda _m: None, wait=fill, locked=True)
@@ -742,7 +758,7 @@ class Runner:
         chain, w3 = self.chain, self.w3
         head = int(w3.eth.get_block("latest")["timestamp"])
         chain.rpc("evm_mine", head + self.venue.fill_wait_s + 1)
-        hashes = fill_due_orders(w3, keeper.adapter, self.order_keeper, [self.hedger])
+        hashes = self.venue.fill_orders(chain, keeper.adapter, self.order_keeper, self.hedger)
         costs = [self.venue.fill_costs(keeper.adapter, w3.eth.get_transaction_receipt(h), self.hedger)
                  for h in hashes]
         return len(hashes), sum(f for f, _ in costs), sum(c for _, c in costs)

@@ -137,6 +137,11 @@ class SimVenue:
         """(fees, carry settled) of a venue keeper's fill, E18 USD, both as paid (+)."""
         return adapter.trade_fee(receipt, account) or 0, 0
 
+    def fill_orders(self, chain: "SimChain", adapter: Any, keeper: TxSender, account: str) -> list[str]:
+        """The venue's keeper fills ``account``'s due two-step orders: their transaction hashes."""
+        from hedger.cycle.keeper import fill_due_orders
+        return fill_due_orders(chain.w3, adapter, keeper, [account])
+
     @property
     def fill_wait_s(self) -> int:
         """Seconds the venue's keeper waits before it may fill an order."""
@@ -241,11 +246,38 @@ class GmxSim(SimVenue):
     name = "gmx-v2"
     modes = ("delayed",)
 
-    def __init__(self, *, keeper_delay_s: int = 2, params: Any = None) -> None:
+    def __init__(self, *, keeper_delay_s: int = 2, params: Any = None, gmx_deployment: str | None = None,
+                 gmx_market: str | None = None, gmx_fork_options: dict[str, Any] | None = None) -> None:
         self.keeper_delay_s = keeper_delay_s
         self.params = params
         self.d: Deployment | None = None
         self.s: Any = None
+        # fork mode (--fork-url --gmx-deployment): GMX's deployed contracts, driven by hedger.sim.gmx_fork
+        self.deployment = gmx_deployment
+        self.fork_market = gmx_market
+        self.fork_options = gmx_fork_options or {}
+        self.fk: Any = None
+        self._expiry: int | None = None
+
+    def deploy_on_fork(self, chain: "SimChain", admin: TxSender) -> None:
+        """GMX's own deployment on a fork of its chain (unverified: needs an RPC URL of it):
+        :func:`hedger.sim.gmx_fork.setup` impersonates an order keeper and a controller, prices the
+        market's tokens through GMX's ChainlinkPriceFeedProvider and makes its feeds settable."""
+        from hedger.sim import gmx_fork as gf
+        if self.deployment is None:
+            raise RuntimeError("--fork-url with --protocol gmx-v2 needs --gmx-deployment")
+        market = self.fork_market or gf.DEFAULT_MARKETS.get(self.deployment)
+        if market is None:
+            raise RuntimeError(f"no default GMX market for {self.deployment}: give --gmx-market")
+        self.fork_market = Web3.to_checksum_address(market)
+        self.fk = gf.setup(chain.w3, self.deployment, admin, self.fork_market, **self.fork_options)
+        tokens = self.fk.tokens
+        self.spot, self.collateral = tokens[0], tokens[-1]     # the index token, the short token (USDC)
+        self.oracle = self.fk.feeds[self.spot]
+        # the chain's canonical Multicall3 when it has one (Arbitrum does); the project's own (Vyper,
+        # answers up to 640 bytes a call) cannot carry GMX's Reader answers: JSON-RPC batches then
+        from hedger.chain.reader import CANONICAL_MULTICALL3
+        self.multicall = CANONICAL_MULTICALL3 if len(chain.w3.eth.get_code(CANONICAL_MULTICALL3)) else ""
 
     def deploy(self, admin: TxSender) -> None:
         from hedger.sim.gmx_standin import GmxParams, deploy_gmx_standin
@@ -260,12 +292,33 @@ class GmxSim(SimVenue):
         self.oracle, self.spot, self.collateral = d.oracle, d.spot, d.collateral
 
     def env(self, chain: "SimChain") -> dict[str, str]:
+        if self.fk is not None:
+            return {"HEDGER_PROTOCOL": "gmx-v2", "HEDGER_MARKET": self.fork_market, "HEDGER_ORACLE": self.oracle,
+                    "HEDGER_SPOT_TOKEN": self.spot, "HEDGER_COLLATERAL_TOKEN": self.collateral,
+                    "HEDGER_GMX_EXCHANGE_ROUTER": self.fk.fork.exchange_router,
+                    "HEDGER_GMX_READER": self.fk.fork.reader,
+                    **({"HEDGER_MULTICALL": self.multicall} if self.multicall else {})}
         assert self.d is not None and self.s is not None
         return {"HEDGER_PROTOCOL": "gmx-v2", "HEDGER_MARKET": self.s.market, "HEDGER_ORACLE": self.oracle,
                 "HEDGER_SPOT_TOKEN": self.spot, "HEDGER_COLLATERAL_TOKEN": self.collateral,
                 "HEDGER_GMX_EXCHANGE_ROUTER": self.s.exchange_router, "HEDGER_GMX_READER": self.s.reader}
 
+    def publish(self, chain: "SimChain", answer: int) -> None:
+        if self.fk is not None:
+            self.fk.publish(self.spot, answer)
+        else:
+            super().publish(chain, answer)
+
+    def fill_orders(self, chain: "SimChain", adapter: Any, keeper: TxSender, account: str) -> list[str]:
+        if self.fk is None:
+            return super().fill_orders(chain, adapter, keeper, account)
+        from hedger.sim import gmx_fork as gf
+        return [Web3.to_hex(self.fk.execute(key)["transactionHash"])
+                for key in gf.pending_order_keys(chain.w3, self.fk.fork, account)]
+
     def start_run(self, chain: "SimChain", bias: int, answer: int, lp_units: int) -> dict[str, str]:
+        if self.fk is not None:
+            return {}           # a real market: its own traders' open interest
         from hedger.protocols.gmx_v2 import interface as gi
         s = self.s
         longs = GMX_OTHERS_BASE + max(bias, 0)
@@ -291,7 +344,7 @@ class GmxSim(SimVenue):
     def liquidate(self, chain: "SimChain", account: str, answer: int, size: int) -> bool:
         from hedger.chain.abi import contract_artifact
         from hedger.protocols.gmx_v2 import interface as gi
-        if size == 0:
+        if size == 0 or self.fk is not None:     # on a fork: GMX's LiquidationHandler is not driven
             return False
         s = self.s
         price = self._index_price(answer)
@@ -329,7 +382,9 @@ class GmxSim(SimVenue):
         # order's refund comes from the order vault, and fills are the keeper's transactions
         from hedger.chain.abi import load_abi
         token = chain.w3.eth.contract(address=self.collateral, abi=load_abi("ERC20"))
-        engine, me = self.s.position_engine, Web3.to_checksum_address(account)
+        # on GMX itself the pool (the market token) pays claims
+        engine = self.fork_market if self.fk is not None else self.s.position_engine
+        me = Web3.to_checksum_address(account)
         units = 0
         for h in tx_hashes:
             receipt = chain.w3.eth.get_transaction_receipt(h)
@@ -348,6 +403,13 @@ class GmxSim(SimVenue):
 
     @property
     def expiry_s(self) -> int:
+        if self.fk is not None:
+            if self._expiry is None:
+                from hedger.chain.abi import load_abi
+                from hedger.protocols.gmx_v2 import interface as gi
+                ds = self.fk.w3.eth.contract(address=self.fk.fork.data_store, abi=load_abi("gmx-v2/DataStore"))
+                self._expiry = int(ds.functions.getUint(gi.REQUEST_EXPIRATION_TIME).call())
+            return self._expiry
         from hedger.sim.gmx_standin import GmxParams
         return (self.params or GmxParams()).request_expiration_time
 
@@ -502,7 +564,8 @@ def make_venue(name: str, **kw: Any) -> SimVenue:
         return ReferenceSim(**{k: v for k, v in kw.items() if k in ("market_params", "oracle", "collateral",
                                                                      "trader_margin_usd")})
     if name == "gmx-v2":
-        return GmxSim(**{k: v for k, v in kw.items() if k in ("keeper_delay_s", "params")})
+        return GmxSim(**{k: v for k, v in kw.items() if k in ("keeper_delay_s", "params", "gmx_deployment",
+                                                               "gmx_market", "gmx_fork_options")})
     if name == "aave-v3":
         return AaveSim(**{k: v for k, v in kw.items() if k in ("asset_is_token0",)})
     raise ValueError(f"unknown protocol {name!r}: choose one of {', '.join(VENUES)}")
