@@ -145,6 +145,7 @@ class RayOutcome:
     retries: list[Retry] = field(default_factory=list)
     actors: int = 0
     where: str = ""
+    anvils: dict[str, list[int]] = field(default_factory=dict)   # the first actors' anvil processes
 
     @property
     def failed(self) -> list[Retry]:
@@ -155,7 +156,7 @@ class RayOutcome:
 class _Slot:
     n: int
     gen: int
-    actor: Any
+    actor: Any                # None once killed after a failure, until work needs it again
 
     @property
     def name(self) -> str:
@@ -190,10 +191,10 @@ def _why(err: BaseException) -> str:
 def run_jobs_ray(jobs: list[Job], *, chain_kw: dict[str, Any] | None = None, options: SimOptions | None = None,
                  actors: int | None = None, address: str | None = None, progress: bool = True,
                  on_result: Callable[[int, RunResult], None] | None = None,
-                 faults: dict[int, str] | None = None) -> RayOutcome:
+                 faults: dict[int, tuple[str | None, ...]] | None = None) -> RayOutcome:
     """Run ``jobs`` on Ray actors (``actors``: default one per CPU of the cluster, at most one per
     job); ``on_result(index, result)`` as each run finishes. ``faults`` (tests only): job index ->
-    a fault from FAULTS injected into that job's first attempt."""
+    the fault (one of FAULTS, or None) injected into each attempt of that job."""
     from hedger.sim.runstore import code_version
     chain_kw = dict(chain_kw or {})
     options = options or SimOptions()
@@ -216,9 +217,10 @@ def run_jobs_ray(jobs: list[Job], *, chain_kw: dict[str, Any] | None = None, opt
 
         slots = [_Slot(k, 0, new_actor()) for k in range(n)]
         try:    # every actor up (its chain started) before the first run: a set-up error is said once
-            ray.get([s.actor.info.remote() for s in slots])
+            infos = ray.get([s.actor.info.remote() for s in slots])
         except RayError as err:
             raise RuntimeError(f"a Ray actor could not start its chain: {_why(err)}") from None
+        outcome.anvils = {s.name: info["anvils"] for s, info in zip(slots, infos)}
         queue: deque[tuple[int, int]] = deque((i, 0) for i in range(len(jobs)))
         idle = list(slots)
         retries: dict[int, Retry] = {}
@@ -226,7 +228,11 @@ def run_jobs_ray(jobs: list[Job], *, chain_kw: dict[str, Any] | None = None, opt
             while queue and idle:
                 i, attempt = queue.popleft()
                 slot = idle.pop(0)
-                fault = (faults or {}).get(i) if attempt == 0 else None
+                if slot.actor is None:           # its actor was killed after a failure: a fresh one
+                    slot.gen += 1
+                    slot.actor = new_actor()
+                planned = (faults or {}).get(i, ())
+                fault = planned[attempt] if attempt < len(planned) else None
                 running[slot.actor.run.remote(jobs[i], fault)] = (i, attempt, slot)
                 if attempt:
                     retries[i].retry_actor = slot.name
@@ -239,12 +245,11 @@ def run_jobs_ray(jobs: list[Job], *, chain_kw: dict[str, Any] | None = None, opt
                 why = _why(err)
                 log.warning("run %d (%s seed %d / %s) failed on %s: %s", i, jobs[i].scenario, jobs[i].seed,
                             jobs[i].policy.name, slot.name, why)
-                # the actor's chain may be what failed: a fresh actor takes its place
+                # the actor's chain may be what failed: a fresh actor takes its place when work is left
                 ray.kill(slot.actor, no_restart=True)
-                slot.gen += 1
-                slot.actor = new_actor()
+                slot.actor = None
                 if attempt == 0:
-                    retries[i] = Retry(i, why, slot_name_before(slot))
+                    retries[i] = Retry(i, why, slot.name)
                     queue.appendleft((i, 1))
                 else:
                     retries[i].failed_again = why
@@ -268,7 +273,8 @@ def run_jobs_ray(jobs: list[Job], *, chain_kw: dict[str, Any] | None = None, opt
                 pass
         for s in slots:
             try:
-                ray.kill(s.actor, no_restart=True)
+                if s.actor is not None:
+                    ray.kill(s.actor, no_restart=True)
             except Exception:
                 pass
         raise
@@ -278,16 +284,12 @@ def run_jobs_ray(jobs: list[Job], *, chain_kw: dict[str, Any] | None = None, opt
             ray.shutdown()
 
 
-def slot_name_before(slot: _Slot) -> str:
-    """The name the slot's actor had before it was replaced."""
-    return f"actor {slot.n}.{slot.gen - 1}"
-
-
 def _stop(slots: list[_Slot]) -> None:
     """Stop each actor's chain, then the actor."""
+    live = [s for s in slots if s.actor is not None]
     try:
-        ray.get([s.actor.stop.remote() for s in slots], timeout=60)
+        ray.get([s.actor.stop.remote() for s in live], timeout=60)
     except RayError as err:
         log.warning("an actor did not stop cleanly: %s", _why(err))
-    for s in slots:
+    for s in live:
         ray.kill(s.actor, no_restart=True)
