@@ -164,6 +164,26 @@ def test_failed_runs_are_retried_on_another_actor_and_reported(ray_session: Any,
     assert not [p for p in pids if _alive(p)]
 
 
+def test_ctrl_c_kills_the_actors_and_their_anvils(ray_session: Any) -> None:
+    """Ctrl-C (KeyboardInterrupt in the command) after the first run, another one queued: the
+    interrupt goes through, the queued task is cancelled, and the actor's anvils end with it."""
+    from hedger.sim.engine_ray import run_jobs_ray
+    jobs = [Job("gbm", seed, POL["default"], steps=6) for seed in (3, 4)]
+    anvils: dict[str, list[int]] = {}
+
+    def ctrl_c(_i: int, _r: Any) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_jobs_ray(jobs, actors=1, progress=False, on_start=anvils.update, on_result=ctrl_c)
+    pids = [p for ps in anvils.values() for p in ps]
+    assert len(pids) == 2
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in pids if _alive(p)]
+
+
 def test_ray_address_needs_the_ray_engine(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([*SWEEP, "--ray-address", "127.0.0.1:6379"]) == 2
     err = capsys.readouterr().err

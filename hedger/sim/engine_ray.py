@@ -14,8 +14,9 @@ code differs from the driver's refuses to start.
 - A run that fails (its anvil crashed, its worker was lost) is retried once, on a fresh
   actor (the failed one is killed: its chain may be what failed); the retry and a second
   failure are reported (:class:`RayOutcome`), never dropped.
-- Ctrl-C cancels the pending tasks and kills every actor; each actor's watchdog (a small
-  process of its own) then kills that actor's anvils, as it does whenever an actor dies.
+- Ctrl-C cancels the pending tasks and kills every actor, and with it its anvils; a watchdog
+  beside each actor (a small process of its own) kills them too when the actor dies any other
+  way (lost, out of memory), even mid-start.
 - Workers get no secret: the local instance starts inside :func:`scrubbed_environ`, each
   actor drops secret variables on start, nothing is passed in ``runtime_env``, and the fork
   URL travels as a :class:`~hedger.core.secrets.Secret` (its repr redacted); its block is
@@ -39,40 +40,38 @@ from pathlib import Path
 from typing import Any, Callable
 
 import ray
-from ray.exceptions import RayError
+from ray.exceptions import GetTimeoutError, RayError
 
 from hedger.core.secrets import Secret, child_env, is_secret_env, redact_urls, scrubbed_environ
 from hedger.sim.simulate import Job, Runner, RunResult, SimChain, SimOptions, _progress, _steps_of
 
 log = logging.getLogger("hedger.sim.engine_ray")
 
-# a watchdog per actor: when the actor process is gone (killed, lost, Ctrl-C), its anvils go too
-# (they run in sessions of their own, so no signal to the actor reaches them otherwise)
+# a watchdog per actor, started before its chain: when the actor process is gone (killed, lost,
+# out of memory, Ctrl-C), every process started under it (anvils run in sessions of their own, so no
+# signal to the actor reaches them) goes too. They are found by a marker in their environment, which
+# they inherit from the actor: this still finds them once they have been re-parented.
+MARKER = "HEDGER_SIM_ACTOR"
 _WATCHDOG = r"""
 import os, signal, sys, time
-parent, pids = int(sys.argv[1]), [int(p) for p in sys.argv[2:]]
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        try:
-            os.kill(pid, 0)
-            return True
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-while os.getppid() == parent and any(alive(p) for p in pids):
+parent, mark = int(sys.argv[1]), ("%s=%s" % (sys.argv[2], sys.argv[3])).encode() + b"\0"
+while os.getppid() == parent:
     time.sleep(0.25)
-for p in pids:
-    try:
-        os.kill(p, signal.SIGKILL)
-    except OSError:
-        pass
+for _ in range(3):
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if mark in f.read():
+                    os.kill(int(pid), signal.SIGKILL)
+        except OSError:
+            pass
+    time.sleep(0.2)
 """
 
-FAULTS = ("exit", "anvil")   # injected by tests: the worker process dies; the fork's anvil crashes
+FAULTS = ("exit", "anvil")    # injected by tests: the worker process dies; the fork's anvil crashes
+ACTOR_START_TIMEOUT_S = 600   # a busy cluster may queue actors; one that never comes is said, not waited on
 
 
 class SimWorker:
@@ -94,12 +93,13 @@ class SimWorker:
         kw = dict(chain_kw)
         if fork_url is not None:
             kw["fork_url"] = fork_url.get_secret_value()
-        self.chain = SimChain(**kw).start()
-        self.runner = Runner(self.chain, options)
-        self.watchdog = subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()),
-                                          *map(str, self.anvil_pids())],
+        token = f"{os.getpid()}-{os.urandom(8).hex()}"
+        self.watchdog = subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), MARKER, token],
                                          env=child_env(), start_new_session=True,
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.environ[MARKER] = token           # inherited by every anvil this actor starts
+        self.chain = SimChain(**kw).start()
+        self.runner = Runner(self.chain, options)
 
     def anvil_pids(self) -> list[int]:
         """The processes of this actor's chain: the upstream anvil (if any) and the fork."""
@@ -191,9 +191,11 @@ def _why(err: BaseException) -> str:
 def run_jobs_ray(jobs: list[Job], *, chain_kw: dict[str, Any] | None = None, options: SimOptions | None = None,
                  actors: int | None = None, address: str | None = None, progress: bool = True,
                  on_result: Callable[[int, RunResult], None] | None = None,
+                 on_start: Callable[[dict[str, list[int]]], None] | None = None,
                  faults: dict[int, tuple[str | None, ...]] | None = None) -> RayOutcome:
     """Run ``jobs`` on Ray actors (``actors``: default one per CPU of the cluster, at most one per
-    job); ``on_result(index, result)`` as each run finishes. ``faults`` (tests only): job index ->
+    job); ``on_result(index, result)`` as each run finishes; ``on_start(anvils)`` once the actors are
+    up, with each one's anvil processes. ``faults`` (tests only): job index ->
     the fault (one of FAULTS, or None) injected into each attempt of that job."""
     from hedger.sim.runstore import code_version
     chain_kw = dict(chain_kw or {})
@@ -217,10 +219,16 @@ def run_jobs_ray(jobs: list[Job], *, chain_kw: dict[str, Any] | None = None, opt
 
         slots = [_Slot(k, 0, new_actor()) for k in range(n)]
         try:    # every actor up (its chain started) before the first run: a set-up error is said once
-            infos = ray.get([s.actor.info.remote() for s in slots])
+            infos = ray.get([s.actor.info.remote() for s in slots], timeout=ACTOR_START_TIMEOUT_S)
+        except GetTimeoutError:
+            raise RuntimeError(f"the Ray actors did not start within {ACTOR_START_TIMEOUT_S}s: the cluster has "
+                               f"no free CPU for {n} actors, or its workers hang at start (see `ray status` "
+                               f"and the Ray logs)") from None
         except RayError as err:
             raise RuntimeError(f"a Ray actor could not start its chain: {_why(err)}") from None
         outcome.anvils = {s.name: info["anvils"] for s, info in zip(slots, infos)}
+        if on_start:
+            on_start(dict(outcome.anvils))
         queue: deque[tuple[int, int]] = deque((i, 0) for i in range(len(jobs)))
         idle = list(slots)
         retries: dict[int, Retry] = {}
