@@ -81,7 +81,8 @@ def add_parser(sub: Any) -> None:
     sp.add_argument("--eth-usd", help="price gas at this ETH/USD (default: the hedged asset's price at each step, "
                     "right for ETH; give it when replaying another asset, e.g. a BTC csv:)")
     sp.add_argument("--workers", type=int, default=None,
-                    help="parallel processes, each with its own chain (default: CPUs, at most 4)")
+                    help="parallel processes, each with its own chain (default: CPUs, at most 4); with "
+                         "--engine ray, at most this many actors (default: one per CPU of the cluster)")
     sp.add_argument("--json", type=Path, help="write the results here")
     sp.add_argument("--plots", type=Path, help="write PNG plots into this folder")
     sp.add_argument("--fork-url", help="fork this chain instead of a local upstream (shown redacted)")
