@@ -204,3 +204,27 @@ def test_no_secret_reaches_the_workers(ray_session: Any) -> None:
         return [k for k, v in os.environ.items() if "PRIVATE_KEY" in k or v == FAKE_KEY]
 
     assert ray_session.get(env_of_worker.remote()) == []
+
+
+def test_fork_block_is_pinned_for_every_worker() -> None:
+    """The command reads the fork URL's head once; a chain forked later, after the upstream has
+    moved on, still forks that block (so every worker, started whenever, has the same state)."""
+    from hedger.cycle.keeper import make_web3
+    from hedger.sim.localchain import start_anvil
+    from hedger.sim.simcli import pin_fork_block
+    from hedger.sim.simulate import SimChain
+    up = start_anvil(chain_id=1)
+    try:
+        w3 = make_web3(up.url)
+        w3.provider.make_request("anvil_mine", [5])
+        pinned = pin_fork_block(up.url)
+        w3.provider.make_request("anvil_mine", [3])          # the chain moves on before a worker starts
+        chain = SimChain(fork_url=up.url, fork_block=pinned).start()
+        try:
+            assert pinned == 5
+            assert chain.w3.eth.get_block(pinned)["hash"] == w3.eth.get_block(pinned)["hash"]
+            assert chain.w3.eth.get_block(pinned + 1)["hash"] != w3.eth.get_block(pinned + 1)["hash"]
+        finally:
+            chain.stop()
+    finally:
+        up.stop()
