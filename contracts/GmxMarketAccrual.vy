@@ -52,6 +52,7 @@ struct Settlement:
 
 FLOAT_PRECISION: constant(uint256) = 10**30
 FUNDING_PRECISION: constant(uint256) = 10**45     # FLOAT_PRECISION x FLOAT_PRECISION_SQRT
+FLOAT_PRECISION_SQRT: constant(uint256) = 10**15
 CONTROLLER: constant(bytes32) = 0x97adf037b2472f4a6a9825eff7d2dd45e37f2dc308df2a260d6a72af4189a65b
 BORROWING_FACTOR_KEY: constant(bytes32) = 0xa38d85dceca084ba5b76ea9a3020c5536fb5cf7455ef13366c4f4ad20d24b3c2
 BORROWING_EXPONENT_FACTOR_KEY: constant(bytes32) = 0x44e07d838924516f5b9c562ffc22db10a563a3f687178102325f6c448f2fa35d
@@ -155,10 +156,15 @@ def _perSizeDelta(fundingUsd: uint256, oi: uint256, price: uint256, roundUp: boo
     """MarketUtils.getFundingAmountPerSizeDelta."""
     if fundingUsd == 0 or oi == 0:
         return 0
+    # fundingUsd x 1e45 / oi without the product (GMX's Precision.mulDiv): above $115 of funding the
+    # product passes 2**256. fundingUsd x 1e30 / oi first, then its remainder x 1e15 / oi: exact.
+    wide: uint256 = fundingUsd * FLOAT_PRECISION
+    head: uint256 = wide // oi * FLOAT_PRECISION_SQRT
+    rest: uint256 = wide % oi * FLOAT_PRECISION_SQRT
     if roundUp:
-        perSize: uint256 = (fundingUsd * FUNDING_PRECISION + oi - 1) // oi
+        perSize: uint256 = head + (rest + oi - 1) // oi
         return (perSize + price - 1) // price
-    return fundingUsd * FUNDING_PRECISION // oi // price
+    return (head + rest // oi) // price
 
 
 @internal

@@ -57,7 +57,17 @@ def add_parser(sub: Any) -> None:
     sp.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2",
                     help="sweep the default policy over these values (interval=H1,H2 sweeps fixed-interval "
                          "hours); reports the cost/risk frontier")
-    sp.add_argument("--order-mode", choices=("direct", "delayed"), default="direct")
+    sp.add_argument("--protocol", choices=("reference", "gmx-v2", "aave-v3"), default="reference",
+                    help="the venue: the reference market (default), the GMX v2 stand-in, or the real Aave v3 and "
+                         "Uniswap v3 from their npm artifacts")
+    sp.add_argument("--order-mode", choices=("direct", "delayed"), default=None,
+                    help="direct or delayed (two-step) orders; default: the venue's first (reference direct, "
+                         "gmx-v2 delayed, aave-v3 direct)")
+    sp.add_argument("--keeper-delay", type=int, default=None, metavar="S",
+                    help="gmx-v2: seconds between an order's creation and its execution by GMX's keeper "
+                         "(default 2; below the request expiration of 300)")
+    sp.add_argument("--token0", action="store_true",
+                    help="aave-v3: the asset is the Uniswap pool's token0 (default: token1, as WETH/USDC on mainnet)")
     sp.add_argument("--spot", default="60", help="spot asset held at the start (default 60)")
     sp.add_argument("--lp", default="40", help="asset in a constant-product LP leg at the start (default 40)")
     sp.add_argument("--no-flows", action="store_true", help="no scheduled inflow (+20%%) and outflow (-30%%)")
@@ -223,6 +233,21 @@ def with_match_sweep(pols: list[Any], against: str, base: PolicyParams | None = 
     return pols + extra
 
 
+def _market_meta(protocol: str, mp: Any) -> dict[str, Any]:
+    """What the report says of the simulated venue (floats: a report)."""
+    if protocol == "gmx-v2":
+        from hedger.sim.venues import GMX_OTHERS_BASE
+        return {"venue": "GMX v2 stand-in (contracts/Gmx*.vy)", "pool_usdc": 30_000_000, "pool_weth": 10_000,
+                "others_open_interest_each_side": GMX_OTHERS_BASE / UNIT, "position_fee": "0.04% / 0.06%"}
+    if protocol == "aave-v3":
+        from hedger.sim.venues import AAVE_BACKGROUND_UTILISATION
+        return {"venue": "Aave v3 + Uniswap v3 (npm artifacts)", "weth_reserve": 20_000,
+                "weth_utilisation_by_others": AAVE_BACKGROUND_UTILISATION / 100, "usdc_reserve": 200_000_000,
+                "uniswap_pool_weth": 50_000, "uniswap_fee": 0.0005}
+    return {"skew_scale": mp.skewScale / UNIT, "max_funding_velocity": mp.maxFundingVelocity / UNIT,
+            "taker_fee": mp.takerFee / UNIT, "maker_fee": mp.makerFee / UNIT}
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from hedger.sim import simreport
     from hedger.core.secrets import redact_url, register_rpc_url
@@ -272,6 +297,28 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise ConfigError("--cycle-every", f"{args.cycle_every} is not a number of steps", "give 1 or more")
     if args.fill_lag < 0:
         raise ConfigError("--fill-lag", f"{args.fill_lag} is negative", "give 0 or more steps")
+    modes = {"reference": ("direct", "delayed"), "gmx-v2": ("delayed",), "aave-v3": ("direct",)}[args.protocol]
+    if args.order_mode is None:
+        args.order_mode = modes[0]
+    elif args.order_mode not in modes:
+        raise ConfigError("--order-mode", f"{args.order_mode} orders are not offered on {args.protocol}",
+                          f"use --order-mode {' or '.join(modes)}, or leave it out")
+    if args.keeper_delay is not None and args.protocol != "gmx-v2":
+        raise ConfigError("--keeper-delay", f"GMX's keeper delay does not apply to {args.protocol}",
+                          "add --protocol gmx-v2, or drop --keeper-delay (the reference market's delayed "
+                          "orders wait its minOrderDelay; --fill-lag adds feed updates)")
+    if args.keeper_delay is not None and not 0 <= args.keeper_delay < 300:
+        raise ConfigError("--keeper-delay", f"{args.keeper_delay} s is outside 0..299",
+                          "give a delay below GMX's request expiration (300 s); --fill-lag K lets K feed updates pass")
+    if args.token0 and args.protocol != "aave-v3":
+        raise ConfigError("--token0", f"the pool's token order applies to aave-v3, not {args.protocol}",
+                          "add --protocol aave-v3, or drop --token0")
+    if args.fork_url and args.protocol != "reference":
+        raise ConfigError("--fork-url", f"a fork is simulated on the reference market only, not {args.protocol} yet",
+                          "drop --fork-url to use the local deployment of the venue")
+    if args.fill_lag and args.protocol == "gmx-v2":
+        raise ConfigError("--fill-lag", "GMX's keepers execute an order within seconds, before the next feed update, "
+                          "and the stand-in expires it after 300 s", "use --keeper-delay S instead")
     if args.fill_lag and args.order_mode != "delayed":
         raise ConfigError("--fill-lag", "a fill lag applies to two-step orders only",
                           "add --order-mode delayed, or drop --fill-lag")
@@ -292,8 +339,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                          reserve_usd=args.reserve_usd, eth_usd=eth_usd, capital=capital,
                          cycle_every=args.cycle_every, fill_lag=args.fill_lag)
     chain_kw: dict[str, Any] = {"fork_url": args.fork_url, "oracle": args.oracle, "collateral": args.collateral,
-                                "order_mode": args.order_mode}
-    if args.fill_lag:
+                                "order_mode": args.order_mode, "protocol": args.protocol,
+                                "asset_is_token0": args.token0}
+    if args.keeper_delay is not None:
+        chain_kw["keeper_delay_s"] = args.keeper_delay
+    if args.fill_lag and args.protocol == "reference":
         # a lagged order must still be fillable when its turn comes: the market's expiry covers the lag
         from hedger.sim.deploy import MarketParams
         longest = max(s.dt for sc in scenarios for s in scenario(sc, args.seed).steps)
@@ -312,7 +362,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     steps = sum(len(r.steps) for r in runs)
     from hedger.sim.deploy import MarketParams
     mp = MarketParams()
-    meta = {"scenarios": scenarios, "seeds": seeds, "steps": args.steps, "order_mode": args.order_mode,
+    meta = {"protocol": args.protocol, "scenarios": scenarios, "seeds": seeds, "steps": args.steps,
+            "order_mode": args.order_mode,
+            "keeper_delay_s": chain_kw.get("keeper_delay_s", 2) if args.protocol == "gmx-v2" else None,
             "fork": (f"{redact_url(args.fork_url)} at block {chain_kw['fork_block']}" if args.fork_url
                      else "local upstream anvil (chain id 1)"),
             "engine": args.engine,
@@ -321,9 +373,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             "reserve_usd": args.reserve_usd if capital is None else None,
             "capital": args.capital, "cycle_every": args.cycle_every, "fill_lag": args.fill_lag,
             "gas_priced_at": f"{args.eth_usd} USD/ETH" if eth_usd is not None else "the hedged asset's price",
-            "market": {"skew_scale": mp.skewScale / UNIT, "max_funding_velocity": mp.maxFundingVelocity / UNIT,
-                       "taker_fee": mp.takerFee / UNIT, "maker_fee": mp.makerFee / UNIT},
-            "traders": {"depth": TraderModel().depth / UNIT, "noise": TraderModel().noise / UNIT},
+            "market": _market_meta(args.protocol, mp),
+            "traders": {"depth": TraderModel().depth / UNIT, "noise": TraderModel().noise / UNIT}
+            if args.protocol == "reference" else None,
             "policy_params": {p.name: {"interval_s": p.interval_s, "description": p.description,
                                        **{f.name: getattr(p.params, f.name) for f in fields(PolicyParams)}}
                               for p in pols},

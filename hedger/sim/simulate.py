@@ -37,13 +37,15 @@ from web3 import Web3
 from hedger.chain.abi import contract_artifact, load_abi
 from hedger.config import Settings
 from hedger.core.secrets import register_rpc_url, scrubbed_environ
-from hedger.sim.deploy import Deployment, MarketParams, deploy_contract, deploy_reference
+from hedger.sim.deploy import MarketParams, deploy_contract
 from hedger.chain.executor import KeySigner, TxSender
 from hedger.core.secrets import Secret
 from hedger.state.journal import Journal
 from hedger.cycle.keeper import Keeper, fill_due_orders, make_web3
 from hedger.sim.localchain import Anvil, anvil_binary, dev_account, free_port, start_anvil
 from hedger.sim.scenarios import PRICE_DECIMALS, Scenario, Step, lp_units, make, with_flows
+from hedger.sim.venues import (ADMIN, HEDGER, HOLDER, LIQUIDATOR, ORDER_KEEPER, TRADER, SimVenue, TraderModel,
+                               make_venue)
 from hedger.core.types import UNIT, PolicyParams
 
 log = logging.getLogger("hedger.sim.simulate")
@@ -55,8 +57,6 @@ FORK_SETTINGS = {"fork": {"ethereum": {"mainnet": {"upstream_provider": "node", 
 # it, and a port held by another anvil makes ape use that node as if it were the fork. So the fork
 # gets a port the kernel has just handed out, and the start is tried again if it is lost anyway.
 FORK_START_ATTEMPTS = 3
-ADMIN, HEDGER, TRADER, LIQUIDATOR, ORDER_KEEPER = 0, 1, 2, 3, 4   # anvil dev account indexes
-MAX_UINT = 2**256 - 1
 SIM_TX_GAS = 3_000_000
 SINK = "0x000000000000000000000000000000000000dEaD"   # where outflows of the spot asset go
 
@@ -100,31 +100,6 @@ def policies(base: PolicyParams, *, fixed_interval_s: int = 3600,
     }
 
 
-# ------------------------------------------------------------------------------ the other traders
-
-@dataclass(frozen=True)
-class TraderModel:
-    """Everyone else on the market, as one net position (E18 asset units).
-
-    Each step they hold ``bias + noise * N(0,1) - depth * funding_rate``: a lean (the
-    scenario's ``skew_bias``) plus noise, with arbitrageurs leaning against funding. With
-    the market's velocity funding (rate' = skew / skewScale x maxFundingVelocity per day)
-    this settles the funding rate near ``(bias + others) / depth`` per day.
-
-    Defaults, with PerpsV2 ETH's skewScale 1,000,000 ETH and maxFundingVelocity 9/day:
-    depth 1,000,000 ETH per 1.0/day of funding (0.1%/day ~ 36.5%/yr is met by 1,000 ETH of
-    arbitrage) and noise 600 ETH keep the hourly rate within about +-10%/yr of its level,
-    in line with the 8-11%/yr average and the 100%/yr spikes of 2021-2024
-    (``../shared/MARKET-PARAMETERS.md``); a neutral market leans 300 ETH long."""
-
-    depth: int = 1_000_000 * UNIT
-    noise: int = 600 * UNIT
-
-    def target(self, rng: random.Random, bias: int, funding_rate: int) -> int:
-        noise = int(rng.gauss(0.0, 1.0) * (self.noise // UNIT)) * UNIT
-        return bias + noise - self.depth * funding_rate // UNIT
-
-
 # ------------------------------------------------------------------------------------ the chain
 
 @functools.lru_cache(maxsize=None)
@@ -134,7 +109,7 @@ def _dev_address(index: int) -> str:
 
 @dataclass
 class SimChain:
-    """One forked chain with the reference protocol and the simulation's accounts on it."""
+    """One forked chain with a venue (``protocol``) and the simulation's accounts on it."""
 
     fork_url: str | None = None
     fork_block: int | None = None    # with fork_url: fork at this block (every worker the same state)
@@ -143,9 +118,12 @@ class SimChain:
     order_mode: str = "direct"
     market_params: MarketParams = field(default_factory=MarketParams)
     trader_margin_usd: int = 50_000_000
+    protocol: str = "reference"
+    keeper_delay_s: int = 2           # gmx-v2: seconds between an order's creation and its execution
+    asset_is_token0: bool = False     # aave-v3: the pool's token order
     upstream: Anvil | None = None
     w3: Web3 | None = None
-    d: Deployment | None = None
+    venue: SimVenue | None = None
     fork_uri: str = ""
     _ctx: Any = None
     _base_snapshot: str | None = None
@@ -159,18 +137,23 @@ class SimChain:
             raise
 
     def _start(self) -> "SimChain":
+        self.venue = make_venue(self.protocol, market_params=self.market_params, oracle=self.oracle,
+                                collateral=self.collateral, trader_margin_usd=self.trader_margin_usd,
+                                keeper_delay_s=self.keeper_delay_s, asset_is_token0=self.asset_is_token0)
+        if self.order_mode not in self.venue.modes:
+            raise ValueError(f"order mode {self.order_mode!r} is not offered on {self.protocol}: "
+                             f"use {' or '.join(self.venue.modes)}")
         if self.fork_url is None:
             self.upstream = start_anvil(chain_id=1)
             up_w3 = make_web3(self.upstream.url)
-            up_admin = TxSender(up_w3, KeySigner(Secret(dev_account(ADMIN).key.hex())))
-            self.d = deploy_reference(up_admin, params=self.market_params)
+            self.venue.deploy(TxSender(up_w3, KeySigner(Secret(dev_account(ADMIN).key.hex()))))
             upstream_url = self.upstream.url
         else:
             upstream_url = self.fork_url
             register_rpc_url(upstream_url)
         self._fork(upstream_url)
-        if self.d is None:
-            self.d = self._deploy_on_fork()
+        if self.fork_url is not None:
+            self.venue.deploy_on_fork(self, TxSender(self.w3, KeySigner(Secret(dev_account(ADMIN).key.hex()))))
         # every block one second after the previous (not the wall clock): a seed reproduces a run
         # to the last wei, whatever the machine's speed
         self.rpc("anvil_setBlockTimestampInterval", 1)
@@ -231,16 +214,13 @@ class SimChain:
         if self.w3.eth.chain_id != 1:
             raise RuntimeError(f"the fork reports chain id {self.w3.eth.chain_id}, expected 1")
 
-    def _deploy_on_fork(self) -> Deployment:
-        """On a fork of a real chain: deploy the reference market there, reusing a real oracle
-        (etched so that the simulation can publish prices) and collateral when given."""
-        admin = TxSender(self.w3, KeySigner(Secret(dev_account(ADMIN).key.hex())))
-        oracle = self.oracle
-        if oracle is not None:
-            self._etch_feed(admin, Web3.to_checksum_address(oracle))
-        return deploy_reference(admin, oracle=oracle, collateral=self.collateral, params=self.market_params)
+    @property
+    def d(self) -> SimVenue:
+        """The venue (its ``oracle``, ``spot`` and ``collateral`` addresses)."""
+        assert self.venue is not None
+        return self.venue
 
-    def _etch_feed(self, admin: TxSender, oracle: str) -> None:
+    def etch_feed(self, admin: TxSender, oracle: str) -> None:
         """Put a settable feed at ``oracle`` (anvil_setCode, as Foundry's ``etch``), keeping its
         decimals, description and latest answer, so that the market reading that address moves
         with the scenario."""
@@ -276,6 +256,13 @@ class SimChain:
         receipt = self.w3.eth.wait_for_transaction_receipt(h, timeout=60, poll_latency=0.005)
         return int(receipt["status"]) == 1
 
+    def send_data(self, index: int, to: str, data: str) -> bool:
+        """Call data ``data`` to ``to`` from dev account ``index`` (the simulation's own moves)."""
+        h = self.rpc("eth_sendTransaction", {"from": self.address(index), "to": Web3.to_checksum_address(to),
+                                              "data": data, "gas": hex(SIM_TX_GAS)})
+        receipt = self.w3.eth.wait_for_transaction_receipt(h, timeout=60, poll_latency=0.005)
+        return int(receipt["status"]) == 1
+
     def encode(self, name: str, fn: str, *args: Any) -> str:
         """Call data for ``name.fn(*args)`` (selector and input types looked up once)."""
         key = (name, fn)
@@ -307,14 +294,8 @@ class SimChain:
         return 10 ** int(self.view("ReferenceToken", self.d.collateral, "decimals", "uint8"))
 
     def _setup_accounts(self) -> None:
-        d = self.d
-        assert d is not None
-        m = d.market
-        margin = self.trader_margin_usd * self.collateral_unit
-        self.mint(d.collateral, self.address(TRADER), 2 * margin)
-        if not (self.send_as(TRADER, "ReferenceToken", d.collateral, "approve", m, MAX_UINT)
-                and self.send_as(TRADER, "PerpMarket", m, "transferMargin", margin)):
-            raise RuntimeError(f"the simulated traders could not post margin on {m}")
+        assert self.venue is not None
+        self.venue.setup(self)
 
     def revert_to_base(self) -> None:
         assert self._base_snapshot is not None
@@ -525,16 +506,20 @@ class Runner:
         assert w3 is not None and chain.d is not None
         self.w3 = w3
         self.d = chain.d
+        self.venue = chain.d
         self.hedger = chain.address(HEDGER)
+        # who holds the hedged spot and LP leg: the signing account, or on a venue that requires
+        # them apart (Aave), a holder of its own (HEDGER_HOLDER)
+        self.holder_index = HOLDER if self.venue.separate_holder else HEDGER
+        self.holder = chain.address(self.holder_index)
         self.signer = KeySigner(Secret(dev_account(HEDGER).key.hex()))
         self.order_keeper = TxSender(w3, KeySigner(Secret(dev_account(ORDER_KEEPER).key.hex())))
         self._reserve_start = options.reserve_usd * chain.collateral_unit
 
-    def settings(self, job: Job, journal: Path) -> Settings:
+    def settings(self, job: Job, journal: Path, extra: dict[str, str] | None = None) -> Settings:
         env = {"HEDGER_RPC_URL": self.chain.fork_uri, "HEDGER_ACCOUNT": self.hedger,
-               "HEDGER_MARKET": self.d.market, "HEDGER_ORACLE": self.d.oracle, "HEDGER_SPOT_TOKEN": self.d.spot,
-               "HEDGER_COLLATERAL_TOKEN": self.d.collateral, "HEDGER_JOURNAL_PATH": str(journal),
-               "HEDGER_ORDER_MODE": self.chain.order_mode, "HEDGER_MULTICALL": self.d.multicall,
+               **self.venue.env(self.chain), "HEDGER_JOURNAL_PATH": str(journal),
+               "HEDGER_ORDER_MODE": self.chain.order_mode, **(extra or {}),
                "HEDGER_DAILY_MAX_NOTIONAL_USD": "off", "HEDGER_DAILY_MAX_GAS_ETH": "off",
                # the block-lag guard compares block time with the wall clock to catch a stale node;
                # simulated time is the scenario's, behind the wall clock at a run's start and far
@@ -564,8 +549,8 @@ class Runner:
             reserve = capital_units(self.o.capital, self.o.holding.spot + sc.lp_units_at_start,
                                     job.policy.params.hedge_ratio, p0, unit)
         self._reserve_start = reserve
-        chain.mint(d.collateral, self.hedger, reserve)
-        chain.mint(d.spot, self.hedger, self.o.holding.spot)
+        d.mint_collateral(chain, self.hedger, reserve)
+        d.mint_spot(chain, self.holder, self.o.holding.spot)
         journal_path = self.o.workdir / f"sim-{os.getpid()}-{job.scenario.replace('/', '_').replace(':', '_')}-{job.seed}-{job.policy.name}.sqlite"
         for suffix in ("", "-wal", "-shm", ".lock"):
             Path(str(journal_path) + suffix).unlink(missing_ok=True)
@@ -583,6 +568,11 @@ class Runner:
         min_wallet = reserve
         answer = p0
         lagged_since: int | None = None     # the step a still unfilled delayed order was placed
+        lp_on_chain = False                 # the LP leg is a position on the venue's chain (HEDGER_LP_POSITIONS)
+        settled = 0                         # carry the venue's keeper settled in fills this step
+        own_native = 0                      # native token the holder's own moves cost the hedger's account
+        self._native_start = int(w3.eth.get_balance(self.hedger))
+        self._native_paid = 0
         try:
             for i, step in enumerate(steps):
                 # 1. time
@@ -591,26 +581,38 @@ class Runner:
                 # 2. price (an outage publishes nothing; a block still passes)
                 if i == 0 or step.answer is not None:
                     answer = step.answer if step.answer is not None else answer
-                    chain.admin_call("PriceFeed", d.oracle, "setAnswer", answer)
+                    d.publish(chain, answer)
                 else:
                     chain.rpc("evm_mine")
+                if i == 0:
+                    # the venue's set-up for this run (the others' open interest, the holder's LP position)
+                    extra = d.start_run(chain, sc.skew_bias, answer, lp0)
+                    if extra:
+                        lp_on_chain = "HEDGER_LP_POSITIONS" in extra
+                        keeper = Keeper.from_settings(self.settings(job, journal_path, extra), w3=w3,
+                                                      signer=self.signer, journal=journal)
                 # 3. other traders, 4. a liquidation keeper
-                others = self._traders(rng, sc.skew_bias if step.lean is None else step.lean, others)
-                if chain.view("PerpMarket", d.market, "canLiquidate", "bool", self.hedger):
-                    if chain.send_as(LIQUIDATOR, "PerpMarket", d.market, "liquidate", self.hedger):
-                        res.liquidations += 1
+                others = d.others(chain, rng, sc.skew_bias if step.lean is None else step.lean, others,
+                                  self.o.traders)
+                if d.liquidate(chain, self.hedger, answer, prev["size"] if prev else 0):
+                    res.liquidations += 1
                 # the hedged exposure: flows into the wallet, the LP leg as declared exposure
                 if step.spot_change > 0:
-                    chain.mint(d.spot, self.hedger, step.spot_change)
+                    d.mint_spot(chain, self.holder, step.spot_change)
                     spot_units += step.spot_change
                 elif step.spot_change < 0:
                     # the holder's own move, not the hedger's: it pays whatever gas costs (the hedger's
                     # fee ceiling would refuse it in a gas spike)
-                    if not chain.send_as(HEDGER, "ReferenceToken", d.spot, "transfer", SINK, -step.spot_change):
+                    native = int(w3.eth.get_balance(self.holder))
+                    if not chain.send_as(self.holder_index, "ReferenceToken", d.spot, "transfer", SINK,
+                                         -step.spot_change):
                         raise RuntimeError(f"the scripted outflow of step {i} reverted")
+                    if self.holder == self.hedger:
+                        own_native += native - int(w3.eth.get_balance(self.holder))
                     spot_units += step.spot_change
                 lp = lp_units(lp0, p0, answer)
-                keeper.settings = replace(keeper.settings, extra_exposure=lp)
+                if not lp_on_chain:
+                    keeper.settings = replace(keeper.settings, extra_exposure=lp)
                 # 5. gas price, 6. the keeper (the production cycle)
                 chain.rpc("anvil_setNextBlockBaseFeePerGas", hex(step.base_fee))
                 gas_wei, fees, n_tx, decision = 0, 0, 0, "skipped"
@@ -619,8 +621,9 @@ class Runner:
                 # (an order whose acceptable price the market has since passed stays pending: the
                 # protocol keeper tries again at every step until it fills or the hedger cancels it)
                 if lagged_since is not None and i - lagged_since >= self.o.fill_lag:
-                    filled, lag_fees = self._fill(keeper)
+                    filled, lag_fees, lag_carry = self._fill(keeper)
                     fees += lag_fees
+                    settled += lag_carry
                     if filled or not self._pending(keeper):
                         lagged_since = None
                 if due(i, t, last_run_at, job.policy, self.o.cycle_every):
@@ -630,6 +633,9 @@ class Runner:
                     res.outcomes[cr.outcome] = res.outcomes.get(cr.outcome, 0) + 1
                     if cr.error and cr.outcome not in res.errors:
                         res.errors[cr.outcome] = f"step {i}: {cr.error}"
+                    claims = [tx.tx_hash for tx in cr.sent if tx.status == 1]
+                    if claims and cr.snapshot is not None:
+                        settled -= d.claimed(chain, claims, self.hedger, cr.snapshot.collateral_price)
                     for tx in cr.sent:
                         if tx.gas_used is not None:
                             n_tx += 1
@@ -641,7 +647,9 @@ class Runner:
                     submitted = any(c.creates_order for c in cr.calls) and cr.outcome == "acted"
                     if chain.order_mode == "delayed" and (submitted or pending):
                         if self.o.fill_lag <= 0:
-                            fees += self._fill(keeper)[1]
+                            _, fill_fees, fill_carry = self._fill(keeper)
+                            fees += fill_fees
+                            settled += fill_carry
                         elif lagged_since is None:
                             lagged_since = i
                 res.txs += n_tx
@@ -652,7 +660,8 @@ class Runner:
                 last_block_ts = now["block_ts"]
                 exposure_units = spot_units + lp
                 rec = self._record(i, steps, now, prev, exposure_units, lp0, p0, gas_wei, fees, step,
-                                   keeper.settings.policy, decision, n_tx)
+                                   keeper.settings.policy, decision, n_tx, settled, own_native)
+                settled = own_native = 0
                 records.append(rec)
                 res.fees_usd += -rec.d_fees
                 res.execution_usd += -rec.d_execution
@@ -665,16 +674,16 @@ class Runner:
             if self.o.unwind_at_end:
                 # an order still waiting out its fill lag is filled at the last price before the exit
                 # (the market cancels an unfilled order only once it expires)
-                end_fees = 0
+                end_fees = end_carry = 0
                 if lagged_since is not None:
-                    filled, end_fees = self._fill(keeper)
+                    filled, end_fees, end_carry = self._fill(keeper)
                     if not filled and self._pending(keeper):
                         # past the acceptable price: let it expire, the feed repeating its last answer
                         # (a heartbeat), so that the exit can cancel it and close
                         head = int(w3.eth.get_block("latest")["timestamp"])
-                        chain.rpc("evm_mine", head + chain.market_params.maxOrderDelay + 1)
-                        chain.admin_call("PriceFeed", d.oracle, "setAnswer", answer)
-                self._unwind(keeper, res, records, prev, steps, exposure_units, lp0, p0, end_fees)
+                        chain.rpc("evm_mine", head + d.expiry_s + 1)
+                        d.publish(chain, answer)
+                self._unwind(keeper, res, records, prev, steps, exposure_units, lp0, p0, end_fees, end_carry)
         finally:
             journal.close()
             for suffix in ("", "-wal", "-shm", ".lock"):
@@ -684,19 +693,20 @@ class Runner:
 
 
     def _unwind(self, keeper: Keeper, res: RunResult, records: list[StepRecord], prev: dict[str, Any] | None,
-                steps: list[Step], exposure_units: int, lp0: int, p0: int, end_fees: int = 0) -> None:
+                steps: list[Step], exposure_units: int, lp0: int, p0: int, end_fees: int = 0,
+                end_carry: int = 0) -> None:
         """Close the hedge through `hedger unwind`'s own path (its cycles, the executor), the
         protocol keeper filling two-step orders as in the run; its fees, fill premium and gas are
         the last record (decision ``unwind``), so every run pays its exit."""
         from hedger.cycle.unwind import unwind
         chain, w3 = self.chain, self.w3
-        fills: list[int] = []
+        fills: list[tuple[int, int]] = []
 
         def fill(order: Any) -> None:      # instead of waiting for the protocol's keepers
             head = int(w3.eth.get_block("latest")["timestamp"])
-            chain.rpc("evm_mine", head + chain.market_params.minOrderDelay + 1)
+            chain.rpc("evm_mine", head + self.venue.fill_wait_s + 1)
             for h in fill_due_orders(w3, keeper.adapter, self.order_keeper, [self.hedger]):
-                fills.append(keeper.adapter.trade_fee(w3.eth.get_transaction_receipt(h), self.hedger) or 0)
+                fills.append(self.venue.fill_costs(keeper.adapter, w3.eth.get_transaction_receipt(h), self.hedger))
 
         out = unwind(keeper, timeout=60.0, poll=0.0, say=lambda _m: None, wait=fill, locked=True)
         for c in out.cycles:
@@ -706,7 +716,12 @@ class Runner:
         res.unwound = out.done
         gas_wei = sum(t.gas_used * (t.effective_gas_price or 0) for c in out.cycles for t in c.sent
                       if t.gas_used is not None)
-        fees = sum(t.fee or 0 for c in out.cycles for t in c.sent) + sum(fills) + end_fees
+        fees = sum(t.fee or 0 for c in out.cycles for t in c.sent) + sum(f for f, _ in fills) + end_fees
+        settled = sum(c for _, c in fills) + end_carry
+        for c in out.cycles:
+            own = [t.tx_hash for t in c.sent if t.status == 1]
+            if own and c.snapshot is not None:
+                settled -= self.venue.claimed(chain, own, self.hedger, c.snapshot.collateral_price)
         n_tx = sum(1 for c in out.cycles for t in c.sent if t.gas_used is not None)
         res.txs += n_tx
         res.gas_used += sum(t.gas_used or 0 for c in out.cycles for t in c.sent)
@@ -714,64 +729,66 @@ class Runner:
         now = self._read(keeper)
         last = steps[-1]
         rec = self._record(len(steps) - 1, steps, now, prev, exposure_units, lp0, p0, gas_wei, fees,
-                           Step(0, last.answer, last.base_fee), keeper.settings.policy, UNWIND, n_tx)
+                           Step(0, last.answer, last.base_fee), keeper.settings.policy, UNWIND, n_tx, settled)
         records.append(rec)
         res.fees_usd += -rec.d_fees
         res.execution_usd += -rec.d_execution
         res.funding_usd += rec.d_funding
         res.gas_usd += -rec.d_gas
 
-    def _fill(self, keeper: Keeper) -> tuple[int, int]:
-        """Past the minimum delay, the protocol keeper fills due orders: (orders filled, their fees)."""
+    def _fill(self, keeper: Keeper) -> tuple[int, int, int]:
+        """Past the minimum delay, the protocol keeper fills due orders: (orders filled, their fees,
+        the carry they settled), E18 USD."""
         chain, w3 = self.chain, self.w3
         head = int(w3.eth.get_block("latest")["timestamp"])
-        chain.rpc("evm_mine", head + chain.market_params.minOrderDelay + 1)
+        chain.rpc("evm_mine", head + self.venue.fill_wait_s + 1)
         hashes = fill_due_orders(w3, keeper.adapter, self.order_keeper, [self.hedger])
-        return len(hashes), sum(keeper.adapter.trade_fee(w3.eth.get_transaction_receipt(h), self.hedger) or 0
-                                for h in hashes)
+        costs = [self.venue.fill_costs(keeper.adapter, w3.eth.get_transaction_receipt(h), self.hedger)
+                 for h in hashes]
+        return len(hashes), sum(f for f, _ in costs), sum(c for _, c in costs)
 
     def _pending(self, keeper: Keeper) -> bool:
         return any(o.in_flight for o in keeper.read().account.orders)
 
-    def _traders(self, rng: random.Random, bias: int, others: int) -> int:
-        rate = self.chain.view("PerpMarket", self.d.market, "currentFundingRate", "int256")
-        want = self.o.traders.target(rng, bias, rate)
-        delta = want - others
-        if abs(delta) < UNIT // 100:
-            return others
-        bound = MAX_UINT if delta > 0 else 0
-        if self.chain.send_as(TRADER, "PerpMarket", self.d.market, "modifyPosition", delta, bound):
-            return want
-        return others
-
     def _read(self, keeper: Keeper) -> dict[str, Any]:
         snap = keeper.read()
-        index = self.chain.view("PerpMarket", self.d.market, "fundingIndex", "int256")
         a, m = snap.account, snap.market
-        return {"size": a.size, "margin": a.margin, "wallet": a.collateral_wallet, "price": snap.oracle.price_e18,
-                "liq": a.liquidation_price, "index": index, "rate": m.funding_rate,
-                "scale": 10 ** (18 - m.collateral_decimals), "block_ts": snap.chain.block_timestamp}
+        return {"size": a.size, "margin": a.margin + self.venue.extra_equity(snap), "wallet": a.collateral_wallet,
+                "price": snap.oracle.price_e18, "liq": a.liquidation_price,
+                "carry": self.venue.carry_state(self.chain, snap), "rate": _funding_rate(snap),
+                "cprice": snap.collateral_price, "scale": 10 ** (18 - m.collateral_decimals),
+                "native": int(self.w3.eth.get_balance(self.hedger)), "block_ts": snap.chain.block_timestamp}
 
     def _record(self, i: int, steps: list[Step], now: dict[str, Any], prev: dict[str, Any] | None,
                 exposure: int, lp0: int, p0: int, gas_wei: int, fees: int, step: Step, params: PolicyParams,
-                decision: str, n_tx: int) -> StepRecord:
+                decision: str, n_tx: int, settled: int = 0, own_native: int = 0) -> StepRecord:
         f = lambda v: v / UNIT  # noqa: E731 - E18 to float, for the report
         price = now["price"]
-        equity = now["margin"] + now["wallet"] * now["scale"]
+        equity = now["margin"] + now["wallet"] * now["scale"] * now["cprice"] // UNIT
         notional = abs(now["size"]) * price // UNIT
-        gas_usd = gas_wei * (price if self.o.eth_usd is None else self.o.eth_usd) // UNIT    # gas is paid in ETH
+        eth_usd = price if self.o.eth_usd is None else self.o.eth_usd
+        gas_usd = gas_wei * eth_usd // UNIT    # gas is paid in ETH
+        # native token the account paid beyond its gas and the holder's own moves: a venue's execution
+        # fees net of their refunds (GMX), as fees
+        before = self._native_start if prev is None else prev["native"]
+        native_fees = (before - now["native"] - gas_wei - own_native) * eth_usd // UNIT
+        fees += native_fees
+        # the account's value on the venue and in collateral, less what it paid in the native token
+        # (beside gas) since the start: the execution fees are part of what hedging cost
+        self._native_paid += native_fees
+        equity -= self._native_paid
         if prev is None:
             # the opening step: no price change; the equity given up beyond the fees is the
             # fill premium (the account starts with its reserve in the wallet, no position)
             d_spot_f = 0.0
             d_perp = d_funding = 0
             d_fees = -fees
-            d_exec = equity - self._reserve_start * now["scale"] - d_fees
+            d_exec = equity - self._reserve_start * now["scale"] * now["cprice"] // UNIT - d_fees
         else:
             d_spot_f = f(prev["spot_units"] * (price - prev["price"]) // UNIT) + (
                 _lp_value(lp0, p0, price * 10**PRICE_DECIMALS // UNIT) - prev["lp_value"])
             d_perp = prev["size"] * (price - prev["price"]) // UNIT
-            d_funding = prev["size"] * (now["index"] - prev["index"]) // UNIT
+            d_funding = self.venue.carry(prev["carry"], now["carry"], settled)
             d_equity = equity - prev["equity"]
             d_fees = -fees
             d_exec = d_equity - d_perp - d_funding - d_fees
@@ -793,6 +810,16 @@ class Runner:
             flow=f(step.spot_change))
         now["equity"] = equity
         return rec
+
+
+def _funding_rate(snap: Any) -> int:
+    """The market's funding rate a day (E18; positive: longs pay), for the report: the venue's own
+    where it has one, else what a short earns a day by the venue's model (minus its carry)."""
+    rate = getattr(snap.market, "funding_rate", None)
+    if rate is not None:
+        return int(rate)
+    from hedger.core.model import model_for
+    return -model_for(snap).carry_rate_per_day(-UNIT)
 
 
 # ------------------------------------------------------------------------------- process pool

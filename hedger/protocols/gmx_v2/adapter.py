@@ -497,6 +497,25 @@ class GmxV2(PerpAdapter):
                         block_number=int(log["blockNumber"]))
         return None
 
+    def fill_costs(self, receipt: dict[str, Any], account: str) -> tuple[int, int] | None:
+        """What a keeper's transaction charged ``account`` (E18 USD, as paid): the position fee,
+        and apart from it the borrowing and funding it settled (``PositionFeesCollected``'s
+        ``positionFeeAmount`` and ``borrowingFeeAmount + fundingFeeAmount``, at the collateral
+        price GMX used). None when the transaction charged the account nothing."""
+        account = Web3.to_checksum_address(account)
+        fee = carry = 0
+        found = False
+        for name, items in self._events(receipt):
+            if name != "PositionFeesCollected" or \
+                    Web3.to_checksum_address(str(items["addressItems"]["trader"])) != account:
+                continue
+            u = items["uintItems"]
+            price = int(u["collateralTokenPrice.min"])
+            fee += int(u["positionFeeAmount"]) * price // 10**12
+            carry += (int(u["borrowingFeeAmount"]) + int(u["fundingFeeAmount"])) * price // 10**12
+            found = True
+        return (fee, carry) if found else None
+
     def created_order_key(self, tx_hash: str) -> str | None:
         """The key ``OrderCreated`` names in our multicall's receipt (GMX derives it from NONCE at
         creation, so it is known only once mined)."""
