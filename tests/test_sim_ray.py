@@ -103,21 +103,49 @@ def test_both_engines_give_every_run_to_the_wei(ray_session: Any, local_sweep: P
     assert a["runs"] == b["runs"] and a["policies"] == b["policies"]
 
 
-def test_resume_skips_the_stored_runs(ray_session: Any, local_sweep: Path, tmp_path: Path,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
-    """A sweep killed after 2 of its 4 runs (the third line torn mid-write) is resumed on the other
-    engine: only the 2 missing runs run, and the report is the uninterrupted one."""
+def test_ctrl_c_keeps_the_finished_runs_and_resume_runs_only_the_rest(
+        ray_session: Any, local_sweep: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Ctrl-C after 2 of the 4 runs: the command exits 130 with those 2 in PATH.runs.jsonl and the
+    actor's anvils gone; a line then torn mid-write is skipped; --resume runs only the 2 missing
+    runs, and the report is the uninterrupted sweep's (the local engine's)."""
+    from hedger.sim import engine_ray
     out = tmp_path / "cut.json"
-    lines = runstore.stream_path(local_sweep).read_text().splitlines()
-    runstore.stream_path(out).write_text("\n".join(lines[:2]) + "\n" + lines[2][:100])
+    anvils: dict[str, list[int]] = {}
+    real_run = engine_ray.run_jobs_ray
+    monkeypatch.setattr(engine_ray, "run_jobs_ray", lambda *a, **kw: real_run(*a, on_start=anvils.update, **kw))
+    real_append = runstore.RunStream.append
+    appended: list[str] = []
+
+    def append_then_ctrl_c(self: runstore.RunStream, key: str, r: Any) -> None:
+        real_append(self, key, r)
+        appended.append(key)
+        if len(appended) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(runstore.RunStream, "append", append_then_ctrl_c)
+    assert main([*SWEEP, "--engine", "ray", "--workers", "1", "--json", str(out)]) == 130
+    assert "interrupted: 2 of 4 runs kept in" in capsys.readouterr().err
+    pids = [p for ps in anvils.values() for p in ps]
+    assert len(pids) == 2
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in pids if _alive(p)]
+    monkeypatch.setattr(runstore.RunStream, "append", real_append)
+    stream = runstore.stream_path(out)
+    assert len(_runs(out)) == 2
+    torn = stream.read_text().splitlines()[0][:100]
+    with open(stream, "a") as f:
+        f.write(torn)                                   # a third run killed mid-write
     assert main([*SWEEP, "--engine", "ray", "--workers", "1", "--resume", str(out)]) == 0
     assert "resume: 2 of 4 runs already in" in capsys.readouterr().err
     keys = []
-    for line in runstore.stream_path(out).read_text().splitlines():
+    for line in stream.read_text().splitlines():
         try:
             keys.append(json.loads(line)["key"])
         except ValueError:
-            assert line == lines[2][:100]              # only the torn line does not parse
+            assert line == torn                         # only the torn line does not parse
     assert len(keys) == 4 and len(set(keys)) == 4         # the two stored runs were not run again
     assert _runs(out) == _runs(local_sweep)
     assert json.loads(out.read_text())["runs"] == json.loads(local_sweep.read_text())["runs"]
@@ -147,7 +175,7 @@ def test_failed_runs_are_retried_on_another_actor_and_reported(ray_session: Any,
     (no result, not dropped), and no anvil of the actors outlives them."""
     from hedger.sim.engine_ray import run_jobs_ray
     jobs = [Job("gbm", 3, POL["default"], steps=6), Job("gbm", 4, POL["default"], steps=6)]
-    out = run_jobs_ray(jobs, actors=2, progress=False, faults={0: ("exit",), 1: ("anvil", "anvil")})
+    out = run_jobs_ray(jobs, actors=1, progress=False, faults={0: ("exit",), 1: ("anvil", "anvil")})
     assert [r.index for r in out.retries] == [0, 1]
     lost, crashed = out.retries
     assert lost.first_actor != lost.retry_actor and not lost.failed_again
@@ -157,27 +185,7 @@ def test_failed_runs_are_retried_on_another_actor_and_reported(ray_session: Any,
     local = {(r["seed"], r["policy"]): r for r in _runs(local_sweep).values()}
     assert dataclasses.asdict(out.results[0]) == local[(3, "default")]
     pids = [p for ps in out.anvils.values() for p in ps]
-    assert len(pids) == 4          # two actors, each an upstream anvil and a fork
-    deadline = time.monotonic() + 10
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not [p for p in pids if _alive(p)]
-
-
-def test_ctrl_c_kills_the_actors_and_their_anvils(ray_session: Any) -> None:
-    """Ctrl-C (KeyboardInterrupt in the command) after the first run, another one queued: the
-    interrupt goes through, the queued task is cancelled, and the actor's anvils end with it."""
-    from hedger.sim.engine_ray import run_jobs_ray
-    jobs = [Job("gbm", seed, POL["default"], steps=6) for seed in (3, 4)]
-    anvils: dict[str, list[int]] = {}
-
-    def ctrl_c(_i: int, _r: Any) -> None:
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run_jobs_ray(jobs, actors=1, progress=False, on_start=anvils.update, on_result=ctrl_c)
-    pids = [p for ps in anvils.values() for p in ps]
-    assert len(pids) == 2
+    assert len(pids) == 2          # the first actor: an upstream anvil and a fork
     deadline = time.monotonic() + 10
     while any(_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
