@@ -237,7 +237,7 @@ def pick_holder(w3: Web3, role_store: str, role: bytes, role_name: str) -> str:
     return next((m for m in members if len(w3.eth.get_code(m)) == 0), members[0])
 
 
-def start_fork(fork_url: str, deployment_name: str, *, timeout: float = 60.0) -> Anvil:
+def start_fork(fork_url: str, deployment_name: str, *, timeout: float = 60.0, block: int | None = None) -> Anvil:
     """An anvil forking ``fork_url`` with the deployment's chain id (42161 for arbitrum), started
     directly: the simulator's ape-foundry fork network is Ethereum mainnet's (chain id 1). A failure
     is reported with the URL redacted to scheme, host and port."""
@@ -246,7 +246,8 @@ def start_fork(fork_url: str, deployment_name: str, *, timeout: float = 60.0) ->
         raise ConfigError("--gmx-deployment", f"{deployment_name!r} is not a GMX v2 deployment",
                           f"use one of: {', '.join(known_deployments())}")
     try:
-        return start_anvil(chain_id=int(row["chainId"]), extra=["--fork-url", fork_url], timeout=timeout)
+        pin = [] if block is None else ["--fork-block-number", str(block)]     # every worker forks one state
+        return start_anvil(chain_id=int(row["chainId"]), extra=["--fork-url", fork_url, *pin], timeout=timeout)
     except RuntimeError as err:
         raise RuntimeError(f"the fork of {redact_url(fork_url)} did not start: {redact_urls(str(err))}") from None
 

@@ -96,13 +96,22 @@ def add_parser(sub: Any) -> None:
     sp.add_argument("--eth-usd", help="price gas at this ETH/USD (default: the hedged asset's price at each step, "
                     "right for ETH; give it when replaying another asset, e.g. a BTC csv:)")
     sp.add_argument("--workers", type=int, default=None,
-                    help="parallel processes, each with its own chain (default: CPUs, at most 4)")
+                    help="parallel processes, each with its own chain (default: CPUs, at most 4); with "
+                         "--engine ray, at most this many actors (default: one per CPU of the cluster)")
     sp.add_argument("--json", type=Path, help="write the results here")
     sp.add_argument("--plots", type=Path, help="write PNG plots into this folder")
     sp.add_argument("--fork-url", help="fork this chain instead of a local upstream (shown redacted)")
     sp.add_argument("--oracle", help="with --fork-url: reuse this AggregatorV3 feed (etched to be settable)")
     sp.add_argument("--collateral", help="with --fork-url: reuse this ERC20 as collateral")
     sp.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sp.add_argument("--engine", choices=("local", "ray"), default="local",
+                    help="local: worker processes on this machine (default); ray: Ray actors, each owning a "
+                         "chain, on a local Ray instance or the cluster at --ray-address")
+    sp.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS") or None, metavar="ADDRESS",
+                    help="with --engine ray: join this Ray cluster (default: RAY_ADDRESS, else a local instance)")
+    sp.add_argument("--resume", type=Path, metavar="PATH",
+                    help="skip the runs already stored for the report PATH (PATH.runs.jsonl, written as runs "
+                         "finish); the report is written to PATH unless --json says otherwise")
     sp.set_defaults(func=cmd_simulate)
 
 
@@ -277,6 +286,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.reserve_usd <= 0:
         raise ConfigError("--reserve-usd", "must be positive", "e.g. --reserve-usd 500000")
     eth_usd = None if args.eth_usd is None else positive_e18("--eth-usd", args.eth_usd, "3000")
+    if args.resume is not None:
+        from hedger.sim.runstore import stream_path
+        if not stream_path(args.resume).exists():
+            raise ConfigError("--resume", f"no runs stored at {stream_path(args.resume)}",
+                              "give the --json PATH of an earlier run of this sweep, or drop --resume")
+        if args.json is None:
+            args.json = args.resume
+    if args.ray_address and args.engine != "ray":
+        raise ConfigError("--ray-address", "a Ray address applies to --engine ray only",
+                          "add --engine ray, or drop --ray-address (and unset RAY_ADDRESS)")
     if args.json is not None and not args.json.parent.is_dir():
         raise ConfigError("--json", f"folder {args.json.parent} does not exist", "create it or give another path")
     if args.cycle_every < 1:
@@ -350,17 +369,24 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         base_mp = MarketParams()
         chain_kw["market_params"] = replace(base_mp, maxOrderDelay=max(
             base_mp.maxOrderDelay, (args.fill_lag + 1) * longest + base_mp.maxOrderDelay))
+    if args.fork_url:
+        # every worker forks the same state: the block the command saw at its start
+        chain_kw["fork_block"] = pin_fork_block(args.fork_url)
     started = time.monotonic()
-    runs = run_jobs(jobs, chain_kw=chain_kw, options=options, workers=workers, progress=not args.no_progress)
+    runs, engine_note, lost = _run(args, jobs, chain_kw, options, workers)
     elapsed = time.monotonic() - started
+    if not runs:
+        print(f"no run has a result: all {lost} failed twice (above; exit {FAILED_RUN})", file=sys.stderr)
+        return FAILED_RUN
     steps = sum(len(r.steps) for r in runs)
     from hedger.sim.deploy import MarketParams
     mp = MarketParams()
     meta = {"protocol": args.protocol, "scenarios": scenarios, "seeds": seeds, "steps": args.steps,
             "order_mode": args.order_mode,
             "keeper_delay_s": chain_kw.get("keeper_delay_s", 2) if args.protocol == "gmx-v2" else None,
-            "fork": (describe_fork(args.fork_url, gmx_deployment) if gmx_deployment else redact_url(args.fork_url))
-            if args.fork_url else "local upstream anvil (chain id 1)",
+            "fork": ((describe_fork(args.fork_url, gmx_deployment) if gmx_deployment else redact_url(args.fork_url))
+                     + f" at block {chain_kw['fork_block']}") if args.fork_url else "local upstream anvil (chain id 1)",
+            "engine": args.engine,
             "exposure": {"holding": args.holding, "spot": spot / UNIT, "lp": lp / UNIT,
                          "flows": options.holding.flows},
             "reserve_usd": args.reserve_usd if capital is None else None,
@@ -386,7 +412,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         doc["frontier"] = pts
         print()
         print(simreport.frontier_table(pts))
-    print(f"\n{len(runs)} runs, {steps} steps in {elapsed:.1f}s ({steps / elapsed:.1f} steps/s, {workers} worker processes)")
+    print(f"\n{len(runs)} runs, {steps} steps in {elapsed:.1f}s ({steps / elapsed:.1f} steps/s, {engine_note})")
     if args.plots:
         paths = simreport.write_plots(runs, args.plots)
         if args.sweep:
@@ -405,5 +431,77 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if bad:
         print(f"{len(bad)} run(s) failed more than half their cycles: their figures measure the failures, not "
               f"the policy (exit {FAILED_RUN})", file=sys.stderr)
+    if lost:
+        print(f"{lost} run(s) failed twice and have no result (above; exit {FAILED_RUN}); run the same command "
+              f"with --resume {args.json} to try them again" if args.json else
+              f"{lost} run(s) failed twice and have no result (above; exit {FAILED_RUN})", file=sys.stderr)
+    if bad or lost:
         return FAILED_RUN
     return 0
+
+
+def pin_fork_block(url: str) -> int:
+    """The fork URL's latest block number, read once: every worker forks at it."""
+    from hedger.core.secrets import redact_url
+    from hedger.cycle.keeper import make_web3
+    try:
+        return int(make_web3(url, timeout=30).eth.block_number)
+    except Exception as err:
+        from hedger.core.secrets import redact_urls
+        raise ConfigError("--fork-url", f"could not read the latest block of {redact_url(url)}: "
+                                        f"{redact_urls(str(err))[:200]}",
+                          "check the URL and that the node answers") from None
+
+
+def _run(args: argparse.Namespace, jobs: list[Any], chain_kw: dict[str, Any], options: Any,
+         workers: int) -> tuple[list[Any], str, int]:
+    """Run the jobs not already stored (--resume) on the chosen engine, each result streamed
+    to PATH.runs.jsonl as it finishes: (results in the jobs' order, a note on the engine, runs
+    that failed twice and have no result)."""
+    from hedger.sim import runstore
+    from hedger.sim.simulate import run_jobs
+    shared = runstore.shared_settings(options, chain_kw)
+    keys = [runstore.run_key(j, shared) for j in jobs]
+    done = runstore.load(args.resume) if args.resume is not None else {}
+    results: dict[int, Any] = {i: done[k] for i, k in enumerate(keys) if k in done}
+    todo = [i for i in range(len(jobs)) if i not in results]
+    if args.resume is not None:
+        print(f"resume: {len(results)} of {len(jobs)} runs already in {runstore.stream_path(args.resume)}, "
+              f"{len(todo)} to run", file=sys.stderr)
+    stream = runstore.RunStream(args.json, keep=[(keys[i], results[i]) for i in sorted(results)]) \
+        if args.json is not None else None
+
+    def on_result(n: int, r: Any) -> None:
+        results[todo[n]] = r
+        if stream is not None:
+            stream.append(keys[todo[n]], r)
+
+    lost = 0
+    try:
+        if not todo:
+            note = "nothing left to run"
+        elif args.engine == "ray":
+            from hedger.sim.engine_ray import run_jobs_ray
+            out = run_jobs_ray([jobs[i] for i in todo], chain_kw=chain_kw, options=options,
+                               actors=args.workers, address=args.ray_address,
+                               progress=not args.no_progress, on_result=on_result)
+            note = f"{out.actors} Ray actors, {out.where}"
+            for rt in out.retries:
+                j = jobs[todo[rt.index]]
+                what = f"{j.scenario} seed {j.seed} / {j.policy.name}"
+                print(f"RETRIED RUN: {what} failed on {rt.first_actor} ({rt.error}); retried on {rt.retry_actor}: "
+                      + (f"FAILED again ({rt.failed_again})" if rt.failed_again else "done"), file=sys.stderr)
+            lost = len(out.failed)
+        else:
+            run_jobs([jobs[i] for i in todo], chain_kw=chain_kw, options=options, workers=min(workers, len(todo)),
+                     progress=not args.no_progress, on_result=on_result)
+            note = f"{min(workers, len(todo))} worker processes"
+    except KeyboardInterrupt:
+        if stream is not None:
+            print(f"\ninterrupted: {len(results)} of {len(jobs)} runs kept in {stream.path}; the same command "
+                  f"with --resume {args.json} runs the rest", file=sys.stderr)
+        raise
+    finally:
+        if stream is not None:
+            stream.close()
+    return [results[i] for i in range(len(jobs)) if i in results], note, lost

@@ -115,6 +115,7 @@ class SimChain:
     """One forked chain with a venue (``protocol``) and the simulation's accounts on it."""
 
     fork_url: str | None = None
+    fork_block: int | None = None    # with fork_url: fork at this block (every worker the same state)
     oracle: str | None = None
     collateral: str | None = None
     order_mode: str = "direct"
@@ -162,7 +163,7 @@ class SimChain:
         if self.gmx_deployment is not None and self.fork_url is not None:
             # GMX's chain (Arbitrum: chain id 42161), not ape's mainnet-fork network (chain id 1)
             from hedger.sim.gmx_fork import start_fork
-            self._node = start_fork(upstream_url, self.gmx_deployment)
+            self._node = start_fork(upstream_url, self.gmx_deployment, block=self.fork_block)
             self.fork_uri = self._node.url
             self.w3 = make_web3(self.fork_uri, timeout=60)
         else:
@@ -197,6 +198,9 @@ class SimChain:
             # folder (another ape project) still gets the Prague EVM; the port is ours to choose
             port = free_port()
             settings = {**FORK_SETTINGS, "host": f"http://127.0.0.1:{port}"}
+            if self.fork_block is not None and self.fork_url is not None:
+                mainnet = {**FORK_SETTINGS["fork"]["ethereum"]["mainnet"], "block_number": self.fork_block}
+                settings["fork"] = {"ethereum": {"mainnet": mainnet}}
             # disconnect_after: leaving the context also drops ape's record of this connection,
             # which a later fork on the same port and upstream would otherwise be handed
             ctx = networks.parse_network_choice(FORK_NETWORK, provider_settings=settings,
@@ -878,9 +882,11 @@ def _worker_run(job: Job) -> RunResult:
 
 
 def run_jobs(jobs: list[Job], *, chain_kw: dict[str, Any] | None = None, options: SimOptions | None = None,
-             workers: int = 1, progress: bool = True) -> list[RunResult]:
+             workers: int = 1, progress: bool = True,
+             on_result: Callable[[int, RunResult], None] | None = None) -> list[RunResult]:
     """Run ``jobs``; with ``workers`` > 1 in that many processes, each with its own chains.
-    Results come back in the order of ``jobs``."""
+    Results come back in the order of ``jobs``; ``on_result(index, result)`` is called as each
+    run finishes (the results stream, hedger.sim.runstore)."""
     chain_kw = chain_kw or {}
     options = options or SimOptions()
     total = sum(_steps_of(j) for j in jobs)
@@ -890,7 +896,12 @@ def run_jobs(jobs: list[Job], *, chain_kw: dict[str, Any] | None = None, options
             chain = SimChain(**chain_kw).start()
             try:
                 runner = Runner(chain, options)
-                return [runner.run(j, on_step=lambda: bar.update(1)) for j in jobs]
+                done = []
+                for i, j in enumerate(jobs):
+                    done.append(runner.run(j, on_step=lambda: bar.update(1)))
+                    if on_result:
+                        on_result(i, done[-1])
+                return done
             finally:
                 chain.stop()
         import multiprocessing
@@ -900,12 +911,16 @@ def run_jobs(jobs: list[Job], *, chain_kw: dict[str, Any] | None = None, options
         # them as jobs are submitted, so the environment stays scrubbed while it runs)
         with scrubbed_environ(), ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
                                                      initializer=_worker_init, initargs=(chain_kw, options)) as pool:
-            futures = [pool.submit(_worker_run, j) for j in jobs]
-            out = []
-            for j, fut in zip(jobs, futures):
-                out.append(fut.result())
-                bar.update(_steps_of(j))
-            return out
+            from concurrent.futures import as_completed
+            futures = {pool.submit(_worker_run, j): i for i, j in enumerate(jobs)}
+            out: dict[int, RunResult] = {}
+            for fut in as_completed(futures):
+                i = futures[fut]
+                out[i] = fut.result()
+                bar.update(_steps_of(jobs[i]))
+                if on_result:
+                    on_result(i, out[i])
+            return [out[i] for i in range(len(jobs))]
     finally:
         bar.close()
 
