@@ -129,3 +129,24 @@ def test_a_two_step_mode_is_refused_on_aave() -> None:
     with pytest.raises(ConfigError) as err:
         Settings.from_env(env(HEDGER_ORDER_MODE="delayed"), dotenv=False)
     assert err.value.variable == "HEDGER_ORDER_MODE" and "direct" in err.value.fix
+
+
+def test_a_reduction_the_pool_cannot_pay_for_at_once_is_split_by_what_the_collateral_can_buy() -> None:
+    """Buying the asset back is paid with collateral withdrawn from Aave, which the pool refuses
+    below a health factor of 1 with the debt still owed (error 35: seen unwinding an open-once hedge
+    after a +60% rally). The policy shrinks by what the wallet and the free collateral buy; the
+    rest goes in the next cycles, each repay freeing more."""
+    # the holding is gone: 10 ETH owed at $3,000 against $40,000 supplied (threshold 80%: $37,500
+    # must stay while the debt is owed), $2,000 in the wallet
+    s = snap(supplied=usdc(40_000), debt=eth(10))
+    s = replace(s, exposure=replace(s.exposure, spot_balance=0, extra=0, lp=0),
+                account=account(usdc(40_000), eth(10), collateral_wallet=usdc(2_000)))
+    d = policy.decide(s, AAVE_PARAMS)
+    assert d.kind is DecisionKind.REBALANCE and "free to pay for it" in d.reason, d.reason
+    budget = usdc(2_000) + (usdc(40_000) - usdc(37_500) - 1) * 99 // 100
+    cost_at_worst = d.size_delta * 3000 * 1005 * 10_005 // (1000 * 10_000) // 10**12     # fee 0.05%, slippage 0.5%
+    assert 0 < d.size_delta < eth(10) and cost_at_worst <= budget <= cost_at_worst * 1002 // 1000 + 2
+    # with enough free collateral the whole reduction goes at once
+    rich = replace(s, account=account(usdc(40_000), eth(10), collateral_wallet=usdc(40_000)))
+    d2 = policy.decide(rich, AAVE_PARAMS)
+    assert d2.size_delta == eth(10) and "free to pay for it" not in d2.reason

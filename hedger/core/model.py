@@ -144,6 +144,13 @@ class MarketModel(ABC):
         made outside the hedger. Default: none (a perp's size moves only by trades)."""
         return 0
 
+    def reduction_budget(self) -> int | None:
+        """Collateral (native units) that can pay for shrinking the position in one action, or None
+        when shrinking needs none (a perp's reduction releases margin). A lending venue buys the
+        borrowed asset back with collateral withdrawn from the pool, which the pool allows only while
+        the account stays healthy: the policy then shrinks by what this budget buys, over cycles."""
+        return None
+
     def account_refusal(self) -> str | None:
         """Why the venue's account cannot be hedged as read (a state the model cannot judge), or
         None: a refusal (exit 9), nothing sent. Default: none."""

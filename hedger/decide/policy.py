@@ -54,7 +54,7 @@ from dataclasses import dataclass, replace
 from hedger.decide import guards
 from hedger.core.fixedpoint import UNIT, fmt_units, sdiv
 from hedger.core.model import INFINITE, MarketModel, PostTrade, leverage, model_for
-from hedger.decide.planner import split_trade
+from hedger.decide.planner import price_bound, split_trade
 from hedger.core.timefmt import when
 from hedger.core.types import Decision, DecisionKind, Order, OrderState, PolicyParams, RefusalKind, Snapshot
 
@@ -241,6 +241,20 @@ def _largest_acceptable(mdl: MarketModel, size: int, p: PolicyParams, delta: int
         else:
             hi = mid - 1
     return sign * lo
+
+
+def _within_reduction_budget(mdl: MarketModel, p: PolicyParams, size: int, delta: int) -> int:
+    """``delta`` with its reducing part cut to what the venue's reduction budget buys at the worst
+    fill the plan accepts (:meth:`MarketModel.reduction_budget`); unchanged where there is no budget."""
+    budget = mdl.reduction_budget()
+    closing, opening = split_trade(size, delta)
+    if budget is None or closing == 0:
+        return delta
+    worst = price_bound(mdl.fill(closing)[0], closing, p.max_slippage)
+    most = mdl.collateral_usd(budget) * UNIT // worst if worst > 0 else 0
+    if abs(closing) <= most:
+        return delta
+    return most if closing > 0 else -most
 
 
 def _smallest_deleverage(mdl: MarketModel, size: int, p: PolicyParams, deposit: int) -> int:
@@ -559,6 +573,16 @@ def _decide(s: Snapshot, p: PolicyParams) -> Decision:
                                f"collateral ({_usd(mdl.collateral_usd(excess_native))})")
                 code = code if delta else "withdraw_excess"
                 pt = mdl.after(delta, deposit)
+    capped = _within_reduction_budget(mdl, p, a.size, delta)
+    if capped != delta:
+        # the venue pays for a reduction out of collateral it may not release at once (Aave's health
+        # factor, checked with the debt still owed): shrink by what that collateral buys at the worst
+        # accepted fill; each repay frees more for the next cycle
+        budget_usd = mdl.collateral_usd(mdl.reduction_budget() or 0)
+        reasons.append(f"reducing by {_units(capped)} of {_units(delta)} now, the most that {_usd(budget_usd)} of "
+                       f"collateral free to pay for it buys (the rest in later cycles)")
+        delta, code = capped, code if code == "deleverage" else "split"
+        pt = mdl.after(delta, deposit)
     if delta == 0 and deposit == 0:
         return Decision(kind=DecisionKind.HOLD, code=code, reason="; ".join(reasons) or "nothing to do",
                         leverage_after=pt.leverage, liquidation_distance_after=pt.liq_distance, **base)

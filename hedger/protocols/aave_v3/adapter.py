@@ -293,8 +293,10 @@ class AaveV3(PerpAdapter):
         assert isinstance(market, AaveVenueState) and isinstance(account, AaveVenueAccount), \
             "aave-v3 builds calls from its own reading"
         m, a, calls = market, account, []
+        wallet = a.collateral_wallet        # the wallet's collateral as the plan's earlier legs leave it
         for act in actions:
             if act.kind is ActionKind.DEPOSIT:
+                wallet = max(0, wallet - act.amount)
                 calls += self._approve(self.collateral, "collateral", m.pool, a.collateral_allowance, act.amount, act)
                 calls.append(self._call(m.pool, POOL, "pool", "supply", (self.collateral, act.amount, a.address, 0),
                                         act, "main", act.note or "supply collateral", act.amount,
@@ -324,7 +326,8 @@ class AaveV3(PerpAdapter):
                 max_in = self._usd_to_collateral(m, _e18(buy, m.asset_decimals) * act.price_bound // UNIT, False)
                 # the wallet's collateral pays first: a withdrawal lowers the health factor, and near
                 # liquidation the pool refuses it exactly when the hedge must shrink
-                calls += self.reduce_legs(m, a, act, buy, max_in, repay, max(0, max_in - a.collateral_wallet))
+                calls += self.reduce_legs(m, a, act, buy, max_in, repay, max(0, max_in - wallet))
+                wallet = max(0, wallet - max_in)
             elif act.kind is ActionKind.CANCEL_ORDER:
                 raise ValueError("aave-v3 has no orders to cancel")
         return calls

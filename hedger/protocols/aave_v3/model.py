@@ -162,6 +162,12 @@ class AaveModel(MarketModel):
                          liq_distance=distance, fill_price=fill if size_delta else 0, fee=fee,
                          liquidation_price=liq_price)
 
+    def reduction_budget(self) -> int:
+        """The buy-back is paid from the wallet's collateral first, then by a withdrawal, which the
+        pool validates against the debt still owed before the repay: at most 99% of what keeps the
+        health factor at 1 (interest accrues between the reading and the block)."""
+        return self.account.collateral_wallet + self.max_withdrawal() * 99 // 100
+
     def max_withdrawal(self) -> int:
         """Aave lets collateral go while the health factor stays at or above 1 (and the reserve
         holds it); one unit is kept back from the exact edge (the pool rounds in its own favour)."""
