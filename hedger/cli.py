@@ -17,7 +17,7 @@ Exit codes (also in the README):
  13  unwind: not finished, nothing failed (an order still pending at --timeout, a limit holding the
      withdrawal); run it again later
  14  simulate: more than half the cycles of some run failed or were refused (the summary names the
-     first error of each kind)
+     first error of each kind), or with --engine ray a run failed twice and has no result
 """
 
 from __future__ import annotations
