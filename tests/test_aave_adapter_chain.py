@@ -184,14 +184,33 @@ def test_a_reduce_pays_from_the_wallets_collateral_before_withdrawing(w3: Web3, 
     assert calls[0].function == "withdraw" and calls[0].args[1] == max_in - 1_000 * USDC_UNIT
 
 
-def test_the_swapRouter02_shape_has_no_deadline(w3: Web3, m: AaveUniswapDeployment) -> None:
-    ad = adapter(w3, m)
+def test_swapRouter02_from_its_npm_package_is_told_apart_and_carries_the_hedge(w3: Web3,
+                                                                              m: AaveUniswapDeployment) -> None:
+    """Uniswap's SwapRouter02 (@uniswap/swap-router-contracts, deployed from its artifact): answered
+    factoryV2(), so the adapter sends the 7-field structs (no deadline); a short opens and shrinks
+    through it on the real pool."""
+    ad = AaveV3(w3, m.addresses_provider, m.usdc, two_step=False, asset=m.weth, swap_router=m.swap_router02,
+                swap_fee=m.fee, account=dev_account(USER).address)
     market, acct = read(w3, ad)
-    calls = ad.build_calls((Action(ActionKind.TRADE, -WETH_UNIT, price_bound=2900 * UNIT),), acct,
-                           replace(market, router02=True))
+    assert market.router02
+    send(w3, ad.build_calls((Action(ActionKind.DEPOSIT, 10_000 * USDC_UNIT, risk_reducing=True),), acct, market))
+    market, acct = read(w3, ad)
+    mdl = model(market, acct)
+    calls = ad.build_calls((short_action(mdl, -2 * WETH_UNIT),), acct, market)
     swap = [c for c in calls if c.leg == "main"][0]
-    assert swap.data.startswith("0x04e45aaf") and len(swap.args[0]) == 7
-    calls = ad.build_calls((Action(ActionKind.TRADE, -WETH_UNIT, price_bound=2900 * UNIT),), acct, market)
+    assert swap.data.startswith("0x04e45aaf") and len(swap.args[0]) == 7     # exactInputSingle, no deadline
+    send(w3, calls)
+    market, acct = read(w3, ad)
+    assert acct.debt >= 2 * WETH_UNIT and acct.asset_wallet == 0 and acct.supplied > 15_900 * USDC_UNIT
+    mdl = model(market, acct)
+    calls = ad.build_calls((short_action(mdl, WETH_UNIT),), acct, market)
+    assert [c for c in calls if c.leg == "main"][0].data.startswith("0x5023b4df")    # exactOutputSingle, 7 fields
+    send(w3, calls)
+    market, acct = read(w3, ad)
+    assert abs(acct.debt - WETH_UNIT) <= WETH_UNIT // 10**6 and acct.asset_wallet == 0
+    # the v3-periphery SwapRouter of the same deployment keeps its 8-field shape
+    calls = adapter(w3, m).build_calls((Action(ActionKind.TRADE, -WETH_UNIT, price_bound=2900 * UNIT),), acct,
+                                       replace(market, router02=False))
     assert [c for c in calls if c.leg == "main"][0].data.startswith("0x414bf389")
 
 

@@ -1,7 +1,8 @@
 """The real Aave v3 and Uniswap v3 on a local chain, deployed from their npm artifacts.
 
 :func:`deploy_aave_uniswap` builds a small market from the publishers' own compiled contracts
-(``@aave/core-v3``, ``@uniswap/v3-core``, ``@uniswap/v3-periphery``, ``@chainlink/contracts``;
+(``@aave/core-v3``, ``@uniswap/v3-core``, ``@uniswap/v3-periphery``, ``@uniswap/swap-router-contracts``
+for SwapRouter02, ``@chainlink/contracts``;
 facts in ``../shared/AAVE-UNISWAP.md``):
 
 * WETH (Aave's ``WETH9Mocked``, 18 decimals, also the periphery's WETH9) and USDC (Aave's
@@ -43,6 +44,7 @@ from hedger.sim.npm_artifacts import ArtifactDeployer, NpmArtifact, create_addre
 AAVE = "@aave/core-v3"
 UNISWAP_CORE = "@uniswap/v3-core"
 UNISWAP_PERIPHERY = "@uniswap/v3-periphery"
+UNISWAP_ROUTER02 = "@uniswap/swap-router-contracts"
 CHAINLINK = "@chainlink/contracts"
 
 _PATHS: dict[str, tuple[str, str]] = {
@@ -73,6 +75,7 @@ _PATHS: dict[str, tuple[str, str]] = {
     "UniswapV3Pool": (UNISWAP_CORE, "UniswapV3Pool.sol/UniswapV3Pool"),
     "NonfungiblePositionManager": (UNISWAP_PERIPHERY, "NonfungiblePositionManager.sol/NonfungiblePositionManager"),
     "SwapRouter": (UNISWAP_PERIPHERY, "SwapRouter.sol/SwapRouter"),
+    "SwapRouter02": (UNISWAP_ROUTER02, "SwapRouter02.sol/SwapRouter02"),
     # Chainlink
     "MockV3Aggregator": (CHAINLINK, "abi/v0.6/MockV3Aggregator"),
 }
@@ -169,6 +172,7 @@ class AaveUniswapDeployment:
     transactions: int
     gas_used: int
     seconds: float
+    swap_router02: str = ""    # Uniswap's SwapRouter02 (no deadline in its structs), beside the SwapRouter
 
     @property
     def token0(self) -> str:
@@ -376,6 +380,10 @@ def deploy_aave_uniswap(w3: Web3, *, sender: TxSender | None = None, asset_is_to
             d.call(erc20, asset, "approve", pool, amount)
             d.call(pool_contract_art, pool, "supply", asset, amount, me, 0)
 
+    # SwapRouter02 (swap-router-contracts), last so that the addresses above stay as they were; no
+    # Uniswap v2 here: its factoryV2 is the zero address (the v3 swaps never use it)
+    router02 = d.deploy(artifact("SwapRouter02"), zero, factory, npm, weth)
+
     return AaveUniswapDeployment(
         chain_id=int(w3.eth.chain_id), deployer=me, weth=weth, usdc=usdc, weth_feed=weth_feed, usdc_feed=usdc_feed,
         addresses_provider=provider, acl_manager=acl, pool=pool, pool_configurator=configurator, oracle=oracle,
@@ -383,7 +391,7 @@ def deploy_aave_uniswap(w3: Web3, *, sender: TxSender | None = None, asset_is_to
         variable_debt_usdc=variable_debt_usdc, treasury=treasury, uniswap_factory=factory, uniswap_pool=upool,
         fee=fee, asset_is_token0=asset_is_token0, position_manager=npm, swap_router=router,
         lp_token_id=lp_token_id, transactions=d.transactions, gas_used=d.gas_used,
-        seconds=time.monotonic() - started)
+        seconds=time.monotonic() - started, swap_router02=router02)
 
 
 # ------------------------------------------------------------------ moving the market
