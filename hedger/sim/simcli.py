@@ -493,8 +493,12 @@ def _run(args: argparse.Namespace, jobs: list[Any], chain_kw: dict[str, Any], op
                       + (f"FAILED again ({rt.failed_again})" if rt.failed_again else "done"), file=sys.stderr)
             lost = len(out.failed)
         else:
-            run_jobs([jobs[i] for i in todo], chain_kw=chain_kw, options=options, workers=min(workers, len(todo)),
-                     progress=not args.no_progress, on_result=on_result)
+            out_local = run_jobs([jobs[i] for i in todo], chain_kw=chain_kw, options=options,
+                                 workers=min(workers, len(todo)), progress=not args.no_progress, on_result=on_result)
+            # every result run_jobs returns counts, streamed or not (an engine that does not call back)
+            for n, r in enumerate(out_local):
+                if todo[n] not in results:
+                    on_result(n, r)
             note = f"{min(workers, len(todo))} worker processes"
     except KeyboardInterrupt:
         if stream is not None:

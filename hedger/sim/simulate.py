@@ -308,6 +308,15 @@ class SimChain:
             raise RuntimeError("evm_revert to the base snapshot failed")
         self._base_snapshot = self.rpc("evm_snapshot")
 
+    def kill_nodes(self) -> None:
+        """Kill this chain's anvils at once, without ape's bookkeeping (a worker ending on a signal)."""
+        procs = [getattr(self._ctx._provider, "process", None) if self._ctx is not None else None,
+                 self.upstream.process if self.upstream is not None else None,
+                 self._node.process if self._node is not None else None]
+        for proc in procs:
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+
     def stop(self) -> None:
         if self._node is not None:
             self._node.stop()
@@ -847,13 +856,43 @@ def _funding_rate(snap: Any) -> int:
 _WORKER: Runner | None = None
 
 
+_CHAIN: SimChain | None = None       # this worker's chain, for its SIGTERM handler
+
+
+def _end_worker(signum: int, _frame: Any) -> None:
+    """SIGTERM in a pool worker: kill its anvils and leave at once. Not an exception: one raised
+    from a signal handler while a ``__del__`` runs is swallowed ("Exception ignored in"), and the
+    worker then ran on, orphaned, with its anvils."""
+    try:
+        if _CHAIN is not None:
+            _CHAIN.kill_nodes()
+        _kill_children()              # an anvil started but not yet known to the chain (mid-start)
+    finally:
+        os._exit(128 + signum)
+
+
+def _kill_children() -> None:
+    """SIGKILL every child process of this one (Linux: found through /proc)."""
+    me = os.getpid()
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+            if int(stat[stat.rindex(")") + 2:].split()[1]) == me:
+                os.kill(int(entry), 9)
+        except (OSError, ValueError, IndexError):
+            continue
+
+
 def _die_with_parent() -> None:
     """End this pool worker, its chains included, when the process that started it ends: Ctrl-C
     reaches every process of the terminal's group, but a `hedger simulate` killed by its PID (a
     cron timeout, `kill`) left its workers and their anvils running, orphaned. Linux's
-    PR_SET_PDEATHSIG sends SIGTERM, turned into an exit that runs the workers' finalisers."""
+    PR_SET_PDEATHSIG sends SIGTERM, which :func:`_end_worker` answers."""
     import signal
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    signal.signal(signal.SIGTERM, _end_worker)
     try:
         import ctypes
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)     # PR_SET_PDEATHSIG
@@ -862,14 +901,15 @@ def _die_with_parent() -> None:
     import multiprocessing
     parent = multiprocessing.parent_process()
     if parent is not None and os.getppid() != parent.pid:   # it ended before the signal was asked for
-        sys.exit(128 + signal.SIGTERM)
+        os._exit(128 + signal.SIGTERM)
 
 
 def _worker_init(chain_kw: dict[str, Any], options: SimOptions) -> None:
-    global _WORKER
+    global _WORKER, _CHAIN
     from multiprocessing import util
     _die_with_parent()
-    chain = SimChain(**chain_kw).start()
+    _CHAIN = SimChain(**chain_kw)       # known to the handler before its anvils start
+    chain = _CHAIN.start()
     # multiprocessing's exit hook runs in a worker under any start method; atexit does not under
     # "fork", whose children leave through os._exit
     util.Finalize(chain, chain.stop, exitpriority=10)
