@@ -57,6 +57,8 @@ def add_parser(sub: Any) -> None:
     sp.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2",
                     help="sweep the default policy over these values (interval=H1,H2 sweeps fixed-interval "
                          "hours); reports the cost/risk frontier")
+    # the names of hedger.sim.venues.VENUES, written out: every command builds this parser, and the
+    # keeper's own commands should not import the simulator's modules
     sp.add_argument("--protocol", choices=("reference", "gmx-v2", "aave-v3"), default="reference",
                     help="the venue: the reference market (default), the GMX v2 stand-in, or the real Aave v3 and "
                          "Uniswap v3 from their npm artifacts")
@@ -302,7 +304,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise ConfigError("--cycle-every", f"{args.cycle_every} is not a number of steps", "give 1 or more")
     if args.fill_lag < 0:
         raise ConfigError("--fill-lag", f"{args.fill_lag} is negative", "give 0 or more steps")
-    modes = {"reference": ("direct", "delayed"), "gmx-v2": ("delayed",), "aave-v3": ("direct",)}[args.protocol]
+    from hedger.sim.venues import make_venue
+    modes = make_venue(args.protocol).modes         # the venue's own (nothing deployed yet)
     if args.order_mode is None:
         args.order_mode = modes[0]
     elif args.order_mode not in modes:

@@ -524,10 +524,8 @@ class AaveSim(SimVenue):
         arbitrage_pool(self._sender(chain, TRADER), self.d, answer)
 
     def _sender(self, chain: "SimChain", index: int) -> TxSender:
-        from hedger.chain.executor import KeySigner
-        from hedger.core.secrets import Secret
-        from hedger.sim.localchain import dev_account
-        return TxSender(chain.w3, KeySigner(Secret(dev_account(index).key.hex())))
+        from hedger.sim.aave_uniswap import _sender
+        return _sender(chain.w3, index)
 
     def liquidate(self, chain: "SimChain", account: str, answer: int, size: int) -> bool:
         d = self.d
