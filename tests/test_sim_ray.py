@@ -25,6 +25,7 @@ POL = policies(PolicyParams())
 FAKE_KEY = "0x" + "11" * 32
 SWEEP = ["simulate", "--scenario", "gbm", "--seed", "3", "--seeds", "2", "--steps", "6", "--policies", "default,fixed-interval",
          "--no-progress"]
+RAY_KILLS_CHILDREN = "RAY_kill_child_processes_on_worker_exit"
 
 
 @pytest.fixture(scope="session")
@@ -32,15 +33,20 @@ def ray_session() -> Any:
     ray = pytest.importorskip("ray")
     from hedger.sim.engine_ray import connect
     # the command holds a key in its environment (from .env) when it starts Ray: workers must not see it
-    before = os.environ.get("HEDGER_PRIVATE_KEY")
+    # Ray's raylet kills a lost worker's child processes itself; it is turned off here so that
+    # the tests see what the engine does (its kill on Ctrl-C, each actor's watchdog), which is
+    # what stops the anvils where that Ray setting is off or a child escaped it
+    saved = {k: os.environ.get(k) for k in ("HEDGER_PRIVATE_KEY", RAY_KILLS_CHILDREN)}
     os.environ["HEDGER_PRIVATE_KEY"] = FAKE_KEY
+    os.environ[RAY_KILLS_CHILDREN] = "0"
     try:
         assert connect(None, num_cpus=2)
     finally:
-        if before is None:
-            del os.environ["HEDGER_PRIVATE_KEY"]
-        else:
-            os.environ["HEDGER_PRIVATE_KEY"] = before
+        for k, v in saved.items():
+            if v is None:
+                del os.environ[k]
+            else:
+                os.environ[k] = v
     yield ray
     ray.shutdown()
 
@@ -103,17 +109,24 @@ def test_both_engines_give_every_run_to_the_wei(ray_session: Any, local_sweep: P
     assert a["runs"] == b["runs"] and a["policies"] == b["policies"]
 
 
-def test_ctrl_c_keeps_the_finished_runs_and_resume_runs_only_the_rest(
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def test_ctrl_c_stops_running_tasks_keeps_the_finished_runs_and_resume_runs_only_the_rest(
         ray_session: Any, local_sweep: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    """Ctrl-C after 2 of the 4 runs: the command exits 130 with those 2 in PATH.runs.jsonl and the
-    actor's anvils gone; a line then torn mid-write is skipped; --resume runs only the 2 missing
-    runs, and the report is the uninterrupted sweep's (the local engine's)."""
+    """Two actors; runs 0 and 1 finish, runs 2 and 3 never end on their own (only a kill stops
+    them); Ctrl-C at the second finished run: the command exits 130 with those 2 runs in
+    PATH.runs.jsonl, and both actors (busy with a run) and their four anvils are gone. A line
+    then torn mid-write is skipped; --resume runs only the 2 missing runs, and the report is the
+    uninterrupted sweep's (the local engine's)."""
     from hedger.sim import engine_ray
     out = tmp_path / "cut.json"
     anvils: dict[str, list[int]] = {}
     real_run = engine_ray.run_jobs_ray
-    monkeypatch.setattr(engine_ray, "run_jobs_ray", lambda *a, **kw: real_run(*a, on_start=anvils.update, **kw))
+    monkeypatch.setattr(engine_ray, "run_jobs_ray",
+                        lambda *a, **kw: real_run(*a, on_start=anvils.update, faults={2: ("hang",), 3: ("hang",)}, **kw))
     real_append = runstore.RunStream.append
     appended: list[str] = []
 
@@ -121,18 +134,23 @@ def test_ctrl_c_keeps_the_finished_runs_and_resume_runs_only_the_rest(
         real_append(self, key, r)
         appended.append(key)
         if len(appended) == 2:
+            time.sleep(1)              # both hanging runs have started on their actors
             raise KeyboardInterrupt
 
     monkeypatch.setattr(runstore.RunStream, "append", append_then_ctrl_c)
-    assert main([*SWEEP, "--engine", "ray", "--workers", "1", "--json", str(out)]) == 130
+    assert main([*SWEEP, "--engine", "ray", "--workers", "2", "--json", str(out)]) == 130
     assert "interrupted: 2 of 4 runs kept in" in capsys.readouterr().err
     pids = [p for ps in anvils.values() for p in ps]
-    assert len(pids) == 2
+    assert len(pids) == 4                                  # two actors, each an upstream anvil and a fork
+    actors = {_parent(p) for p in pids}
+    assert len(actors) == 2 and os.getpid() not in actors
     deadline = time.monotonic() + 10
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+    while any(_alive(p) for p in [*pids, *actors]) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not [p for p in pids if _alive(p)]
+    assert not [p for p in actors if _alive(p)], "an actor still runs its task after Ctrl-C"
+    assert not [p for p in pids if _alive(p)], "an anvil outlived its actor"
     monkeypatch.setattr(runstore.RunStream, "append", real_append)
+    monkeypatch.setattr(engine_ray, "run_jobs_ray", real_run)
     stream = runstore.stream_path(out)
     assert len(_runs(out)) == 2
     torn = stream.read_text().splitlines()[0][:100]

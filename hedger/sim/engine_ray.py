@@ -34,6 +34,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -70,7 +71,8 @@ for _ in range(3):
     time.sleep(0.2)
 """
 
-FAULTS = ("exit", "anvil")    # injected by tests: the worker process dies; the fork's anvil crashes
+# injected by tests: the worker process dies; the fork's anvil crashes; the run never ends (only a kill stops it)
+FAULTS = ("exit", "anvil", "hang")
 ACTOR_START_TIMEOUT_S = 600   # a busy cluster may queue actors; one that never comes is said, not waited on
 
 
@@ -119,6 +121,8 @@ class SimWorker:
             os._exit(1)                                  # the worker is lost mid-task
         if fault == "anvil":
             os.kill(self.anvil_pids()[-1], signal.SIGKILL)   # the fork's anvil crashes
+        if fault == "hang":
+            threading.Event().wait()                     # a run that never ends: cancel cannot stop it, a kill can
         return self.runner.run(job)
 
     def stop(self) -> None:
