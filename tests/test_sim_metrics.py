@@ -95,6 +95,13 @@ def test_a_hedge_nobody_tops_up_is_liquidated_in_the_squeeze_and_the_default_is_
     once = runner.run(Job("squeeze", 1, POL["open-once"]))
     assert default.liquidations == 0 and once.liquidations >= 1
     assert min(s.position / s.target for s in default.tracking_steps()) > 0.5
+    # the margin the liquidation took is its own figure, not a fill premium: open-once's execution
+    # cost stays what its opening paid (it read as -$1,124 when the forfeit was folded into it)
+    liquidated = [s for s in once.steps if s.d_liquidation]
+    assert len(liquidated) == once.liquidations and all(s.d_liquidation < 0 for s in liquidated)
+    assert once.liquidation_usd == -sum(s.d_liquidation for s in once.steps) > 0
+    assert once.execution_usd > 0 and once.cost_usd > 0
+    assert default.liquidation_usd == 0
     # the holder's outflow in the gas spike went through (its own move, not the hedger's)
     assert any(s.flow < 0 for s in default.steps)
     # both end unwound, the exit paid

@@ -41,6 +41,7 @@ COST_LINES = (
     ("cum_fees", "fees", dict(color="tab:red")),
     ("cum_execution", "execution", dict(color="tab:purple")),
     ("cum_gas", "gas", dict(color="tab:brown")),
+    ("cum_liquidation", "liquidation", dict(color="black", linestyle=":")),
 )
 USD = StrMethodFormatter("{x:,.0f}")
 FAST = 1 / 3           # a step shorter than this fraction of the median step is "fast"

@@ -112,6 +112,8 @@ def summarize(runs: list[RunResult]) -> dict[str, Any]:
         "fees_usd": sum(r.fees_usd for r in runs),
         "execution_usd": sum(r.execution_usd for r in runs),
         "funding_usd": sum(r.funding_usd for r in runs),
+        # margin and fees liquidations took beyond the positions' losses (+: lost), apart from cost
+        "liquidation_usd": sum(r.liquidation_usd for r in runs),
         "cost_usd": cost,
         "cost_usd_per_run": cost / n,
         "txs_per_run": sum(r.txs for r in runs) / n,
@@ -277,7 +279,7 @@ def table(doc: dict[str, Any]) -> str:
     """The summary table: one row per scenario and policy (all seeds pooled), then per policy."""
     cols = ["scenario", "policy", "runs", "var.red.", "risk $/step", "vs open-once", "gap to ideal $", "in band",
             "min ratio", "|delta| avg", "min margin", "nearest liq", "liqs", "txs", "gas used", "gas $", "fees $",
-            "exec $", "funding $", "cost $", "reserve used $", "failed"]
+            "exec $", "funding $", "cost $", "liq. loss $", "reserve used $", "failed"]
     rows = []
     for pname, p in doc["policies"].items():
         for sc, s in p["scenarios"].items():
@@ -295,7 +297,8 @@ def table(doc: dict[str, Any]) -> str:
                      f"{s['residual_delta_mean']:.2f}", _pct(s["min_margin_ratio"]), _pct(s["nearest_liquidation"]),
                      str(s["liquidations"]), str(s["txs"]), f"{s['gas_used']:,}", _money(s["gas_usd"]),
                      _money(s["fees_usd"]), _money(s["execution_usd"]), _money(s["funding_usd"]),
-                     _money(s["cost_usd"]), _money(s["reserve_used_usd_max"]), str(s["failed_cycles"])])
+                     _money(s["cost_usd"]), _money(s["liquidation_usd"]), _money(s["reserve_used_usd_max"]),
+                     str(s["failed_cycles"])])
     widths = [max(len(c), *(len(b[i]) for b in body)) if body else len(c) for i, c in enumerate(cols)]
     line = lambda cells: "  ".join(c.rjust(w) if i > 1 else c.ljust(w)  # noqa: E731
                                    for i, (c, w) in enumerate(zip(cells, widths)))
@@ -352,9 +355,9 @@ def run_series(r: RunResult) -> dict[str, list[float | None]]:
     """A run as the plot's series (cumulative PnL by component)."""
     series: dict[str, list[float | None]] = {k: [] for k in (
         "t_hours", "price", "target", "target_low", "position", "exposure", "leverage", "liq_distance", "cum_spot",
-        "cum_perp_price", "cum_funding", "cum_fees", "cum_execution", "cum_gas", "cum_hedged", "cum_unhedged",
-        "flow")}
-    acc = dict(spot=0.0, perp_price=0.0, funding=0.0, fees=0.0, execution=0.0, gas=0.0)
+        "cum_perp_price", "cum_funding", "cum_fees", "cum_execution", "cum_gas", "cum_liquidation", "cum_hedged",
+        "cum_unhedged", "flow")}
+    acc = dict(spot=0.0, perp_price=0.0, funding=0.0, fees=0.0, execution=0.0, gas=0.0, liquidation=0.0)
     for s in r.steps:
         acc["spot"] += s.d_spot
         acc["perp_price"] += s.d_perp_price
@@ -362,6 +365,7 @@ def run_series(r: RunResult) -> dict[str, list[float | None]]:
         acc["fees"] += s.d_fees
         acc["execution"] += s.d_execution
         acc["gas"] += s.d_gas
+        acc["liquidation"] += s.d_liquidation
         series["t_hours"].append(s.t_hours)
         series["price"].append(s.price)
         series["target"].append(s.target)

@@ -429,6 +429,9 @@ class StepRecord:
     txs: int = 0
     target_low: float | None = None   # the funding-aware range's low edge while it applies
     flow: float = 0.0                 # spot asset added (+) or removed (-) at this step (plots mark it)
+    # what a liquidation of the hedge took beyond the position's own loss (negative: the margin and
+    # the venue's fee it forfeited; positive: a loss past the margin that the venue absorbed)
+    d_liquidation: float = 0.0
 
 
 @dataclass
@@ -451,6 +454,10 @@ class RunResult:
     description: str = ""
     errors: dict[str, str] = field(default_factory=dict)   # the first error of each outcome that had one
     unwound: bool = False             # the run ended by unwinding through `hedger unwind`'s path
+    # margin and fees liquidations took beyond the positions' own losses (+: lost), apart from the
+    # cost of hedging (a gap past the margin, absorbed by the venue, shows here as a gain, not as a
+    # negative execution cost)
+    liquidation_usd: float = 0.0
 
     @property
     def cost_usd(self) -> float:
@@ -471,7 +478,8 @@ class RunResult:
         return [s for s in self.steps if s.decision != UNWIND]
 
     def hedged_changes(self) -> list[float]:
-        return [s.d_spot + s.d_perp_price + s.d_funding + s.d_fees + s.d_execution + s.d_gas for s in self.steps[1:]]
+        return [s.d_spot + s.d_perp_price + s.d_funding + s.d_fees + s.d_execution + s.d_gas + s.d_liquidation
+                for s in self.steps[1:]]
 
     def unhedged_changes(self) -> list[float]:
         return [s.d_spot for s in self.steps[1:]]
@@ -623,8 +631,11 @@ class Runner:
                 # 3. other traders, 4. a liquidation keeper
                 others = d.others(chain, rng, sc.skew_bias if step.lean is None else step.lean, others,
                                   self.o.traders)
+                liquidated = 0
                 if d.liquidate(chain, self.hedger, answer, prev["size"] if prev else 0):
                     res.liquidations += 1
+                    if prev is not None:
+                        liquidated = self._liquidation_effect(keeper, prev)
                 # the hedged exposure: flows into the wallet, the LP leg as declared exposure
                 if step.spot_change > 0:
                     d.mint_spot(chain, self.holder, step.spot_change)
@@ -689,9 +700,10 @@ class Runner:
                 last_block_ts = now["block_ts"]
                 exposure_units = spot_units + lp
                 rec = self._record(i, steps, now, prev, exposure_units, lp0, p0, gas_wei, fees, step,
-                                   keeper.settings.policy, decision, n_tx, settled, own_native)
+                                   keeper.settings.policy, decision, n_tx, settled, own_native, liquidated)
                 settled = own_native = 0
                 records.append(rec)
+                res.liquidation_usd += -rec.d_liquidation
                 res.fees_usd += -rec.d_fees
                 res.execution_usd += -rec.d_execution
                 res.funding_usd += rec.d_funding
@@ -788,12 +800,29 @@ class Runner:
                 "cprice": snap.collateral_price, "scale": 10 ** (18 - m.collateral_decimals),
                 "native": int(self.w3.eth.get_balance(self.hedger)), "block_ts": snap.chain.block_timestamp}
 
+    def _equity(self, now: dict[str, Any]) -> int:
+        """The account's value on the venue and in its wallet's collateral (E18 USD), before what
+        it paid in the native token beside gas."""
+        return now["margin"] + now["wallet"] * now["scale"] * now["cprice"] // UNIT
+
+    def _liquidation_effect(self, keeper: Keeper, prev: dict[str, Any]) -> int:
+        """What a liquidation just sent took from the account beyond its position's loss since the
+        last step (E18 USD; read right after it, before the hedger's cycle): the equity's change
+        less the price move on the size held and the carry accrued. Negative: margin and fee
+        forfeited; positive: a loss past the margin the venue absorbed."""
+        mid = self._read(keeper)
+        equity = self._equity(mid) - self._native_paid
+        d_perp = prev["size"] * (mid["price"] - prev["price"]) // UNIT
+        return equity - prev["equity"] - d_perp - self.venue.carry(prev["carry"], mid["carry"], 0)
+
     def _record(self, i: int, steps: list[Step], now: dict[str, Any], prev: dict[str, Any] | None,
                 exposure: int, lp0: int, p0: int, gas_wei: int, fees: int, step: Step, params: PolicyParams,
-                decision: str, n_tx: int, settled: int = 0, own_native: int = 0) -> StepRecord:
+                decision: str, n_tx: int, settled: int = 0, own_native: int = 0, liquidated: int = 0) -> StepRecord:
+        """The step's record; ``liquidated``: what a liquidation in it took beyond the position's
+        loss (:meth:`_liquidation_effect`), kept out of the fill premium."""
         f = lambda v: v / UNIT  # noqa: E731 - E18 to float, for the report
         price = now["price"]
-        equity = now["margin"] + now["wallet"] * now["scale"] * now["cprice"] // UNIT
+        equity = self._equity(now)
         notional = abs(now["size"]) * price // UNIT
         eth_usd = price if self.o.eth_usd is None else self.o.eth_usd
         gas_usd = gas_wei * eth_usd // UNIT    # gas is paid in ETH
@@ -820,7 +849,7 @@ class Runner:
             d_funding = self.venue.carry(prev["carry"], now["carry"], settled)
             d_equity = equity - prev["equity"]
             d_fees = -fees
-            d_exec = d_equity - d_perp - d_funding - d_fees
+            d_exec = d_equity - d_perp - d_funding - d_fees - liquidated
         hours = sum(s.dt for s in steps[1: i + 1]) / 3600
         hedge_ratio = params.hedge_ratio
         # as the policy sees it (hedger.decide.policy._funding_range): shorts pay when the rate is negative
@@ -836,7 +865,7 @@ class Runner:
             d_fees=f(d_fees), d_execution=f(d_exec), d_gas=-f(gas_usd), funding_rate_yr=now["rate"] * 365 / UNIT,
             base_fee_gwei=step.base_fee / 1e9, decision=decision, txs=n_tx,
             target_low=-f(exposure * params.funding_min_ratio // UNIT) if ranged else None,
-            flow=f(step.spot_change))
+            flow=f(step.spot_change), d_liquidation=f(liquidated))
         now["equity"] = equity
         return rec
 
