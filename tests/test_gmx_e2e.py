@@ -517,3 +517,21 @@ def test_a_reduction_after_the_price_moved_closes_the_tokens_asked(g: G) -> None
     assert o.kind is OrderKind.DECREASE and o.size_delta == 1 * WETH
     g.execute()
     assert g.read().account.size == -1 * WETH
+
+
+@pytest.mark.parametrize("price_at_execution", [2990, 3100])
+def test_an_order_filled_at_another_price_is_booked_at_the_size_gmx_executed(g: G, price_at_execution: int) -> None:
+    """GMX sizes an increase in USD: created at 3,000 for about 2 ETH, executed at 2,990 (within the
+    order's acceptable price) it adds 2.0067 ETH, at 3,100 1.935 ETH, not the size booked. The
+    next cycle takes the size GMX executed from its events: no "changed outside the hedger" and
+    no auto-deleveraging alarm for our own order, then or a cycle later."""
+    assert g.cycle().outcome == "acted"
+    g.chain.set_price(price_at_execution)
+    g.execute()
+    size = g.read().account.size
+    assert abs(size + 6000 * WETH // price_at_execution) <= 1               # $6,000 at the execution price
+    res = g.cycle()
+    assert any("was filled" in n for n in res.notes), res.notes
+    assert not any("changed outside" in n for n in res.notes), res.notes
+    assert res.reduced_by_venue == 0
+    assert not any("changed outside" in n for n in g.cycle().notes)
