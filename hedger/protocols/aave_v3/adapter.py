@@ -121,9 +121,11 @@ class AaveV3(PerpAdapter):
                 CallSpec("a.assetWallet", self.asset, ERC20, "balanceOf", (a,)),
                 CallSpec("a.assetRouterAllowance", self.asset, ERC20, "allowance", (a, self.router))]
 
-    def _tokens(self, dp: str, block: int) -> dict[str, Any]:
-        """The reserves' aToken addresses: fixed for a reserve's life, read once per adapter."""
+    def _tokens(self, dp: str) -> dict[str, Any]:
+        """The reserves' aToken addresses: fixed for a reserve's life, read once per adapter (the
+        latest block's number is asked then only, not every cycle)."""
         if not self._fixed:
+            block = self.w3.eth.block_number
             c = self.w3.eth.contract(address=dp, abi=load_abi(DATA_PROVIDER)).functions
             self._fixed = {"aAsset": c.getReserveTokensAddresses(self.asset).call(block_identifier=block)[0],
                            "aCollateral": c.getReserveTokensAddresses(self.collateral).call(block_identifier=block)[0]}
@@ -133,7 +135,7 @@ class AaveV3(PerpAdapter):
         pool = self._pool = Web3.to_checksum_address(stage1["m.pool"])
         dp = Web3.to_checksum_address(stage1["m.dataProvider"])
         oracle = Web3.to_checksum_address(stage1["m.oracle"])
-        fixed = self._tokens(dp, self.w3.eth.block_number)
+        fixed = self._tokens(dp)
         a_asset, a_collateral = (Web3.to_checksum_address(fixed[k]) for k in ("aAsset", "aCollateral"))
         specs = []
         for tag, token in (("x", self.asset), ("k", self.collateral)):
