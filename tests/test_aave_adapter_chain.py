@@ -11,6 +11,7 @@ from typing import Any, Iterator
 
 import pytest
 from web3 import Web3
+from web3.providers.base import BaseProvider
 
 from hedger.chain.executor import KeySigner, TxSender
 from hedger.chain.reader import ChainReader
@@ -293,6 +294,73 @@ def test_resume_leaves_the_sale_to_the_guarded_plan_when_the_feed_is_stale(w3: W
     market, acct = read(w3, ad)
     again = ad.build_calls((short_action(model(market, acct), -WETH_UNIT),), acct, market)
     assert "borrow" not in [c.function for c in again]
+
+
+# ------------------------------------------------------------------ liquidation records (no chain)
+POOL_AT, OTHER_POOL = "0x" + "a1" * 20, "0x" + "b2" * 20
+ME, LIQUIDATOR = "0x" + "c3" * 20, "0x" + "d4" * 20
+COLLATERAL, ASSET = "0x" + "e5" * 20, "0x" + "f6" * 20
+TX = "0x" + "07" * 32
+
+
+def liquidation_log(pool: str, debt: int, taken: int) -> dict[str, Any]:
+    """A raw JSON-RPC log of a pool's LiquidationCall of ME (hex strings, as a node answers it)."""
+    def topic(a: str) -> str:
+        return "0x" + "00" * 12 + a[2:].lower()
+    data = Web3().codec.encode(["uint256", "uint256", "address", "bool"], [debt, taken, LIQUIDATOR, False])
+    return {"address": pool, "blockNumber": "0x2a", "transactionHash": TX, "logIndex": "0x0",
+            "transactionIndex": "0x0", "blockHash": "0x" + "08" * 32, "removed": False, "data": "0x" + data.hex(),
+            "topics": [_event_topic(), topic(COLLATERAL), topic(ASSET), topic(ME)]}
+
+
+def _event_topic() -> str:
+    from eth_utils import keccak
+    return "0x" + keccak(text="LiquidationCall(address,address,address,uint256,uint256,address,bool)").hex()
+
+
+class Logs(BaseProvider):
+    """Answers eth_getLogs with ``logs`` (and records the filters); nothing else."""
+
+    def __init__(self, logs: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.logs = logs
+        self.filters: list[dict[str, Any]] = []
+
+    def make_request(self, method: Any, params: Any) -> Any:
+        assert method == "eth_getLogs", method
+        self.filters.append(params[0])
+        return {"jsonrpc": "2.0", "id": 1, "result": self.logs}
+
+
+def offline(logs: list[dict[str, Any]], pool: str = "") -> AaveV3:
+    ad = AaveV3(Web3(Logs(logs)), "0x" + "99" * 20, COLLATERAL, two_step=False, asset=ASSET)
+    ad._pool = pool                          # as a stage-2 read of the provider leaves it
+    return ad
+
+
+def test_the_liquidation_query_names_the_pool_once_known_and_the_account_by_its_topic() -> None:
+    fresh = offline([]).liquidation_log_filter(ME, 10, 42)
+    assert fresh == {"fromBlock": "0xa", "toBlock": "0x2a", "topics": [_event_topic(), None, None,
+                                                                       "0x" + "00" * 12 + ME[2:]]}
+    known = offline([], Web3.to_checksum_address(POOL_AT)).liquidation_log_filter(ME, 10, 42)
+    assert known == {**fresh, "address": Web3.to_checksum_address(POOL_AT)}
+    assert offline([]).liquidation_log_filter(ME, 43, 42) is None          # nothing new since the last reading
+
+
+def test_liquidation_lines_from_raw_logs_keep_the_pools_own_events_only() -> None:
+    ad = offline([], Web3.to_checksum_address(POOL_AT))
+    ours, fork = liquidation_log(POOL_AT, 5 * 10**18, 9_000 * 10**6), liquidation_log(OTHER_POOL, 1, 2)
+    assert ad.liquidations_from_logs([ours, fork]) == [
+        f"liquidated: {Web3.to_checksum_address(LIQUIDATOR)} repaid {5 * 10**18} of the debt "
+        f"({Web3.to_checksum_address(ASSET)}) and took {9_000 * 10**6} of the collateral "
+        f"({Web3.to_checksum_address(COLLATERAL)}) in tx {TX} (block 42); the next plan re-hedges what is left"]
+
+
+def test_liquidations_asks_its_own_get_logs_with_the_same_query() -> None:
+    ad = offline([liquidation_log(POOL_AT, 7, 8)], Web3.to_checksum_address(POOL_AT))
+    (line,) = ad.liquidations(ME, 10, 42)
+    assert line.startswith(f"liquidated: {Web3.to_checksum_address(LIQUIDATOR)} repaid 7 of the debt")
+    assert ad.w3.provider.filters == [ad.liquidation_log_filter(ME, 10, 42)]
 
 
 def test_zz_gas_per_leg(w3: Web3) -> None:

@@ -6,6 +6,8 @@ borrowing again."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -25,6 +27,7 @@ from hedger.sim.localchain import Anvil, dev_account
 from hedger.sim.npm_artifacts import ArtifactDeployer
 from hedger.state.journal import Journal
 from tests.conftest import web3_at
+from tests.rpcproxy import FaultProxy
 
 SIGNER, TRADER, HOLDER = 1, 2, 3
 UNIT = 10**18
@@ -330,6 +333,19 @@ def test_report_counts_the_interest_paid_and_earned_the_swap_fees_and_the_gas(
 LIQUIDATOR = 5
 
 
+class MethodsProxy(FaultProxy):
+    """The counting proxy, also recording the methods of each HTTP request (a batch's together)."""
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(upstream)
+        self.posts: list[list[str]] = []
+
+    def _handle(self, body: bytes) -> tuple[int, str, bytes] | None:
+        payload = json.loads(body)
+        self.posts.append([e["method"] for e in (payload if isinstance(payload, list) else [payload])])
+        return super()._handle(body)
+
+
 def test_a_liquidation_by_a_third_party_is_detected_alerted_reported_and_what_is_left_rehedged(
         v: Venue, monkeypatch: pytest.MonkeyPatch) -> None:
     from hedger.ops.alerts import Alerts
@@ -347,17 +363,24 @@ def test_a_liquidation_by_a_third_party_is_detected_alerted_reported_and_what_is
              2**256 - 1, False)                               # the close factor: half the debt
     after = v.account()
     assert after.debt < before.debt * 6 // 10 and after.supplied < before.supplied
-    k = Keeper.from_settings(Settings.from_env({**v.env, "HEDGER_ALERT_WEBHOOK": "http://127.0.0.1:9/hook"},
-                                               dotenv=False))
     sent: list[tuple[str, str]] = []
-    alerts = Alerts(k.settings)
-    monkeypatch.setattr(alerts, "send", lambda kind, sev, msg, **kw: sent.append((kind, msg)))
-    res = k.cycle()
+    # a fresh keeper, as `hedger run-once` has: it does not know the pool's address before stage 1
+    with MethodsProxy(v.env["HEDGER_RPC_URL"]) as proxy:
+        k = Keeper.from_settings(Settings.from_env({**v.env, "HEDGER_ALERT_WEBHOOK": "http://127.0.0.1:9/hook",
+                                                    "HEDGER_RPC_URL": proxy.url()}, dotenv=False))
+        alerts = Alerts(k.settings)
+        monkeypatch.setattr(alerts, "send", lambda kind, sev, msg, **kw: sent.append((kind, msg)))
+        res = k.cycle()
     alerts.on_cycle(res)
     assert res.exit_code == 0 and res.outcome == "acted", res.error
     assert any("differs from the journal" in n for n in res.notes), res.notes       # reconcile's note
     (note,) = [n for n in res.notes if n.startswith("liquidated:")]
-    assert dev_account(LIQUIDATOR).address in note and "repaid" in note
+    # the lookup rode in stage 1's batch, not in an HTTP request of its own
+    assert [m for m in proxy.posts if "eth_getLogs" in m] == [proxy.posts[1]], proxy.posts
+    assert proxy.posts[1].count("eth_getLogs") == 1 and "eth_call" in proxy.posts[1], proxy.posts
+    assert re.fullmatch(rf"liquidated: {dev_account(LIQUIDATOR).address} repaid [0-9]+ of the debt \({v.d.weth}\) "
+                        rf"and took [0-9]+ of the collateral \({v.d.usdc}\) in tx 0x[0-9a-f]{{64}} \(block [0-9]+\); "
+                        "the next plan re-hedges what is left", note), note
     assert [kind for kind, _ in sent].count("liquidated") == 1      # (beside liquidation_distance: HF near 1)
     # what is left is re-hedged: the short back to the holding, the health factor back in its band
     a = v.account()
@@ -366,9 +389,32 @@ def test_a_liquidation_by_a_third_party_is_detected_alerted_reported_and_what_is
     rep = build_report(Journal(v.env["HEDGER_JOURNAL_PATH"]), dev_account(SIGNER).address, v.d.addresses_provider,
                        eth_usd=5700 * UNIT)
     assert note in rep.notes                                                        # `hedger report` lists it
-    # once only: the next cycle finds no new liquidation
-    res = v.keeper().cycle()
+    # once only: the next cycle finds no new liquidation; a dry run's reads, the lookup included, take
+    # three HTTP requests once the keeper knows its fixed facts (five before: an eth_getLogs of its own,
+    # and the block number every cycle)
+    with MethodsProxy(v.env["HEDGER_RPC_URL"]) as proxy:
+        k = v.keeper(HEDGER_RPC_URL=proxy.url())
+        k.read()
+        proxy.reset_counts()
+        proxy.posts.clear()
+        res = k.cycle(dry_run=True)
+    assert proxy.http_requests == 3 and proxy.calls["eth_getLogs"] == 1, proxy.posts
+    assert res.outcome in ("held", "dry_run"), (res.outcome, res.error)
     assert not any(n.startswith("liquidated:") for n in res.notes), res.notes
+    # a node that refuses the logs (its limit on results, say) loses nothing else of the cycle: a note
+    v.w3.provider.make_request("evm_mine", [])
+    k = v.keeper()
+    batch = k.reader._batch
+
+    def refusing(reqs: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
+        return [{"jsonrpc": "2.0", "id": r["id"], "error": {"code": -32005, "message": "query returned more than "
+                 "10000 results"}} if method == "eth_getLogs" else r for (method, _), r in zip(reqs, batch(reqs))]
+
+    monkeypatch.setattr(k.reader, "_batch", refusing)
+    res = k.cycle(dry_run=True)
+    assert res.outcome in ("held", "dry_run") and res.snapshot is not None, (res.outcome, res.error)
+    assert any(n.startswith("the venue's liquidation records of blocks ") and "more than 10000 results" in n
+               for n in res.notes), res.notes
 
 
 # ------------------------------------------------------------------ the pool's TWAP as the second price

@@ -5,7 +5,8 @@ chain id and, once, the genesis hash), then every ``eth_call`` of the cycle in
 one JSON-RPC batch pinned to that block number, so that all readings are
 mutually consistent. A venue whose calls need an earlier answer (a second
 stage) adds one more :meth:`ChainReader.call_many` pinned to the same block:
-three round trips at most.
+three round trips at most. Other requests of the cycle (a venue's ``eth_getLogs`` up to
+the head's block) ride in a stage's batch (:meth:`ChainReader.call_many_with`).
 """
 
 from __future__ import annotations
@@ -130,15 +131,31 @@ class ChainReader:
         """Round trip 2: all calls at one block. Returns key -> decoded value (a tuple when
         the function returns several values). A call to an address without code, or a
         revert of a non-optional call, raises."""
+        return self.call_many_with(specs, block_number)[0]
+
+    def call_many_with(self, specs: list[CallSpec], block_number: int,
+                       raw: list[tuple[str, list[Any]]] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """:meth:`call_many`, with ``raw`` JSON-RPC requests (method, params; e.g. an ``eth_getLogs``
+        whose filter ends at ``block_number``) sent in the same HTTP batch: no round trip of their
+        own. Returns the decoded calls and each raw request's JSON-RPC answer as the node gave it
+        (``result`` or ``error``, in ``raw``'s order): an error answer to one of them is the
+        caller's to judge and fails nothing else."""
+        raw = list(raw or [])
         if not specs:
-            return {}
+            return {}, (self._batch(raw) if raw else [])
         encoded = [self._encoded(spec) for spec in specs]
         if self.multicall:
-            answers = self._via_multicall(specs, encoded, block_number)
+            answers, extra = self._via_multicall(specs, encoded, block_number, raw)
         else:
             reqs = [("eth_call", [{"to": to, "data": data}, hex(block_number)]) for to, data, _ in encoded]
+            resp = self._batch(reqs + raw)
+            resp, extra = resp[:len(reqs)], resp[len(reqs):]
             answers = [(None, bytes.fromhex(r["result"][2:])) if "error" not in r
-                       else (str(r["error"].get("message", r["error"])), b"") for r in self._batch(reqs)]
+                       else (str(r["error"].get("message", r["error"])), b"") for r in resp]
+        return self._decoded(specs, encoded, answers), extra
+
+    def _decoded(self, specs: list[CallSpec], encoded: list[tuple[str, str, list[str]]],
+                 answers: list[tuple[str | None, bytes]]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for spec, (_, _, types), (failure, raw) in zip(specs, encoded, answers):
             if failure is not None:
@@ -171,20 +188,21 @@ class ChainReader:
 
     AGGREGATE3 = "0x82ad56cb"   # aggregate3((address,bool,bytes)[])
 
-    def _via_multicall(self, specs: list[CallSpec], encoded: list[tuple[str, str, list[str]]],
-                       block_number: int) -> list[tuple[str | None, bytes]]:
+    def _via_multicall(self, specs: list[CallSpec], encoded: list[tuple[str, str, list[str]]], block_number: int,
+                       raw: list[tuple[str, list[Any]]]) -> tuple[list[tuple[str | None, bytes]], list[dict[str, Any]]]:
         """All calls in one eth_call to a Multicall3-compatible aggregate3 (allowFailure on every
-        call; the failures are sorted out per call afterwards). Returns (failure or None, data)."""
+        call; the failures are sorted out per call afterwards), batched with the ``raw`` requests.
+        Returns (failure or None, data) per call, and the raw requests' answers."""
         from hedger.chain.executor import decode_revert_data
         calls = [(to, True, bytes.fromhex(data[2:])) for to, data, _ in encoded]
         data = self.AGGREGATE3 + self.w3.codec.encode(["(address,bool,bytes)[]"], [calls]).hex()
-        (r,) = self._batch([("eth_call", [{"to": self.multicall, "data": data}, hex(block_number)])])
+        r, *extra = self._batch([("eth_call", [{"to": self.multicall, "data": data}, hex(block_number)]), *raw])
         if "error" in r:
             raise RpcError(f"aggregate3 at {self.multicall} failed: {r['error'].get('message', r['error'])}")
         (results,) = self.w3.codec.decode(["(bool,bytes)[]"], bytes.fromhex(r["result"][2:]))
         if len(results) != len(specs):
             raise RpcError(f"aggregate3 answered {len(results)} of {len(specs)} calls")
-        return [(None, bytes(ret)) if ok else (decode_revert_data(bytes(ret)), b"") for ok, ret in results]
+        return [(None, bytes(ret)) if ok else (decode_revert_data(bytes(ret)), b"") for ok, ret in results], extra
 
 
 def _tuple_type(o: dict[str, Any]) -> str:

@@ -137,6 +137,12 @@ class Keeper:
     def read(self) -> Snapshot:
         """The chain head, then every view call of stage 1 pinned to that block, then the adapter's
         second stage (if it has one) at the same block: two round trips, three with a second stage."""
+        return self._read()[0]
+
+    def _read(self, liquidations: bool = False) -> tuple[Snapshot, list[str]]:
+        """:meth:`read`; with ``liquidations``, also the venue's records of this account liquidated
+        since the journal's last reading of this market, asked in stage 1's batch (no round trip
+        of its own), as the cycle's notes."""
         try:
             head = self.reader.head(self.account)
         except RpcError as err:
@@ -144,8 +150,10 @@ class Keeper:
         if self.settings.chain_id is not None and head.chain_id != self.settings.chain_id:
             raise ChainGuardError(f"the RPC at {self.settings.rpc_display} reports chain id {head.chain_id}, "
                                   f"HEDGER_CHAIN_ID is {self.settings.chain_id}: refusing to act on the wrong chain")
+        query = self._liquidation_query(head) if liquidations else None
         try:
-            r = self.reader.call_many(self._specs(), head.block_number)
+            r, logs = self.reader.call_many_with(self._specs(), head.block_number,
+                                                 [("eth_getLogs", [query])] if query else [])
             stage2 = self.stage2_specs(r)
             if stage2:
                 r = {**r, **self.reader.call_many(stage2, head.block_number)}
@@ -156,7 +164,33 @@ class Keeper:
             raise ChainGuardError(f"{var}: {err}. Fix: check that {var} is the right address, {expected} "
                                   f"(`hedger check` tests every configured address)",
                                   address=err.spec.address, variable=var) from err
-        return self.snapshot_from(r, head)
+        snapshot = self.snapshot_from(r, head)
+        return snapshot, (self._liquidation_notes(query, logs[0]) if query else [])
+
+    def _liquidation_query(self, head: ChainView) -> dict[str, Any] | None:
+        """The venue's log filter of this account's liquidations from the block after the journal's
+        last reading of this market to the head's (asks nothing of the chain); None without a
+        journal, before the first reading, or when the venue has nothing to ask."""
+        if self.journal is None:
+            return None
+        last = self.journal.last_reading(head.chain_id, head.genesis_hash, self.account, self.adapter.market)
+        if last is None:
+            return None
+        return self.adapter.liquidation_log_filter(self.account, last[0] + 1, head.block_number)
+
+    def _liquidation_notes(self, query: dict[str, Any], answer: dict[str, Any]) -> list[str]:
+        """The venue's lines for the logs the read's batch returned. A refused query (a node's
+        limit on logs, say) loses nothing else of the read: it becomes a note instead (those
+        blocks are not asked again; the journal's position check still notes a position the
+        venue changed)."""
+        logs = answer.get("result")
+        if "error" in answer or not isinstance(logs, list):
+            err = answer.get("error")
+            why = err.get("message", err) if isinstance(err, dict) else "no list of logs in the answer"
+            return [f"the venue's liquidation records of blocks {int(query['fromBlock'], 16)} to "
+                    f"{int(query['toBlock'], 16)} could not be read ({redact_urls(str(why))[:200]}): they are not "
+                    "asked again; a position changed by no order of ours is still noted"]
+        return self.adapter.liquidations_from_logs(logs)
 
     def setting_of(self, address: str, key: str | None = None) -> str:
         """The setting that configured ``address`` (for messages that name the variable to fix); the
@@ -416,25 +450,16 @@ class Keeper:
             return []
         return reconcile(self)
 
-    def _liquidations(self, snapshot: Snapshot) -> list[str]:
-        """The venue's records of this account liquidated since the journal's last reading of it."""
-        assert self.journal is not None
-        c = snapshot.chain
-        last = self.journal.last_reading(c.chain_id, c.genesis_hash, self.account, snapshot.market.address)
-        if last is None:
-            return []
-        return self.adapter.liquidations(self.account, last[0] + 1, c.block_number)
-
     def _cycle(self, dry_run: bool, params: PolicyParams | None = None, unwinding: bool = False) -> CycleResult:
         from hedger.state.reconcile import reconcile_state
         notes = self.reconcile()
-        snapshot = self.read()
+        snapshot, liquidated = self._read(liquidations=True)
         found: dict[str, int] = {}
         if self.journal is not None:
             from hedger.core.model import model_for
             notes += reconcile_state(self.journal, snapshot, self.fill_of(snapshot), found,
                                      drift=model_for(snapshot).position_drift)
-            notes += self._liquidations(snapshot)
+            notes += liquidated
         snapshot = replace(snapshot, daily=self._daily_budget(snapshot))
         params = params or self.params(snapshot)
         decision = policy.decide(snapshot, params)

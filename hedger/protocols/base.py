@@ -30,7 +30,7 @@ from typing import Any, Callable, ClassVar
 
 from web3 import Web3
 
-from hedger.core.errors import ConfigError
+from hedger.core.errors import ConfigError, RpcError
 from hedger.chain.reader import CallSpec
 from hedger.core.types import (AccountState, Action, Call, ChainView, CollateralToken, Fill, JournaledAction, MarketState,
                                Resume)
@@ -127,11 +127,32 @@ class PerpAdapter(ABC):
         """For `hedger check`: does the market answer its interface, and take the configured
         collateral? (ok, detail)"""
 
+    def liquidation_log_filter(self, account: str, from_block: int, to_block: int) -> dict[str, Any] | None:
+        """The ``eth_getLogs`` filter, as JSON-RPC params (``address``, ``fromBlock``/``toBlock`` as hex
+        quantities, ``topics``), of the venue's records of ``account`` liquidated by a third party
+        between the two blocks (inclusive): the keeper sends it in the batch of its stage-1 read,
+        before :meth:`parse`, so it may not ask the chain anything. None: nothing to ask (an empty
+        range, or the default: a venue without such records; the journal's position check still
+        notes a position changed outside)."""
+        return None
+
+    def liquidations_from_logs(self, logs: list[dict[str, Any]]) -> list[str]:
+        """One line per liquidation in the raw JSON-RPC logs that :meth:`liquidation_log_filter`'s
+        query returned (for the cycle's notes and the ``liquidated`` alert); called after
+        :meth:`parse` of the same read. Default: none."""
+        return []
+
     def liquidations(self, account: str, from_block: int, to_block: int) -> list[str]:
         """The venue's records of ``account`` liquidated by a third party between the two blocks
-        (inclusive), one line each (for the cycle's notes and the ``liquidated`` alert). Default:
-        none known (the journal's position check still notes a position changed outside)."""
-        return []
+        (inclusive), one line each, asked in an ``eth_getLogs`` of its own (the keeper's cycle
+        asks the same filter inside its batched read instead)."""
+        query = self.liquidation_log_filter(account, from_block, to_block)
+        if query is None:
+            return []
+        resp = self.w3.provider.make_request("eth_getLogs", [query])   # type: ignore[arg-type]
+        if "error" in resp or not isinstance(resp.get("result"), list):
+            raise RpcError(f"eth_getLogs of the venue's liquidations failed: {resp.get('error')}")
+        return self.liquidations_from_logs(resp["result"])
 
     def venue_checks(self, account: str, holder: str) -> list[tuple[str, bool, str, str]]:
         """For `hedger check`: the venue's own checks of ``account`` (the signer) hedging ``holder``'s

@@ -121,9 +121,11 @@ class AaveV3(PerpAdapter):
                 CallSpec("a.assetWallet", self.asset, ERC20, "balanceOf", (a,)),
                 CallSpec("a.assetRouterAllowance", self.asset, ERC20, "allowance", (a, self.router))]
 
-    def _tokens(self, dp: str, block: int) -> dict[str, Any]:
-        """The reserves' aToken addresses: fixed for a reserve's life, read once per adapter."""
+    def _tokens(self, dp: str) -> dict[str, Any]:
+        """The reserves' aToken addresses: fixed for a reserve's life, read once per adapter (the
+        latest block's number is asked then only, not every cycle)."""
         if not self._fixed:
+            block = self.w3.eth.block_number
             c = self.w3.eth.contract(address=dp, abi=load_abi(DATA_PROVIDER)).functions
             self._fixed = {"aAsset": c.getReserveTokensAddresses(self.asset).call(block_identifier=block)[0],
                            "aCollateral": c.getReserveTokensAddresses(self.collateral).call(block_identifier=block)[0]}
@@ -133,7 +135,7 @@ class AaveV3(PerpAdapter):
         pool = self._pool = Web3.to_checksum_address(stage1["m.pool"])
         dp = Web3.to_checksum_address(stage1["m.dataProvider"])
         oracle = Web3.to_checksum_address(stage1["m.oracle"])
-        fixed = self._tokens(dp, self.w3.eth.block_number)
+        fixed = self._tokens(dp)
         a_asset, a_collateral = (Web3.to_checksum_address(fixed[k]) for k in ("aAsset", "aCollateral"))
         specs = []
         for tag, token in (("x", self.asset), ("k", self.collateral)):
@@ -452,23 +454,46 @@ class AaveV3(PerpAdapter):
                     f"frozen={bool(conf_k[9])} LT {int(conf_k[2]) / 100:g}%; asset {self.asset} active="
                     f"{bool(conf_x[8])} borrowing={'on' if conf_x[6] else 'off'} frozen={bool(conf_x[9])}")
 
-    def liquidations(self, account: str, from_block: int, to_block: int) -> list[str]:
-        """The pool's ``LiquidationCall`` events of ``account`` between the blocks: who repaid how
-        much of the debt and took how much collateral (native units), in which transaction."""
+    def liquidation_log_filter(self, account: str, from_block: int, to_block: int) -> dict[str, Any] | None:
+        """The pool's ``LiquidationCall`` events of ``account`` (its third indexed topic) between the
+        blocks. The pool's address when this adapter already read it; a fresh adapter (the first
+        read of `hedger run-once`) asks by the topics alone, asking nothing more of the chain, and
+        :meth:`liquidations_from_logs` keeps the pool's own events (an Aave v2 pool or a fork on
+        the same chain emits the same event)."""
         if to_block < from_block:
-            return []
-        pool = self._c(self.spender, POOL)
+            return None
         user_topic = "0x" + "00" * 12 + Web3.to_checksum_address(account)[2:].lower()
-        logs = self.w3.eth.get_logs({"address": self.spender, "fromBlock": from_block, "toBlock": to_block,
-                                     "topics": [pool.events.LiquidationCall().topic, None, None, user_topic]})
+        query: dict[str, Any] = {"fromBlock": hex(from_block), "toBlock": hex(to_block),
+                                 "topics": [self._liquidation_event().topic, None, None, user_topic]}
+        if self._pool:
+            query["address"] = self._pool
+        return query
+
+    def liquidations_from_logs(self, logs: list[dict[str, Any]]) -> list[str]:
+        """Who repaid how much of the debt and took how much collateral (native units), in which
+        transaction, for each of the pool's ``LiquidationCall`` events in ``logs`` (raw JSON-RPC
+        logs, or as web3 formats them)."""
+        event = self._liquidation_event()
         out = []
         for log in logs:
-            ev = pool.events.LiquidationCall().process_log(log)["args"]
+            if Web3.to_checksum_address(log["address"]) != self.spender:
+                continue
+            ev = event.process_log(log)["args"]
+            tx, block = log["transactionHash"], log["blockNumber"]
             out.append(f"liquidated: {ev['liquidator']} repaid {ev['debtToCover']} of the debt ({ev['debtAsset']}) "
                        f"and took {ev['liquidatedCollateralAmount']} of the collateral ({ev['collateralAsset']}) in "
-                       f"tx {Web3.to_hex(log['transactionHash'])} (block {log['blockNumber']}); the next plan "
-                       "re-hedges what is left")
+                       f"tx {tx.lower() if isinstance(tx, str) else Web3.to_hex(tx)} (block "
+                       f"{int(block, 16) if isinstance(block, str) else int(block)}); the next plan re-hedges what "
+                       "is left")
         return out
+
+    def liquidations(self, account: str, from_block: int, to_block: int) -> list[str]:
+        """As the base's, the pool's address read first (once): its own query names the pool."""
+        _ = self.spender
+        return super().liquidations(account, from_block, to_block)
+
+    def _liquidation_event(self) -> Any:
+        return self._c(self._pool or self.market, POOL).events.LiquidationCall()
 
     def venue_checks(self, account: str, holder: str) -> list[tuple[str, bool, str, str]]:
         """The pool's revision (this adapter uses only views and calls unchanged since 3.0), each
