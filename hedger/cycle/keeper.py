@@ -69,6 +69,8 @@ class Keeper:
     # the adapters of the account's other markets (a multi-market keeper's reconciliation is
     # account-wide: an unfinished action is settled by the venue of the market it was on)
     peers: dict[str, PerpAdapter] = field(default_factory=dict)
+    # the liquidation notes of the latest read (the venue's records found in its batch)
+    last_liquidations: list[str] = field(default_factory=list)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, w3: Web3 | None = None, signer: Signer | None = None,
@@ -136,8 +138,11 @@ class Keeper:
 
     def read(self) -> Snapshot:
         """The chain head, then every view call of stage 1 pinned to that block, then the adapter's
-        second stage (if it has one) at the same block: two round trips, three with a second stage."""
-        return self._read()[0]
+        second stage (if it has one) at the same block: two round trips, three with a second stage.
+        With a journal, the venue's records of this account liquidated since the journal's last
+        reading ride in stage 1's batch; their notes are left in :attr:`last_liquidations`."""
+        snapshot, self.last_liquidations = self._read(liquidations=self.journal is not None)
+        return snapshot
 
     def _read(self, liquidations: bool = False) -> tuple[Snapshot, list[str]]:
         """:meth:`read`; with ``liquidations``, also the venue's records of this account liquidated
@@ -453,7 +458,9 @@ class Keeper:
     def _cycle(self, dry_run: bool, params: PolicyParams | None = None, unwinding: bool = False) -> CycleResult:
         from hedger.state.reconcile import reconcile_state
         notes = self.reconcile()
-        snapshot, liquidated = self._read(liquidations=True)
+        self.last_liquidations = []
+        snapshot = self.read()              # (tests replace it, calling the real one: a price moves after it)
+        liquidated = self.last_liquidations
         found: dict[str, int] = {}
         if self.journal is not None:
             from hedger.core.model import model_for
