@@ -535,3 +535,23 @@ def test_an_order_filled_at_another_price_is_booked_at_the_size_gmx_executed(g: 
     assert not any("changed outside" in n for n in res.notes), res.notes
     assert res.reduced_by_venue == 0
     assert not any("changed outside" in n for n in g.cycle().notes)
+
+
+def test_adl_in_the_window_where_our_own_order_executed_is_still_detected(g: G) -> None:
+    """Our order (the withdrawal after a crash) and GMX's ADL both change the position before the
+    next cycle: the cycle books our order at the size GMX's events say it executed (none: a
+    collateral order), so the rest of the change is the venue's, and the ADL is still seen (it was
+    taken for our own fill, and no alarm was raised)."""
+    from hedger.sim.gmx_standin import enable_adl, execute_adl
+    opened(g)
+    g.chain.set_price(2500)                                             # crash: the short is in profit
+    assert g.cycle().outcome == "acted"                                 # withdraws the excess: an order
+    enable_adl(sender(g.chain.w3, 0), g.s, is_long=False)
+    g.execute()                                                         # our order executes ...
+    execute_adl(sender(g.chain.w3, KEEPER), g.s, g.address, False, 3_000 * 10**30, 2500 * 10**12)
+    assert g.read().account.size == -1 * WETH                           # ... and GMX halves the short
+    res = g.cycle()
+    assert any("was filled" in n for n in res.notes), res.notes         # our order, found executed
+    assert res.reduced_by_venue == 1 * WETH, res.notes
+    assert any("by no order of ours" in n for n in res.notes)
+    assert res.outcome == "acted" and res.decision.size_delta < 0, res.decision.reason  # the hedge ordered back

@@ -444,3 +444,6 @@ class Fill:
     fee: int
     tx_hash: str
     block_number: int
+    # what the execution added to the position (E18 asset, + long, - short) when the venue's record
+    # says so: GMX sizes an increase in USD, so the asset it adds is known only from its events
+    size_delta: int | None = None

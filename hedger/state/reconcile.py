@@ -349,7 +349,7 @@ def reconcile_state(j: "Journal", s: "Snapshot", fill_of: FillOf | None = None,
     (GMX v2's auto-deleveraging or a liquidation: no order of ours did it), 0 otherwise."""
     key = (s.chain.chain_id, s.chain.genesis_hash, s.account.address, s.market.address)
     notes: list[str] = []
-    filled = _reconcile_orders(j, s, key, notes, fill_of)
+    filled, exact = _reconcile_orders(j, s, key, notes, fill_of)
     expected = j.expected_position(*key)
     # ``drift``: how far the position may move by itself over n seconds (a lending venue's interest)
     allowed = 0
@@ -357,9 +357,11 @@ def reconcile_state(j: "Journal", s: "Snapshot", fill_of: FillOf | None = None,
         last = j.last_reading(*key)
         allowed = drift(s.chain.block_timestamp - (last[1] if last else s.chain.block_timestamp))
     if found is not None:
-        # judged only when no order of ours was found executed since (a GMX order's size is in USD: its
-        # size in the asset, as booked, drifts with the price between creation and execution)
-        ours = any("was filled" in n for n in notes)
+        # judged when every order of ours found executed since is booked at the size the venue's
+        # record says it executed (a GMX order's size is in USD: its size in the asset, as booked,
+        # drifts with the price between creation and execution; without that record the rest of the
+        # change cannot be told from our fill)
+        ours = any("was filled" in n for n in notes) and not exact
         want, size = (expected + filled) if expected is not None else 0, s.account.size
         shrank = (expected is not None and not ours and want != 0 and abs(size) < abs(want) - allowed
                   and (size == 0 or (size > 0) == (want > 0)))
@@ -379,28 +381,39 @@ def _same_key(a: str | None, b: str) -> bool:
     return bool(a) and str(a).lower() == b.lower()
 
 
-def _record_fill(j: "Journal", row: Any, key: str | None, fill_of: FillOf | None) -> str:
-    """Journal how the venue filled the executed order of ``row``; a note's tail saying so."""
+def _record_fill(j: "Journal", row: Any, key: str | None, fill_of: FillOf | None) -> tuple[str, "Fill | None"]:
+    """Journal how the venue filled the executed order of ``row``: a note's tail saying so, and
+    the venue's record (None without one)."""
     if fill_of is None:
-        return ""
+        return "", None
     created = j.order_row(row["tx_hash"])
     block = int(created["created_block"]) if created is not None and created["created_block"] is not None else 0
     fill = fill_of(key or "", int(row["size_delta"]), block)
     if fill is None:
-        return ""
+        return "", None
     j.set_order_fill(int(row["id"]), fill)
-    return f" at {fill.price / 1e18:,.2f}, fees ${fill.fee / 1e18:,.2f} (tx {fill.tx_hash})"
+    return f" at {fill.price / 1e18:,.2f}, fees ${fill.fee / 1e18:,.2f} (tx {fill.tx_hash})", fill
+
+
+def _executed_size(fill: "Fill | None", booked: int) -> tuple[int, bool]:
+    """What an executed order added to the position: the venue's record of it when it says,
+    else ``booked``; and whether that is the venue's record."""
+    if fill is not None and fill.size_delta is not None:
+        return fill.size_delta, True
+    return booked, False
 
 
 def _reconcile_orders(j: "Journal", s: "Snapshot", key: tuple[Any, ...], notes: list[str],
-                      fill_of: FillOf | None = None) -> int:
+                      fill_of: FillOf | None = None) -> tuple[int, bool]:
     """Move each order the journal holds open (pending, expired, frozen) to what the venue says:
     its state while the venue lists it; once gone, executed when the position moved by it, else
     cancelled (by the venue, or by us after it expired). A mined transaction that created an order
-    is never taken as its fill. Returns the size the orders found executed added (E18)."""
+    is never taken as its fill. Returns the size the orders found executed added (E18), and whether
+    each of those sizes is the venue's record of its execution (so that any other change of the
+    position is the venue's own: ADL, a liquidation)."""
     venue = list(s.account.orders)
     claimed: set[int] = set()       # indexes of venue orders matched to a journal row
-    filled = 0
+    filled, exact = 0, True
     for row in j.open_orders(*key):                       # newest first: a key reused (the reference
         delta = int(row["size_delta"])                    # market's is the account) is the newest's
         jkey = row["order_key"]
@@ -414,9 +427,10 @@ def _reconcile_orders(j: "Journal", s: "Snapshot", key: tuple[Any, ...], notes: 
             if state != row["state"] or not jkey:
                 j.set_order_state(int(row["id"]), state, f"the venue reports it {state}", o.key)
             if state == "executed":
-                filled += delta
-                notes.append(f"{label} was filled (executed, as the venue reports)"
-                             + _record_fill(j, row, o.key, fill_of))
+                tail, fill = _record_fill(j, row, o.key, fill_of)
+                size, known = _executed_size(fill, delta)
+                filled, exact = filled + size, exact and known
+                notes.append(f"{label} was filled (executed, as the venue reports)" + tail)
             elif state == "cancelled":
                 notes.append(f"{label} is gone unfilled: cancelled by the venue")
             elif state != row["state"]:
@@ -428,17 +442,20 @@ def _reconcile_orders(j: "Journal", s: "Snapshot", key: tuple[Any, ...], notes: 
         if (delta == 0 or not (moved == delta or (moved * delta > 0 and abs(moved) >= abs(delta)))) and jkey:
             # a venue whose fill differs from the order's booked size (GMX sizes orders in USD): its
             # own record of the execution, found by the order's key, decides
-            by_events = _record_fill(j, row, jkey, fill_of)
+            by_events, fill = _record_fill(j, row, jkey, fill_of)
             if by_events:
                 j.set_order_state(int(row["id"]), "executed", "no longer listed; the venue's events record its execution")
-                filled += moved
+                size, known = _executed_size(fill, moved)
+                filled, exact = filled + size, exact and known
                 notes.append(f"{label} was filled (executed, as the venue's events record)" + by_events)
                 continue
         if (moved == delta and not (delta == 0 and jkey)) or (delta != 0 and moved * delta > 0
                                                                and abs(moved) >= abs(delta)):
             j.set_order_state(int(row["id"]), "executed", "no longer listed and the position moved by it")
-            filled += delta
-            notes.append(f"{label} was filled (executed: the position moved by it)" + _record_fill(j, row, jkey, fill_of))
+            tail, fill = _record_fill(j, row, jkey, fill_of)
+            size, known = _executed_size(fill, delta)
+            filled, exact = filled + size, exact and known
+            notes.append(f"{label} was filled (executed: the position moved by it)" + tail)
         else:
             was = " after it expired" if row["state"] == "expired" else ""
             j.set_order_state(int(row["id"]), "cancelled",
@@ -448,4 +465,4 @@ def _reconcile_orders(j: "Journal", s: "Snapshot", key: tuple[Any, ...], notes: 
         if i not in claimed and o.in_flight:
             notes.append(f"a {o.state.value} order {o.key} of {o.size_delta / 1e18:+.4f} on the market was not "
                          "submitted by this hedger's journal")
-    return filled
+    return filled, exact

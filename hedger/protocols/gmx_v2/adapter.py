@@ -484,17 +484,21 @@ class GmxV2(PerpAdapter):
             if log["args"]["eventName"] != "OrderExecuted":
                 continue
             receipt = self.w3.eth.get_transaction_receipt(log["transactionHash"])
-            price, fee = 0, 0
+            price, fee, size = 0, 0, None
             for name, items in self._events(receipt):
                 if items.get("bytes32Items", {}).get("orderKey") != key:
                     continue
                 if name in ("PositionIncrease", "PositionDecrease"):
                     price = _to_e18(int(items["uintItems"]["executionPrice"]), self.tokens["index_decimals"])
+                    # sizeDeltaInTokens, in the index token's decimals: what this order added or removed
+                    tokens = int(items["uintItems"]["sizeDeltaInTokens"]) * 10 ** (18 - self.tokens["index_decimals"])
+                    grows = (name == "PositionIncrease") == bool(items["boolItems"]["isLong"])
+                    size = (size or 0) + (tokens if grows else -tokens)
                 elif name == "PositionFeesCollected":
                     u = items["uintItems"]
                     fee = int(u["totalCostAmount"]) * int(u["collateralTokenPrice.min"]) // 10**12
             return Fill(price=price, fee=fee, tx_hash=Web3.to_hex(log["transactionHash"]),
-                        block_number=int(log["blockNumber"]))
+                        block_number=int(log["blockNumber"]), size_delta=size)
         return None
 
     def fill_costs(self, receipt: dict[str, Any], account: str) -> tuple[int, int] | None:
