@@ -30,6 +30,7 @@ from hedger.state.journal import Journal
 from hedger.cycle.multimarket import (CANONICAL_MULTICALL3, MultiKeeper, allocate_collateral, liquidation_distance,
                                 market_settings)
 from hedger.core.types import UNIT, DecisionKind, PolicyParams
+from hedger.sim.localchain import dev_account
 from tests.conftest import USDC, Hedge
 from tests.rpcproxy import FaultProxy
 from tests.snapshots import eth, make_snapshot, usd, usdc
@@ -552,3 +553,27 @@ def test_a_market_hedge_ratio_keeps_the_funding_range_as_configured() -> None:
     assert off.hedge_ratio == off.funding_min_ratio == 12 * UNIT // 10          # still off
     on = market_settings(Settings(policy=PolicyParams(funding_min_ratio=8 * UNIT // 10)), m).policy
     assert on.funding_min_ratio == 96 * UNIT // 100                               # 0.8 of the market's 1.2
+
+
+def test_a_market_liquidated_by_a_third_party_is_noted_alerted_and_rehedged(multi: Multi) -> None:
+    """A keeper of several markets asks each venue's liquidation records in its stage-1 batch, as a
+    single market's keeper does, and sees a position smaller than it left it by no order of ours
+    (the `adl` alert's source): BTC's short, liquidated past its liquidation price, is noted with who
+    liquidated it and re-hedged; ETH's market says nothing."""
+    assert multi.keeper().cycle().exit_code == 0
+    btc_size, _ = multi.position(multi.btc.market)
+    bm = multi.chain.contract("PerpMarket", multi.btc.market).functions
+    liq = bm.liquidationPrice(multi.hedge.address).call()[0]
+    price = liq // UNIT + 100                                       # the short (about 2x) past its liquidation
+    multi.set_btc_price(price)
+    assert bm.canLiquidate(multi.hedge.address).call()
+    multi.chain.call_as(5, "PerpMarket", multi.btc.market, "liquidate", multi.hedge.address)
+    assert multi.position(multi.btc.market)[0] == 0
+    res = multi.keeper().cycle()
+    btc, eth = res.results["BTC"], res.results["ETH"]
+    (note,) = [n for n in btc.notes if n.startswith("liquidated:")]
+    assert dev_account(5).address in note and f"{price:,}.00" in note, note
+    assert btc.reduced_by_venue == -btc_size == UNIT // 2              # the whole 0.5 BTC short
+    assert any("by no order of ours" in n for n in btc.notes)
+    assert btc.outcome == "acted" and btc.decision.size_delta < 0, btc.decision.reason
+    assert eth.reduced_by_venue == 0 and not any(n.startswith("liquidated:") for n in eth.notes)

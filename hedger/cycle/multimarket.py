@@ -235,15 +235,26 @@ class MultiKeeper:
         if self.settings.chain_id is not None and head.chain_id != self.settings.chain_id:
             raise ChainGuardError(f"the RPC at {self.settings.rpc_display} reports chain id {head.chain_id}, "
                                   f"HEDGER_CHAIN_ID is {self.settings.chain_id}: refusing to act on the wrong chain")
-        stage1 = self._read_stage({name: k._specs() for name, k in self.keepers.items()}, head.block_number)
-        stage2 = self._read_stage({name: k.stage2_specs(stage1[name]) for name, k in self.keepers.items()},
-                                  head.block_number)
-        return {name: k.snapshot_from({**stage1[name], **stage2[name]}, head) for name, k in self.keepers.items()}
+        # each market's venue records of the account liquidated since the journal's last reading of
+        # that market ride in stage 1's batch, as a single market's read asks them
+        queries = {name: q for name, k in self.keepers.items() if (q := k._liquidation_query(head)) is not None}
+        stage1, logs = self._read_stage({name: k._specs() for name, k in self.keepers.items()}, head.block_number,
+                                        queries)
+        stage2, _ = self._read_stage({name: k.stage2_specs(stage1[name]) for name, k in self.keepers.items()},
+                                     head.block_number)
+        snaps = {name: k.snapshot_from({**stage1[name], **stage2[name]}, head) for name, k in self.keepers.items()}
+        for name, k in self.keepers.items():
+            k.last_liquidations = k._liquidation_notes(queries[name], logs[name]) if name in queries else []
+        return snaps
 
-    def _read_stage(self, specs: dict[str, list[CallSpec]], block: int) -> dict[str, dict[str, Any]]:
+    def _read_stage(self, specs: dict[str, list[CallSpec]], block: int,
+                    logs: dict[str, dict[str, Any]] | None = None) -> tuple[dict[str, dict[str, Any]],
+                                                                            dict[str, dict[str, Any]]]:
         """One stage of every market's reads in one round trip at ``block`` (none when no market has
         a call in it): each distinct view once (the markets share the collateral token, maybe
-        feeds). Returns each market's answers, keyed as its own specs."""
+        feeds). Returns each market's answers, keyed as its own specs, and the answer to each
+        market's ``eth_getLogs`` filter of ``logs``, asked in the same batch."""
+        logs = logs or {}
         unique: dict[tuple[Any, ...], CallSpec] = {}
         keys_of: dict[str, list[tuple[str, tuple[Any, ...]]]] = {}
         for name, market_specs in specs.items():
@@ -255,7 +266,8 @@ class MultiKeeper:
                 keys.append((spec.key, ident))
             keys_of[name] = keys
         try:
-            r = self.reader.call_many(list(unique.values()), block) if unique else {}
+            r, raw = self.reader.call_many_with(list(unique.values()), block,
+                                                [("eth_getLogs", [q]) for q in logs.values()])
         except CallFailed as err:
             market = err.spec.key.rsplit("/", 1)[0]
             var = self.keepers[market].setting_of(err.spec.address, err.spec.key.rsplit("/", 1)[-1]) if market in self.keepers else "HEDGER_MARKET"
@@ -265,7 +277,8 @@ class MultiKeeper:
             raise ChainGuardError(f"market {market}: {err}. Fix: check that {where} is the right address, with the "
                                   f"expected interface (`hedger check` tests every configured address)",
                                   address=err.spec.address, variable=var) from err
-        return {name: {key: r[unique[ident].key] for key, ident in keys} for name, keys in keys_of.items()}
+        return ({name: {key: r[unique[ident].key] for key, ident in keys} for name, keys in keys_of.items()},
+                dict(zip(logs, raw)))
 
     def decide(self, snapshots: dict[str, Snapshot]) -> dict[str, Allocation]:
         """Each market's decision, with the wallet shared by :func:`allocate_collateral`."""
@@ -290,9 +303,19 @@ class MultiKeeper:
         first = next(iter(self.keepers.values()))
         notes = first.reconcile()            # account-wide: the transactions of every market
         snaps = self.read()
-        market_notes = {name: reconcile_state(self.journal, s, self.keepers[name].fill_of(s))
-                        if self.journal is not None else []
-                        for name, s in snaps.items()}
+        found: dict[str, dict[str, int]] = {name: {} for name in snaps}
+        market_notes: dict[str, list[str]] = {name: [] for name in snaps}
+        if self.journal is not None:
+            from hedger.core.model import model_for
+            for name, s in snaps.items():
+                k = self.keepers[name]
+                market_notes[name] = reconcile_state(self.journal, s, k.fill_of(s), found[name],
+                                                     drift=model_for(s).position_drift) + k.last_liquidations
+                reduced = found[name].get("reduced_by_venue", 0)
+                if reduced:
+                    market_notes[name].append(
+                        f"the position is {reduced / UNIT:.6f} smaller than the last cycle left it, by no order of "
+                        "ours (the venue's auto-deleveraging, or a liquidation): this cycle re-hedges from the new size")
         budget = first._daily_budget(next(iter(snaps.values())))   # the daily limits are the account's
         allocs = self.decide({name: replace(s, daily=budget) for name, s in snaps.items()})
         results: dict[str, CycleResult] = {}
@@ -302,6 +325,7 @@ class MultiKeeper:
             s, decision = a.snapshot, a.decision
             mnotes = list(market_notes[name]) + ([a.note] if a.note else [])
             res, paused = k.prepare(s, decision, k.params(s), dry_run or self.signer is None, mnotes)
+            res.reduced_by_venue = found[name].get("reduced_by_venue", 0)
             plan, calls, dry = res.plan, res.calls, res.dry_run
             assert plan is not None
             results[name] = res

@@ -14,6 +14,7 @@ from hedger.chain.abi import ERC20, PERP_MARKET, load_abi
 from hedger.protocols.base import PerpAdapter, register
 from hedger.protocols.reference.model import ReferenceMarketState  # (also registers the "reference" market model)
 from hedger.chain.reader import CallSpec
+from hedger.core.fixedpoint import fmt_units
 from hedger.core.types import (AccountState, Action, ActionKind, Call, ChainView, Fill, JournaledAction, MarketState,
                                Order, OrderKind, OrderState, Resume)
 
@@ -155,6 +156,31 @@ class ReferenceMarket(PerpAdapter):
                 return Fill(price=int(a["fillPrice"]), fee=int(a["fee"]) + int(a["keeperFee"]),
                             tx_hash=Web3.to_hex(ev["transactionHash"]), block_number=int(ev["blockNumber"]))
         return None
+
+    def liquidation_log_filter(self, account: str, from_block: int, to_block: int) -> dict[str, Any] | None:
+        """The market's ``PositionLiquidated`` events of ``account`` (its first indexed topic)."""
+        if to_block < from_block:
+            return None
+        account_topic = "0x" + "00" * 12 + Web3.to_checksum_address(account)[2:].lower()
+        return {"address": self.market, "fromBlock": hex(from_block), "toBlock": hex(to_block),
+                "topics": [self._market_c.events.PositionLiquidated().topic, account_topic]}
+
+    def liquidations_from_logs(self, logs: list[dict[str, Any]]) -> list[str]:
+        """Who liquidated the position, its size and the price, the fee and the margin left, in which
+        transaction, for each of the market's ``PositionLiquidated`` events in ``logs``."""
+        event = self._market_c.events.PositionLiquidated()
+        out = []
+        for log in logs:
+            if Web3.to_checksum_address(log["address"]) != self.market:
+                continue
+            ev = event.process_log(log)["args"]
+            tx, block = log["transactionHash"], log["blockNumber"]
+            out.append(f"liquidated: {ev['liquidator']} closed the position of {fmt_units(int(ev['size']), 18, 6)} "
+                       f"at {fmt_units(int(ev['price']), 18, 2)} (fee {fmt_units(int(ev['fee']), 18, 2)}, margin left "
+                       f"{fmt_units(int(ev['remainingMargin']), 18, 2)}) in tx "
+                       f"{tx.lower() if isinstance(tx, str) else Web3.to_hex(tx)} (block "
+                       f"{int(block, 16) if isinstance(block, str) else int(block)}); the next plan re-hedges")
+        return out
 
     def trade_fee(self, receipt: dict[str, Any], account: str) -> int | None:
         from web3.logs import DISCARD
