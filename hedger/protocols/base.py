@@ -142,6 +142,19 @@ class PerpAdapter(ABC):
         :meth:`parse` of the same read. Default: none."""
         return []
 
+    @staticmethod
+    def events_in(event: Any, address: str, logs: list[dict[str, Any]]) -> list[tuple[Any, str, int]]:
+        """(decoded arguments, transaction hash, block number) of each log of ``event`` that
+        ``address`` emitted, from raw JSON-RPC logs (hex strings) or as web3 formats them."""
+        out = []
+        for log in logs:
+            if Web3.to_checksum_address(log["address"]) != Web3.to_checksum_address(address):
+                continue
+            tx, block = log["transactionHash"], log["blockNumber"]
+            out.append((event.process_log(log)["args"], tx.lower() if isinstance(tx, str) else Web3.to_hex(tx),
+                        int(block, 16) if isinstance(block, str) else int(block)))
+        return out
+
     def liquidations(self, account: str, from_block: int, to_block: int) -> list[str]:
         """The venue's records of ``account`` liquidated by a third party between the two blocks
         (inclusive), one line each, asked in an ``eth_getLogs`` of its own (the keeper's cycle

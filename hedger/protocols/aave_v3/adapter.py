@@ -473,19 +473,10 @@ class AaveV3(PerpAdapter):
         """Who repaid how much of the debt and took how much collateral (native units), in which
         transaction, for each of the pool's ``LiquidationCall`` events in ``logs`` (raw JSON-RPC
         logs, or as web3 formats them)."""
-        event = self._liquidation_event()
-        out = []
-        for log in logs:
-            if Web3.to_checksum_address(log["address"]) != self.spender:
-                continue
-            ev = event.process_log(log)["args"]
-            tx, block = log["transactionHash"], log["blockNumber"]
-            out.append(f"liquidated: {ev['liquidator']} repaid {ev['debtToCover']} of the debt ({ev['debtAsset']}) "
-                       f"and took {ev['liquidatedCollateralAmount']} of the collateral ({ev['collateralAsset']}) in "
-                       f"tx {tx.lower() if isinstance(tx, str) else Web3.to_hex(tx)} (block "
-                       f"{int(block, 16) if isinstance(block, str) else int(block)}); the next plan re-hedges what "
-                       "is left")
-        return out
+        return [f"liquidated: {ev['liquidator']} repaid {ev['debtToCover']} of the debt ({ev['debtAsset']}) and took "
+                f"{ev['liquidatedCollateralAmount']} of the collateral ({ev['collateralAsset']}) in tx {tx} (block "
+                f"{block}); the next plan re-hedges what is left"
+                for ev, tx, block in self.events_in(self._liquidation_event(), self.spender, logs)]
 
     def liquidations(self, account: str, from_block: int, to_block: int) -> list[str]:
         """As the base's, the pool's address read first (once): its own query names the pool."""

@@ -168,19 +168,10 @@ class ReferenceMarket(PerpAdapter):
     def liquidations_from_logs(self, logs: list[dict[str, Any]]) -> list[str]:
         """Who liquidated the position, its size and the price, the fee and the margin left, in which
         transaction, for each of the market's ``PositionLiquidated`` events in ``logs``."""
-        event = self._market_c.events.PositionLiquidated()
-        out = []
-        for log in logs:
-            if Web3.to_checksum_address(log["address"]) != self.market:
-                continue
-            ev = event.process_log(log)["args"]
-            tx, block = log["transactionHash"], log["blockNumber"]
-            out.append(f"liquidated: {ev['liquidator']} closed the position of {fmt_units(int(ev['size']), 18, 6)} "
-                       f"at {fmt_units(int(ev['price']), 18, 2)} (fee {fmt_units(int(ev['fee']), 18, 2)}, margin left "
-                       f"{fmt_units(int(ev['remainingMargin']), 18, 2)}) in tx "
-                       f"{tx.lower() if isinstance(tx, str) else Web3.to_hex(tx)} (block "
-                       f"{int(block, 16) if isinstance(block, str) else int(block)}); the next plan re-hedges")
-        return out
+        return [f"liquidated: {ev['liquidator']} closed the position of {fmt_units(int(ev['size']), 18, 6)} at "
+                f"{fmt_units(int(ev['price']), 18, 2)} (fee {fmt_units(int(ev['fee']), 18, 2)}, margin left "
+                f"{fmt_units(int(ev['remainingMargin']), 18, 2)}) in tx {tx} (block {block}); the next plan re-hedges"
+                for ev, tx, block in self.events_in(self._market_c.events.PositionLiquidated(), self.market, logs)]
 
     def trade_fee(self, receipt: dict[str, Any], account: str) -> int | None:
         from web3.logs import DISCARD
