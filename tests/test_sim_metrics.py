@@ -5,6 +5,8 @@ that liquidates a hedge nobody tops up, and runs whose cycles mostly fail made l
 from __future__ import annotations
 
 import argparse
+import math
+import statistics
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
@@ -204,7 +206,9 @@ def test_cli_holding_capital_cadence_and_match_sweep(monkeypatch: pytest.MonkeyP
     seen = _cli(monkeypatch, "--scenario", "gbm", "--policies", "default", "--order-mode", "delayed",
                 "--fill-lag", "2")
     assert seen["options"].fill_lag == 2 and seen["chain_kw"]["market_params"].maxOrderDelay >= 3 * 3600
-    for bad in (["--fill-lag", "1"], ["--capital", "0"], ["--cycle-every", "0"], ["--match-risk", "nope"]):
+    assert _cli(monkeypatch, "--scenario", "gbm", "--policies", "default", "--substeps", "12")["options"].substeps == 12
+    for bad in (["--fill-lag", "1"], ["--capital", "0"], ["--cycle-every", "0"], ["--match-risk", "nope"],
+                ["--substeps", "0"], ["--substeps", "61"]):
         with pytest.raises(ConfigError):
             _cli(monkeypatch, "--scenario", "gbm", "--policies", "default", *bad)
 
@@ -238,3 +242,40 @@ def test_a_fill_lag_leaves_two_step_orders_pending_for_k_price_updates_then_fill
     assert lagged.steps[2].position < -80         # filled at the 2nd update after (the opening is split at $250k)
     assert prompt.steps[0].position < -80                                # no lag: filled within its step
     assert lagged.unwound and lagged.steps[-1].position == 0
+
+
+def test_substeps_are_a_bridge_between_the_scenarios_own_prices() -> None:
+    """Each step after the first as K updates: the K-th is the step's own price, the ones between
+    wander at the path's volatility scaled to their time (so an hourly path gets 5-minute noise it
+    never had), an outage stays an outage, a flow comes with its step's first update, the lean
+    holds through the step; seeded."""
+    sc = scenarios.with_flows(scenarios.make("funding-shock", 1), {5: 7 * UNIT})
+    sub = scenarios.with_substeps(sc, 4, 1)
+    n = len(sc.steps)
+    assert len(sub.steps) == 1 + 4 * (n - 1) and sum(x.dt for x in sub.steps) == sum(x.dt for x in sc.steps)
+    assert [sub.steps[4 * i].answer for i in range(n)] == [x.answer for x in sc.steps]
+    between = [sub.steps[4 * i + j].answer for i in range(n - 1) for j in (1, 2, 3)]
+    assert len(set(between) - {x.answer for x in sc.steps}) > len(between) * 0.9     # new prices, not repeats
+    assert [x.spot_change for x in sub.steps if x.spot_change] == [7 * UNIT] and sub.steps[4 * 4 + 1].spot_change
+    assert all(sub.steps[4 * (i - 1) + 1 + j].lean == sc.steps[i].lean for i in range(1, n) for j in range(4))
+    log_moves = lambda steps: [math.log(b.answer / a.answer) for a, b in zip(steps, steps[1:])]  # noqa: E731
+    whole, parts = statistics.pstdev(log_moves(sc.steps)), statistics.pstdev(log_moves(sub.steps))
+    assert 0.4 < parts / whole < 0.6                                 # sqrt(1/4) of the step's volatility
+    assert scenarios.with_substeps(sc, 4, 1) == sub and scenarios.with_substeps(sc, 4, 2) != sub
+    outage = scenarios.make("oracle-outage", 1)
+    assert sum(x.answer is None for x in scenarios.with_substeps(outage, 3, 1).steps) == \
+        3 * sum(x.answer is None for x in outage.steps)
+    assert scenarios.with_substeps(sc, 1, 1) == sc
+
+
+def test_with_substeps_the_keeper_meets_prices_only_at_the_steps_end(runner: Runner) -> None:
+    """An hourly GBM path as 4 updates an hour, the keeper at the hour only: it runs at every 4th
+    update and at no other, the hour's prices are the scenario's, and the run still ends unwound."""
+    sub = Runner(runner.chain, replace(runner.o, substeps=4))
+    r = sub.run(Job("gbm", 1, POL["default"], steps=5))
+    assert len(r.steps) == 1 + 4 * 4 + 1                               # the updates, then the unwind
+    ran = [i for i, x in enumerate(r.steps[:-1]) if x.decision != "skipped"]         # the keeper ran
+    assert ran == [0, 4, 8, 12, 16], ran
+    hourly = [x.answer for x in scenarios.make("gbm", 1).steps[:5]]
+    assert [round(r.steps[4 * i].price * 10**8) for i in range(5)] == hourly
+    assert r.unwound and r.steps[-1].position == 0

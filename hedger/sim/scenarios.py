@@ -325,6 +325,41 @@ def with_flows(sc: Scenario, flows: dict[int, int]) -> Scenario:
     return Scenario(sc.name, steps, sc.skew_bias, sc.lp_units_at_start, sc.description, dict(sc.meta))
 
 
+def with_substeps(sc: Scenario, k: int, seed: int) -> Scenario:
+    """Every step after the first as ``k`` price updates ``dt / k`` apart: a Brownian bridge in log
+    price from the previous answer to the step's own, which the last update publishes exactly, with
+    the path's own volatility per unit of time (its log returns' standard deviation over their
+    durations). An outage stays an outage for its whole span; a flow comes with the first update
+    of its step; the others' lean and the base fee hold through the step. So the keeper, run at every
+    ``k``-th update (`--substeps`), meets the prices between its cycles, and a gap or an outage can
+    fall between two cycles. Seeded: the same ``seed`` gives the same path."""
+    if k <= 1 or len(sc.steps) < 2:
+        return sc
+    rng = random.Random(f"substeps-{sc.name}-{seed}-{k}")
+    answers = sc.prices()
+    rets = [(math.log(b / a), st.dt) for a, b, st in zip(answers, answers[1:], sc.steps[1:])
+            if a and b and st.dt > 0]
+    # variance per second of the path's log price (as its steps sample it)
+    var_s = sum(r * r for r, _ in rets) / sum(dt for _, dt in rets) if rets else 0.0
+    out = [sc.steps[0]]
+    for i, st in enumerate(sc.steps[1:], start=1):
+        dts = [st.dt // k] * (k - 1) + [st.dt - (st.dt // k) * (k - 1)]
+        prev, end = answers[i - 1], st.answer
+        if end is None or prev is None:
+            path: list[int | None] = [None] * (k - 1) + [end]
+        else:
+            x, x_end, path = math.log(prev), math.log(end), []
+            for j in range(1, k):
+                left = k - j + 1              # updates left to the step's end, this one included
+                x += (x_end - x) / left + math.sqrt(var_s * st.dt / k * (left - 1) / left) * rng.gauss(0, 1)
+                path.append(_answer(math.exp(x) / 10**PRICE_DECIMALS))
+            path.append(end)
+        for j, (dt, answer) in enumerate(zip(dts, path)):
+            out.append(Step(dt, answer, st.base_fee, st.spot_change if j == 0 else 0, st.lean))
+    return Scenario(sc.name, tuple(out), sc.skew_bias, sc.lp_units_at_start,
+                    f"{sc.description}; {k} price updates a step", dict(sc.meta))
+
+
 def lp_units(units_at_start: int, start_answer: int, answer: int) -> int:
     """A constant-product LP's asset amount: x = x0 * sqrt(P0 / P), in integers (E18)."""
     return units_at_start * math.isqrt(start_answer * 10**36 // answer) // 10**18

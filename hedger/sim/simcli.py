@@ -86,6 +86,10 @@ def add_parser(sub: Any) -> None:
                          "notional, instead of --reserve-usd (e.g. 0.75); a top-up it cannot fund deleverages")
     sp.add_argument("--cycle-every", type=int, default=1, metavar="N",
                     help="the keeper runs every N steps (default 1), e.g. 12: hourly against 5-minute prices")
+    sp.add_argument("--substeps", type=int, default=1, metavar="K",
+                    help="each step after the first as K price updates (a Brownian bridge to the step's price, "
+                         "the path's own volatility), the keeper running at the step's end only: prices, a gap "
+                         "or an outage between two cycles (default 1)")
     sp.add_argument("--fill-lag", type=int, default=0, metavar="K",
                     help="with --order-mode delayed: orders are filled K steps after they were placed, at the "
                          "price then (default 0: right after the cycle)")
@@ -304,6 +308,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise ConfigError("--cycle-every", f"{args.cycle_every} is not a number of steps", "give 1 or more")
     if args.fill_lag < 0:
         raise ConfigError("--fill-lag", f"{args.fill_lag} is negative", "give 0 or more steps")
+    if not 1 <= args.substeps <= 60:
+        raise ConfigError("--substeps", f"{args.substeps} is not a number of price updates a step",
+                          "give 1 (off) to 60, e.g. 12: 5-minute prices in an hourly scenario")
     from hedger.sim.venues import make_venue
     modes = make_venue(args.protocol).modes         # the venue's own (nothing deployed yet)
     if args.order_mode is None:
@@ -354,7 +361,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     workers = max(1, min(workers, len(jobs)))
     options = SimOptions(holding=Holding(spot=spot, lp=lp, flows=not args.no_flows and args.holding == "mixed"),
                          reserve_usd=args.reserve_usd, eth_usd=eth_usd, capital=capital,
-                         cycle_every=args.cycle_every, fill_lag=args.fill_lag)
+                         cycle_every=args.cycle_every, fill_lag=args.fill_lag, substeps=args.substeps)
     chain_kw: dict[str, Any] = {"fork_url": args.fork_url, "oracle": args.oracle, "collateral": args.collateral,
                                 "order_mode": args.order_mode, "protocol": args.protocol,
                                 "asset_is_token0": args.token0}
@@ -393,7 +400,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             "exposure": {"holding": args.holding, "spot": spot / UNIT, "lp": lp / UNIT,
                          "flows": options.holding.flows},
             "reserve_usd": args.reserve_usd if capital is None else None,
-            "capital": args.capital, "cycle_every": args.cycle_every, "fill_lag": args.fill_lag,
+            "capital": args.capital, "cycle_every": args.cycle_every, "substeps": args.substeps,
+            "fill_lag": args.fill_lag,
             "gas_priced_at": f"{args.eth_usd} USD/ETH" if eth_usd is not None else "the hedged asset's price",
             "market": _market_meta(args.protocol, mp),
             "traders": {"depth": TraderModel().depth / UNIT, "noise": TraderModel().noise / UNIT}

@@ -47,7 +47,7 @@ from hedger.core.secrets import Secret
 from hedger.state.journal import Journal
 from hedger.cycle.keeper import Keeper, make_web3
 from hedger.sim.localchain import Anvil, anvil_binary, dev_account, free_port, start_anvil
-from hedger.sim.scenarios import PRICE_DECIMALS, Scenario, Step, lp_units, make, with_flows
+from hedger.sim.scenarios import PRICE_DECIMALS, Scenario, Step, lp_units, make, with_flows, with_substeps
 from hedger.sim.venues import ADMIN, HEDGER, HOLDER, ORDER_KEEPER, SimVenue, TraderModel, make_venue
 from hedger.core.types import UNIT, PolicyParams
 
@@ -503,6 +503,9 @@ class SimOptions:
     # hedge's notional, instead of ``reserve_usd`` (the same capital for every policy of a run)
     capital: int | None = None
     cycle_every: int = 1              # the keeper runs at every N-th step (a cron line slower than the feed)
+    # each step after the first as this many price updates (a Brownian bridge to the step's price),
+    # the keeper running at every substeps-th (times cycle_every): prices it never sees between cycles
+    substeps: int = 1
     fill_lag: int = 0                 # delayed mode: orders filled this many steps (feed updates) later
 
 
@@ -573,6 +576,7 @@ class Runner:
         sc = scenario(job.scenario, job.seed)
         if job.steps:
             sc = replace(sc, steps=sc.steps[: job.steps])
+        sc = with_substeps(sc, self.o.substeps, job.seed)
         sc = self.o.holding.apply(sc)
         steps = list(sc.steps)
         if len(steps) < 2:
@@ -666,7 +670,7 @@ class Runner:
                     settled += lag_carry
                     if filled or not self._pending(keeper):
                         lagged_since = None
-                if due(i, t, last_run_at, job.policy, self.o.cycle_every):
+                if due(i, t, last_run_at, job.policy, self.o.cycle_every * self.o.substeps):
                     last_run_at = t
                     cr = keeper.cycle(locked=True)
                     decision = cr.decision.code if cr.decision else cr.outcome
