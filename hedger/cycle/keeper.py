@@ -455,26 +455,33 @@ class Keeper:
             return []
         return reconcile(self)
 
-    def _cycle(self, dry_run: bool, params: PolicyParams | None = None, unwinding: bool = False) -> CycleResult:
+    def check_state(self, snapshot: Snapshot) -> tuple[list[str], int]:
+        """At a cycle's start, after :meth:`read`: the journal's reconciliation with the chain, the
+        venue's liquidation records the read found, and how much smaller (E18) the position is
+        than the journal expects by no order of ours (the venue's ADL or a liquidation; noted)."""
+        if self.journal is None:
+            return [], 0
+        from hedger.core.model import model_for
         from hedger.state.reconcile import reconcile_state
+        found: dict[str, int] = {}
+        notes = reconcile_state(self.journal, snapshot, self.fill_of(snapshot), found,
+                                drift=model_for(snapshot).position_drift) + self.last_liquidations
+        reduced = found.get("reduced_by_venue", 0)
+        if reduced:
+            notes.append(f"the position is {reduced / UNIT:.6f} smaller than the last cycle left it, by no order of "
+                         "ours (the venue's auto-deleveraging, or a liquidation): this cycle re-hedges from the new size")
+        return notes, reduced
+
+    def _cycle(self, dry_run: bool, params: PolicyParams | None = None, unwinding: bool = False) -> CycleResult:
         notes = self.reconcile()
         self.last_liquidations = []
         snapshot = self.read()              # (tests replace it, calling the real one: a price moves after it)
-        liquidated = self.last_liquidations
-        found: dict[str, int] = {}
-        if self.journal is not None:
-            from hedger.core.model import model_for
-            notes += reconcile_state(self.journal, snapshot, self.fill_of(snapshot), found,
-                                     drift=model_for(snapshot).position_drift)
-            notes += liquidated
+        checked, reduced = self.check_state(snapshot)
+        notes += checked
         snapshot = replace(snapshot, daily=self._daily_budget(snapshot))
         params = params or self.params(snapshot)
         decision = policy.decide(snapshot, params)
         decision = self._after_cancellations(snapshot, decision)
-        reduced = found.get("reduced_by_venue", 0)       # smaller than the journal expects, by no order of ours
-        if reduced:
-            notes.append(f"the position is {reduced / UNIT:.6f} smaller than the last cycle left it, by no order of "
-                         "ours (the venue's auto-deleveraging, or a liquidation): this cycle re-hedges from the new size")
         res, paused = self.prepare(snapshot, decision, params, dry_run, notes, unwinding=unwinding)
         res.reduced_by_venue = reduced
         plan, calls, dry = res.plan, res.calls, res.dry_run

@@ -299,23 +299,11 @@ class MultiKeeper:
             return self._cycle(dry_run)
 
     def _cycle(self, dry_run: bool) -> MultiCycleResult:
-        from hedger.state.reconcile import reconcile_state
         first = next(iter(self.keepers.values()))
         notes = first.reconcile()            # account-wide: the transactions of every market
         snaps = self.read()
-        found: dict[str, dict[str, int]] = {name: {} for name in snaps}
-        market_notes: dict[str, list[str]] = {name: [] for name in snaps}
-        if self.journal is not None:
-            from hedger.core.model import model_for
-            for name, s in snaps.items():
-                k = self.keepers[name]
-                market_notes[name] = reconcile_state(self.journal, s, k.fill_of(s), found[name],
-                                                     drift=model_for(s).position_drift) + k.last_liquidations
-                reduced = found[name].get("reduced_by_venue", 0)
-                if reduced:
-                    market_notes[name].append(
-                        f"the position is {reduced / UNIT:.6f} smaller than the last cycle left it, by no order of "
-                        "ours (the venue's auto-deleveraging, or a liquidation): this cycle re-hedges from the new size")
+        checked = {name: self.keepers[name].check_state(s) for name, s in snaps.items()}
+        market_notes = {name: c[0] for name, c in checked.items()}
         budget = first._daily_budget(next(iter(snaps.values())))   # the daily limits are the account's
         allocs = self.decide({name: replace(s, daily=budget) for name, s in snaps.items()})
         results: dict[str, CycleResult] = {}
@@ -325,7 +313,7 @@ class MultiKeeper:
             s, decision = a.snapshot, a.decision
             mnotes = list(market_notes[name]) + ([a.note] if a.note else [])
             res, paused = k.prepare(s, decision, k.params(s), dry_run or self.signer is None, mnotes)
-            res.reduced_by_venue = found[name].get("reduced_by_venue", 0)
+            res.reduced_by_venue = checked[name][1]
             plan, calls, dry = res.plan, res.calls, res.dry_run
             assert plan is not None
             results[name] = res
