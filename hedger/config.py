@@ -322,11 +322,17 @@ class MarketConfig:
     hedge_ratio: int | None = None       # E18; None: HEDGER_HEDGE_RATIO
     protocol: str | None = None          # this market's venue; None: HEDGER_PROTOCOL
     order_mode: str | None = None        # "direct" or "delayed"; None: HEDGER_ORDER_MODE
+    lp_positions: tuple[LpPosition, ...] = ()   # Uniswap v3 positions of this market's asset
 
 
 MARKETS_VAR = "HEDGER_MARKETS"
 _MARKET_KEYS = ("name", "market", "oracle", "spot_token", "sequencer_feed", "second_oracle", "extra_exposure",
-                "hedge_ratio", "protocol", "order_mode")
+                "hedge_ratio", "protocol", "order_mode", "lp_positions")
+# single-market variables that a HEDGER_MARKETS entry replaces (its own key), never a default for it:
+# set beside HEDGER_MARKETS they would be silently unused (an exposure left unhedged)
+_REPLACED_BY_ENTRY = {"HEDGER_MARKET": "market", "HEDGER_ORACLE": "oracle", "HEDGER_SPOT_TOKEN": "spot_token",
+                      "HEDGER_SECOND_ORACLE": "second_oracle", "HEDGER_EXTRA_EXPOSURE": "extra_exposure",
+                      "HEDGER_LP_POSITIONS": "lp_positions"}
 _MARKETS_EXAMPLE = ('a JSON list, one object per market, e.g. [{"name":"ETH","market":"0x..","oracle":"0x..",'
                     '"spot_token":"0x.."},{"name":"BTC",...}]')
 
@@ -347,6 +353,7 @@ def _markets(raw: str | None) -> tuple[MarketConfig, ...]:
     out: list[MarketConfig] = []
     names: dict[str, int] = {}
     markets: dict[str, int] = {}
+    positions: dict[LpPosition, int] = {}
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             raise ConfigError(MARKETS_VAR, f"entry {i} is not a JSON object", f"write each entry as {{\"name\": "
@@ -403,6 +410,20 @@ def _markets(raw: str | None) -> tuple[MarketConfig, ...]:
             second = _second_source(v)
         except ConfigError as err:
             raise ConfigError(MARKETS_VAR, f"{label} second_oracle: {err.problem}", err.fix) from None
+        v = item.get("lp_positions")
+        if v is not None and not isinstance(v, str):
+            raise ConfigError(MARKETS_VAR, f"{label} lp_positions: is not a string",
+                              "write the positions as a string, \"0x<NonfungiblePositionManager>:<tokenId>[,...]\"")
+        try:
+            lp = _lp_positions(v)
+        except ConfigError as err:
+            raise ConfigError(MARKETS_VAR, f"{label} lp_positions: {err.problem}", err.fix) from None
+        for pos in lp:
+            if pos in positions:
+                raise ConfigError(MARKETS_VAR, f"{label} lp_positions: position {pos.token_id} of {pos.manager} is "
+                                  f"already in entry {positions[pos]}", "list each position under the one market "
+                                  "whose asset it holds (counted twice, it would be hedged twice)")
+            positions[pos] = i
         from hedger.protocols import registered
         cfg = MarketConfig(
             protocol=choice("protocol", registered()), order_mode=choice("order_mode", ["direct", "delayed"]),
@@ -412,7 +433,7 @@ def _markets(raw: str | None) -> tuple[MarketConfig, ...]:
             extra_exposure=amount("extra_exposure", "0", None, "an amount of the spot asset held elsewhere, "
                                   "as a decimal string, e.g. \"2.5\""),
             hedge_ratio=amount("hedge_ratio", "1", Decimal(2), "a ratio between 0 and 2, e.g. \"1.0\"")
-            if "hedge_ratio" in item else None)
+            if "hedge_ratio" in item else None, lp_positions=lp)
         if cfg.market in markets:
             raise ConfigError(MARKETS_VAR, f"{label} market: {cfg.market} is already entry {markets[cfg.market]}",
                               "list each market once")
@@ -788,6 +809,10 @@ class Settings:
             return _e18(_dec(name, raw, lo=Decimal(0), lo_open=True, what=what))
 
         markets = () if for_deploy else _markets(g(MARKETS_VAR))
+        for var, key in _REPLACED_BY_ENTRY.items():
+            if markets and (g(var) or "").strip():
+                raise ConfigError(var, "is set beside HEDGER_MARKETS, whose entries replace it: it would not be used",
+                                  f"move it into the HEDGER_MARKETS entry it belongs to as \"{key}\", and unset it")
         holder = _address("HEDGER_HOLDER", g("HEDGER_HOLDER"), required=False)
         swap_router, swap_fee = _swap_settings(protocol, g, account, holder, for_deploy)
         collateral_feed = _collateral_feed(g("HEDGER_COLLATERAL_FEED"), g("HEDGER_COLLATERAL_TOKEN"))

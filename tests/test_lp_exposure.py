@@ -5,6 +5,7 @@ for both token orders; and a holder other than the signing account is whose hold
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -151,3 +152,36 @@ def test_a_position_that_does_not_exist_is_named(chain: Chain, hedge: Hedge) -> 
         keeper(hedge, d, 999_999).read()
     assert err.value.context["variable"] == "HEDGER_LP_POSITIONS" and str(err.value).startswith("HEDGER_LP_POSITIONS")
     assert "Fix:" in str(err.value) and err.value.exit_code == 5
+
+
+def multi_keeper(hedge: Hedge, spot: str, lp_positions: str) -> Any:
+    from hedger.cycle.multimarket import MultiKeeper
+    d = hedge.chain.d
+    entries = [{"name": "ETH", "market": d.market, "oracle": d.oracle, "spot_token": spot,
+                "lp_positions": lp_positions}]
+    env = {k: v for k, v in hedge.env.items() if k not in ("HEDGER_MARKET", "HEDGER_ORACLE", "HEDGER_SPOT_TOKEN")}
+    return MultiKeeper.from_settings(Settings.from_env({**env, "HEDGER_MARKETS": json.dumps(entries)}, dotenv=False))
+
+
+def test_a_markets_entry_hedges_its_lp_positions(chain: Chain, hedge: Hedge) -> None:
+    """HEDGER_MARKETS entries take "lp_positions": the position's asset is hedged with the wallet's."""
+    d = deploy_aave_uniswap(chain.w3, sender=chain.deployer, pool_weth=500 * WETH)
+    token_id = open_position(chain, HEDGER, d)
+    mint(chain, HEDGER, d, d.weth, 4 * WETH)
+    res = multi_keeper(hedge, d.weth, f"{d.position_manager}:{token_id}").cycle()
+    r = res.results["ETH"]
+    assert r.outcome == "acted", (r.decision.reason, r.error)
+    lp = r.snapshot.exposure.lp
+    assert lp == paid_in_asset(chain, hedge.address, d, token_id) > 0
+    assert hedge.position()[0] == -(r.snapshot.exposure.spot_balance + lp)
+
+
+def test_an_entrys_position_without_its_asset_names_the_entry(chain: Chain, hedge: Hedge) -> None:
+    d = deploy_aave_uniswap(chain.w3, sender=chain.deployer, pool_weth=500 * WETH)
+    token_id = open_position(chain, HEDGER, d)
+    mk = multi_keeper(hedge, chain.d.spot, f"{d.position_manager}:{token_id}")     # the entry's asset: another WETH
+    with pytest.raises(ConfigError) as err:
+        mk.read()
+    e = err.value
+    assert e.variable == "HEDGER_MARKETS" and "the \"lp_positions\" of HEDGER_MARKETS entry 'ETH'" in e.problem
+    assert "(\"spot_token\")" in e.problem and "HEDGER_LP_POSITIONS" not in str(e), str(e)

@@ -23,7 +23,7 @@ from web3 import Web3
 
 from hedger.core.model import INFINITE
 from hedger.decide import policy
-from hedger.config import Settings
+from hedger.config import LpPosition, Settings
 from hedger.sim.deploy import MarketDeployment, MarketParams, deploy_contract, deploy_market
 from hedger.core.errors import ConfigError
 from hedger.state.journal import Journal
@@ -79,6 +79,29 @@ def test_markets_parsed_and_single_market_variables_not_required() -> None:
     assert es.collateral_token == bs.collateral_token == s.collateral_token and es.markets == ()
 
 
+def test_an_entrys_lp_positions_reach_its_keeper() -> None:
+    s = load([entry("ETH", A1, lp_positions=f"{A5}:7, {A5}:9"), entry("BTC", A6, oracle=A6, spot=A6)])
+    eth_m, btc_m = s.markets
+    want = (LpPosition(Web3.to_checksum_address(A5), 7), LpPosition(Web3.to_checksum_address(A5), 9))
+    assert eth_m.lp_positions == want and btc_m.lp_positions == ()
+    assert market_settings(s, eth_m).lp_positions == want and market_settings(s, btc_m).lp_positions == ()
+    assert s.lp_positions == ()
+
+
+@pytest.mark.parametrize("var, value, key", [
+    ("HEDGER_MARKET", A5, "market"), ("HEDGER_ORACLE", A5, "oracle"), ("HEDGER_SPOT_TOKEN", A5, "spot_token"),
+    ("HEDGER_SECOND_ORACLE", A5, "second_oracle"), ("HEDGER_EXTRA_EXPOSURE", "3", "extra_exposure"),
+    ("HEDGER_LP_POSITIONS", f"{A5}:7", "lp_positions")])
+def test_a_single_market_variable_beside_markets_is_refused_not_dropped(var: str, value: str, key: str) -> None:
+    """An .env kept from a single-market set-up: its exposure (extra, LP) or second feed would
+    silently go unused once HEDGER_MARKETS is added; the refusal says where it belongs."""
+    with pytest.raises(ConfigError) as info:
+        load([entry("ETH", A1)], **{var: value})
+    err = info.value
+    assert err.variable == var and "HEDGER_MARKETS" in err.problem and f'"{key}"' in err.fix
+    load([entry("ETH", A1)], **{var: " "})          # set but empty: nothing is dropped
+
+
 def test_json_numbers_are_exact() -> None:
     (m,) = load('[{"name":"ETH","market":"%s","oracle":"%s","spot_token":"%s","extra_exposure":0.1}]'
                 % (A1, A2, A3)).markets
@@ -106,6 +129,10 @@ def test_without_markets_the_single_market_variables_stay_required() -> None:
     ([entry("ETH", A1, extra_exposure="lots")], "entry 0 ('ETH') extra_exposure: 'lots' is not a number"),
     ([entry("ETH", A1, extra_exposure=True)], "entry 0 ('ETH') extra_exposure: is not a number"),
     ([entry("ETH", A1, hedge_ratio="3")], "entry 0 ('ETH') hedge_ratio: '3' is too large"),
+    ([entry("ETH", A1, lp_positions="0x12:1")], "entry 0 ('ETH') lp_positions: '0x12' is not an address"),
+    ([entry("ETH", A1, lp_positions=[f"{A5}:1"])], "entry 0 ('ETH') lp_positions: is not a string"),
+    ([entry("ETH", A1, lp_positions=f"{A5}:7"), entry("BTC", A6, lp_positions=f"{A6}:1,{A5}:7")],
+     "entry 1 ('BTC') lp_positions: position 7 of"),
 ])
 def test_bad_markets_name_the_variable_the_entry_and_the_fix(markets: Any, expect: str) -> None:
     with pytest.raises(ConfigError) as info:

@@ -24,8 +24,9 @@ The account's lock is held once for the whole cycle.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 from web3 import Web3
 
@@ -42,6 +43,7 @@ from hedger.state.lock import AccountLock
 from hedger.chain.reader import CANONICAL_MULTICALL3, CallFailed, CallSpec, ChainReader
 from hedger.core.types import Call, ChainView, CycleResult, Decision, DecisionKind, PolicyParams, Snapshot
 
+T = TypeVar("T")
 log = logging.getLogger("hedger.cycle.multimarket")
 
 
@@ -135,10 +137,36 @@ def allocate_collateral(markets: Sequence[tuple[str, Snapshot, PolicyParams]], w
 
 # ----------------------------------------------------------------------------- the keeper
 
+# the single-market variable a keeper's message names -> the HEDGER_MARKETS entry's key that set it
+_ENTRY_FIELD = {"HEDGER_MARKET": "market", "HEDGER_ORACLE": "oracle", "HEDGER_SPOT_TOKEN": "spot_token",
+                "HEDGER_SECOND_ORACLE": "second_oracle", "HEDGER_LP_POSITIONS": "lp_positions"}
+
+
+def _as_entry(name: str, read: Callable[[], T]) -> T:
+    """``read()`` of market ``name``'s keeper, its configuration errors naming the ``HEDGER_MARKETS``
+    entry's key rather than the single-market variable (which the user did not set)."""
+    try:
+        return read()
+    except (ConfigError, ChainGuardError) as err:
+        var = err.variable if isinstance(err, ConfigError) else err.context.get("variable")
+        field_ = _ENTRY_FIELD.get(var or "")
+        if field_ is None:
+            raise
+        where = f'the "{field_}" of {MARKETS_VAR} entry {name!r}'
+
+        def entry_terms(text: str) -> str:
+            return re.sub(r"\bHEDGER_[A-Z_]+\b", lambda m: f'"{_ENTRY_FIELD[m[0]]}"' if m[0] in _ENTRY_FIELD
+                          else m[0], text)
+        if isinstance(err, ConfigError):
+            raise ConfigError(MARKETS_VAR, f"{where}: {entry_terms(err.problem)}", entry_terms(err.fix)) from None
+        raise ChainGuardError(f"market {name}: {entry_terms(str(err).replace(var or '', where))}",
+                              **{**err.context, "variable": MARKETS_VAR}) from err
+
+
 def market_settings(settings: Settings, m: MarketConfig) -> Settings:
     """The single-market settings of one ``HEDGER_MARKETS`` entry (shared: RPC, signer, account,
     collateral, journal, limits; per market: addresses, venue and order mode, extra exposure,
-    hedge ratio)."""
+    LP positions, hedge ratio)."""
     pol = settings.policy
     if m.hedge_ratio is not None:
         # the funding-aware range is a fraction of the global ratio; off (equal to it) stays off
@@ -149,7 +177,7 @@ def market_settings(settings: Settings, m: MarketConfig) -> Settings:
         pol = replace(pol, hedge_ratio=m.hedge_ratio, funding_min_ratio=low)
     return replace(settings, market=m.market, oracle=m.oracle, spot_token=m.spot_token,
                    sequencer_feed=m.sequencer_feed or settings.sequencer_feed, second_oracle=m.second_oracle,
-                   second_twap=m.second_twap, lp_positions=(),   # LP positions: single-market only, so far
+                   second_twap=m.second_twap, lp_positions=m.lp_positions,
                    extra_exposure=m.extra_exposure, policy=pol, markets=(),
                    protocol=m.protocol or settings.protocol, order_mode=m.order_mode or settings.order_mode)
 
@@ -238,8 +266,8 @@ class MultiKeeper:
         # each market's venue records of the account liquidated since the journal's last reading of
         # that market ride in stage 1's batch, as a single market's read asks them
         queries = {name: q for name, k in self.keepers.items() if (q := k._liquidation_query(head)) is not None}
-        stage1, logs = self._read_stage({name: k._specs() for name, k in self.keepers.items()}, head.block_number,
-                                        queries)
+        stage1, logs = self._read_stage({name: _as_entry(name, k._specs) for name, k in self.keepers.items()},
+                                        head.block_number, queries)
         stage2, _ = self._read_stage({name: k.stage2_specs(stage1[name]) for name, k in self.keepers.items()},
                                      head.block_number)
         snaps = {name: k.snapshot_from({**stage1[name], **stage2[name]}, head) for name, k in self.keepers.items()}
@@ -271,8 +299,7 @@ class MultiKeeper:
         except CallFailed as err:
             market = err.spec.key.rsplit("/", 1)[0]
             var = self.keepers[market].setting_of(err.spec.address, err.spec.key.rsplit("/", 1)[-1]) if market in self.keepers else "HEDGER_MARKET"
-            field_ = {"HEDGER_MARKET": "market", "HEDGER_ORACLE": "oracle", "HEDGER_SPOT_TOKEN": "spot_token",
-                      "HEDGER_SECOND_ORACLE": "second_oracle"}.get(var)
+            field_ = _ENTRY_FIELD.get(var)
             where = f'the "{field_}" of {MARKETS_VAR} entry {market!r}' if field_ else var
             raise ChainGuardError(f"market {market}: {err}. Fix: check that {where} is the right address, with the "
                                   f"expected interface (`hedger check` tests every configured address)",
