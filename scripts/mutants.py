@@ -41,10 +41,21 @@ class Mutant:
     new: str
     why: str
     count: int = 1      # occurrences replaced (all of them must exist)
+    tests: tuple[str, ...] = ()   # the tests that must catch it (default: TESTS)
 
 
 M = Mutant
 REF = "protocols/reference/model.py"
+AAVE = "protocols/aave_v3/model.py"
+# the Aave model's own pure tests, the policy on it, and the model against the real Aave v3 and
+# Uniswap v3 on anvil (npm artifacts: a few seconds)
+AAVE_TESTS = ("tests/test_aave_model.py", "tests/test_aave_venue_policy.py", "tests/test_aave_model_chain.py")
+
+
+def A(name: str, old: str, new: str, why: str, count: int = 1) -> Mutant:
+    return Mutant(name, AAVE, old, new, why, count, AAVE_TESTS)
+
+
 MUTANTS: list[Mutant] = [
     # ---- protocols/reference/model.py (the reference market's formulas, behind the venue seam)
     M("market_math_at_oracle", REF, "price = s.market.price if s.market.price > 0 else s.oracle.price_e18",
@@ -57,10 +68,11 @@ MUTANTS: list[Mutant] = [
       "the two-step keeper fee not counted"),
     M("premium_sign", REF, "premium_cost += sdiv(leg * (leg_fill - price), UNIT)",
       "premium_cost -= sdiv(leg * (leg_fill - price), UNIT)", "the skew premium counted as a gain"),
-    M("model_collateral_6_decimals", REF, "scale = 10 ** (18 - m.collateral_decimals)", "scale = 10 ** 12",
-      "the model's deposit assumes 6 decimals"),
-    M("liquidation_premium_dropped", REF, "dist = (margin - liq_margin - liq_premium) * UNIT // notional",
-      "dist = (margin - liq_margin) * UNIT // notional", "the liquidation distance forgets the skew premium"),
+    M("model_collateral_6_decimals", "core/model.py",
+      "v = abs(native) * self.collateral_price // 10 ** self.collateral_decimals",
+      "v = abs(native) * self.collateral_price // 10 ** 6", "the models value collateral as if it had 6 decimals"),
+    M("liquidation_premium_dropped", REF, "return liq_margin + liq_premium", "return liq_margin",
+      "the liquidation distance forgets the skew premium"),
     M("funding_side_swapped", REF,
       "return -self.market.funding_rate if size < 0 else self.market.funding_rate",
       "return self.market.funding_rate if size < 0 else -self.market.funding_rate",
@@ -78,8 +90,8 @@ MUTANTS: list[Mutant] = [
       "the price-divergence guard disabled"),
     M("divergence_limit_x100", "decide/policy.py", "if div > p.max_price_divergence:",
       "if div > p.max_price_divergence * 100:", "the divergence limit read as a percentage"),
-    M("collateral_6_decimals", "decide/policy.py", "scale = 10 ** (18 - dec)", "scale = 10 ** 12",
-      "collateral assumed to have 6 decimals", count=2),
+    M("collateral_6_decimals", "core/model.py", "num, den = usd * 10 ** self.collateral_decimals, self.collateral_price",
+      "num, den = usd * 10 ** 6, self.collateral_price", "deposits and withdrawals sized as if the collateral had 6 decimals"),
     M("target_sign", "decide/policy.py", "target = -sdiv(s.exposure.total * p.hedge_ratio, UNIT)",
       "target = sdiv(s.exposure.total * p.hedge_ratio, UNIT)", "the hedge on the same side as the exposure"),
     M("target_floors", "decide/policy.py", "target = -sdiv(s.exposure.total * p.hedge_ratio, UNIT)",
@@ -97,28 +109,30 @@ MUTANTS: list[Mutant] = [
     M("pending_blocks_top_up", "decide/policy.py", "    if not needy:\n", "    if True:\n",
       "a pending order blocks every top-up (issue 9, item 1)"),
     M("pending_sized_before_only", "decide/policy.py",
-      "want = max(_margin_target(mdl, p, x.notional) - x.margin for x in (before, filled))",
-      "want = max(_margin_target(mdl, p, x.notional) - x.margin for x in (before,))",
+      "want = max(_margin_target(mdl, p, x.size) - x.margin for x in (before, filled))",
+      "want = max(_margin_target(mdl, p, x.size) - x.margin for x in (before,))",
       "the pending top-up sized for the position before the fill only"),
-    M("expiry_off_by_one", "decide/policy.py", "if o is not None and now > o.expires_at:",
-      "if o is not None and now >= o.expires_at:", "an order still fillable at its expiry cancelled"),
+    M("expiry_off_by_one", "core/types.py", "(self.expires_at != 0 and now > self.expires_at)",
+      "(self.expires_at != 0 and now >= self.expires_at)", "an order still fillable at its expiry cancelled"),
     M("withdraw_in_closing_plan", "decide/policy.py", "        if pt.size == 0 and delta != 0:\n",
       "        if False:\n", "the closing plan withdraws at the expected fill (issue 9, item 5)"),
     M("accessible_cap_dropped", "decide/policy.py", "excess_native = min(excess_native, mdl.max_withdrawal())",
       "excess_native = excess_native",
       "a flat account withdraws more than the market allows"),
-    M("min_collateral_in_native", "decide/policy.py", "excess_native * scale >= p.min_collateral_usd",
+    M("min_collateral_in_native", "decide/policy.py", "mdl.collateral_usd(excess_native) >= p.min_collateral_usd",
       "excess_native >= p.min_collateral_usd", "the minimum collateral move compared in native units"),
-    M("deposit_rounded_down", "decide/policy.py", "deposit = max(0, min(-(-want // scale), wallet))",
-      "deposit = max(0, min(want // scale, wallet))", "the top-up rounded down"),
-    M("deposit_beyond_wallet", "decide/policy.py", "deposit = max(0, min(-(-want // scale), wallet))",
-      "deposit = max(0, -(-want // scale))", "a top-up larger than the wallet"),
+    M("deposit_rounded_down", "decide/policy.py",
+      "deposit = max(0, min(mdl.collateral_native(max(want, 0), round_up=True), wallet))",
+      "deposit = max(0, min(mdl.collateral_native(max(want, 0), round_up=False), wallet))", "the top-up rounded down"),
+    M("deposit_beyond_wallet", "decide/policy.py",
+      "deposit = max(0, min(mdl.collateral_native(max(want, 0), round_up=True), wallet))",
+      "deposit = max(0, mdl.collateral_native(max(want, 0), round_up=True))", "a top-up larger than the wallet"),
     M("deposit_always_risk_reducing", "decide/policy.py",
-      "deposit_risk_reducing=deposit > 0 and _needs_top_up(p, before),",
+      "deposit_risk_reducing=deposit > 0 and _needs_top_up(mdl, p, before),",
       "deposit_risk_reducing=deposit > 0,", "collateral for a bigger short sent under the emergency fee ceiling"),
     M("liquidation_buffer_ignored", "decide/policy.py",
-      "pt.leverage > p.max_leverage or pt.liq_distance < p.liquidation_buffer)",
-      "pt.leverage > p.max_leverage)", "the liquidation buffer never triggers a top-up"),
+      "floor = max(hard, p.liquidation_buffer)", "floor = hard",
+      "the liquidation buffer never triggers a top-up"),
     M("no_cushion", "decide/policy.py", "max_leverage=p.max_leverage * 99 // 100", "max_leverage=p.max_leverage",
       "searches aim at the maximum leverage itself"),
     M("carry_ignored", "decide/policy.py", "annual = mdl.carry_rate_per_day(target) * 365", "annual = 0",
@@ -126,8 +140,8 @@ MUTANTS: list[Mutant] = [
     M("two_step_flip_in_one_order", "decide/policy.py",
       "if closing and opening and mdl.trades_are_orders and mdl.orders_in_flight < 2:", "if False:",
       "a flip on a two-step market as one order"),
-    M("daily_limit_on_whole_trade", "decide/policy.py", "over = s.daily.blocks(abs(opening) * price // UNIT)",
-      "over = s.daily.blocks(abs(delta) * price // UNIT)", "the daily limit charged for the closing leg too"),
+    M("daily_limit_on_whole_trade", "decide/policy.py", "over = s.daily.blocks(-(-abs(opening) * price // UNIT))",
+      "over = s.daily.blocks(-(-abs(delta) * price // UNIT))", "the daily limit charged for the closing leg too"),
     M("old_growing_rule", "decide/policy.py", "growing = opening != 0",
       "growing = delta != 0 and abs(a.size + delta) > abs(a.size)",
       "a sign flip counted as risk-reducing (issue 9, item 4)"),
@@ -179,14 +193,70 @@ MUTANTS: list[Mutant] = [
       "return value // 10 ** (18 - decimals)", "rounding up that rounds down"),
     M("mul_div_up_floors", "core/fixedpoint.py", "return -(-(a * b) // c)", "return a * b // c",
       "mul_div_up that rounds down"),
+    # ---- protocols/aave_v3/model.py (Aave v3's health factor, the borrow-sell-supply, the reserve's refusals)
+    A("aave_hf_without_threshold",
+      "return collateral_usd * self.market.liquidation_threshold_bps * UNIT // (BPS * debt_usd)",
+      "return collateral_usd * UNIT // debt_usd", "the health factor without the liquidation threshold"),
+    A("aave_liq_price_without_threshold",
+      "liq_price = collateral * self.market.liquidation_threshold_bps * UNIT // (BPS * debt)",
+      "liq_price = collateral * UNIT // debt", "the liquidation price as if the threshold were 100%"),
+    A("aave_sale_fee_ignored", "fill = p * (PPM - f) // PPM", "fill = p", "a sale priced without the pool's fee"),
+    A("aave_buyback_fee_ignored", "fill = -(-p * PPM // (PPM - f))", "fill = p",
+      "a buy-back priced without the pool's fee"),
+    A("aave_proceeds_not_supplied", "collateral += -size_delta * fill // UNIT", "collateral += 0",
+      "the sale's proceeds not counted as supplied collateral"),
+    A("aave_buyback_free", "collateral -= -(-(size_delta * fill) // UNIT)", "collateral -= 0",
+      "the buy-back not paid out of the collateral"),
+    A("aave_wallet_asset_ignored", "debt = debt0 + max(0, -size_delta - wallet0)", "debt = debt0 - size_delta",
+      "the unsold asset in the wallet not sold before borrowing more"),
+    A("aave_withdrawal_ignores_debt", "free = max(0, a.supplied - need - 1)", "free = a.supplied",
+      "the largest withdrawal ignores the debt it backs"),
+    A("aave_withdrawal_ignores_liquidity", "return max(0, min(free, m.collateral_available))",
+      "return max(0, free)", "a withdrawal larger than the reserve holds"),
+    A("aave_budget_full_withdrawal", "self.max_withdrawal() * 99 // 100", "self.max_withdrawal()",
+      "the reduction budget with no room for interest accrued before the block"),
+    A("aave_carry_without_supply", "return (borrow * debt_usd - supply * collateral_usd) // debt_usd // 365",
+      "return borrow * debt_usd // debt_usd // 365", "the carry forgets the supply rate earned"),
+    A("aave_carry_yearly", "return (borrow * debt_usd - supply * collateral_usd) // debt_usd // 365",
+      "return (borrow * debt_usd - supply * collateral_usd) // debt_usd",
+      "the carry a year taken as a day's"),
+    A("aave_drift_yearly", "// (RAY * 365 * 86400) + 1", "// (RAY * 86400) + 1",
+      "the interest drift allowance 365 times too wide (a third party's borrow taken for interest)"),
+    A("aave_distance_at_leverage_no_threshold", "return -(-(UNIT + UNIT * UNIT // leverage_) * lt // BPS) - UNIT",
+      "return UNIT * UNIT // leverage_", "the leverage settings' distances as if the threshold were 100%"),
+    A("aave_margin_for_distance_no_threshold",
+      "collateral = -(-(UNIT + distance) * notional * BPS // (UNIT * self.market.liquidation_threshold_bps))",
+      "collateral = -(-(UNIT + distance) * notional // UNIT)", "the margin for a distance without the threshold"),
+    A("aave_emode_not_refused", "        if a.e_mode:\n", "        if False:\n",
+      "an account in e-mode judged with the reserve's own threshold"),
+    A("aave_other_reserves_not_refused", "        if a.other_reserves:\n", "        if False:\n",
+      "an account using other reserves judged as if it held only the hedge"),
+    A("aave_paused_ignored", "if m.asset_paused or m.collateral_paused:", "if False:",
+      "a borrow sent against a paused reserve"),
+    A("aave_frozen_ignored", "        if m.asset_frozen:\n", "        if False:\n",
+      "a borrow sent against a frozen reserve"),
+    A("aave_liquidity_ignored", "if native > m.asset_available:", "if False:",
+      "a borrow larger than the reserve can lend"),
+    A("aave_borrow_cap_ignored", "if m.borrow_cap_room is not None and native > m.borrow_cap_room:", "if False:",
+      "a borrow beyond the borrow cap"),
+    A("aave_ltv_cushion_dropped", "if debt_usd * OPENING_CUSHION_PCT // 100 > collateral * m.ltv_bps // BPS:",
+      "if debt_usd > collateral * m.ltv_bps // BPS:", "the borrow sized to the LTV's edge, no room for the price"),
+    A("aave_ltv_is_threshold", "if debt_usd * OPENING_CUSHION_PCT // 100 > collateral * m.ltv_bps // BPS:",
+      "if debt_usd * OPENING_CUSHION_PCT // 100 > collateral * m.liquidation_threshold_bps // BPS:",
+      "the borrow checked against the liquidation threshold instead of the LTV"),
+    A("aave_borrow_after_supply", "collateral = pt.margin + pt.notional - sold * pt.fill_price // UNIT",
+      "collateral = pt.margin + pt.notional",
+      "the borrow's LTV counts the sale's proceeds, which are supplied only after it is mined"),
+    A("aave_ltv_refused_as_venue", 'return None if reason is None or "LTV" in reason else reason', "return reason",
+      "a borrow short of collateral refused outright instead of funded by a deposit"),
 ]
 
 
-def run_tests(copy: Path, timeout: float) -> tuple[str, float]:
+def run_tests(copy: Path, timeout: float, tests: tuple[str, ...] | list[str] = ()) -> tuple[str, float]:
     """'passed', 'failed' or 'timeout', and the seconds taken."""
     env = {**os.environ, "CI": "1", "PYTHONPATH": str(copy), "PYTHONDONTWRITEBYTECODE": "1"}
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--no-header",
-           *[f"--deselect={d}" for d in DESELECT], *TESTS]
+           *[f"--deselect={d}" for d in DESELECT], *(tests or TESTS)]
     t0 = time.monotonic()
     try:
         p = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)
@@ -214,6 +284,10 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.copytree(src, copy / part, ignore=shutil.ignore_patterns("__pycache__", ".hypothesis"))
             elif src.exists():
                 shutil.copy2(src, copy / part)
+        # the chain tests among them start anvil and deploy npm artifacts from the project's own install
+        for part in ("node_modules", ".build", "contracts", "ape-config.yaml"):
+            if (ROOT / part).exists():
+                (copy / part).symlink_to(ROOT / part)
         probe = subprocess.run([sys.executable, "-c", "import hedger; print(hedger.__file__)"], cwd=copy,
                                env={**os.environ, "PYTHONPATH": str(copy)}, capture_output=True, text=True)
         if not probe.stdout.strip().startswith(str(copy)):
@@ -226,16 +300,17 @@ def main(argv: list[str] | None = None) -> int:
             if n != m.count:
                 print(f"mutant {m.name}: its text occurs {n} times in hedger/{m.file}, expected {m.count}")
                 return 2
-        status, secs = run_tests(copy, args.timeout)
-        print(f"unmutated: tests {status} in {secs:.0f}s")
-        if status != "passed":
-            return 2
+        for tests in sorted({m.tests for m in chosen}):
+            status, secs = run_tests(copy, args.timeout, tests)
+            print(f"unmutated: tests {status} in {secs:.0f}s ({', '.join(tests or TESTS)})")
+            if status != "passed":
+                return 2
         killed, survived = [], []
         for i, m in enumerate(chosen, 1):
             path = copy / "hedger" / m.file
             path.write_text(originals[m.file].replace(m.old, m.new))
             try:
-                status, secs = run_tests(copy, args.timeout)
+                status, secs = run_tests(copy, args.timeout, m.tests)
             finally:
                 path.write_text(originals[m.file])
             verdict = "survived" if status == "passed" else "killed" + (" (timeout)" if status == "timeout" else "")

@@ -102,6 +102,15 @@ def test_carry_is_debt_times_borrow_rate_less_collateral_times_supply_rate() -> 
     assert expensive.carry_per_day(-eth(2)) > 0
 
 
+def test_the_debts_own_interest_is_drift_and_a_third_partys_change_is_not() -> None:
+    """A debt that grew by no order of ours is interest up to twice the current rate's accrual (the
+    rate moves with utilisation); more than that is someone else's action, noted by the cycle."""
+    m = model(debt=eth(10))                                   # 10 WETH at 3% a year
+    hour = eth(10) * 3 // 100 * 3600 // (365 * 86400)          # one hour's interest: 0.0000342 WETH
+    assert hour < m.position_drift(3600) <= 2 * hour + 2
+    assert m.position_drift(0) == 1 and m.position_drift(-60) == 1
+
+
 @pytest.mark.parametrize("kw, words", [
     ({"asset_paused": True}, "paused"),
     ({"collateral_paused": True}, "paused"),
