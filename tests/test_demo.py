@@ -34,7 +34,8 @@ def demo(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     left = [node for node in started if node.process.poll() is None]
     for node in left:                       # stopped here whatever happens, then reported
         node.stop()
-    assert len(started) == 1 and not left, "the demo left its anvil running"
+    assert not left, "the demo left its anvil running"
+    assert len(started) == 1, f"the demo started {len(started)} anvil(s), not one"
 
 
 def steps(out: str) -> dict[int, str]:
