@@ -28,7 +28,8 @@ deps: $(VENV)/.installed node_modules/.installed
 
 compile: deps .build/__local__.json
 
-# `make demo ARGS="--protocol gmx-v2"`: the same story on the GMX v2 stand-in
+# `make demo ARGS="--protocol gmx-v2"`: the same story on the GMX v2 stand-in;
+# `make demo ARGS="--protocol aave-v3"`: on the real Aave v3 and Uniswap v3 (npm artifacts)
 demo: compile
 	$(PY) scripts/demo.py $(ARGS)
 
