@@ -1,5 +1,6 @@
-"""Mutation check of the decision core: hand-written plausible bugs, applied one at a time to a
-temporary copy of the project, each run against the fast pure tests (no chain).
+"""Mutation check of the decision core and the venues' models: hand-written plausible bugs, applied
+one at a time to a temporary copy of the project, each run against the tests that must catch it
+(the fast pure tests; for the Aave v3 model also its check against the real Aave on anvil).
 
     .venv/bin/python scripts/mutants.py            # all mutants, prints killed/survived and the score
     .venv/bin/python scripts/mutants.py -k sdiv    # only those whose name contains "sdiv"
@@ -54,6 +55,15 @@ AAVE_TESTS = ("tests/test_aave_model.py", "tests/test_aave_venue_policy.py", "te
 
 def A(name: str, old: str, new: str, why: str, count: int = 1) -> Mutant:
     return Mutant(name, AAVE, old, new, why, count, AAVE_TESTS)
+
+
+GMX = "protocols/gmx_v2/model.py"
+# GMX v2's position math against the cases of gmx-synthetics' own tests, and the policy's model on it
+GMX_TESTS = ("tests/test_gmx_model.py", "tests/test_gmx_market_model.py")
+
+
+def G(name: str, old: str, new: str, why: str, count: int = 1) -> Mutant:
+    return Mutant(name, GMX, old, new, why, count, GMX_TESTS)
 
 
 MUTANTS: list[Mutant] = [
@@ -249,6 +259,75 @@ MUTANTS: list[Mutant] = [
       "the borrow's LTV counts the sale's proceeds, which are supplied only after it is mined"),
     A("aave_ltv_refused_as_venue", 'return None if reason is None or "LTV" in reason else reason', "return reason",
       "a borrow short of collateral refused outright instead of funded by a deposit"),
+    # ---- protocols/gmx_v2/model.py (GMX v2's impact, fees, liquidation rule, and the policy's model)
+    G("gmx_worsening_impact_paid", "return (delta if balance_was_improved else -delta), balance_was_improved",
+      "return delta, balance_was_improved", "a trade that worsens the balance is paid its impact"),
+    G("gmx_crossover_not_charged", "return (positive - negative), balance_was_improved",
+      "return positive, balance_was_improved", "a trade crossing the balance pays nothing for the other side"),
+    G("gmx_pool_cap_dropped", "return min(impact_usd, impact_pool_amount * index_price_min)", "return impact_usd",
+      "a positive impact larger than the impact pool holds"),
+    G("gmx_max_positive_cap_dropped",
+      "return min(impact_usd, apply_factor(size_delta_usd, params.max_factor_positive_adjusted))",
+      "return impact_usd", "a positive impact beyond MAX_POSITION_IMPACT_FACTOR"),
+    G("gmx_short_tokens_rounded_down", "base_tokens = round_up_division(size_delta_usd, index_price_min)",
+      "base_tokens = size_delta_usd // index_price_min", "a short's size in tokens rounded down (GMX rounds up)"),
+    G("gmx_pending_impact_not_realised", "total = impact + pending_usd", "total = impact",
+      "a decrease forgets the pending impact stored at the increase"),
+    G("gmx_negative_impact_uncapped", "        if total < floor:\n", "        if False:\n",
+      "a decrease's negative impact not capped (the excess is claimable later)"),
+    G("gmx_fee_factors_swapped",
+      "return apply_factor(size_delta_usd, fee_factor_improved if balance_was_improved else fee_factor_not_improved)",
+      "return apply_factor(size_delta_usd, fee_factor_not_improved if balance_was_improved else fee_factor_improved)",
+      "the position fee's two factors the wrong way round"),
+    G("gmx_liq_borrowing_ignored", "cost_usd = (fee_amount + borrowing_amount + funding_amount + ui_amount) * price",
+      "cost_usd = (fee_amount + funding_amount + ui_amount) * price",
+      "the liquidation rule forgets the pending borrowing fee"),
+    G("gmx_liq_close_fee_ignored", "cost_usd = (fee_amount + borrowing_amount + funding_amount + ui_amount) * price",
+      "cost_usd = (borrowing_amount + funding_amount + ui_amount) * price",
+      "the liquidation rule forgets the fee of closing"),
+    G("gmx_liq_impact_ignored", "remaining = position.collateral_amount * price + pnl + impact - cost_usd",
+      "remaining = position.collateral_amount * price + pnl - cost_usd",
+      "the liquidation rule forgets the close and pending impact"),
+    G("gmx_liq_factor_ignored", "    elif remaining < for_leverage:\n", "    elif False:\n",
+      "MIN_COLLATERAL_FACTOR_FOR_LIQUIDATION never liquidates"),
+    G("gmx_liq_min_usd_ignored", "    if remaining < market.min_collateral_usd:\n", "    if False:\n",
+      "MIN_COLLATERAL_USD never liquidates"),
+    G("gmx_close_impact_may_help", "return max(min(impact, 0), floor), improved", "return max(impact, floor), improved",
+      "a positive close impact counted toward surviving liquidation"),
+    G("gmx_pending_fees_not_settled",
+      "owed = usd_to_collateral_amount(m.pending_borrowing_usd, self.cprice) + m.pending_funding_amount",
+      "owed = 0", "borrowing and funding owed not taken from the collateral before a trade"),
+    G("gmx_decrease_loss_free", "collateral -= round_up_division(-realised, self.cprice)", "collateral -= 0",
+      "a decrease's realised loss not taken from the collateral"),
+    G("gmx_decrease_fee_free", "realised = pnl + dec.total_impact_usd - fee", "realised = pnl + dec.total_impact_usd",
+      "a decrease's position fee not charged"),
+    G("gmx_increase_fee_free",
+      "return new, collateral - usd_to_collateral_amount(fee, self.cprice), fee, inc.execution_price",
+      "return new, collateral, fee, inc.execution_price", "an increase's position fee not charged"),
+    G("gmx_withdrawal_to_zero",
+      "room = check.remaining_collateral_usd - self._required_usd(pos.size_in_usd, self.market.min_collateral_factor)",
+      "room = check.remaining_collateral_usd", "a collateral withdrawal GMX's validatePosition refuses"),
+    G("gmx_receiver_pays_funding", "funding = -(f * payer_oi // receiver_oi) if receiver_oi else 0", "funding = f",
+      "the side receiving funding counted as paying it"),
+    G("gmx_carry_without_borrowing", "return (borrowing + funding) * SECONDS_PER_DAY // E18_PER_USD30",
+      "return funding * SECONDS_PER_DAY // E18_PER_USD30", "the carry forgets the borrowing fee"),
+    G("gmx_opening_cushion_dropped",
+      "required = _usd30_to_e18(self._required_usd(size_usd, m.min_collateral_factor)) * OPENING_CUSHION_PCT // 100",
+      "required = _usd30_to_e18(self._required_usd(size_usd, m.min_collateral_factor))",
+      "the opening check without its cushion for the keeper's price"),
+    G("gmx_min_position_size_ignored", " and size_usd >= m.min_position_size_usd", "",
+      "an order below MIN_POSITION_SIZE_USD"),
+    G("gmx_deficit_ignored", "        if deficit:\n            dist = -10**18", "        if False:\n            dist = -10**18",
+      "an order its collateral cannot pay for taken as a safe position"),
+    G("gmx_claimable_ignored",
+      "return self.collateral_usd(m.claimable_funding_amount + sum(a for _, a in m.claimable_collateral))",
+      "return 0", "funding and capped impact waiting to be claimed forgotten"),
+    G("gmx_leverage_distance_ignores_bare", "amount = max(0, round_up_division(want - bare, self.cprice))",
+      "amount = round_up_division(want, self.cprice)",
+      "the leverage settings' distances ignore the position's PnL, impact and fees"),
+    G("gmx_receiver_funding_not_spread", "return apply_factor(size_in_usd, mul_div(per_period, paying_open_interest, "
+      "receiving_open_interest))", "return apply_factor(size_in_usd, per_period)",
+      "funding received not spread over the receiving side's open interest"),
 ]
 
 

@@ -137,6 +137,39 @@ def test_partial_close_in_profit_pays_out_and_a_full_close_returns_everything() 
     assert closed.size == 0 and closed.margin == 0 and closed.liq_distance == INFINITE
 
 
+def test_a_partial_close_in_loss_takes_the_loss_and_the_fee_from_the_collateral() -> None:
+    pos = short(6_000, usdc(1_000))                            # opened at 3000, now 3300: -$600
+    m = mdl(state(price=usd(3300), position=pos, short_oi=6_000 * USD30, impact=gm.ImpactParams(0, 0)))
+    before, half = m.after(0, 0), m.after(eth(1), 0)
+    assert before.margin == usd(1_000) - usd(600) - usd("2.4")  # the rule counts closing it all (0.04%)
+    # half closed: its $300 loss and its $1.20 fee leave the collateral, which is what the rule
+    # already counted against it, so the remaining collateral holds
+    assert half.size == -eth(1) and half.fee == usd("1.2")
+    assert abs(half.margin - before.margin) <= usd("0.01")
+
+
+def test_an_opening_needs_gmx_minimum_collateral_with_its_cushion() -> None:
+    m = mdl(state())
+    pt = m.after(-eth(2), usdc(1_000))          # $6,000: MIN_COLLATERAL_FACTOR 0.5% is $30, with 2% $30.60
+    assert m.opening_allowed(replace(pt, margin=usd("30.6")))
+    assert not m.opening_allowed(replace(pt, margin=usd("30.59")))
+
+
+def test_an_order_its_collateral_cannot_pay_for_is_never_safe() -> None:
+    # a short deep in profit whose $1 of collateral cannot pay the $5 of borrowing it owes: the
+    # order's fees are taken from the collateral first, so GMX refuses it, whatever the PnL
+    pos = short(6_000, usdc(1))
+    m = mdl(state(price=usd(2000), position=pos, short_oi=6_000 * USD30, pending_borrowing_usd=5 * USD30))
+    pt = m.after(0, 0)
+    assert pt.liq_distance < 0 and not m.opening_allowed(pt)
+
+
+def test_funding_and_capped_impact_waiting_to_be_claimed_are_counted() -> None:
+    m = mdl(state(claimable_funding_amount=usdc(5), claimable_collateral=((1, usdc(2)), (2, usdc(3)))))
+    assert m.claimable_usd() == usd(10)
+    assert mdl(state()).claimable_usd() == 0
+
+
 def test_crossing_zero_has_two_legs() -> None:
     m = mdl(state(position=short(3_000, usdc(500)), short_oi=3_000 * USD30))
     pt = m.after(eth(2), usdc(500))

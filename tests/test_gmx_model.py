@@ -270,6 +270,57 @@ def test_negative_impact_in_the_rule_is_capped_for_liquidations() -> None:
     assert m.liquidation_check(position, capped, ETH_5000).price_impact_usd == -1_000 * USD
 
 
+def test_a_positive_impact_is_capped_at_the_max_factor_of_the_size() -> None:
+    # a short of 400k against 400k of longs earns +800 (PairMarket.ts); MAX_POSITION_IMPACT_FACTOR
+    # positive of 0.1% caps it at $400 of the 400k (MarketUtils.capPositiveImpactUsdByMaxPositionImpact)
+    capped = replace(PAIR_IMPACT, max_factor_positive=10**27)
+    free = m.increase_execution(400_000 * USD, False, ETH_5000, ETH_5000, 400_000 * USD, 0, 10 * ETH, PAIR_IMPACT)
+    fill = m.increase_execution(400_000 * USD, False, ETH_5000, ETH_5000, 400_000 * USD, 0, 10 * ETH, capped)
+    assert free.price_impact_usd > 400 * USD and fill.price_impact_usd == 400 * USD
+
+
+def test_a_shorts_size_in_tokens_rounds_up_and_a_longs_down() -> None:
+    # $1,000.000000000000000000000000000001 at $5,000 per ETH is not a whole number of wei
+    size = 1_000 * USD + 1
+    short = m.increase_execution(size, False, ETH_5000, ETH_5000, 0, 0, 0, replace(PAIR_IMPACT, factor_negative=0))
+    long = m.increase_execution(size, True, ETH_5000, ETH_5000, 0, 0, 0, replace(PAIR_IMPACT, factor_negative=0))
+    assert short.size_delta_in_tokens == size // ETH_5000 + 1 and long.size_delta_in_tokens == size // ETH_5000
+
+
+def test_a_decreases_negative_impact_beyond_the_cap_is_left_claimable() -> None:
+    # closing 100k of a short with $5,000 of pending negative impact, MAX_POSITION_IMPACT_FACTOR
+    # negative 0.5%: $500 is realised now, the rest claimable later (DecreasePositionCollateralUtils)
+    capped = replace(PAIR_IMPACT, factor_negative=0, factor_positive=0, max_factor_negative=5 * 10**27)
+    position = _short(pending=-ETH)
+    dec = m.decrease_execution(position, 100_000 * USD, ETH_5000, ETH_5000, 0, 100_000 * USD, 0, capped)
+    assert dec.proportional_pending_impact_usd == -5_000 * USD
+    assert dec.total_impact_usd == -500 * USD and dec.price_impact_diff_usd == 4_500 * USD
+
+
+def test_the_rule_counts_the_borrowing_a_position_owes() -> None:
+    # borrowing since the position's last update: size x (the market's cumulative factor - the
+    # position's), 0.003 - 0.001 of 100k = $200 (MarketUtils.getBorrowingFees)
+    position = replace(_short(), borrowing_factor=10**27)
+    market = _usdc_market(cumulative_borrowing_factor=3 * 10**27)
+    owed = m.liquidation_check(position, market, ETH_5000)
+    settled = m.liquidation_check(replace(position, borrowing_factor=3 * 10**27), market, ETH_5000)
+    assert owed.collateral_cost_usd - settled.collateral_cost_usd == 200 * USD
+    assert settled.remaining_collateral_usd - owed.remaining_collateral_usd == 200 * USD
+
+
+def test_impact_a_close_would_earn_never_helps_a_position_survive() -> None:
+    # shorts outweigh longs: closing this short improves the balance and would be paid impact, but
+    # the liquidation rule counts impact only against the position (never above 0)
+    position = _short()
+    market = _usdc_market(long_open_interest=0, short_open_interest=1_000_000 * USD)
+    earned, _ = m.price_impact_usd(0, 1_000_000 * USD, -100_000 * USD, False, PAIR_IMPACT)
+    impact, improved = m.close_price_impact_usd(position, market, ETH_5000, ETH_5000)
+    assert earned > 0 and improved and impact == 0
+    check = m.liquidation_check(position, market, ETH_5000)
+    assert check.price_impact_usd == 0
+    assert check.remaining_collateral_usd == 5_000 * USD - check.collateral_cost_usd
+
+
 # --- properties ---
 
 prices = st.integers(min_value=1000 * 10**12, max_value=20_000 * 10**12)
