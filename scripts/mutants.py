@@ -66,6 +66,14 @@ def G(name: str, old: str, new: str, why: str, count: int = 1) -> Mutant:
     return Mutant(name, GMX, old, new, why, count, GMX_TESTS)
 
 
+# the simulator's figures (issue 13: metrics that can fail): its pure tests and its runs on anvil
+SIM_TESTS = ("tests/test_simreport.py", "tests/test_sim_metrics.py", "tests/test_simcli.py")
+
+
+def S(name: str, file: str, old: str, new: str, why: str, count: int = 1) -> Mutant:
+    return Mutant(name, file, old, new, why, count, SIM_TESTS)
+
+
 MUTANTS: list[Mutant] = [
     # ---- protocols/reference/model.py (the reference market's formulas, behind the venue seam)
     M("market_math_at_oracle", REF, "price = s.market.price if s.market.price > 0 else s.oracle.price_e18",
@@ -328,6 +336,59 @@ MUTANTS: list[Mutant] = [
     G("gmx_receiver_funding_not_spread", "return apply_factor(size_in_usd, mul_div(per_period, paying_open_interest, "
       "receiving_open_interest))", "return apply_factor(size_in_usd, per_period)",
       "funding received not spread over the receiving side's open interest"),
+    # ---- sim/simreport.py, sim/simulate.py, sim/simcli.py (the simulator's figures)
+    S("sim_ideal_hedges_after_the_flow", "sim/simreport.py",
+      "d_perp = 0.0 if i == 0 else -st[i - 1].exposure * (s.price - st[i - 1].price)",
+      "d_perp = 0.0 if i == 0 else -s.exposure * (s.price - st[i - 1].price)",
+      "the ideal hedge already holds the exposure a flow brings in at the step's end"),
+    S("sim_min_ratio_is_max", "sim/simreport.py", "min(s.position / s.target for s in steps)",
+      "max(s.position / s.target for s in steps)", "the lowest hedge ratio reported as the highest"),
+    S("sim_tracking_counts_the_unwind", "sim/simreport.py",
+      "steps = [s for r in runs for s in r.tracking_steps() if abs(s.target) > 1e-12]",
+      "steps = [s for r in runs for s in r.steps if abs(s.target) > 1e-12]",
+      "the closing unwind counted in the tracking (every run's lowest ratio 0)"),
+    S("sim_band_measured_on_position", "sim/simreport.py",
+      "abs(s.position - s.target) <= IN_BAND * abs(s.target)", "abs(s.position - s.target) <= IN_BAND",
+      "the 5% yardstick taken in asset units, not as a fraction of the target"),
+    S("sim_risk_without_liquidation", "sim/simulate.py", " + s.d_gas + s.d_liquidation\n", " + s.d_gas\n",
+      "what liquidations took left out of the hedged change (residual risk)"),
+    S("sim_risk_without_fees", "sim/simulate.py",
+      "return [s.d_spot + s.d_perp_price + s.d_funding + s.d_fees + s.d_execution",
+      "return [s.d_spot + s.d_perp_price + s.d_funding + s.d_execution",
+      "fees left out of the hedged change"),
+    S("sim_cost_includes_funding", "sim/simulate.py", "return self.fees_usd + self.execution_usd + self.gas_usd",
+      "return self.fees_usd + self.execution_usd + self.gas_usd + self.funding_usd",
+      "funding (carry) counted as a trading cost"),
+    S("sim_failed_without_refused", "sim/simulate.py",
+      'FAILED_OUTCOMES = frozenset({"failed", "refused", "partial", "gas_too_high", "error"})',
+      'FAILED_OUTCOMES = frozenset({"failed", "partial", "gas_too_high", "error"})',
+      "refused cycles not counted as failed"),
+    S("sim_liquidation_forgets_price_move", "sim/simulate.py",
+      "return equity - prev[\"equity\"] - d_perp - self.venue.carry(prev[\"carry\"], mid[\"carry\"], 0)",
+      "return equity - prev[\"equity\"] - self.venue.carry(prev[\"carry\"], mid[\"carry\"], 0)",
+      "a liquidation's loss counts the position's own price move"),
+    S("sim_vs_open_once_inverted", "sim/simreport.py", 'entry["risk_vs_open_once"] = risk / base if base else None',
+      'entry["risk_vs_open_once"] = base / risk if risk else None', "risk vs open-once the wrong way up"),
+    S("sim_gap_to_ideal_sign", "sim/simreport.py", 'risk - ideal["residual_risk_usd"] if ideal else None',
+      'ideal["residual_risk_usd"] - risk if ideal else None', "the gap to the ideal hedge negative"),
+    S("sim_scenario_baseline_overall", "sim/simreport.py",
+      'pols.get(OPEN_ONCE, {}).get("scenarios", {}).get(sc), pols[IDEAL]["scenarios"].get(sc))',
+      'pols.get(OPEN_ONCE), pols[IDEAL])', "a scenario's figures against the baselines over all scenarios"),
+    S("sim_match_tolerance_ignored", "sim/simreport.py", 'abs(p["risk_ratio"] - 1) <= tolerance]',
+      'abs(p["risk_ratio"] - 1) <= 1]', "matched risk accepts runs far from the policy's risk"),
+    S("sim_match_priciest", "sim/simreport.py", 'best = min(within, key=lambda p: p["against_cost_usd"])',
+      'best = max(within, key=lambda p: p["against_cost_usd"])',
+      "the cost ratio taken against the dearest matched run (flattering the policy)"),
+    S("sim_dominance_either", "sim/simreport.py", "if r2 < r and c2 < c)", "if r2 < r or c2 < c)",
+      "a point cheaper or less risky counted as dominating"),
+    S("sim_dominance_weak", "sim/simreport.py", "if r2 < r and c2 < c)", "if r2 <= r and c2 <= c)",
+      "a point dominates itself (or its equal)"),
+    S("sim_dominance_with_ideal", "sim/simreport.py",
+      'for k, v in pols.items() if k != IDEAL}', "for k, v in pols.items()}",
+      "the computed ideal hedge (which pays nothing) put on the frontier"),
+    S("sim_failed_run_exit_at_all", "sim/simcli.py", "bad = [r for r in runs if r.cycles and 2 * r.failed_cycles > r.cycles]",
+      "bad = [r for r in runs if r.cycles and r.failed_cycles > r.cycles]",
+      "a run whose cycles mostly failed exits 0"),
 ]
 
 

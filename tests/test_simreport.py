@@ -4,6 +4,7 @@ comparison at equal risk, the frontier, JSON written whole."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from statistics import pvariance
 
@@ -127,3 +128,43 @@ def test_reserve_running_short_is_counted_and_noted() -> None:
     doc = simreport.report([run(steps, scenario="rally")], {})
     assert doc["policies"]["default"]["collateral_short_cycles"] == 2
     assert "rally / default: the reserve ran short in 2 cycles" in simreport.table(doc)
+
+
+def test_the_hedged_change_pays_every_cost_and_the_cost_leaves_funding_apart() -> None:
+    """Residual risk is the spread of what the hedged holding really did: fees, execution, gas,
+    funding and what a liquidation took all move it; the cost of hedging is fees, execution and
+    gas only (funding is carry, a liquidation's loss its own figure)."""
+    s = replace(step(100.0, -90.0, fees=-2.0, gas=-1.0, funding=-3.0), d_execution=-4.0, d_liquidation=-50.0)
+    r = run([step(0.0), s], fees=2.0, gas=1.0)
+    r = replace(r, execution_usd=4.0, funding_usd=3.0, liquidation_usd=50.0)
+    assert r.hedged_changes() == [100.0 - 90.0 - 2.0 - 1.0 - 3.0 - 4.0 - 50.0]
+    assert r.unhedged_changes() == [100.0]
+    assert r.cost_usd == pytest.approx(7.0)
+    summary = simreport.summarize([r])
+    assert summary["cost_usd"] == pytest.approx(7.0) and summary["funding_usd"] == 3.0
+    assert summary["liquidation_usd"] == 50.0
+
+
+def test_refused_and_failed_cycles_both_count_as_failed() -> None:
+    r = replace(run([step(0.0)]), outcomes={"acted": 2, "held": 1, "refused": 3, "failed": 1, "partial": 1})
+    assert r.failed_cycles == 5
+    assert simreport.summarize([r])["failed_cycles"] == 5
+
+
+def test_each_scenarios_figures_are_against_that_scenarios_baselines() -> None:
+    """A policy's per-scenario risk vs open-once divides by open-once's risk in the same scenario,
+    not over all scenarios (a calm scenario would otherwise look as good as a wild one)."""
+    def moves(scale: float, hedge: float, policy: str, scenario: str) -> RunResult:
+        ms = [scale, -scale / 2, scale / 3, -scale]
+        return run([step(0.0)] + [step(m, -hedge * m) for m in ms], policy=policy, scenario=scenario)
+    runs = [moves(10.0, 0.9, "default", "calm"), moves(10.0, 0.0, "open-once", "calm"),
+            moves(1000.0, 0.9, "default", "wild"), moves(1000.0, 0.5, "open-once", "wild")]
+    doc = simreport.report(runs, {})
+    pols = doc["policies"]
+    for sc in ("calm", "wild"):
+        mine, base = pols["default"]["scenarios"][sc], pols["open-once"]["scenarios"][sc]
+        ideal = pols["ideal"]["scenarios"][sc]
+        assert mine["risk_vs_open_once"] == pytest.approx(mine["residual_risk_usd"] / base["residual_risk_usd"])
+        assert mine["gap_to_ideal_usd"] == pytest.approx(mine["residual_risk_usd"] - ideal["residual_risk_usd"])
+    assert pols["default"]["scenarios"]["calm"]["risk_vs_open_once"] == pytest.approx(0.1)
+    assert pols["default"]["scenarios"]["wild"]["risk_vs_open_once"] == pytest.approx(0.2)
