@@ -74,6 +74,10 @@ def S(name: str, file: str, old: str, new: str, why: str, count: int = 1) -> Mut
     return Mutant(name, file, old, new, why, count, SIM_TESTS)
 
 
+MM = "cycle/multimarket.py"
+MM_TESTS = ("tests/test_multimarket.py",)     # the allocation pure, then whole cycles on anvil
+
+
 MUTANTS: list[Mutant] = [
     # ---- protocols/reference/model.py (the reference market's formulas, behind the venue seam)
     M("market_math_at_oracle", REF, "price = s.market.price if s.market.price > 0 else s.oracle.price_e18",
@@ -389,6 +393,20 @@ MUTANTS: list[Mutant] = [
     S("sim_failed_run_exit_at_all", "sim/simcli.py", "bad = [r for r in runs if r.cycles and 2 * r.failed_cycles > r.cycles]",
       "bad = [r for r in runs if r.cycles and r.failed_cycles > r.cycles]",
       "a run whose cycles mostly failed exits 0"),
+    # ---- cycle/multimarket.py (one wallet shared by several markets)
+    Mutant("mm_farthest_first", MM, "order = sorted(range(n), key=lambda i: (liquidation_distance(markets[i][1], "
+           "decisions[i]), i))", "order = sorted(range(n), key=lambda i: (-liquidation_distance(markets[i][1], "
+           "decisions[i]), i))", "the market farthest from liquidation funded first", tests=MM_TESTS),
+    Mutant("mm_growth_counted_as_risk", MM, "if d.kind is DecisionKind.REBALANCE and _reduces(s.account.size, "
+           "d.size_delta) else 0", "if d.kind is DecisionKind.REBALANCE else 0",
+           "a market ranked by the position its growth would reach (unfunded, it is cut)", tests=MM_TESTS),
+    Mutant("mm_not_redecided", MM, "        if wants[i] > remaining:\n            redo = True\n",
+           "        if wants[i] > remaining:\n            redo = False\n",
+           "a market the wallet cannot fund keeps its decision (a deposit the wallet lacks)", tests=MM_TESTS),
+    Mutant("mm_wallet_not_used_up", MM, "        remaining -= allocated\n", "",
+           "every market allocated from the whole wallet", tests=MM_TESTS),
+    Mutant("mm_daily_room_not_shared", MM, "        used_notional += _trade_notional(s, d)\n", "",
+           "each market given the whole daily notional room", tests=MM_TESTS),
 ]
 
 
