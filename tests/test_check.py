@@ -85,3 +85,17 @@ def test_check_compares_the_second_source_when_set(hedge: Hedge, tmp_path: Path)
     assert any(x.startswith("OK") and "oracle vs market price" in x for x in p.stdout.splitlines())
     p = check({**env, "HEDGER_SECOND_ORACLE": _feed(hedge, 3010)}, tmp_path)
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_a_wrong_multicall_fails_its_own_check_line(hedge: Hedge, tmp_path: Path) -> None:
+    """HEDGER_MULTICALL at a contract that is no Multicall3 (here the feed) was blamed on the collateral
+    token ("fix: check HEDGER_COLLATERAL_TOKEN"); at an address without code `status` died with
+    `unexpected InsufficientDataBytes` (exit 1). Both now name HEDGER_MULTICALL and its fix."""
+    p = check({**hedge.env, "HEDGER_MULTICALL": hedge.chain.d.oracle}, tmp_path)
+    assert p.returncode == 5
+    assert "FAIL multicall" in p.stdout and "HEDGER_MULTICALL" in p.stdout
+    assert "check HEDGER_COLLATERAL_TOKEN" not in p.stdout
+    eoa = "0x000000000000000000000000000000000000dEaD"
+    p = run([str(BIN / "hedger"), "status"], {**hedge.env, "HEDGER_MULTICALL": eoa}, cwd=tmp_path)
+    assert p.returncode == 5, p.stderr
+    assert "unexpected" not in p.stderr and "HEDGER_MULTICALL" in p.stderr and "Fix:" in p.stderr

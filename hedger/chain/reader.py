@@ -25,6 +25,8 @@ from hedger.core.types import ChainView
 
 # Multicall3 at the address it has on most EVM chains (the same deployer and nonce everywhere)
 CANONICAL_MULTICALL3 = "0xcA11bde05977b3631167028862bE2a173976CA11"
+MULTICALL_FIX = (f"set HEDGER_MULTICALL to a Multicall3 (aggregate3) on this chain (`hedger deploy` prints one; "
+                 f"{CANONICAL_MULTICALL3} on most chains), or unset it to read through a JSON-RPC batch")
 
 
 @dataclass(frozen=True)
@@ -198,8 +200,17 @@ class ChainReader:
         data = self.AGGREGATE3 + self.w3.codec.encode(["(address,bool,bytes)[]"], [calls]).hex()
         r, *extra = self._batch([("eth_call", [{"to": self.multicall, "data": data}, hex(block_number)]), *raw])
         if "error" in r:
-            raise RpcError(f"aggregate3 at {self.multicall} failed: {r['error'].get('message', r['error'])}")
-        (results,) = self.w3.codec.decode(["(bool,bytes)[]"], bytes.fromhex(r["result"][2:]))
+            raise RpcError(f"aggregate3 at {self.multicall} (HEDGER_MULTICALL) failed: "
+                           f"{r['error'].get('message', r['error'])}. Fix: {MULTICALL_FIX}")
+        answer = bytes.fromhex((r.get("result") or "0x")[2:])
+        if not answer:
+            raise ChainGuardError(f"multicall: aggregate3 at {self.multicall} (HEDGER_MULTICALL) returned nothing: no "
+                                  f"contract there, or not a Multicall3. Fix: {MULTICALL_FIX}", address=self.multicall)
+        try:
+            (results,) = self.w3.codec.decode(["(bool,bytes)[]"], answer)
+        except (DecodingError, OverflowError) as err:
+            raise ChainGuardError(f"multicall: aggregate3 at {self.multicall} (HEDGER_MULTICALL) returned data that "
+                                  f"is not a Multicall3 answer. Fix: {MULTICALL_FIX}", address=self.multicall) from err
         if len(results) != len(specs):
             raise RpcError(f"aggregate3 answered {len(results)} of {len(specs)} calls")
         return [(None, bytes(ret)) if ok else (decode_revert_data(bytes(ret)), b"") for ok, ret in results], extra

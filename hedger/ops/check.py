@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from web3 import Web3
 
 from hedger.chain.abi import AGGREGATOR_V3, ERC20, load_abi
+from hedger.chain.reader import MULTICALL_FIX, ChainReader
 from hedger.core.secrets import RPC_FIX
 from hedger.core.errors import ChainGuardError, HedgerError, RpcError
 from hedger.core.fixedpoint import fmt_units
@@ -89,6 +90,16 @@ def run_checks(k: Any, min_gas_balance: int = MIN_GAS_BALANCE) -> list[Check]:
             return dec <= 18, f"{address} {sym}, {dec} decimals"
         return f
 
+    def multicall(address: str) -> Callable[[], tuple[bool, str]]:
+        def f() -> tuple[bool, str]:
+            data = ChainReader.AGGREGATE3 + w3.codec.encode(["(address,bool,bytes)[]"], [[]]).hex()
+            (results,) = w3.codec.decode(["(bool,bytes)[]"], bytes(w3.eth.call(
+                {"to": Web3.to_checksum_address(address), "data": data})))
+            return results == (), f"{address} answers aggregate3 (the reads go through it)"
+        return f
+
+    # first: every other read of a cycle goes through it, and would fail naming the wrong setting
+    probe("multicall", "HEDGER_MULTICALL", s.multicall, multicall(s.multicall or ""), MULTICALL_FIX)
     probe("price feed", "HEDGER_ORACLE", s.oracle, feed(s.oracle), "HEDGER_ORACLE must be an AggregatorV3 proxy")
     probe("sequencer feed", "HEDGER_SEQUENCER_FEED", s.sequencer_feed, feed(s.sequencer_feed or ""),
           "HEDGER_SEQUENCER_FEED must be a sequencer-uptime feed")
@@ -106,7 +117,7 @@ def run_checks(k: Any, min_gas_balance: int = MIN_GAS_BALANCE) -> list[Check]:
         # and the risk-reducing steps (unwind) still go
         out += [Check(name, ok, detail, fix if not ok else "", blocking=False)
                 for name, ok, detail, fix in k.adapter.venue_checks(k.account, k.holder)]
-    if all(c.ok for c in out if c.name in ("collateral token", "collateral feed")):
+    if all(c.ok for c in out if c.name in ("multicall", "collateral token", "collateral feed")):
         out.append(collateral_check(k))
     if k.signer is not None:
         bal = int(w3.eth.get_balance(k.signer.address))
