@@ -30,7 +30,7 @@ from typing import Any, Sequence
 
 from hedger.config import Settings, positive_e18
 from hedger.core.secrets import redact_urls
-from hedger.core.errors import ConfigError, HedgerError
+from hedger.core.errors import ConfigError, HedgerError, RpcError
 from hedger.core.fixedpoint import UNIT
 from hedger.core.types import CycleResult, Snapshot
 
@@ -417,6 +417,12 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         raise ConfigError("HEDGER_PRIVATE_KEY", "deploying needs a signer",
                           "set HEDGER_PRIVATE_KEY or HEDGER_APE_ACCOUNT")
     w3 = make_web3(settings.rpc_url)
+    try:
+        w3.eth.chain_id
+    except Exception as err:
+        from hedger.core.secrets import RPC_FIX
+        raise RpcError(f"cannot reach the RPC at {settings.rpc_display}: {type(err).__name__}. "
+                       f"Fix: {RPC_FIX}") from err
     sender = TxSender(w3, signer)
     if args.fund:                          # refuse before deploying: a reused collateral may not be ours
         from hedger.sim.deploy import check_fund, fund

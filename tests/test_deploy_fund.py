@@ -37,3 +37,17 @@ def test_deploy_fund_refuses_a_token_it_does_not_own(hedge: Hedge, tmp_path: Pat
     assert hedge.chain.w3.eth.get_transaction_count(signer.address) == nonce       # nothing deployed
     p = hedger(["deploy", "--fund", "0x1234"], env, tmp_path)
     assert p.returncode == 2 and "--fund" in p.stderr
+
+
+def test_deploy_at_an_unreachable_rpc_names_the_variable(tmp_path: Path) -> None:
+    """`hedger deploy` at a node that is not there said `unexpected ConnectionError` (exit 1, the
+    "internal error" code); now exit 8 naming HEDGER_RPC_URL and the fix, the URL's key still hidden."""
+    import socket
+    with socket.socket() as s:                      # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {"HEDGER_RPC_URL": f"http://127.0.0.1:{port}/v3/SECRETKEY", "HEDGER_PRIVATE_KEY": dev_account(5).key.hex()}
+    p = hedger(["deploy"], env, tmp_path)
+    assert p.returncode == 8, p.stderr
+    assert "unexpected" not in p.stderr and "HEDGER_RPC_URL" in p.stderr and "Fix:" in p.stderr
+    assert "SECRETKEY" not in p.stdout + p.stderr and dev_account(5).key.hex()[2:] not in p.stdout + p.stderr
