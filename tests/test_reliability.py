@@ -110,6 +110,17 @@ def test_action_notional_cap_refuses_whole_plan(hedge: Hedge) -> None:
     assert hedge.nonce() == n
 
 
+def test_a_dry_run_says_the_cap_would_refuse_the_plan(hedge: Hedge) -> None:
+    """`run-once --dry-run` listed a plan above HEDGER_MAX_ACTION_USD as if it would be sent (outcome
+    dry_run, no word of the cap), while the real run refuses it whole (exit 6): the dry run now says so."""
+    n = hedge.nonce()
+    res = hedge.keeper(HEDGER_MAX_ACTION_USD="10000").cycle(dry_run=True)
+    assert res.outcome == "dry_run" and res.exit_code == 0 and res.calls
+    assert res.error and "would refuse" in res.error and "HEDGER_MAX_ACTION_USD" in res.error
+    assert hedge.nonce() == n
+    assert hedge.keeper().cycle(dry_run=True).error is None        # under the default cap: no such note
+
+
 def test_unlimited_approval_only_when_configured(hedge: Hedge) -> None:
     res = hedge.cycle(HEDGER_UNLIMITED_APPROVAL="true")
     assert res.sent[0].call.function == "approve" and res.sent[0].call.args[1] == 2**256 - 1
