@@ -184,7 +184,7 @@ def print_cycle(res: CycleResult, *, as_json: bool = False) -> None:
         if res.dry_run:
             print(f"  {c.describe()}   # {c.note}")
     for t in res.sent:
-        print(f"  sent {t.call.contract}.{t.call.function}{t.call.args} tx {t.tx_hash} gas {t.gas_used}")
+        print(f"  sent {t.call.contract}.{t.call.function}{t.call.args_text()} tx {t.tx_hash} gas {t.gas_used}")
     if res.error and res.exit_code == 0:
         print(f"note: {res.error}")
     print(f"outcome: {res.outcome}")

@@ -144,7 +144,7 @@ def _steps(k: Keeper, timeout: float, poll: float, dry_run: bool, say: Callable[
         cycles.append(res)
         acting += 1
         say(f"{res.decision.kind.value} [{res.decision.code}] {res.decision.reason}"
-            + "".join(f"\n  tx {t.call.contract}.{t.call.function}{t.call.args} {t.tx_hash}" for t in res.sent))
+            + "".join(f"\n  tx {t.call.contract}.{t.call.function}{t.call.args_text()} {t.tx_hash}" for t in res.sent))
         if res.exit_code != 0:
             return UnwindResult(False, res.exit_code, f"stopped: {res.outcome} {res.error or ''}".strip(), cycles)
         if dry_run:
