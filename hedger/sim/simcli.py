@@ -381,7 +381,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             base_mp.maxOrderDelay, (args.fill_lag + 1) * longest + base_mp.maxOrderDelay))
     if args.fork_url:
         # every worker forks the same state: the block the command saw at its start
-        chain_kw["fork_block"] = pin_fork_block(args.fork_url)
+        chain_kw["fork_block"] = pin_fork_block(args.fork_url, chain_id=None if gmx_deployment else 1)
     started = time.monotonic()
     runs, engine_note, lost = _run(args, jobs, chain_kw, options, workers)
     elapsed = time.monotonic() - started
@@ -451,17 +451,27 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def pin_fork_block(url: str) -> int:
-    """The fork URL's latest block number, read once: every worker forks at it."""
+def pin_fork_block(url: str, chain_id: int | None = None) -> int:
+    """The fork URL's latest block number, read once: every worker forks at it. ``chain_id``: the
+    chain the fork must be of (the reference market forks through ape's ethereum:mainnet-fork
+    network, chain id 1: ape refuses another chain in every worker), checked first."""
     from hedger.core.secrets import redact_url
     from hedger.cycle.keeper import make_web3
     try:
-        return int(make_web3(url, timeout=30).eth.block_number)
+        w3 = make_web3(url, timeout=30)
+        got = None if chain_id is None else int(w3.eth.chain_id)
+        block = int(w3.eth.block_number)
     except Exception as err:
         from hedger.core.secrets import redact_urls
         raise ConfigError("--fork-url", f"could not read the latest block of {redact_url(url)}: "
                                         f"{redact_urls(str(err))[:200]}",
                           "check the URL and that the node answers") from None
+    if got is not None and got != chain_id:
+        raise ConfigError("--fork-url", f"{redact_url(url)} reports chain id {got}: the reference market's fork "
+                                        f"runs on ape's ethereum:mainnet-fork network, chain id {chain_id} only",
+                          "give an Ethereum mainnet RPC (chain id 1); GMX's chains fork with --protocol gmx-v2 "
+                          "--gmx-deployment arbitrum (or avalanche)")
+    return block
 
 
 def _run(args: argparse.Namespace, jobs: list[Any], chain_kw: dict[str, Any], options: Any,
