@@ -172,6 +172,17 @@ def test_unwind_that_sends_nothing_never_exits_7(hedge: Hedge, tmp_path: Path) -
     assert pause is not None and pause["reason"].startswith("unwind unfinished")
 
 
+def test_an_unwind_held_by_the_fee_ceiling_says_so(hedge: Hedge, tmp_path: Path) -> None:
+    """The withdrawal after the close is risk-increasing: above HEDGER_MAX_FEE_GWEI it is held. unwind
+    exited 13 with "cannot go further now: ... withdraw 20,991.80 excess collateral" and no word of why;
+    now the message names the ceiling (the fix: wait, or raise it)."""
+    hedge.cycle()
+    p = hedger({**hedge.env, "HEDGER_MAX_FEE_GWEI": "0.01"}, tmp_path, "unwind")
+    assert p.returncode == 13, p.stdout + p.stderr
+    assert hedge.position()[0] == 0                                  # the close went (risk-reducing)
+    assert "cannot go further now" in p.stderr and "HEDGER_MAX_FEE_GWEI" in p.stderr
+
+
 class _ChainClock:
     """Stands in for the `time` module inside hedger.cycle.unwind: each poll's sleep moves chain time
     (and this clock) forward instead of waiting, as blocks would come on a live chain."""

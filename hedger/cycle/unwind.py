@@ -150,4 +150,6 @@ def _steps(k: Keeper, timeout: float, poll: float, dry_run: bool, say: Callable[
         if dry_run:
             return UnwindResult(False, 0, "dry run: the first step is shown above; nothing was sent", cycles)
         if not res.sent:   # held (a daily limit, prices in doubt for a withdrawal, ...): nothing failed
-            return UnwindResult(False, UNFINISHED, f"cannot go further now: {res.decision.reason}", cycles)
+            # why it was held, when the decision does not say (the fee above HEDGER_MAX_FEE_GWEI)
+            why = f" ({res.outcome}: {res.error})" if res.error else ""
+            return UnwindResult(False, UNFINISHED, f"cannot go further now: {res.decision.reason}{why}", cycles)
