@@ -508,6 +508,21 @@ def test_reconcile_notices_an_order_cancelled_by_someone_else(hedge: Hedge) -> N
     assert [t.call.function for t in res.sent] == ["submitDelayedOrder"]   # re-submitted, once
 
 
+def test_a_transaction_sent_outside_is_noted_once(hedge: Hedge) -> None:
+    """A transaction the operator sent from the account was noted by every cycle after it ("1
+    transaction(s) were sent from this account outside the hedger since its last one"), in every
+    `watch` log line, until the hedger itself next sent one; it is noted by the first cycle that sees it."""
+    hedge.cycle()
+    hedge.chain.call_as(1, "ReferenceToken", hedge.chain.d.spot, "approve", hedge.chain.d.market, 1)
+    outside = "sent from this account outside the hedger"
+    first, second = hedge.cycle(), hedge.cycle()
+    assert not first.sent and not second.sent                      # held: the hedger sent nothing since
+    assert any(outside in n and n.startswith("1 ") for n in first.notes), first.notes
+    assert not any(outside in n for n in second.notes), second.notes
+    hedge.chain.call_as(1, "ReferenceToken", hedge.chain.d.spot, "approve", hedge.chain.d.market, 2)
+    assert any(outside in n and n.startswith("1 ") for n in hedge.cycle().notes)   # a new one is noted again
+
+
 def test_reconcile_notices_position_and_nonce_changed_outside(hedge: Hedge) -> None:
     hedge.cycle()
     # the operator trades by hand from the same account

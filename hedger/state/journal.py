@@ -537,6 +537,16 @@ class Journal:
             (chain_id, genesis_hash, account)).fetchone()
         return None if row is None or row["n"] is None else int(row["n"])
 
+    def last_seen_nonce(self, chain_id: int, genesis_hash: str, account: str) -> int | None:
+        """The account's nonce as the latest cycle of the account (any market) read it (None: none)."""
+        row = self.db.execute(
+            "SELECT snapshot FROM cycles WHERE chain_id=? AND genesis_hash=? AND account=? AND snapshot IS NOT NULL "
+            "ORDER BY id DESC LIMIT 1", (chain_id, genesis_hash, account)).fetchone()
+        if row is None:
+            return None
+        nonce = (json.loads(row["snapshot"]).get("chain") or {}).get("account_nonce")
+        return None if nonce is None else int(nonce)
+
     def set_notes(self, cycle_id: int, notes: list[str]) -> None:
         with self._tx():
             self.db.execute("UPDATE cycles SET notes=? WHERE id=?", ("\n".join(notes), cycle_id))
