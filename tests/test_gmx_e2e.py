@@ -356,6 +356,29 @@ def test_unwind_closes_the_hedge_and_gmx_pays_the_collateral_back(g: G) -> None:
     assert any(m.startswith("waiting for the pending order") for m in said)
 
 
+def test_the_unwinds_closing_order_is_booked_before_it_ends(g: G) -> None:
+    """The unwind waits for GMX's keeper to execute its closing order, then ends: the journal still held
+    the order as pending, so `hedger report` counted "1 two-step order created but not executed ... no
+    fill, no fee" (the close's fee missing) until a later cycle. The unwind books the fill before it ends."""
+    from hedger.cycle.unwind import unwind
+    from hedger.ops.report import build_report
+    opened(g)
+    k = g.keeper()
+    k.cycle()                                                           # the opening's fill booked
+    opening_fees = build_report(k.journal, g.address, g.s.market).total.fees
+
+    def say(msg: str) -> None:
+        if msg.startswith("waiting for the pending order"):
+            g.execute()
+
+    r = unwind(g.keeper(), timeout=60, poll=0.05, say=say)
+    assert r.done, r.message
+    k = g.keeper()
+    head = k.reader.head()
+    assert k.journal.open_orders(head.chain_id, head.genesis_hash, g.address, g.s.market) == []
+    assert build_report(k.journal, g.address, g.s.market).total.fees > opening_fees
+
+
 def test_report_counts_the_fees_gmx_charged_in_the_keepers_transaction(g: G) -> None:
     from hedger.ops.report import build_report
     g.cycle()

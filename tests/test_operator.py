@@ -110,6 +110,28 @@ def test_unwind_honours_a_pending_two_step_order(hedge: Hedge) -> None:
     assert size == 0 and margin < 10**12
 
 
+def test_an_unwind_books_the_fill_of_the_order_it_waited_for(hedge: Hedge) -> None:
+    """On a two-step venue the unwind waits for its closing order to be filled, then ends; the journal
+    still held that order as pending, so `hedger report` said "1 two-step order created but not
+    executed: counted as no fill, no fee" (the close's fee missing) until some later cycle. The
+    unwind now books what it saw filled before it ends."""
+    env = {"HEDGER_ORDER_MODE": "delayed"}
+    hedge.cycle(**env)
+    hedge.chain.advance(15)
+    hedge.fill_orders()
+
+    def keeper_fills(_order: object) -> None:                        # the protocol's keeper, at once
+        hedge.chain.advance(15)
+        hedge.fill_orders()
+    said: list[str] = []
+    r = unwind(hedge.keeper(**env), timeout=60, poll=0.0, say=said.append, wait=keeper_fills)
+    assert r.done and hedge.position()[0] == 0, r.message
+    d = hedge.chain.d
+    j = Journal(hedge.env["HEDGER_JOURNAL_PATH"])
+    assert j.open_orders(31337, hedge.keeper().reader.head().genesis_hash, hedge.address, d.market) == []
+    assert any("was filled" in line for line in said), said
+
+
 def test_unwind_stays_unwound_until_resume(hedge: Hedge, tmp_path: Path) -> None:
     """After `unwind`, no cycle reopens the hedge: the account stays paused (reason: unwound)."""
     hedge.cycle()

@@ -132,6 +132,12 @@ def _steps(k: Keeper, timeout: float, poll: float, dry_run: bool, say: Callable[
                                     "collateral reserve's liquidity is all lent out, utilisation 100%); run "
                                     "`hedger unwind` again once it can be withdrawn", cycles)
             if model_for(s).claimable_usd() <= 0:
+                if not dry_run:
+                    # book what the venue did since the last step (a two-step venue's closing order,
+                    # filled while the unwind waited): no later cycle may come to do it (the account
+                    # stays paused), and `hedger report` reads the journal
+                    for note in k.check_state(s)[0]:
+                        say(f"reconciled: {note}")
                 return UnwindResult(True, 0, "unwound: no position, no margin left to withdraw, nothing left to "
                                     "claim", cycles)
         if acting >= MAX_ACTING_STEPS:
@@ -143,6 +149,8 @@ def _steps(k: Keeper, timeout: float, poll: float, dry_run: bool, say: Callable[
             return UnwindResult(False, err.exit_code, str(err), cycles)
         cycles.append(res)
         acting += 1
+        for note in res.notes:          # as run-once prints them: an order found filled, with its fees
+            say(f"reconciled: {note}")
         say(f"{res.decision.kind.value} [{res.decision.code}] {res.decision.reason}"
             + "".join(f"\n  tx {t.call.contract}.{t.call.function}{t.call.args_text()} {t.tx_hash}" for t in res.sent))
         if res.exit_code != 0:
