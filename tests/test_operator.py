@@ -110,11 +110,10 @@ def test_unwind_honours_a_pending_two_step_order(hedge: Hedge) -> None:
     assert size == 0 and margin < 10**12
 
 
-def test_an_unwind_books_the_fill_of_the_order_it_waited_for(hedge: Hedge) -> None:
-    """On a two-step venue the unwind waits for its closing order to be filled, then ends; the journal
-    still held that order as pending, so `hedger report` said "1 two-step order created but not
-    executed: counted as no fill, no fee" (the close's fee missing) until some later cycle. The
-    unwind now books what it saw filled before it ends."""
+def test_an_unwind_prints_the_fill_of_the_order_it_waited_for(hedge: Hedge) -> None:
+    """The unwind's steps reconcile the journal as every cycle does (an order found filled, its price
+    and fees), but printed none of it (run-once prints them as `reconciled:` lines); now it does. The
+    journal holds no order as pending once it is done."""
     env = {"HEDGER_ORDER_MODE": "delayed"}
     hedge.cycle(**env)
     hedge.chain.advance(15)
