@@ -636,7 +636,7 @@ class Settings:
             env = environment(dotenv=dotenv)
         g = lambda k: env.get(k) if env.get(k, "").strip() != "" else None  # noqa: E731
 
-        rpc = g("HEDGER_RPC_URL") or cls.rpc_url
+        rpc = (g("HEDGER_RPC_URL") or cls.rpc_url).strip()
         scheme = urlsplit(rpc).scheme
         if scheme not in ("http", "https"):
             raise ConfigError("HEDGER_RPC_URL", f"scheme {_show(scheme or '(none)')} is not supported",
