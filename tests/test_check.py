@@ -99,3 +99,16 @@ def test_a_wrong_multicall_fails_its_own_check_line(hedge: Hedge, tmp_path: Path
     p = run([str(BIN / "hedger"), "status"], {**hedge.env, "HEDGER_MULTICALL": eoa}, cwd=tmp_path)
     assert p.returncode == 5, p.stderr
     assert "unexpected" not in p.stderr and "HEDGER_MULTICALL" in p.stderr and "Fix:" in p.stderr
+
+
+def test_the_collateral_token_as_the_spot_token_is_refused(hedge: Hedge, tmp_path: Path) -> None:
+    """HEDGER_SPOT_TOKEN set to the collateral (the deploy's JSON line has "collateral" and "spot" side by
+    side) passed the check, and run-once hedged the wallet's 50,000 USDC as 50,000 units of the asset: it
+    deposited it all and opened a 49 ETH short. Now the check fails by name and run-once sends nothing."""
+    env = {**hedge.env, "HEDGER_SPOT_TOKEN": hedge.chain.d.collateral}
+    p = check(env, tmp_path)
+    assert p.returncode == 5, p.stdout + p.stderr
+    assert "FAIL spot vs collateral" in p.stdout and "HEDGER_SPOT_TOKEN" in p.stdout
+    p = run([str(BIN / "hedger"), "run-once"], env, cwd=tmp_path)
+    assert p.returncode == 5 and "HEDGER_SPOT_TOKEN" in p.stderr, p.stdout + p.stderr
+    assert hedge.position() == (0, 0)

@@ -108,6 +108,13 @@ def run_checks(k: Any, min_gas_balance: int = MIN_GAS_BALANCE) -> list[Check]:
     probe("spot token", "HEDGER_SPOT_TOKEN", s.spot_token, token(s.spot_token), "HEDGER_SPOT_TOKEN must be an ERC20")
     probe("collateral token", "HEDGER_COLLATERAL_TOKEN", s.collateral_token, token(s.collateral_token),
           "HEDGER_COLLATERAL_TOKEN must be an ERC20")
+    if s.spot_token and s.spot_token.lower() == s.collateral_token.lower() and k.holder == k.account:
+        # the wallet's collateral would be hedged as the asset, and every deposit would shrink the exposure
+        out.append(Check("spot vs collateral", False, f"HEDGER_SPOT_TOKEN is HEDGER_COLLATERAL_TOKEN "
+                         f"({s.spot_token}), held by the hedged account {k.account}: its collateral would be "
+                         "hedged as the asset",
+                         "set HEDGER_SPOT_TOKEN to the hedged asset's token (`hedger deploy` prints it as \"spot\", "
+                         "beside \"collateral\"), or HEDGER_HOLDER to the address that holds the asset"))
     probe("collateral feed", "HEDGER_COLLATERAL_FEED", s.collateral_feed, feed(s.collateral_feed or ""),
           "HEDGER_COLLATERAL_FEED must be an AggregatorV3 feed of the collateral token's USD price")
     probe("market", "HEDGER_MARKET", s.market, lambda: k.adapter.interface_check(),
