@@ -424,10 +424,12 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         raise RpcError(f"cannot reach the RPC at {settings.rpc_display}: {type(err).__name__}. "
                        f"Fix: {RPC_FIX}") from err
     sender = TxSender(w3, signer)
+    from hedger.sim.deploy import check_reuse
+    oracle, collateral = check_reuse(sender, args.oracle, args.collateral)     # before the first transaction
     if args.fund:                          # refuse before deploying: a reused collateral may not be ours
         from hedger.sim.deploy import check_fund, fund
-        check_fund(sender, args.fund, {"collateral": args.collateral} if args.collateral else {})
-    d = deploy_reference(sender, oracle=args.oracle, collateral=args.collateral)
+        check_fund(sender, args.fund, {"collateral": collateral} if collateral else {})
+    d = deploy_reference(sender, oracle=oracle, collateral=collateral)
     print(f"deployed the reference protocol on chain {d.chain_id} via {settings.rpc_display}", file=sys.stderr)
     if args.fund:
         minted = fund(sender, d, args.fund)

@@ -100,3 +100,21 @@ def test_the_readme_walkthrough_hedges(chain: Chain, tmp_path: Path) -> None:
     p = run([str(BIN / "hedger"), "run-once"], env, cwd=folder)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "outcome: acted" in p.stdout
+
+
+def test_deploy_checks_a_reused_oracle_and_collateral_before_deploying_anything(hedge: Hedge, tmp_path: Path) -> None:
+    """`--oracle` at an address without a feed deployed the two tokens, then failed `SimulationFailed:
+    simulation reverted` naming no flag; a token given as `--oracle` made a market priced by a token's
+    answers; `--collateral 0x1234` died `unexpected ValueError` (exit 1). Each is now refused by its flag
+    (exit 2) before the first transaction."""
+    signer = dev_account(5)
+    env = {"HEDGER_RPC_URL": hedge.chain.anvil.url, "HEDGER_PRIVATE_KEY": signer.key.hex()}
+    nonce = hedge.chain.w3.eth.get_transaction_count(signer.address)
+    eoa, token = dev_account(8).address, hedge.chain.d.collateral
+    for args, flag in ((["--oracle", eoa], "--oracle"), (["--oracle", token], "--oracle"),
+                       (["--collateral", "0x1234"], "--collateral"), (["--collateral", eoa], "--collateral"),
+                       (["--collateral", hedge.chain.d.oracle], "--collateral")):
+        p = hedger(["deploy", *args], env, tmp_path)
+        assert p.returncode == 2, (args, p.stdout + p.stderr)
+        assert f"{flag}:" in p.stderr and "Fix:" in p.stderr and "unexpected" not in p.stderr, (args, p.stderr)
+    assert hedge.chain.w3.eth.get_transaction_count(signer.address) == nonce       # nothing deployed
