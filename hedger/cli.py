@@ -275,6 +275,7 @@ def cmd_unwind(args: argparse.Namespace) -> int:
     """Each selected market in turn; a market that cannot be unwound does not stop the next one."""
     from hedger.cycle.multimarket import worst_exit_code
     from hedger.cycle.unwind import UNFINISHED, unwind
+    _positive("--timeout", args.timeout, "give the seconds it may wait for pending orders, e.g. 600", closed=True)
     settings = Settings.from_env()
     selected = _selected(settings, args, checked=True)
     if selected[0][1].signer is None and not args.dry_run:
@@ -439,8 +440,23 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(flag: str, value: float | None, fix: str, *, lo: float = 0, hi: float | None = None,
+              closed: bool = False) -> None:
+    """A numeric flag within (lo, hi] (``closed``: [lo, hi]); a ConfigError naming it otherwise."""
+    if value is None:
+        return
+    if value < lo or (value == lo and not closed) or (hi is not None and value > hi) or value != value:
+        raise ConfigError(flag, f"{value:g} is out of range", fix)
+
+
 def cmd_watch(args: argparse.Namespace) -> int:
     from hedger.ops.watch import WatchOptions, Watcher
+    # before any setting is read: --interval 0 would poll the node in a tight loop
+    _positive("--interval", args.interval, "give the seconds between cycles, e.g. --interval 60")
+    _positive("--max-failures", args.max_failures, "give the failed cycles in a row that stop the keeper, e.g. 5")
+    _positive("--backoff-max", args.backoff_max, "give the longest wait after errors in seconds, e.g. 300")
+    _positive("--max-cycles", args.max_cycles, "give a number of cycles, or leave it out to run until stopped")
+    _positive("--metrics-port", args.metrics_port, "give a TCP port from 1 to 65535, e.g. 9108", hi=65535)
     settings = Settings.from_env()
     k: Any
     if settings.markets:

@@ -202,3 +202,20 @@ def test_version(tmp_path: Path) -> None:
     from importlib.metadata import version
     p = hedger(["--version"], {}, tmp_path)
     assert p.returncode == 0 and p.stdout.strip() == f"hedger {version('perp-hedger')}"
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["watch", "--interval", "0"], "--interval"),                   # a tight loop against the node
+    (["watch", "--interval", "-1"], "--interval"),
+    (["watch", "--max-failures", "0"], "--max-failures"),
+    (["watch", "--metrics-port", "99999"], "--metrics-port"),       # was `unexpected OverflowError`, exit 1
+    (["unwind", "--timeout", "-5"], "--timeout"),
+])
+def test_watch_and_unwind_flags_out_of_range_are_refused_by_name(argv: list[str], flag: str,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """They were accepted (a watch polling without a pause, a circuit breaker of 0) or died unexpectedly;
+    now exit 2 naming the flag, before any setting is read (no chain here)."""
+    from hedger.cli import main
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{flag}:" in err and "Fix:" in err
