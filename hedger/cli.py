@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from typing import Any, Sequence
 
@@ -554,6 +555,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return err.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader of our output went away (`hedger report | head`): stop quietly, as a command
+        # stopped by SIGPIPE does (nothing more is printed, and the exit's flush goes nowhere)
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except OSError:
+            pass
+        return 141
     except Exception as err:  # last resort: still never leak a URL
         print(f"hedger: unexpected {type(err).__name__}: {redact_urls(str(err))}", file=sys.stderr)
         return 1
