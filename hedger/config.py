@@ -217,6 +217,21 @@ def _known_variables() -> frozenset[str]:
     return frozenset(names)
 
 
+def _warn_single_market_left_out(market: str | None, markets: "tuple[MarketConfig, ...]") -> None:
+    """HEDGER_MARKETS replaces HEDGER_MARKET: a market named there and not in the list (its position
+    still open, say) is no longer hedged. Warn on stderr, naming it."""
+    import sys
+
+    from web3 import Web3
+    if not markets or not market or market.strip().lower() in {m.market.lower() for m in markets}:
+        return
+    shown = market.strip()
+    shown = Web3.to_checksum_address(shown) if re.fullmatch(r"0x[0-9a-fA-F]{40}", shown) else _show(shown)
+    print(f"hedger: warning: HEDGER_MARKET {shown} is not in HEDGER_MARKETS, which replaces it: "
+          "that market is not hedged (a position there gets no top-up); add it to HEDGER_MARKETS, or unset "
+          "HEDGER_MARKET", file=sys.stderr)
+
+
 def _warn_unknown_variables(env: Mapping[str, str]) -> None:
     """A misspelt setting (an extra letter in ``HEDGER_BAND``) is otherwise silently ignored: warn on stderr, once
     per name and process, with the closest known name."""
@@ -788,6 +803,7 @@ class Settings:
             return _e18(_dec(name, raw, lo=Decimal(0), lo_open=True, what=what))
 
         markets = () if for_deploy else _markets(g(MARKETS_VAR))
+        _warn_single_market_left_out(g("HEDGER_MARKET"), markets)
         holder = _address("HEDGER_HOLDER", g("HEDGER_HOLDER"), required=False)
         swap_router, swap_fee = _swap_settings(protocol, g, account, holder, for_deploy)
         collateral_feed = _collateral_feed(g("HEDGER_COLLATERAL_FEED"), g("HEDGER_COLLATERAL_TOKEN"))

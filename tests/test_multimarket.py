@@ -79,6 +79,16 @@ def test_markets_parsed_and_single_market_variables_not_required() -> None:
     assert es.collateral_token == bs.collateral_token == s.collateral_token and es.markets == ()
 
 
+def test_a_single_market_left_out_of_the_markets_is_warned_about(capsys: pytest.CaptureFixture[str]) -> None:
+    """Moving to HEDGER_MARKETS with HEDGER_MARKET still set to a market not in the list (its short still
+    open) silently stopped hedging it: no top-up ever again. A warning names it now; none when it is listed."""
+    load([entry("ETH", A1)], HEDGER_MARKET=A5)
+    err = capsys.readouterr().err
+    assert "HEDGER_MARKET" in err and Web3.to_checksum_address(A5) in err and "HEDGER_MARKETS" in err
+    load([entry("ETH", A1)], HEDGER_MARKET=A1)
+    assert "HEDGER_MARKET " not in capsys.readouterr().err
+
+
 def test_json_numbers_are_exact() -> None:
     (m,) = load('[{"name":"ETH","market":"%s","oracle":"%s","spot_token":"%s","extra_exposure":0.1}]'
                 % (A1, A2, A3)).markets
