@@ -212,6 +212,10 @@ class Journal:
                 if ("locked" not in str(err) and "busy" not in str(err)) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+            except sqlite3.DatabaseError as err:     # another file (a .env, a log): read only, left as it was
+                self.db.close()
+                raise ConfigError("HEDGER_JOURNAL_PATH", f"{self.path} is not a hedger journal (SQLite: {err})",
+                                  "point it at the journal's .sqlite file, or at a new path to start one") from err
 
     def _set_up(self) -> None:
         self.db.execute("PRAGMA journal_mode=WAL")
