@@ -6,6 +6,7 @@ from pathlib import Path
 
 from eth_account import Account
 
+from hedger.sim.localchain import dev_account
 from tests.conftest import Hedge
 from tests.test_cli import BIN, run
 
@@ -111,4 +112,17 @@ def test_the_collateral_token_as_the_spot_token_is_refused(hedge: Hedge, tmp_pat
     assert "FAIL spot vs collateral" in p.stdout and "HEDGER_SPOT_TOKEN" in p.stdout
     p = run([str(BIN / "hedger"), "run-once"], env, cwd=tmp_path)
     assert p.returncode == 5 and "HEDGER_SPOT_TOKEN" in p.stderr, p.stdout + p.stderr
+    assert hedge.position() == (0, 0)
+
+
+def test_a_market_of_another_venue_fails_the_market_line_not_unexpectedly(hedge: Hedge, tmp_path: Path) -> None:
+    """HEDGER_PROTOCOL=aave-v3 with HEDGER_MARKET at something that is no PoolAddressesProvider (here the
+    reference market): the market line failed, then the collateral line asked that address for Aave's
+    pool and the command died `unexpected ContractLogicError` (exit 1). Now exit 5, the market named."""
+    env = {**hedge.env, "HEDGER_PROTOCOL": "aave-v3", "HEDGER_SWAP_ROUTER": dev_account(8).address,
+           "HEDGER_HOLDER": dev_account(9).address}
+    for cmd in ("check", "run-once"):
+        p = run([str(BIN / "hedger"), cmd], env, cwd=tmp_path)
+        assert p.returncode == 5, (cmd, p.stdout + p.stderr)
+        assert "unexpected" not in p.stderr and "HEDGER_MARKET" in p.stdout + p.stderr
     assert hedge.position() == (0, 0)

@@ -124,7 +124,8 @@ def run_checks(k: Any, min_gas_balance: int = MIN_GAS_BALANCE) -> list[Check]:
         # and the risk-reducing steps (unwind) still go
         out += [Check(name, ok, detail, fix if not ok else "", blocking=False)
                 for name, ok, detail, fix in k.adapter.venue_checks(k.account, k.holder)]
-    if all(c.ok for c in out if c.name in ("multicall", "collateral token", "collateral feed")):
+    # the collateral's spender is the market's to name (Aave's pool): not asked of a market that failed
+    if all(c.ok for c in out if c.name in ("multicall", "collateral token", "collateral feed", "market")):
         out.append(collateral_check(k))
     if k.signer is not None:
         bal = int(w3.eth.get_balance(k.signer.address))
