@@ -578,3 +578,25 @@ def test_adl_in_the_window_where_our_own_order_executed_is_still_detected(g: G) 
     assert res.reduced_by_venue == 1 * WETH, res.notes
     assert any("by no order of ours" in n for n in res.notes)
     assert res.outcome == "acted" and res.decision.size_delta < 0, res.decision.reason  # the hedge ordered back
+
+
+def test_a_wrong_exchange_router_or_deployment_is_named(g: G, capsys: pytest.CaptureFixture[str]) -> None:
+    """HEDGER_GMX_EXCHANGE_ROUTER at an address without GMX's router made `hedger status` die `unexpected
+    BadFunctionCallOutput` (exit 1); HEDGER_GMX_DEPLOYMENT=arbitrum against a node of another chain was
+    blamed on HEDGER_MARKET. Both now refuse (exit 5) naming the router setting and, for the address
+    book, the chain."""
+    from hedger.cli import main
+    eoa = dev_account(8).address
+    with _env({**g.env, "HEDGER_GMX_EXCHANGE_ROUTER": eoa}):
+        assert main(["status"]) == 5
+    err = capsys.readouterr().err
+    assert "unexpected" not in err and "HEDGER_GMX_EXCHANGE_ROUTER" in err and eoa in err
+    with _env({**g.env, "HEDGER_GMX_EXCHANGE_ROUTER": eoa}):
+        assert main(["check"]) == 5
+    out = capsys.readouterr().out                        # its own line and fix, not HEDGER_MARKET's
+    assert "FAIL market" in out and "fix: set HEDGER_GMX_EXCHANGE_ROUTER" in out
+    env = {k: v for k, v in g.env.items() if k not in ("HEDGER_GMX_EXCHANGE_ROUTER", "HEDGER_GMX_READER")}
+    with _env({**env, "HEDGER_GMX_DEPLOYMENT": "arbitrum"}):
+        assert main(["status"]) == 5
+    err = capsys.readouterr().err
+    assert "HEDGER_GMX_DEPLOYMENT" in err and "31337" in err

@@ -71,6 +71,10 @@ def run_checks(k: Any, min_gas_balance: int = MIN_GAS_BALANCE) -> list[Check]:
             return
         try:
             ok, detail = fn()
+        except HedgerError as err:          # says itself what is wrong and the fix (GMX's router, say)
+            detail, _, own_fix = str(err).partition(". Fix: ")
+            out.append(Check(label, False, detail, own_fix or fix))
+            return
         except Exception as err:
             ok, detail = False, f"{address} does not answer as expected ({type(err).__name__})"
         out.append(Check(label, ok, detail, fix if not ok else ""))

@@ -29,7 +29,7 @@ from web3 import Web3
 
 from hedger.chain.abi import AGGREGATOR_V3, ABI_DIR, ERC20, contract_artifact, load_abi
 from hedger.chain.reader import CallSpec
-from hedger.core.errors import ConfigError
+from hedger.core.errors import ChainGuardError, ConfigError
 from hedger.core.types import (AccountState, Action, ActionKind, Call, ChainView, Fill, MarketState, Order, OrderKind,
                                OrderState)
 from hedger.protocols.base import PerpAdapter, register
@@ -82,6 +82,7 @@ class GmxV2(PerpAdapter):
                  unlimited_approval: bool = False, exchange_router: str | None = None, reader: str | None = None,
                  deployment: str | None = None, oracle: str | None = None, fee_margin_pct: int = 120) -> None:
         super().__init__(w3, market, collateral, two_step=True, unlimited_approval=unlimited_approval)
+        self.deployment = deployment
         if deployment:
             book_router, book_reader = deployment_addresses(deployment)
             exchange_router, reader = exchange_router or book_router, reader or book_reader
@@ -104,12 +105,25 @@ class GmxV2(PerpAdapter):
     @cached_property
     def addresses(self) -> dict[str, str]:
         er = self._er.functions
-        out = {"dataStore": er.dataStore().call(), "router": er.router().call(),
-               "orderHandler": er.orderHandler().call(), "eventEmitter": er.eventEmitter().call(),
-               "roleStore": er.roleStore().call()}
-        handler = self.w3.eth.contract(address=out["orderHandler"], abi=_VIEW_ABI).functions
-        out["orderVault"] = handler.orderVault().call()
-        out["referralStorage"] = handler.referralStorage().call()
+        try:
+            out = {"dataStore": er.dataStore().call(), "router": er.router().call(),
+                   "orderHandler": er.orderHandler().call(), "eventEmitter": er.eventEmitter().call(),
+                   "roleStore": er.roleStore().call()}
+            handler = self.w3.eth.contract(address=out["orderHandler"], abi=_VIEW_ABI).functions
+            out["orderVault"] = handler.orderVault().call()
+            out["referralStorage"] = handler.referralStorage().call()
+        except Exception as err:
+            # a wrong address, or an address book of another chain than the node's
+            if self.deployment:
+                where = (f"HEDGER_GMX_DEPLOYMENT={self.deployment}'s ExchangeRouter {self.exchange_router} does not "
+                         f"answer on chain {self.w3.eth.chain_id}")
+                fix = (f"point HEDGER_RPC_URL at a node of {self.deployment}, or set HEDGER_GMX_EXCHANGE_ROUTER "
+                       "and HEDGER_GMX_READER to GMX's contracts on this chain")
+            else:
+                where = f"HEDGER_GMX_EXCHANGE_ROUTER {self.exchange_router} does not answer as GMX's ExchangeRouter"
+                fix = "set HEDGER_GMX_EXCHANGE_ROUTER to GMX v2's ExchangeRouter on this chain"
+            raise ChainGuardError(f"{where} ({type(err).__name__}). Fix: {fix}",
+                                  address=self.exchange_router) from None
         return {k: Web3.to_checksum_address(v) for k, v in out.items()}
 
     @cached_property
