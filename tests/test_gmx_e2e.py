@@ -595,6 +595,10 @@ def test_a_wrong_exchange_router_or_deployment_is_named(g: G, capsys: pytest.Cap
         assert main(["check"]) == 5
     out = capsys.readouterr().out                        # its own line and fix, not HEDGER_MARKET's
     assert "FAIL market" in out and "fix: set HEDGER_GMX_EXCHANGE_ROUTER" in out
+    with _env({**g.env, "HEDGER_GMX_READER": g.s.exchange_router}):         # no Reader there
+        assert main(["status"]) == 5
+    err = capsys.readouterr().err
+    assert "unexpected" not in err and "HEDGER_GMX_READER" in err
     env = {k: v for k, v in g.env.items() if k not in ("HEDGER_GMX_EXCHANGE_ROUTER", "HEDGER_GMX_READER")}
     with _env({**env, "HEDGER_GMX_DEPLOYMENT": "arbitrum"}):
         assert main(["status"]) == 5

@@ -132,7 +132,14 @@ class GmxV2(PerpAdapter):
         # the tokens do not depend on the prices, but the view computes rates with them: prices of an
         # 18-decimal asset at $1 and a 6-decimal stablecoin at $1 keep its arithmetic in range
         prices = ((10**12, 10**12), (10**12, 10**12), (10**24, 10**24))
-        info = self._reader.functions.getMarketInfo(self.addresses["dataStore"], prices, self.market).call()
+        data_store = self.addresses["dataStore"]
+        try:
+            info = self._reader.functions.getMarketInfo(data_store, prices, self.market).call()
+        except Exception as err:
+            raise ChainGuardError(
+                f"the Reader {self.reader} (HEDGER_GMX_READER) cannot tell HEDGER_MARKET {self.market}'s market info "
+                f"({type(err).__name__}). Fix: set HEDGER_GMX_READER to GMX v2's Reader on this chain, and "
+                "HEDGER_MARKET to a GM market token of its DataStore", address=self.reader) from None
         market_token, index, long_t, short_t = info[0]
         if Web3.to_checksum_address(market_token) != self.market:
             raise ConfigError("HEDGER_MARKET", f"{self.market} is not a GMX v2 market of this DataStore",
