@@ -126,3 +126,12 @@ def test_a_market_of_another_venue_fails_the_market_line_not_unexpectedly(hedge:
         assert p.returncode == 5, (cmd, p.stdout + p.stderr)
         assert "unexpected" not in p.stderr and "HEDGER_MARKET" in p.stdout + p.stderr
     assert hedge.position() == (0, 0)
+
+
+def test_status_at_a_market_address_without_code_names_the_variable_and_the_fix(hedge: Hedge, tmp_path: Path) -> None:
+    """`hedger status` (which runs no check) at a HEDGER_MARKET without code said "params() at 0x..
+    returned nothing: no contract there, ..." naming neither the setting nor a fix, unlike a market
+    that reverts; both now read "HEDGER_MARKET: ... Fix: check that HEDGER_MARKET is the right address"."""
+    p = run([str(BIN / "hedger"), "status"], {**hedge.env, "HEDGER_MARKET": dev_account(8).address}, cwd=tmp_path)
+    assert p.returncode == 5, p.stdout + p.stderr
+    assert "HEDGER_MARKET:" in p.stderr and "Fix: check that HEDGER_MARKET" in p.stderr, p.stderr

@@ -48,6 +48,12 @@ class CallFailed(Exception):
         self.reason = reason
 
 
+class NoAnswer(CallFailed, ChainGuardError):
+    """A view answered nothing: no contract at the address, or another interface. A caller that knows
+    which setting named the address catches it as CallFailed and says so; to any other it is a
+    ChainGuardError (exit 5) by itself."""
+
+
 class ChainReader:
     def __init__(self, w3: Web3, *, retries: int = 2, backoff: float = 0.25, multicall: str | None = None) -> None:
         self.w3 = w3
@@ -166,8 +172,7 @@ class ChainReader:
                     continue
                 raise CallFailed(spec, failure)
             if not raw and types:
-                raise ChainGuardError(f"{spec.fn}() at {spec.address} returned nothing: no contract there, "
-                                      f"or not the expected interface ({spec.abi})", address=spec.address)
+                raise NoAnswer(spec, f"returned nothing: no contract there, or not the expected interface ({spec.abi})")
             try:
                 vals = self.w3.codec.decode(types, raw)
             except (DecodingError, OverflowError) as err:
