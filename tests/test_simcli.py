@@ -116,3 +116,17 @@ def test_a_fork_url_of_another_chain_than_ethereum_is_refused_by_name(tmp_path: 
         assert e.value.variable == "--fork-url" and "31337" in str(e.value) and "chain id 1" in str(e.value)
     finally:
         server.shutdown()
+
+
+def test_plots_at_a_file_is_refused_before_any_run(tmp_path: Path) -> None:
+    """`--plots PATH` at an existing file ran every run, then died `unexpected FileExistsError` (exit 1)
+    when writing the first plot; now refused by name before any chain starts."""
+    from hedger.cli import build_parser
+    from hedger.sim.simcli import cmd_simulate
+    f = tmp_path / "not-a-folder"
+    f.write_text("x")
+    ns = build_parser().parse_args(["simulate", "--scenario", "gbm", "--steps", "2", "--policies", "default",
+                                    "--workers", "1", "--plots", str(f)])
+    with pytest.raises(ConfigError) as e:
+        cmd_simulate(ns)
+    assert e.value.variable == "--plots"

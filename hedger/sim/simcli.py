@@ -304,6 +304,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                           "add --engine ray, or drop --ray-address (and unset RAY_ADDRESS)")
     if args.json is not None and not args.json.parent.is_dir():
         raise ConfigError("--json", f"folder {args.json.parent} does not exist", "create it or give another path")
+    if getattr(args, "plots", None) is not None and args.plots.exists() and not args.plots.is_dir():
+        raise ConfigError("--plots", f"{args.plots} is a file, not a folder", "give a folder (it is created if "
+                          "missing), e.g. --plots out/")
     if args.cycle_every < 1:
         raise ConfigError("--cycle-every", f"{args.cycle_every} is not a number of steps", "give 1 or more")
     if args.fill_lag < 0:
