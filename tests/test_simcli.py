@@ -130,3 +130,19 @@ def test_plots_at_a_file_is_refused_before_any_run(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as e:
         cmd_simulate(ns)
     assert e.value.variable == "--plots"
+
+
+def test_a_ray_address_where_nothing_listens_is_refused_at_once(tmp_path: Path) -> None:
+    """`--engine ray --ray-address HOST:PORT` with no Ray head there waited in Ray's own connection
+    attempts for minutes (a typo in the address looked like a hang); it is refused by name at once."""
+    import socket
+    from hedger.cli import build_parser
+    from hedger.sim.simcli import cmd_simulate
+    with socket.socket() as s:                      # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ns = build_parser().parse_args(["simulate", "--scenario", "gbm", "--steps", "2", "--policies", "default",
+                                    "--engine", "ray", "--ray-address", f"127.0.0.1:{port}"])
+    with pytest.raises(ConfigError) as e:
+        cmd_simulate(ns)
+    assert e.value.variable == "--ray-address" and f"127.0.0.1:{port}" in str(e.value)

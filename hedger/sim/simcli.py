@@ -302,6 +302,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.ray_address and args.engine != "ray":
         raise ConfigError("--ray-address", "a Ray address applies to --engine ray only",
                           "add --engine ray, or drop --ray-address (and unset RAY_ADDRESS)")
+    if args.engine == "ray" and args.ray_address and args.ray_address not in ("auto", "local"):
+        _probe_ray_head(args.ray_address)
     if args.json is not None and not args.json.parent.is_dir():
         raise ConfigError("--json", f"folder {args.json.parent} does not exist", "create it or give another path")
     if getattr(args, "plots", None) is not None and args.plots.exists() and not args.plots.is_dir():
@@ -452,6 +454,23 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if bad or lost:
         return FAILED_RUN
     return 0
+
+
+def _probe_ray_head(address: str) -> None:
+    """A TCP connection to the Ray head's HOST:PORT, before Ray is asked to join it: with nothing there
+    Ray keeps trying for minutes, which looks like a hang."""
+    import socket
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError("--ray-address", f"{address!r} is not HOST:PORT", "give the head's address, e.g. "
+                          "--ray-address 10.0.0.5:6379 (the port of `ray start --head --port 6379`)")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as err:
+        raise ConfigError("--ray-address", f"nothing answers at {hostport} ({err.strerror or err})",
+                          "start the head there (`ray start --head --port PORT`) or fix the address; without "
+                          "--ray-address (and RAY_ADDRESS) a local Ray instance is started") from None
 
 
 def pin_fork_block(url: str, chain_id: int | None = None) -> int:
