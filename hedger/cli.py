@@ -25,12 +25,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from typing import Any, Sequence
 
 from hedger.config import Settings, positive_e18
 from hedger.core.secrets import redact_urls
-from hedger.core.errors import ConfigError, HedgerError
+from hedger.core.errors import ConfigError, HedgerError, RpcError
 from hedger.core.fixedpoint import UNIT
 from hedger.core.types import CycleResult, Snapshot
 
@@ -184,7 +185,7 @@ def print_cycle(res: CycleResult, *, as_json: bool = False) -> None:
         if res.dry_run:
             print(f"  {c.describe()}   # {c.note}")
     for t in res.sent:
-        print(f"  sent {t.call.contract}.{t.call.function}{t.call.args} tx {t.tx_hash} gas {t.gas_used}")
+        print(f"  sent {t.call.contract}.{t.call.function}{t.call.args_text()} tx {t.tx_hash} gas {t.gas_used}")
     if res.error and res.exit_code == 0:
         print(f"note: {res.error}")
     print(f"outcome: {res.outcome}")
@@ -275,6 +276,7 @@ def cmd_unwind(args: argparse.Namespace) -> int:
     """Each selected market in turn; a market that cannot be unwound does not stop the next one."""
     from hedger.cycle.multimarket import worst_exit_code
     from hedger.cycle.unwind import UNFINISHED, unwind
+    _positive("--timeout", args.timeout, "give the seconds it may wait for pending orders, e.g. 600", closed=True)
     settings = Settings.from_env()
     selected = _selected(settings, args, checked=True)
     if selected[0][1].signer is None and not args.dry_run:
@@ -417,11 +419,19 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         raise ConfigError("HEDGER_PRIVATE_KEY", "deploying needs a signer",
                           "set HEDGER_PRIVATE_KEY or HEDGER_APE_ACCOUNT")
     w3 = make_web3(settings.rpc_url)
+    try:
+        w3.eth.chain_id
+    except Exception as err:
+        from hedger.core.secrets import RPC_FIX
+        raise RpcError(f"cannot reach the RPC at {settings.rpc_display}: {type(err).__name__}. "
+                       f"Fix: {RPC_FIX}") from err
     sender = TxSender(w3, signer)
+    from hedger.sim.deploy import check_reuse
+    oracle, collateral = check_reuse(sender, args.oracle, args.collateral)     # before the first transaction
     if args.fund:                          # refuse before deploying: a reused collateral may not be ours
         from hedger.sim.deploy import check_fund, fund
-        check_fund(sender, args.fund, {"collateral": args.collateral} if args.collateral else {})
-    d = deploy_reference(sender, oracle=args.oracle, collateral=args.collateral)
+        check_fund(sender, args.fund, {"collateral": collateral} if collateral else {})
+    d = deploy_reference(sender, oracle=oracle, collateral=collateral)
     print(f"deployed the reference protocol on chain {d.chain_id} via {settings.rpc_display}", file=sys.stderr)
     if args.fund:
         minted = fund(sender, d, args.fund)
@@ -431,8 +441,23 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(flag: str, value: float | None, fix: str, *, lo: float = 0, hi: float | None = None,
+              closed: bool = False) -> None:
+    """A numeric flag within (lo, hi] (``closed``: [lo, hi]); a ConfigError naming it otherwise."""
+    if value is None:
+        return
+    if value < lo or (value == lo and not closed) or (hi is not None and value > hi) or value != value:
+        raise ConfigError(flag, f"{value:g} is out of range", fix)
+
+
 def cmd_watch(args: argparse.Namespace) -> int:
     from hedger.ops.watch import WatchOptions, Watcher
+    # before any setting is read: --interval 0 would poll the node in a tight loop
+    _positive("--interval", args.interval, "give the seconds between cycles, e.g. --interval 60")
+    _positive("--max-failures", args.max_failures, "give the failed cycles in a row that stop the keeper, e.g. 5")
+    _positive("--backoff-max", args.backoff_max, "give the longest wait after errors in seconds, e.g. 300")
+    _positive("--max-cycles", args.max_cycles, "give a number of cycles, or leave it out to run until stopped")
+    _positive("--metrics-port", args.metrics_port, "give a TCP port from 1 to 65535, e.g. 9108", hi=65535)
     settings = Settings.from_env()
     k: Any
     if settings.markets:
@@ -530,6 +555,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return err.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader of our output went away (`hedger report | head`): stop quietly, as a command
+        # stopped by SIGPIPE does (nothing more is printed, and the exit's flush goes nowhere)
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except OSError:
+            pass
+        return 141
     except Exception as err:  # last resort: still never leak a URL
         print(f"hedger: unexpected {type(err).__name__}: {redact_urls(str(err))}", file=sys.stderr)
         return 1

@@ -217,6 +217,27 @@ def _known_variables() -> frozenset[str]:
     return frozenset(names)
 
 
+def _refuse_single_market_variables(g: "Callable[[str], str | None]", markets: "tuple[MarketConfig, ...]") -> None:
+    """HEDGER_MARKETS replaces the single-market variables (each entry has its own): one set beside it
+    would silently go unused (an extra exposure or LP position unhedged, a second feed unchecked), and
+    a HEDGER_MARKET left out of the list would no longer be hedged (its position no top-up). Refused,
+    naming the variable and where it belongs."""
+    from web3 import Web3
+    if not markets:
+        return
+    for var, key in _REPLACED_BY_ENTRY.items():
+        raw = (g(var) or "").strip()
+        if not raw:
+            continue
+        if var == "HEDGER_MARKET" and raw.lower() not in {m.market.lower() for m in markets}:
+            shown = Web3.to_checksum_address(raw) if re.fullmatch(r"0x[0-9a-fA-F]{40}", raw) else _show(raw)
+            raise ConfigError(var, f"{shown} is set beside HEDGER_MARKETS and is not one of its entries: that "
+                              "market would no longer be hedged (a position there gets no top-up)",
+                              "add it to HEDGER_MARKETS as an entry (\"market\"), then unset HEDGER_MARKET")
+        raise ConfigError(var, "is set beside HEDGER_MARKETS, whose entries replace it: it would not be used",
+                          f"move it into the HEDGER_MARKETS entry it belongs to as \"{key}\", and unset it")
+
+
 def _warn_unknown_variables(env: Mapping[str, str]) -> None:
     """A misspelt setting (an extra letter in ``HEDGER_BAND``) is otherwise silently ignored: warn on stderr, once
     per name and process, with the closest known name."""
@@ -657,7 +678,7 @@ class Settings:
             env = environment(dotenv=dotenv)
         g = lambda k: env.get(k) if env.get(k, "").strip() != "" else None  # noqa: E731
 
-        rpc = g("HEDGER_RPC_URL") or cls.rpc_url
+        rpc = (g("HEDGER_RPC_URL") or cls.rpc_url).strip()
         scheme = urlsplit(rpc).scheme
         if scheme not in ("http", "https"):
             raise ConfigError("HEDGER_RPC_URL", f"scheme {_show(scheme or '(none)')} is not supported",
@@ -809,10 +830,7 @@ class Settings:
             return _e18(_dec(name, raw, lo=Decimal(0), lo_open=True, what=what))
 
         markets = () if for_deploy else _markets(g(MARKETS_VAR))
-        for var, key in _REPLACED_BY_ENTRY.items():
-            if markets and (g(var) or "").strip():
-                raise ConfigError(var, "is set beside HEDGER_MARKETS, whose entries replace it: it would not be used",
-                                  f"move it into the HEDGER_MARKETS entry it belongs to as \"{key}\", and unset it")
+        _refuse_single_market_variables(g, markets)
         holder = _address("HEDGER_HOLDER", g("HEDGER_HOLDER"), required=False)
         swap_router, swap_fee = _swap_settings(protocol, g, account, holder, for_deploy)
         collateral_feed = _collateral_feed(g("HEDGER_COLLATERAL_FEED"), g("HEDGER_COLLATERAL_TOKEN"))

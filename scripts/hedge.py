@@ -14,16 +14,16 @@ import sys
 def main() -> None:
     from ape import chain
 
-    from hedger.cli import print_cycle
+    from hedger.cli import _checked_keeper, print_cycle
     from hedger.config import Settings, environment
     from hedger.core.secrets import redact_urls
     from hedger.core.errors import HedgerError
-    from hedger.cycle.keeper import Keeper
 
     try:
         env = {**environment(), "HEDGER_RPC_URL": chain.provider.uri}
         settings = Settings.from_env(env, dotenv=False)
-        res = Keeper.from_settings(settings).cycle(dry_run=env.get("HEDGER_DRY_RUN") == "1")
+        # `hedger check` first, as run-once: a wrong address refuses (exit 5) before anything is sent
+        res = _checked_keeper(settings).cycle(dry_run=env.get("HEDGER_DRY_RUN") == "1")
     except HedgerError as err:
         print(f"hedger: {type(err).__name__}: {redact_urls(str(err))}", file=sys.stderr)
         raise SystemExit(err.exit_code)

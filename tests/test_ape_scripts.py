@@ -62,3 +62,14 @@ def test_ape_run_deploy_refuses_a_chain_ape_starts_and_stops(tmp_path: Path) -> 
     assert p.returncode == 2, p.stdout + p.stderr
     assert "ape started this chain" in p.stderr and "--network http://127.0.0.1:8545" in p.stderr
     assert '"market"' not in p.stdout
+
+
+def test_ape_run_hedge_runs_the_check_first_as_run_once_does(hedge: Hedge, tmp_path: Path) -> None:
+    """`ape run hedge` "exits with the same codes as hedger run-once", but skipped the check run-once
+    runs first: with the collateral token given as the spot token it hedged the wallet's USDC as the
+    asset. It refuses now (exit 5), sending nothing."""
+    folder = project(tmp_path, {**hedge.env, "HEDGER_SPOT_TOKEN": hedge.chain.d.collateral})
+    p = ape(folder, "hedge", "--network", hedge.chain.anvil.url)
+    assert p.returncode == 5, p.stdout + p.stderr
+    assert "HEDGER_SPOT_TOKEN" in p.stderr
+    assert hedge.position() == (0, 0)

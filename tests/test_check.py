@@ -6,6 +6,7 @@ from pathlib import Path
 
 from eth_account import Account
 
+from hedger.sim.localchain import dev_account
 from tests.conftest import Hedge
 from tests.test_cli import BIN, run
 
@@ -85,3 +86,52 @@ def test_check_compares_the_second_source_when_set(hedge: Hedge, tmp_path: Path)
     assert any(x.startswith("OK") and "oracle vs market price" in x for x in p.stdout.splitlines())
     p = check({**env, "HEDGER_SECOND_ORACLE": _feed(hedge, 3010)}, tmp_path)
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_a_wrong_multicall_fails_its_own_check_line(hedge: Hedge, tmp_path: Path) -> None:
+    """HEDGER_MULTICALL at a contract that is no Multicall3 (here the feed) was blamed on the collateral
+    token ("fix: check HEDGER_COLLATERAL_TOKEN"); at an address without code `status` died with
+    `unexpected InsufficientDataBytes` (exit 1). Both now name HEDGER_MULTICALL and its fix."""
+    p = check({**hedge.env, "HEDGER_MULTICALL": hedge.chain.d.oracle}, tmp_path)
+    assert p.returncode == 5
+    assert "FAIL multicall" in p.stdout and "HEDGER_MULTICALL" in p.stdout
+    assert "check HEDGER_COLLATERAL_TOKEN" not in p.stdout
+    eoa = "0x000000000000000000000000000000000000dEaD"
+    p = run([str(BIN / "hedger"), "status"], {**hedge.env, "HEDGER_MULTICALL": eoa}, cwd=tmp_path)
+    assert p.returncode == 5, p.stderr
+    assert "unexpected" not in p.stderr and "HEDGER_MULTICALL" in p.stderr and "Fix:" in p.stderr
+
+
+def test_the_collateral_token_as_the_spot_token_is_refused(hedge: Hedge, tmp_path: Path) -> None:
+    """HEDGER_SPOT_TOKEN set to the collateral (the deploy's JSON line has "collateral" and "spot" side by
+    side) passed the check, and run-once hedged the wallet's 50,000 USDC as 50,000 units of the asset: it
+    deposited it all and opened a 49 ETH short. Now the check fails by name and run-once sends nothing."""
+    env = {**hedge.env, "HEDGER_SPOT_TOKEN": hedge.chain.d.collateral}
+    p = check(env, tmp_path)
+    assert p.returncode == 5, p.stdout + p.stderr
+    assert "FAIL spot vs collateral" in p.stdout and "HEDGER_SPOT_TOKEN" in p.stdout
+    p = run([str(BIN / "hedger"), "run-once"], env, cwd=tmp_path)
+    assert p.returncode == 5 and "HEDGER_SPOT_TOKEN" in p.stderr, p.stdout + p.stderr
+    assert hedge.position() == (0, 0)
+
+
+def test_a_market_of_another_venue_fails_the_market_line_not_unexpectedly(hedge: Hedge, tmp_path: Path) -> None:
+    """HEDGER_PROTOCOL=aave-v3 with HEDGER_MARKET at something that is no PoolAddressesProvider (here the
+    reference market): the market line failed, then the collateral line asked that address for Aave's
+    pool and the command died `unexpected ContractLogicError` (exit 1). Now exit 5, the market named."""
+    env = {**hedge.env, "HEDGER_PROTOCOL": "aave-v3", "HEDGER_SWAP_ROUTER": dev_account(8).address,
+           "HEDGER_HOLDER": dev_account(9).address}
+    for cmd in ("check", "run-once"):
+        p = run([str(BIN / "hedger"), cmd], env, cwd=tmp_path)
+        assert p.returncode == 5, (cmd, p.stdout + p.stderr)
+        assert "unexpected" not in p.stderr and "HEDGER_MARKET" in p.stdout + p.stderr
+    assert hedge.position() == (0, 0)
+
+
+def test_status_at_a_market_address_without_code_names_the_variable_and_the_fix(hedge: Hedge, tmp_path: Path) -> None:
+    """`hedger status` (which runs no check) at a HEDGER_MARKET without code said "params() at 0x..
+    returned nothing: no contract there, ..." naming neither the setting nor a fix, unlike a market
+    that reverts; both now read "HEDGER_MARKET: ... Fix: check that HEDGER_MARKET is the right address"."""
+    p = run([str(BIN / "hedger"), "status"], {**hedge.env, "HEDGER_MARKET": dev_account(8).address}, cwd=tmp_path)
+    assert p.returncode == 5, p.stdout + p.stderr
+    assert "HEDGER_MARKET:" in p.stderr and "Fix: check that HEDGER_MARKET" in p.stderr, p.stderr

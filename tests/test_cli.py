@@ -202,3 +202,43 @@ def test_version(tmp_path: Path) -> None:
     from importlib.metadata import version
     p = hedger(["--version"], {}, tmp_path)
     assert p.returncode == 0 and p.stdout.strip() == f"hedger {version('perp-hedger')}"
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["watch", "--interval", "0"], "--interval"),                   # a tight loop against the node
+    (["watch", "--interval", "-1"], "--interval"),
+    (["watch", "--max-failures", "0"], "--max-failures"),
+    (["watch", "--metrics-port", "99999"], "--metrics-port"),       # was `unexpected OverflowError`, exit 1
+    (["unwind", "--timeout", "-5"], "--timeout"),
+])
+def test_watch_and_unwind_flags_out_of_range_are_refused_by_name(argv: list[str], flag: str,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """They were accepted (a watch polling without a pause, a circuit breaker of 0) or died unexpectedly;
+    now exit 2 naming the flag, before any setting is read (no chain here)."""
+    from hedger.cli import main
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{flag}:" in err and "Fix:" in err
+
+
+def test_output_to_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """`hedger report | head -1` (the reader gone before all is written) ended `hedger: unexpected
+    BrokenPipeError` and exit 1, like an internal error; now quietly, with the shell's code for a
+    command stopped by SIGPIPE (141)."""
+    from hedger.state.journal import Journal
+    journal = tmp_path / "journal.sqlite"
+    Journal(str(journal))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEDGER_")}
+    env.update({"HEDGER_ACCOUNT": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "HEDGER_CHAIN_ID": "31337",
+                "HEDGER_JOURNAL_PATH": str(journal), "HEDGER_RPC_URL": "http://127.0.0.1:9",
+                "HEDGER_MARKET": "0x" + "11" * 20, "HEDGER_ORACLE": "0x" + "22" * 20,
+                "HEDGER_SPOT_TOKEN": "0x" + "33" * 20, "HEDGER_COLLATERAL_TOKEN": "0x" + "44" * 20})
+    r, w = os.pipe()
+    os.close(r)                                     # the reader has gone
+    try:
+        p = subprocess.run([str(BIN / "hedger"), "report"], env=env, cwd=tmp_path, stdout=w,
+                           stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(w)
+    assert "unexpected" not in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert p.returncode == 141, p.stderr

@@ -516,3 +516,10 @@ def test_chain_id_for_the_journal_is_read_only_when_needed(env: dict[str, str], 
     msg = str(info.value)
     assert "http://127.0.0.1:9 " in msg and "KEY999" not in msg and "HEDGER_CHAIN_ID" in msg
     assert load(e, HEDGER_CHAIN_ID="5").journal_path.parent.name == "5"      # no read needed
+
+
+def test_whitespace_around_the_rpc_url_is_dropped_as_around_an_address(env: dict[str, str]) -> None:
+    """`HEDGER_MARKET=" 0x..."` is read (stripped), but a space after the RPC URL (an export with quotes,
+    a value pasted with its newline) made every command fail `cannot read the chain at <unparseable
+    URL>` (exit 8), as if the node were down."""
+    assert load(env, HEDGER_RPC_URL=" http://127.0.0.1:8545 \n").rpc_url == "http://127.0.0.1:8545"

@@ -356,6 +356,29 @@ def test_unwind_closes_the_hedge_and_gmx_pays_the_collateral_back(g: G) -> None:
     assert any(m.startswith("waiting for the pending order") for m in said)
 
 
+def test_the_unwinds_closing_order_is_booked_before_it_ends(g: G) -> None:
+    """The unwind waits for GMX's keeper to execute its closing order, then ends: the journal still held
+    the order as pending, so `hedger report` counted "1 two-step order created but not executed ... no
+    fill, no fee" (the close's fee missing) until a later cycle. The unwind books the fill before it ends."""
+    from hedger.cycle.unwind import unwind
+    from hedger.ops.report import build_report
+    opened(g)
+    k = g.keeper()
+    k.cycle()                                                           # the opening's fill booked
+    opening_fees = build_report(k.journal, g.address, g.s.market).total.fees
+
+    def say(msg: str) -> None:
+        if msg.startswith("waiting for the pending order"):
+            g.execute()
+
+    r = unwind(g.keeper(), timeout=60, poll=0.05, say=say)
+    assert r.done, r.message
+    k = g.keeper()
+    head = k.reader.head()
+    assert k.journal.open_orders(head.chain_id, head.genesis_hash, g.address, g.s.market) == []
+    assert build_report(k.journal, g.address, g.s.market).total.fees > opening_fees
+
+
 def test_report_counts_the_fees_gmx_charged_in_the_keepers_transaction(g: G) -> None:
     from hedger.ops.report import build_report
     g.cycle()
@@ -555,3 +578,29 @@ def test_adl_in_the_window_where_our_own_order_executed_is_still_detected(g: G) 
     assert res.reduced_by_venue == 1 * WETH, res.notes
     assert any("by no order of ours" in n for n in res.notes)
     assert res.outcome == "acted" and res.decision.size_delta < 0, res.decision.reason  # the hedge ordered back
+
+
+def test_a_wrong_exchange_router_or_deployment_is_named(g: G, capsys: pytest.CaptureFixture[str]) -> None:
+    """HEDGER_GMX_EXCHANGE_ROUTER at an address without GMX's router made `hedger status` die `unexpected
+    BadFunctionCallOutput` (exit 1); HEDGER_GMX_DEPLOYMENT=arbitrum against a node of another chain was
+    blamed on HEDGER_MARKET. Both now refuse (exit 5) naming the router setting and, for the address
+    book, the chain."""
+    from hedger.cli import main
+    eoa = dev_account(8).address
+    with _env({**g.env, "HEDGER_GMX_EXCHANGE_ROUTER": eoa}):
+        assert main(["status"]) == 5
+    err = capsys.readouterr().err
+    assert "unexpected" not in err and "HEDGER_GMX_EXCHANGE_ROUTER" in err and eoa in err
+    with _env({**g.env, "HEDGER_GMX_EXCHANGE_ROUTER": eoa}):
+        assert main(["check"]) == 5
+    out = capsys.readouterr().out                        # its own line and fix, not HEDGER_MARKET's
+    assert "FAIL market" in out and "fix: set HEDGER_GMX_EXCHANGE_ROUTER" in out
+    with _env({**g.env, "HEDGER_GMX_READER": g.s.exchange_router}):         # no Reader there
+        assert main(["status"]) == 5
+    err = capsys.readouterr().err
+    assert "unexpected" not in err and "HEDGER_GMX_READER" in err
+    env = {k: v for k, v in g.env.items() if k not in ("HEDGER_GMX_EXCHANGE_ROUTER", "HEDGER_GMX_READER")}
+    with _env({**env, "HEDGER_GMX_DEPLOYMENT": "arbitrum"}):
+        assert main(["status"]) == 5
+    err = capsys.readouterr().err
+    assert "HEDGER_GMX_DEPLOYMENT" in err and "31337" in err

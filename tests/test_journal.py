@@ -255,3 +255,16 @@ def test_an_order_key_unknown_when_mined_is_learned_from_the_venues_list(tmp_pat
     cancelled = replace(ours, state=OrderState.CANCELLED)
     notes = reconcile_state(j, replace(s, account=replace(s.account, orders=(cancelled,))))
     assert j.order_state("0xo1") == "cancelled" and any("cancelled by the venue" in n for n in notes)
+
+
+def test_a_file_that_is_no_journal_is_refused_by_name_and_left_as_it_was(tmp_path: Path) -> None:
+    """HEDGER_JOURNAL_PATH at another file (the .env, say) died `unexpected DatabaseError: file is not a
+    database` (exit 1); now a ConfigError naming the variable (exit 2), the file untouched."""
+    from hedger.core.errors import ConfigError
+    f = tmp_path / "dotenv"
+    text = "HEDGER_RPC_URL=http://127.0.0.1:8545\n" * 200
+    f.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        Journal(f)
+    assert err.value.variable == "HEDGER_JOURNAL_PATH" and err.value.exit_code == 2
+    assert f.read_text() == text

@@ -102,6 +102,19 @@ def test_a_single_market_variable_beside_markets_is_refused_not_dropped(var: str
     load([entry("ETH", A1)], **{var: " "})          # set but empty: nothing is dropped
 
 
+def test_a_single_market_left_out_of_the_markets_is_refused_by_name() -> None:
+    """Moving to HEDGER_MARKETS with HEDGER_MARKET still set to a market not in the list (its short still
+    open) silently stopped hedging it: no top-up ever again. Refused now, naming it and the fix."""
+    with pytest.raises(ConfigError) as info:
+        load([entry("ETH", A1)], HEDGER_MARKET=A5)
+    err = info.value
+    assert err.variable == "HEDGER_MARKET" and Web3.to_checksum_address(A5) in err.problem
+    assert "not one of its entries" in err.problem and "add it to HEDGER_MARKETS" in err.fix
+    with pytest.raises(ConfigError) as listed:                       # listed: merely redundant
+        load([entry("ETH", A1)], HEDGER_MARKET=A1)
+    assert "would not be used" in listed.value.problem
+
+
 def test_json_numbers_are_exact() -> None:
     (m,) = load('[{"name":"ETH","market":"%s","oracle":"%s","spot_token":"%s","extra_exposure":0.1}]'
                 % (A1, A2, A3)).markets

@@ -110,6 +110,27 @@ def test_unwind_honours_a_pending_two_step_order(hedge: Hedge) -> None:
     assert size == 0 and margin < 10**12
 
 
+def test_an_unwind_prints_the_fill_of_the_order_it_waited_for(hedge: Hedge) -> None:
+    """The unwind's steps reconcile the journal as every cycle does (an order found filled, its price
+    and fees), but printed none of it (run-once prints them as `reconciled:` lines); now it does. The
+    journal holds no order as pending once it is done."""
+    env = {"HEDGER_ORDER_MODE": "delayed"}
+    hedge.cycle(**env)
+    hedge.chain.advance(15)
+    hedge.fill_orders()
+
+    def keeper_fills(_order: object) -> None:                        # the protocol's keeper, at once
+        hedge.chain.advance(15)
+        hedge.fill_orders()
+    said: list[str] = []
+    r = unwind(hedge.keeper(**env), timeout=60, poll=0.0, say=said.append, wait=keeper_fills)
+    assert r.done and hedge.position()[0] == 0, r.message
+    d = hedge.chain.d
+    j = Journal(hedge.env["HEDGER_JOURNAL_PATH"])
+    assert j.open_orders(31337, hedge.keeper().reader.head().genesis_hash, hedge.address, d.market) == []
+    assert any("was filled" in line for line in said), said
+
+
 def test_unwind_stays_unwound_until_resume(hedge: Hedge, tmp_path: Path) -> None:
     """After `unwind`, no cycle reopens the hedge: the account stays paused (reason: unwound)."""
     hedge.cycle()
@@ -170,6 +191,17 @@ def test_unwind_that_sends_nothing_never_exits_7(hedge: Hedge, tmp_path: Path) -
     assert hedge.nonce() == n
     pause = Journal(hedge.env["HEDGER_JOURNAL_PATH"]).get_control(hedge.address, hedge.chain.d.market, "pause")
     assert pause is not None and pause["reason"].startswith("unwind unfinished")
+
+
+def test_an_unwind_held_by_the_fee_ceiling_says_so(hedge: Hedge, tmp_path: Path) -> None:
+    """The withdrawal after the close is risk-increasing: above HEDGER_MAX_FEE_GWEI it is held. unwind
+    exited 13 with "cannot go further now: ... withdraw 20,991.80 excess collateral" and no word of why;
+    now the message names the ceiling (the fix: wait, or raise it)."""
+    hedge.cycle()
+    p = hedger({**hedge.env, "HEDGER_MAX_FEE_GWEI": "0.01"}, tmp_path, "unwind")
+    assert p.returncode == 13, p.stdout + p.stderr
+    assert hedge.position()[0] == 0                                  # the close went (risk-reducing)
+    assert "cannot go further now" in p.stderr and "HEDGER_MAX_FEE_GWEI" in p.stderr
 
 
 class _ChainClock:

@@ -229,3 +229,23 @@ def test_a_claim_the_policy_asks_for_goes_last_in_any_plan_but_a_refusal() -> No
                        claim_usd=7 * 10**18)
     assert plan(refused, PolicyParams(), 0).actions == ()
     assert plan(Decision(kind=DecisionKind.HOLD, reason="x", code="x"), PolicyParams(), 0).actions == ()
+
+
+def test_a_call_with_bytes_arguments_prints_them_as_hex() -> None:
+    """GMX v2's `exchangeRouter.multicall([...])` takes a list of encoded calls: a dry run, the
+    journal's plan and `unwind`'s lines printed them as Python's bytes repr (b'}9\\xaa\\xf1\\x00...',
+    kilobytes a line, not copyable). Now: 0x-hex, whole in the plan, shortened in the sent lines;
+    calls without bytes print exactly as before."""
+    from hedger.core.types import Call
+    inner = [bytes.fromhex("7d39aaf1") + bytes(64), bytes.fromhex("e6d66ac8") + bytes(500)]
+    c = Call(to="0x" + "11" * 20, contract="exchangeRouter", function="multicall", args=(inner,), data="0x",
+             action=ActionKind.TRADE, risk_reducing=False)
+    full = c.describe()
+    assert "b'" not in full and "\\x" not in full
+    assert "0x7d39aaf1" + "00" * 64 in full and "0xe6d66ac8" + "00" * 500 in full
+    short = c.args_text()
+    assert "b'" not in short and len(short) < 80 and "0x7d39aaf1" in short and "(504 bytes)" in short
+    plain = Call(to="0x" + "22" * 20, contract="market", function="transferMargin", args=(15018149910,), data="0x",
+                 action=ActionKind.DEPOSIT, risk_reducing=True)
+    assert plain.args_text() == "(15018149910,)"
+    assert plain.describe() == f"market({'0x' + '22' * 20}).transferMargin(15018149910)"

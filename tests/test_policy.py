@@ -717,3 +717,13 @@ def test_reasons_show_enough_digits_and_utc_times() -> None:
     assert _lev(3 * UNIT + 4 * UNIT // 1000, 3 * UNIT) == "3.004x"
     assert _lev(3 * UNIT, 3 * UNIT + 4 * UNIT // 1000) == "3.000x"
     assert _lev(2 * UNIT, 3 * UNIT) == "2.00x"
+
+
+def test_a_refusal_still_carries_the_target_it_would_hedge_to() -> None:
+    """`hedger status` during a refusal (a stale feed, the sequencer's grace) showed "target position
+    0.0000" and "hedge error 0.0000" for 10 ETH held unhedged: a refused decision carried no target.
+    It carries the target now (nothing is sent either way)."""
+    s = make_snapshot(spot=eth(10), size=0, margin=0, updated_at=NOW - 10_000)       # stale feed
+    d = policy.decide(s, P)
+    assert d.kind is DecisionKind.REFUSE and d.size_delta == 0 and d.margin_delta == 0
+    assert d.target_size == -eth(10)

@@ -74,3 +74,30 @@ def test_call_many_is_unchanged_without_raw_requests() -> None:
     assert reader.call_many([CallSpec("d", TOKEN, ERC20, "decimals")], 9) == {"d": 18}
     assert [[m for m, _ in b] for b in provider.batches] == [["eth_call"]]
     assert reader.call_many_with([], 9, [LOGS])[1] == [{"jsonrpc": "2.0", "id": 0, "result": []}]
+
+
+class MulticallAnswers(Batches):
+    """The Multicall3 address answers aggregate3 with ``answer`` (an EOA: "0x"; another contract: a revert)."""
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        super().__init__({"result": []})
+        self.answer = answer
+
+    def make_batch_request(self, requests: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
+        self.batches.append(list(requests))
+        return [{"jsonrpc": "2.0", "id": i, **self.answer} for i, _ in enumerate(requests)]
+
+
+@pytest.mark.parametrize("answer, exit_code", [
+    ({"result": "0x"}, 5),                                               # an EOA, or no contract at all
+    ({"error": {"code": 3, "message": "execution reverted"}}, 8),        # a contract that is no Multicall3
+], ids=["no code", "reverts"])
+def test_a_wrong_multicall_is_named_with_its_fix(answer: dict[str, Any], exit_code: int) -> None:
+    """HEDGER_MULTICALL at an address that is no Multicall3 was `unexpected InsufficientDataBytes`
+    (exit 1), or an error naming no setting; both now name HEDGER_MULTICALL and the fix."""
+    from hedger.core.errors import HedgerError
+    reader = ChainReader(Web3(MulticallAnswers(answer)), multicall=MULTICALL)
+    with pytest.raises(HedgerError) as err:
+        reader.call_many([CallSpec("d", TOKEN, ERC20, "decimals")], 9)
+    assert err.value.exit_code == exit_code
+    assert "HEDGER_MULTICALL" in str(err.value) and "Fix:" in str(err.value)

@@ -110,6 +110,17 @@ def test_action_notional_cap_refuses_whole_plan(hedge: Hedge) -> None:
     assert hedge.nonce() == n
 
 
+def test_a_dry_run_says_the_cap_would_refuse_the_plan(hedge: Hedge) -> None:
+    """`run-once --dry-run` listed a plan above HEDGER_MAX_ACTION_USD as if it would be sent (outcome
+    dry_run, no word of the cap), while the real run refuses it whole (exit 6): the dry run now says so."""
+    n = hedge.nonce()
+    res = hedge.keeper(HEDGER_MAX_ACTION_USD="10000").cycle(dry_run=True)
+    assert res.outcome == "dry_run" and res.exit_code == 0 and res.calls
+    assert res.error and "would refuse" in res.error and "HEDGER_MAX_ACTION_USD" in res.error
+    assert hedge.nonce() == n
+    assert hedge.keeper().cycle(dry_run=True).error is None        # under the default cap: no such note
+
+
 def test_unlimited_approval_only_when_configured(hedge: Hedge) -> None:
     res = hedge.cycle(HEDGER_UNLIMITED_APPROVAL="true")
     assert res.sent[0].call.function == "approve" and res.sent[0].call.args[1] == 2**256 - 1
@@ -495,6 +506,21 @@ def test_reconcile_notices_an_order_cancelled_by_someone_else(hedge: Hedge) -> N
     res = hedge.cycle(**env, HEDGER_COOLDOWN="0")
     assert any("gone unfilled" in n for n in res.notes), res.notes
     assert [t.call.function for t in res.sent] == ["submitDelayedOrder"]   # re-submitted, once
+
+
+def test_a_transaction_sent_outside_is_noted_once(hedge: Hedge) -> None:
+    """A transaction the operator sent from the account was noted by every cycle after it ("1
+    transaction(s) were sent from this account outside the hedger since its last one"), in every
+    `watch` log line, until the hedger itself next sent one; it is noted by the first cycle that sees it."""
+    hedge.cycle()
+    hedge.chain.call_as(1, "ReferenceToken", hedge.chain.d.spot, "approve", hedge.chain.d.market, 1)
+    outside = "sent from this account outside the hedger"
+    first, second = hedge.cycle(), hedge.cycle()
+    assert not first.sent and not second.sent                      # held: the hedger sent nothing since
+    assert any(outside in n and n.startswith("1 ") for n in first.notes), first.notes
+    assert not any(outside in n for n in second.notes), second.notes
+    hedge.chain.call_as(1, "ReferenceToken", hedge.chain.d.spot, "approve", hedge.chain.d.market, 2)
+    assert any(outside in n and n.startswith("1 ") for n in hedge.cycle().notes)   # a new one is noted again
 
 
 def test_reconcile_notices_position_and_nonce_changed_outside(hedge: Hedge) -> None:

@@ -77,3 +77,72 @@ def test_a_bad_csv_window_names_the_option_and_the_fix(tmp_path: Path, window: s
     with pytest.raises(ConfigError) as e:
         cmd_simulate(argparse.Namespace(scenario=[f"csv:{f}:{window}"], seed=1))
     assert e.value.variable == "--scenario" and fix in e.value.fix, e.value
+
+
+def test_a_fork_url_of_another_chain_than_ethereum_is_refused_by_name(tmp_path: Path) -> None:
+    """`--fork-url` forks through ape's ethereum:mainnet-fork network, chain id 1 only. A node of another
+    chain (a local anvil, 31337) made every worker die in ape's NetworkMismatchError, and the command end
+    in `unexpected BrokenProcessPool` (exit 1) after two tracebacks; now it is refused at the start, naming
+    the flag and the chain id, before any chain starts. A fake node: no anvil, no network."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from hedger.sim.simcli import cmd_simulate
+
+    class Node(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            answer = {"eth_chainId": "0x7a69", "eth_blockNumber": "0x10"}
+            out = json.dumps({"jsonrpc": "2.0", "id": body["id"], "result": answer[body["method"]]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        def log_message(self, *a: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Node)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        from hedger.cli import build_parser
+        ns = build_parser().parse_args(["simulate", "--fork-url", url, "--scenario", "gbm", "--steps", "2",
+                                        "--policies", "default", "--workers", "1"])
+        with pytest.raises(ConfigError) as e:
+            cmd_simulate(ns)
+        assert e.value.variable == "--fork-url" and "31337" in str(e.value) and "chain id 1" in str(e.value)
+    finally:
+        server.shutdown()
+
+
+def test_plots_at_a_file_is_refused_before_any_run(tmp_path: Path) -> None:
+    """`--plots PATH` at an existing file ran every run, then died `unexpected FileExistsError` (exit 1)
+    when writing the first plot; now refused by name before any chain starts."""
+    from hedger.cli import build_parser
+    from hedger.sim.simcli import cmd_simulate
+    f = tmp_path / "not-a-folder"
+    f.write_text("x")
+    ns = build_parser().parse_args(["simulate", "--scenario", "gbm", "--steps", "2", "--policies", "default",
+                                    "--workers", "1", "--plots", str(f)])
+    with pytest.raises(ConfigError) as e:
+        cmd_simulate(ns)
+    assert e.value.variable == "--plots"
+
+
+def test_a_ray_address_where_nothing_listens_is_refused_at_once(tmp_path: Path) -> None:
+    """`--engine ray --ray-address HOST:PORT` with no Ray head there waited in Ray's own connection
+    attempts for minutes (a typo in the address looked like a hang); it is refused by name at once."""
+    import socket
+    from hedger.cli import build_parser
+    from hedger.sim.simcli import cmd_simulate
+    with socket.socket() as s:                      # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ns = build_parser().parse_args(["simulate", "--scenario", "gbm", "--steps", "2", "--policies", "default",
+                                    "--engine", "ray", "--ray-address", f"127.0.0.1:{port}"])
+    with pytest.raises(ConfigError) as e:
+        cmd_simulate(ns)
+    assert e.value.variable == "--ray-address" and f"127.0.0.1:{port}" in str(e.value)

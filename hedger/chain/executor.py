@@ -294,8 +294,9 @@ class TxSender:
         if ceiling is not None:
             if base + tip > ceiling:
                 kind = "emergency ceiling" if risk_reducing else "ceiling"
+                var = "HEDGER_EMERGENCY_MAX_FEE_GWEI" if risk_reducing else "HEDGER_MAX_FEE_GWEI"
                 raise GasTooHigh(f"base fee {base / GWEI:.2f} gwei + tip {tip / GWEI:.2f} gwei is above the "
-                                 f"{kind} of {ceiling / GWEI:.2f} gwei", risk_reducing=risk_reducing)
+                                 f"{kind} of {ceiling / GWEI:.2f} gwei ({var})", risk_reducing=risk_reducing)
             max_fee = min(max_fee, ceiling)
         return max_fee, tip
 
@@ -419,7 +420,7 @@ class TxSender:
         ceiling = self.gas.ceiling(True)
         if ceiling is not None and max_fee > ceiling:
             raise GasTooHigh(f"cancelling nonce {nonce} needs a max fee of {max_fee / GWEI:.2f} gwei, above the "
-                             f"emergency ceiling of {ceiling / GWEI:.2f} gwei", risk_reducing=True)
+                             f"emergency ceiling of {ceiling / GWEI:.2f} gwei (HEDGER_EMERGENCY_MAX_FEE_GWEI)", risk_reducing=True)
         tx: dict[str, Any] = {"chainId": self.chain_id, "nonce": nonce, "gas": 21_000, "maxFeePerGas": max_fee,
                               "maxPriorityFeePerGas": tip, "value": 0, "data": "0x", "type": 2,
                               "to": Web3.to_checksum_address(self.signer.address)}

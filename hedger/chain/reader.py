@@ -25,6 +25,8 @@ from hedger.core.types import ChainView
 
 # Multicall3 at the address it has on most EVM chains (the same deployer and nonce everywhere)
 CANONICAL_MULTICALL3 = "0xcA11bde05977b3631167028862bE2a173976CA11"
+MULTICALL_FIX = (f"set HEDGER_MULTICALL to a Multicall3 (aggregate3) on this chain (`hedger deploy` prints one; "
+                 f"{CANONICAL_MULTICALL3} on most chains), or unset it to read through a JSON-RPC batch")
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,12 @@ class CallFailed(Exception):
         super().__init__(f"{spec.fn} on {spec.address} failed: {reason}")
         self.spec = spec
         self.reason = reason
+
+
+class NoAnswer(CallFailed, ChainGuardError):
+    """A view answered nothing: no contract at the address, or another interface. A caller that knows
+    which setting named the address catches it as CallFailed and says so; to any other it is a
+    ChainGuardError (exit 5) by itself."""
 
 
 class ChainReader:
@@ -164,8 +172,7 @@ class ChainReader:
                     continue
                 raise CallFailed(spec, failure)
             if not raw and types:
-                raise ChainGuardError(f"{spec.fn}() at {spec.address} returned nothing: no contract there, "
-                                      f"or not the expected interface ({spec.abi})", address=spec.address)
+                raise NoAnswer(spec, f"returned nothing: no contract there, or not the expected interface ({spec.abi})")
             try:
                 vals = self.w3.codec.decode(types, raw)
             except (DecodingError, OverflowError) as err:
@@ -198,8 +205,17 @@ class ChainReader:
         data = self.AGGREGATE3 + self.w3.codec.encode(["(address,bool,bytes)[]"], [calls]).hex()
         r, *extra = self._batch([("eth_call", [{"to": self.multicall, "data": data}, hex(block_number)]), *raw])
         if "error" in r:
-            raise RpcError(f"aggregate3 at {self.multicall} failed: {r['error'].get('message', r['error'])}")
-        (results,) = self.w3.codec.decode(["(bool,bytes)[]"], bytes.fromhex(r["result"][2:]))
+            raise RpcError(f"aggregate3 at {self.multicall} (HEDGER_MULTICALL) failed: "
+                           f"{r['error'].get('message', r['error'])}. Fix: {MULTICALL_FIX}")
+        answer = bytes.fromhex((r.get("result") or "0x")[2:])
+        if not answer:
+            raise ChainGuardError(f"multicall: aggregate3 at {self.multicall} (HEDGER_MULTICALL) returned nothing: no "
+                                  f"contract there, or not a Multicall3. Fix: {MULTICALL_FIX}", address=self.multicall)
+        try:
+            (results,) = self.w3.codec.decode(["(bool,bytes)[]"], answer)
+        except (DecodingError, OverflowError) as err:
+            raise ChainGuardError(f"multicall: aggregate3 at {self.multicall} (HEDGER_MULTICALL) returned data that "
+                                  f"is not a Multicall3 answer. Fix: {MULTICALL_FIX}", address=self.multicall) from err
         if len(results) != len(specs):
             raise RpcError(f"aggregate3 answered {len(results)} of {len(specs)} calls")
         return [(None, bytes(ret)) if ok else (decode_revert_data(bytes(ret)), b"") for ok, ret in results], extra

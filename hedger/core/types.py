@@ -360,8 +360,39 @@ class Call:
                                 # it is mined ("": learned from the venue's order list at reconciliation)
 
     def describe(self) -> str:
-        args = ", ".join(str(a) for a in self.args)
+        """``contract(address).function(args)``, bytes arguments (GMX v2's encoded multicall legs) whole, as 0x-hex."""
+        args = ", ".join(str(_hex_bytes(a, short=False)) for a in self.args)
         return f"{self.contract}({self.to}).{self.function}({args})"
+
+    def args_text(self) -> str:
+        """The arguments as a tuple's repr (``(15018149910,)``), a bytes argument as its 0x-hex, shortened
+        past 32 bytes to its first four and its length: for a line about a sent transaction, whose hash
+        identifies the data."""
+        return repr(_hex_bytes(tuple(self.args), short=True))
+
+
+class _Hex:
+    """A bytes value printed as 0x-hex (``repr`` of a list or tuple holding it prints it so too)."""
+
+    def __init__(self, value: bytes, short: bool) -> None:
+        h = "0x" + bytes(value).hex()
+        self.text = f"{h[:10]}...({len(value)} bytes)" if short and len(value) > 32 else h
+
+    def __repr__(self) -> str:
+        return self.text
+
+    __str__ = __repr__
+
+
+def _hex_bytes(value: Any, *, short: bool) -> Any:
+    """``value`` with every bytes inside it (lists and tuples, nested) replaced by a :class:`_Hex`."""
+    if isinstance(value, (bytes, bytearray)):
+        return _Hex(value, short)
+    if isinstance(value, list):
+        return [_hex_bytes(v, short=short) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_hex_bytes(v, short=short) for v in value)
+    return value
 
 
 @dataclass(frozen=True)

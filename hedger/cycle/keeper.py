@@ -17,8 +17,8 @@ from hedger.decide import guards, planner, policy
 from hedger.chain.abi import ERC20, POSITION_MANAGER, UNISWAP_V3_FACTORY, UNISWAP_V3_POOL
 from hedger.config import Settings
 from hedger.core.secrets import RPC_FIX, redact_urls
-from hedger.core.errors import (ChainGuardError, ConfigError, ExecutionError, GasHeld, GasTooHigh, HedgerError,
-                           PartialExecution, RpcError, SimulationFailed, StuckTransaction)
+from hedger.core.errors import (ActionTooLarge, ChainGuardError, ConfigError, ExecutionError, GasHeld, GasTooHigh,
+                           HedgerError, PartialExecution, RpcError, SimulationFailed, StuckTransaction)
 from hedger.chain.executor import Executor, Signer, TxSender
 from hedger.state.journal import Journal
 from hedger.state.lock import AccountLock
@@ -491,7 +491,7 @@ class Keeper:
         if cid is not None and notes and self.journal is not None:
             self.journal.set_notes(cid, notes)
         log.info("decision %s (%s): %s", decision.kind.value, decision.code, decision.reason)
-        if settle_unsent(res, paused=paused):
+        if settle_unsent(res, paused=paused, max_action_usd=self.settings.max_action_usd):
             self._execute(res, calls, cid)
         if self.journal is not None and cid is not None:
             self.journal.close_cycle(cid, res.outcome, res.exit_code, res.error)
@@ -587,9 +587,10 @@ class Keeper:
             res.outcome, res.exit_code, res.error = "failed", err.exit_code, redact_urls(str(err))
 
 
-def settle_unsent(res: CycleResult, *, paused: bool) -> bool:
+def settle_unsent(res: CycleResult, *, paused: bool, max_action_usd: int | None = None) -> bool:
     """Set the outcome of a cycle that sends nothing (refused, held, paused, dry run) and return
-    False; return True when its calls are to be sent."""
+    False; return True when its calls are to be sent. A dry run whose plan a real run would refuse
+    whole (an action above ``max_action_usd``) says so in its error, exit code still 0."""
     decision = res.decision
     assert decision is not None
     if decision.kind is DecisionKind.REFUSE:
@@ -601,6 +602,10 @@ def settle_unsent(res: CycleResult, *, paused: bool) -> bool:
         res.outcome = "paused"
     elif res.dry_run:
         res.outcome = "dry_run"
+        try:
+            Executor(None, max_action_usd=max_action_usd).check_caps(res.calls)  # type: ignore[arg-type]
+        except ActionTooLarge as err:
+            res.error = f"a real run would refuse this plan: {err}"
     else:
         return True
     return False

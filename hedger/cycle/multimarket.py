@@ -350,7 +350,7 @@ class MultiKeeper:
                 if journaled:
                     self.journal.set_notes(res.cycle_id, journaled)
             log.info("%s: decision %s (%s): %s", name, decision.kind.value, decision.code, decision.reason)
-            if settle_unsent(res, paused=paused):
+            if settle_unsent(res, paused=paused, max_action_usd=self.settings.max_action_usd):
                 to_send[name] = calls
         if to_send:
             self._execute(to_send, results, allocs)

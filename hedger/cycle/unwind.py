@@ -132,6 +132,12 @@ def _steps(k: Keeper, timeout: float, poll: float, dry_run: bool, say: Callable[
                                     "collateral reserve's liquidity is all lent out, utilisation 100%); run "
                                     "`hedger unwind` again once it can be withdrawn", cycles)
             if model_for(s).claimable_usd() <= 0:
+                if not dry_run:
+                    # book what the venue did since the last step (a two-step venue's closing order,
+                    # filled while the unwind waited): no later cycle may come to do it (the account
+                    # stays paused), and `hedger report` reads the journal
+                    for note in k.check_state(s)[0]:
+                        say(f"reconciled: {note}")
                 return UnwindResult(True, 0, "unwound: no position, no margin left to withdraw, nothing left to "
                                     "claim", cycles)
         if acting >= MAX_ACTING_STEPS:
@@ -143,11 +149,15 @@ def _steps(k: Keeper, timeout: float, poll: float, dry_run: bool, say: Callable[
             return UnwindResult(False, err.exit_code, str(err), cycles)
         cycles.append(res)
         acting += 1
+        for note in res.notes:          # as run-once prints them: an order found filled, with its fees
+            say(f"reconciled: {note}")
         say(f"{res.decision.kind.value} [{res.decision.code}] {res.decision.reason}"
-            + "".join(f"\n  tx {t.call.contract}.{t.call.function}{t.call.args} {t.tx_hash}" for t in res.sent))
+            + "".join(f"\n  tx {t.call.contract}.{t.call.function}{t.call.args_text()} {t.tx_hash}" for t in res.sent))
         if res.exit_code != 0:
             return UnwindResult(False, res.exit_code, f"stopped: {res.outcome} {res.error or ''}".strip(), cycles)
         if dry_run:
             return UnwindResult(False, 0, "dry run: the first step is shown above; nothing was sent", cycles)
         if not res.sent:   # held (a daily limit, prices in doubt for a withdrawal, ...): nothing failed
-            return UnwindResult(False, UNFINISHED, f"cannot go further now: {res.decision.reason}", cycles)
+            # why it was held, when the decision does not say (the fee above HEDGER_MAX_FEE_GWEI)
+            why = f" ({res.outcome}: {res.error})" if res.error else ""
+            return UnwindResult(False, UNFINISHED, f"cannot go further now: {res.decision.reason}{why}", cycles)

@@ -378,18 +378,19 @@ def claim(s: Snapshot, p: PolicyParams, d: Decision) -> int:
 
 
 def _decide(s: Snapshot, p: PolicyParams) -> Decision:
+    # a refusal carries the target too (nothing is sent): `status` shows the hedge error it leaves
+    target = -sdiv(s.exposure.total * p.hedge_ratio, UNIT)
     refused = guards.check(s, p)
     if refused is not None:
-        return refused
+        return replace(refused, target_size=target)
     mdl, a = model_for(s), s.account
     refused_account = mdl.account_refusal()
     if refused_account is not None:
         return Decision(kind=DecisionKind.REFUSE, refusal=RefusalKind.ACCOUNT, code="account_refused",
-                        reason=f"{refused_account}; nothing is sent")
+                        target_size=target, reason=f"{refused_account}; nothing is sent")
     now = s.chain.block_timestamp
     price = s.oracle.price_e18           # values the exposure and the hedge error (see the module doc)
     dec = mdl.collateral_decimals
-    target = -sdiv(s.exposure.total * p.hedge_ratio, UNIT)
     if target > 0 and not mdl.can_hold_long:
         # refused by name, sending nothing: the operator decides (the holding is short the asset,
         # and this venue can only short it)

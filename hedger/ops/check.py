@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from web3 import Web3
 
 from hedger.chain.abi import AGGREGATOR_V3, ERC20, load_abi
+from hedger.chain.reader import MULTICALL_FIX, ChainReader
 from hedger.core.secrets import RPC_FIX
 from hedger.core.errors import ChainGuardError, HedgerError, RpcError
 from hedger.core.fixedpoint import fmt_units
@@ -70,6 +71,10 @@ def run_checks(k: Any, min_gas_balance: int = MIN_GAS_BALANCE) -> list[Check]:
             return
         try:
             ok, detail = fn()
+        except HedgerError as err:          # says itself what is wrong and the fix (GMX's router, say)
+            detail, _, own_fix = str(err).partition(". Fix: ")
+            out.append(Check(label, False, detail, own_fix or fix))
+            return
         except Exception as err:
             ok, detail = False, f"{address} does not answer as expected ({type(err).__name__})"
         out.append(Check(label, ok, detail, fix if not ok else ""))
@@ -89,6 +94,16 @@ def run_checks(k: Any, min_gas_balance: int = MIN_GAS_BALANCE) -> list[Check]:
             return dec <= 18, f"{address} {sym}, {dec} decimals"
         return f
 
+    def multicall(address: str) -> Callable[[], tuple[bool, str]]:
+        def f() -> tuple[bool, str]:
+            data = ChainReader.AGGREGATE3 + w3.codec.encode(["(address,bool,bytes)[]"], [[]]).hex()
+            (results,) = w3.codec.decode(["(bool,bytes)[]"], bytes(w3.eth.call(
+                {"to": Web3.to_checksum_address(address), "data": data})))
+            return results == (), f"{address} answers aggregate3 (the reads go through it)"
+        return f
+
+    # first: every other read of a cycle goes through it, and would fail naming the wrong setting
+    probe("multicall", "HEDGER_MULTICALL", s.multicall, multicall(s.multicall or ""), MULTICALL_FIX)
     probe("price feed", "HEDGER_ORACLE", s.oracle, feed(s.oracle), "HEDGER_ORACLE must be an AggregatorV3 proxy")
     probe("sequencer feed", "HEDGER_SEQUENCER_FEED", s.sequencer_feed, feed(s.sequencer_feed or ""),
           "HEDGER_SEQUENCER_FEED must be a sequencer-uptime feed")
@@ -97,6 +112,13 @@ def run_checks(k: Any, min_gas_balance: int = MIN_GAS_BALANCE) -> list[Check]:
     probe("spot token", "HEDGER_SPOT_TOKEN", s.spot_token, token(s.spot_token), "HEDGER_SPOT_TOKEN must be an ERC20")
     probe("collateral token", "HEDGER_COLLATERAL_TOKEN", s.collateral_token, token(s.collateral_token),
           "HEDGER_COLLATERAL_TOKEN must be an ERC20")
+    if s.spot_token and s.spot_token.lower() == s.collateral_token.lower() and k.holder == k.account:
+        # the wallet's collateral would be hedged as the asset, and every deposit would shrink the exposure
+        out.append(Check("spot vs collateral", False, f"HEDGER_SPOT_TOKEN is HEDGER_COLLATERAL_TOKEN "
+                         f"({s.spot_token}), held by the hedged account {k.account}: its collateral would be "
+                         "hedged as the asset",
+                         "set HEDGER_SPOT_TOKEN to the hedged asset's token (`hedger deploy` prints it as \"spot\", "
+                         "beside \"collateral\"), or HEDGER_HOLDER to the address that holds the asset"))
     probe("collateral feed", "HEDGER_COLLATERAL_FEED", s.collateral_feed, feed(s.collateral_feed or ""),
           "HEDGER_COLLATERAL_FEED must be an AggregatorV3 feed of the collateral token's USD price")
     probe("market", "HEDGER_MARKET", s.market, lambda: k.adapter.interface_check(),
@@ -106,7 +128,8 @@ def run_checks(k: Any, min_gas_balance: int = MIN_GAS_BALANCE) -> list[Check]:
         # and the risk-reducing steps (unwind) still go
         out += [Check(name, ok, detail, fix if not ok else "", blocking=False)
                 for name, ok, detail, fix in k.adapter.venue_checks(k.account, k.holder)]
-    if all(c.ok for c in out if c.name in ("collateral token", "collateral feed")):
+    # the collateral's spender is the market's to name (Aave's pool): not asked of a market that failed
+    if all(c.ok for c in out if c.name in ("multicall", "collateral token", "collateral feed", "market")):
         out.append(collateral_check(k))
     if k.signer is not None:
         bal = int(w3.eth.get_balance(k.signer.address))

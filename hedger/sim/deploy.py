@@ -162,6 +162,37 @@ def _mintable(sender: TxSender, address: str) -> str | None:
     return None
 
 
+def check_reuse(sender: TxSender, oracle: str | None, collateral: str | None) -> tuple[str | None, str | None]:
+    """Validate ``--oracle`` and ``--collateral`` (an existing feed and token to reuse) before anything
+    is deployed: an address, with code, answering a Chainlink feed's views (decimals, latestRoundData)
+    and an ERC20's (decimals, balanceOf). A ConfigError naming the flag otherwise. Checksummed addresses."""
+    from hedger.chain.abi import AGGREGATOR_V3, ERC20, load_abi
+    from hedger.config import _address
+    from hedger.core.errors import ConfigError
+    w3 = sender.w3
+    out: list[str | None] = []
+    for flag, addr, abi, views, what in (
+            ("--oracle", oracle, AGGREGATOR_V3, (("decimals",), ("latestRoundData",)), "a Chainlink price feed"),
+            ("--collateral", collateral, ERC20, (("decimals",), ("balanceOf", sender.signer.address)), "an ERC20")):
+        if addr is None:
+            out.append(None)
+            continue
+        a = _address(flag, addr) or ""
+        if w3.eth.get_code(a) in (b"", None):
+            raise ConfigError(flag, f"no contract at {a} on chain {sender.chain_id}",
+                              f"give the address of {what} on this chain, or drop {flag} to deploy a test one")
+        c = w3.eth.contract(address=a, abi=load_abi(abi))
+        try:
+            for fn, *args in views:
+                c.get_function_by_name(fn)(*args).call()
+        except Exception as err:
+            raise ConfigError(flag, f"{a} does not answer as {what} ({fn}: {type(err).__name__})",
+                              f"give the address of {what} on this chain, or drop {flag} to deploy a test "
+                              "one") from None
+        out.append(a)
+    return out[0], out[1]
+
+
 def check_fund(sender: TxSender, to: str, tokens: dict[str, str]) -> str:
     """Validate ``--fund ADDRESS`` and that every token in ``tokens`` (label -> address) is ours to
     mint, before anything is sent: a ConfigError naming each token that is not. The address

@@ -302,8 +302,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.ray_address and args.engine != "ray":
         raise ConfigError("--ray-address", "a Ray address applies to --engine ray only",
                           "add --engine ray, or drop --ray-address (and unset RAY_ADDRESS)")
+    if args.engine == "ray" and args.ray_address and args.ray_address not in ("auto", "local"):
+        _probe_ray_head(args.ray_address)
     if args.json is not None and not args.json.parent.is_dir():
         raise ConfigError("--json", f"folder {args.json.parent} does not exist", "create it or give another path")
+    if getattr(args, "plots", None) is not None and args.plots.exists() and not args.plots.is_dir():
+        raise ConfigError("--plots", f"{args.plots} is a file, not a folder", "give a folder (it is created if "
+                          "missing), e.g. --plots out/")
     if args.cycle_every < 1:
         raise ConfigError("--cycle-every", f"{args.cycle_every} is not a number of steps", "give 1 or more")
     if args.fill_lag < 0:
@@ -381,7 +386,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             base_mp.maxOrderDelay, (args.fill_lag + 1) * longest + base_mp.maxOrderDelay))
     if args.fork_url:
         # every worker forks the same state: the block the command saw at its start
-        chain_kw["fork_block"] = pin_fork_block(args.fork_url)
+        chain_kw["fork_block"] = pin_fork_block(args.fork_url, chain_id=None if gmx_deployment else 1)
     started = time.monotonic()
     runs, engine_note, lost = _run(args, jobs, chain_kw, options, workers)
     elapsed = time.monotonic() - started
@@ -451,17 +456,44 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def pin_fork_block(url: str) -> int:
-    """The fork URL's latest block number, read once: every worker forks at it."""
+def _probe_ray_head(address: str) -> None:
+    """A TCP connection to the Ray head's HOST:PORT, before Ray is asked to join it: with nothing there
+    Ray keeps trying for minutes, which looks like a hang."""
+    import socket
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError("--ray-address", f"{address!r} is not HOST:PORT", "give the head's address, e.g. "
+                          "--ray-address 10.0.0.5:6379 (the port of `ray start --head --port 6379`)")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as err:
+        raise ConfigError("--ray-address", f"nothing answers at {hostport} ({err.strerror or err})",
+                          "start the head there (`ray start --head --port PORT`) or fix the address; without "
+                          "--ray-address (and RAY_ADDRESS) a local Ray instance is started") from None
+
+
+def pin_fork_block(url: str, chain_id: int | None = None) -> int:
+    """The fork URL's latest block number, read once: every worker forks at it. ``chain_id``: the
+    chain the fork must be of (the reference market forks through ape's ethereum:mainnet-fork
+    network, chain id 1: ape refuses another chain in every worker), checked first."""
     from hedger.core.secrets import redact_url
     from hedger.cycle.keeper import make_web3
     try:
-        return int(make_web3(url, timeout=30).eth.block_number)
+        w3 = make_web3(url, timeout=30)
+        got = None if chain_id is None else int(w3.eth.chain_id)
+        block = int(w3.eth.block_number)
     except Exception as err:
         from hedger.core.secrets import redact_urls
         raise ConfigError("--fork-url", f"could not read the latest block of {redact_url(url)}: "
                                         f"{redact_urls(str(err))[:200]}",
                           "check the URL and that the node answers") from None
+    if got is not None and got != chain_id:
+        raise ConfigError("--fork-url", f"{redact_url(url)} reports chain id {got}: the reference market's fork "
+                                        f"runs on ape's ethereum:mainnet-fork network, chain id {chain_id} only",
+                          "give an Ethereum mainnet RPC (chain id 1); GMX's chains fork with --protocol gmx-v2 "
+                          "--gmx-deployment arbitrum (or avalanche)")
+    return block
 
 
 def _run(args: argparse.Namespace, jobs: list[Any], chain_kw: dict[str, Any], options: Any,

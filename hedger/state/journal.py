@@ -212,6 +212,10 @@ class Journal:
                 if ("locked" not in str(err) and "busy" not in str(err)) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+            except sqlite3.DatabaseError as err:     # another file (a .env, a log): read only, left as it was
+                self.db.close()
+                raise ConfigError("HEDGER_JOURNAL_PATH", f"{self.path} is not a hedger journal (SQLite: {err})",
+                                  "point it at the journal's .sqlite file, or at a new path to start one") from err
 
     def _set_up(self) -> None:
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -536,6 +540,16 @@ class Journal:
             "c.genesis_hash=? AND c.account=? AND t.state IN ('mined', 'reverted')",
             (chain_id, genesis_hash, account)).fetchone()
         return None if row is None or row["n"] is None else int(row["n"])
+
+    def last_seen_nonce(self, chain_id: int, genesis_hash: str, account: str) -> int | None:
+        """The account's nonce as the latest cycle of the account (any market) read it (None: none)."""
+        row = self.db.execute(
+            "SELECT snapshot FROM cycles WHERE chain_id=? AND genesis_hash=? AND account=? AND snapshot IS NOT NULL "
+            "ORDER BY id DESC LIMIT 1", (chain_id, genesis_hash, account)).fetchone()
+        if row is None:
+            return None
+        nonce = (json.loads(row["snapshot"]).get("chain") or {}).get("account_nonce")
+        return None if nonce is None else int(nonce)
 
     def set_notes(self, cycle_id: int, notes: list[str]) -> None:
         with self._tx():

@@ -371,9 +371,14 @@ def reconcile_state(j: "Journal", s: "Snapshot", fill_of: FillOf | None = None,
                      f"{(expected + filled) / 1e18:+.6f}: changed outside the hedger (a manual trade or a "
                      "liquidation)")
     mined = j.max_nonce(s.chain.chain_id, s.chain.genesis_hash, s.account.address)
-    if mined is not None and s.chain.account_nonce is not None and s.chain.account_nonce > mined + 1:
-        notes.append(f"{s.chain.account_nonce - mined - 1} transaction(s) were sent from this account outside "
-                     "the hedger since its last one")
+    if mined is not None and s.chain.account_nonce is not None:
+        # counted from the hedger's last transaction, or from the nonce its last cycle saw when that is
+        # later: a transaction sent outside is noted once, not by every cycle until the hedger sends again
+        seen = j.last_seen_nonce(s.chain.chain_id, s.chain.genesis_hash, s.account.address)
+        since = max(mined + 1, seen or 0)
+        if s.chain.account_nonce > since:
+            notes.append(f"{s.chain.account_nonce - since} transaction(s) were sent from this account outside "
+                         "the hedger since its last one")
     return notes
 
 

@@ -29,7 +29,7 @@ from web3 import Web3
 
 from hedger.chain.abi import AGGREGATOR_V3, ABI_DIR, ERC20, contract_artifact, load_abi
 from hedger.chain.reader import CallSpec
-from hedger.core.errors import ConfigError
+from hedger.core.errors import ChainGuardError, ConfigError
 from hedger.core.types import (AccountState, Action, ActionKind, Call, ChainView, Fill, MarketState, Order, OrderKind,
                                OrderState)
 from hedger.protocols.base import PerpAdapter, register
@@ -82,6 +82,7 @@ class GmxV2(PerpAdapter):
                  unlimited_approval: bool = False, exchange_router: str | None = None, reader: str | None = None,
                  deployment: str | None = None, oracle: str | None = None, fee_margin_pct: int = 120) -> None:
         super().__init__(w3, market, collateral, two_step=True, unlimited_approval=unlimited_approval)
+        self.deployment = deployment
         if deployment:
             book_router, book_reader = deployment_addresses(deployment)
             exchange_router, reader = exchange_router or book_router, reader or book_reader
@@ -104,12 +105,25 @@ class GmxV2(PerpAdapter):
     @cached_property
     def addresses(self) -> dict[str, str]:
         er = self._er.functions
-        out = {"dataStore": er.dataStore().call(), "router": er.router().call(),
-               "orderHandler": er.orderHandler().call(), "eventEmitter": er.eventEmitter().call(),
-               "roleStore": er.roleStore().call()}
-        handler = self.w3.eth.contract(address=out["orderHandler"], abi=_VIEW_ABI).functions
-        out["orderVault"] = handler.orderVault().call()
-        out["referralStorage"] = handler.referralStorage().call()
+        try:
+            out = {"dataStore": er.dataStore().call(), "router": er.router().call(),
+                   "orderHandler": er.orderHandler().call(), "eventEmitter": er.eventEmitter().call(),
+                   "roleStore": er.roleStore().call()}
+            handler = self.w3.eth.contract(address=out["orderHandler"], abi=_VIEW_ABI).functions
+            out["orderVault"] = handler.orderVault().call()
+            out["referralStorage"] = handler.referralStorage().call()
+        except Exception as err:
+            # a wrong address, or an address book of another chain than the node's
+            if self.deployment:
+                where = (f"HEDGER_GMX_DEPLOYMENT={self.deployment}'s ExchangeRouter {self.exchange_router} does not "
+                         f"answer on chain {self.w3.eth.chain_id}")
+                fix = (f"point HEDGER_RPC_URL at a node of {self.deployment}, or set HEDGER_GMX_EXCHANGE_ROUTER "
+                       "and HEDGER_GMX_READER to GMX's contracts on this chain")
+            else:
+                where = f"HEDGER_GMX_EXCHANGE_ROUTER {self.exchange_router} does not answer as GMX's ExchangeRouter"
+                fix = "set HEDGER_GMX_EXCHANGE_ROUTER to GMX v2's ExchangeRouter on this chain"
+            raise ChainGuardError(f"{where} ({type(err).__name__}). Fix: {fix}",
+                                  address=self.exchange_router) from None
         return {k: Web3.to_checksum_address(v) for k, v in out.items()}
 
     @cached_property
@@ -118,7 +132,14 @@ class GmxV2(PerpAdapter):
         # the tokens do not depend on the prices, but the view computes rates with them: prices of an
         # 18-decimal asset at $1 and a 6-decimal stablecoin at $1 keep its arithmetic in range
         prices = ((10**12, 10**12), (10**12, 10**12), (10**24, 10**24))
-        info = self._reader.functions.getMarketInfo(self.addresses["dataStore"], prices, self.market).call()
+        data_store = self.addresses["dataStore"]
+        try:
+            info = self._reader.functions.getMarketInfo(data_store, prices, self.market).call()
+        except Exception as err:
+            raise ChainGuardError(
+                f"the Reader {self.reader} (HEDGER_GMX_READER) cannot tell HEDGER_MARKET {self.market}'s market info "
+                f"({type(err).__name__}). Fix: set HEDGER_GMX_READER to GMX v2's Reader on this chain, and "
+                "HEDGER_MARKET to a GM market token of its DataStore", address=self.reader) from None
         market_token, index, long_t, short_t = info[0]
         if Web3.to_checksum_address(market_token) != self.market:
             raise ConfigError("HEDGER_MARKET", f"{self.market} is not a GMX v2 market of this DataStore",
