@@ -261,7 +261,20 @@ def cmd_pause(args: argparse.Namespace) -> int:
         k.set_paused(args.reason)
         print(f"paused: cycles for {k.account} on {k.adapter.market}{'' if name is None else f' ({name})'} read "
               f"and report but send nothing (`hedger resume` to undo)")
+        _warn_unknown_market(k, "pause")
     return 0
+
+
+def _warn_unknown_market(k: Any, what: str) -> None:
+    """A pause is kept per market: a mistyped HEDGER_MARKET pauses a market nothing hedges while the
+    keeper goes on with the real one. When the journal knows this account on other markets only, say so."""
+    if k.journal is None:
+        return
+    known = k.journal.markets_of(k.account)
+    if known and k.adapter.market not in known:
+        print(f"hedger: warning: the journal has no cycle of {k.account} on {k.adapter.market}, only on "
+              f"{', '.join(known[:5])}: the {what} applies to {k.adapter.market} alone; check HEDGER_MARKET",
+              file=sys.stderr)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -269,6 +282,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         k.set_paused(None)
         print(f"resumed: cycles for {k.account} on {k.adapter.market}{'' if name is None else f' ({name})'} "
               f"send again")
+        _warn_unknown_market(k, "resume")
     return 0
 
 

@@ -33,6 +33,18 @@ def test_pause_reads_and_reports_but_sends_nothing(hedge: Hedge, tmp_path: Path)
     assert hedge.position()[0] == -10 * WETH
 
 
+def test_a_pause_of_a_market_the_journal_never_hedged_is_warned_about(hedge: Hedge, tmp_path: Path) -> None:
+    """A mistyped HEDGER_MARKET pauses a market nothing hedges while the keeper goes on with the real
+    one: the pause still happens (it may be a new market), and a warning names the markets known."""
+    assert hedger(hedge.env, tmp_path, "run-once").returncode == 0          # the journal knows the real one
+    ok = hedger(hedge.env, tmp_path, "pause", "--reason", "audit")
+    assert ok.returncode == 0 and "warning" not in ok.stderr
+    typo = {**hedge.env, "HEDGER_MARKET": hedge.chain.d.oracle}              # another address of the set-up
+    p = hedger(typo, tmp_path, "pause", "--reason", "audit")
+    assert p.returncode == 0 and "warning: the journal has no cycle" in p.stderr, p.stderr
+    assert hedge.chain.d.market in p.stderr and "check HEDGER_MARKET" in p.stderr
+
+
 def test_daily_notional_limit_holds_growth_not_top_ups(hedge: Hedge) -> None:
     limit = {"HEDGER_DAILY_MAX_NOTIONAL_USD": "40000", "HEDGER_COOLDOWN": "0"}
     assert hedge.cycle(**limit).outcome == "acted"                  # 30,000 traded

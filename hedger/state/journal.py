@@ -584,6 +584,12 @@ class Journal:
             (chain_id, genesis_hash, account, market, CANCEL_FUNCTION)).fetchone()
         return int(row["block_timestamp"]) if row else None
 
+    def markets_of(self, account: str) -> list[str]:
+        """The markets the journal has cycles of for ``account`` (any chain), most recent first."""
+        rows = self.db.execute("SELECT market, MAX(id) AS last FROM cycles WHERE account=? GROUP BY market "
+                               "ORDER BY last DESC", (account,))
+        return [str(r["market"]) for r in rows]
+
     def cycles(self, limit: int = 50) -> list[sqlite3.Row]:
         return list(self.db.execute("SELECT * FROM cycles ORDER BY id DESC LIMIT ?", (limit,)))
 
