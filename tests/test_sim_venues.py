@@ -162,7 +162,7 @@ def test_a_venues_order_mode_defaults_to_its_own(monkeypatch: pytest.MonkeyPatch
     assert seen["order_mode"] == "delayed" and seen["protocol"] == "gmx-v2" and seen["keeper_delay_s"] == 12
     assert "gmx_deployment" not in seen
     seen.clear()
-    monkeypatch.setattr(simcli, "pin_fork_block", lambda url: 123)    # no node behind the URL here
+    monkeypatch.setattr(simcli, "pin_fork_block", lambda url, chain_id=None: 123)    # no node behind the URL here
     with pytest.raises(SystemExit):
         simcli.cmd_simulate(_args("--scenario", "gbm", "--steps", "3", "--protocol", "gmx-v2", "--fork-url",
                                   "http://127.0.0.1:1/secret-key", "--gmx-deployment", "Arbitrum"))
