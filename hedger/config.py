@@ -423,22 +423,18 @@ def _markets(raw: str | None) -> tuple[MarketConfig, ...]:
                                   f"HEDGER_{key.upper()}")
             return v.strip()
 
-        v = item.get("second_oracle")
-        if v is not None and not isinstance(v, str):
-            raise ConfigError(MARKETS_VAR, f"{label} second_oracle: is not a string",
-                              "write a feed's address, or univ3:0x<pool>[:<seconds>], as a string")
-        try:
-            second = _second_source(v)
-        except ConfigError as err:
-            raise ConfigError(MARKETS_VAR, f"{label} second_oracle: {err.problem}", err.fix) from None
-        v = item.get("lp_positions")
-        if v is not None and not isinstance(v, str):
-            raise ConfigError(MARKETS_VAR, f"{label} lp_positions: is not a string",
-                              "write the positions as a string, \"0x<NonfungiblePositionManager>:<tokenId>[,...]\"")
-        try:
-            lp = _lp_positions(v)
-        except ConfigError as err:
-            raise ConfigError(MARKETS_VAR, f"{label} lp_positions: {err.problem}", err.fix) from None
+        def text(key: str, parse: Callable[[str | None], Any], written: str) -> Any:
+            """A key written as its single-market variable is (a string), parsed as that variable is."""
+            v = item.get(key)
+            if v is not None and not isinstance(v, str):
+                raise ConfigError(MARKETS_VAR, f"{label} {key}: is not a string", f"write {written}, as a string")
+            try:
+                return parse(v)
+            except ConfigError as err:
+                raise ConfigError(MARKETS_VAR, f"{label} {key}: {err.problem}", err.fix) from None
+
+        second = text("second_oracle", _second_source, "a feed's address, or univ3:0x<pool>[:<seconds>]")
+        lp = text("lp_positions", _lp_positions, "the positions, \"0x<NonfungiblePositionManager>:<tokenId>[,...]\"")
         for pos in lp:
             if pos in positions:
                 raise ConfigError(MARKETS_VAR, f"{label} lp_positions: position {pos.token_id} of {pos.manager} is "

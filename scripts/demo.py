@@ -27,6 +27,7 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -245,15 +246,21 @@ def gmx_demo(keep: bool) -> int:
         print(f"  now:  {line(keeper)}")
         rows = keeper.journal.cycles() if keeper.journal else []
         print(f"\njournal {journal}: {len(rows)} cycles, {sum(1 for x in rows if x['outcome'] == 'acted')} acted")
-        code = r.exit_code or (failed[0] if failed else 0)
-        if code:
-            print(f"demo: exit {code} ({'unwind unfinished' if r.exit_code else 'a cycle failed'})")
-        if keep:
-            print(f"anvil left running at {anvil.url} (pid {anvil.process.pid})")
-        return code
+        return _ending(r.exit_code, failed, anvil if keep else None)
     finally:
         if not keep:
             anvil.stop()
+
+
+def _ending(unwind_code: int, failed: list[int], kept: Any) -> int:
+    """The demo's exit code: the unwind's when it did not finish, else the first failed cycle's, else 0;
+    said when not 0. ``kept``: the anvil left running (its URL printed), or None."""
+    code = unwind_code or (failed[0] if failed else 0)
+    if code:
+        print(f"demo: exit {code} ({'unwind unfinished' if unwind_code else 'a cycle failed'})")
+    if kept is not None:
+        print(f"anvil left running at {kept.url} (pid {kept.process.pid})")
+    return code
 
 
 def aave_demo(keep: bool) -> int:
@@ -360,12 +367,7 @@ def aave_demo(keep: bool) -> int:
         rows = keeper.journal.cycles() if keeper.journal else []
         print(f"\njournal {journal}: {len(rows)} cycles, {sum(1 for x in rows if x['outcome'] == 'acted')} acted, "
               f"{sum(1 for x in rows if x['outcome'] == 'held')} held")
-        code = r.exit_code or (failed[0] if failed else 0)
-        if code:
-            print(f"demo: exit {code} ({'unwind unfinished' if r.exit_code else 'a cycle failed'})")
-        if keep:
-            print(f"anvil left running at {anvil.url} (pid {anvil.process.pid})")
-        return code
+        return _ending(r.exit_code, failed, anvil if keep else None)
     finally:
         if not keep:
             anvil.stop()
