@@ -26,7 +26,7 @@ def main() -> None:
     from hedger.config import Settings, environment
 
     from hedger.core.secrets import redact_urls
-    from hedger.sim.deploy import deploy_reference
+    from hedger.sim.deploy import check_reuse, deploy_reference
     from hedger.core.errors import ConfigError, HedgerError
     from hedger.chain.executor import TxSender
     from hedger.cycle.keeper import make_web3
@@ -46,8 +46,12 @@ def main() -> None:
                               "chain either)", "set HEDGER_PRIVATE_KEY (in .env or the environment) or "
                               "HEDGER_APE_ACCOUNT; on anvil, one of the development keys it prints at start")
         w3 = make_web3(uri)
-        d = deploy_reference(TxSender(w3, signer), oracle=env.get("HEDGER_DEPLOY_ORACLE") or None,
-                             collateral=env.get("HEDGER_DEPLOY_COLLATERAL") or None)
+        sender = TxSender(w3, signer)
+        # before the first transaction, as `hedger deploy` checks --oracle and --collateral
+        oracle, collateral = check_reuse(sender, (env.get("HEDGER_DEPLOY_ORACLE") or "").strip() or None,
+                                         (env.get("HEDGER_DEPLOY_COLLATERAL") or "").strip() or None,
+                                         names=("HEDGER_DEPLOY_ORACLE", "HEDGER_DEPLOY_COLLATERAL"))
+        d = deploy_reference(sender, oracle=oracle, collateral=collateral)
     except HedgerError as err:
         print(f"hedger: {type(err).__name__}: {redact_urls(str(err))}", file=sys.stderr)
         raise SystemExit(err.exit_code)

@@ -56,6 +56,19 @@ def test_ape_run_deploy_without_a_key_refuses(hedge: Hedge, tmp_path: Path) -> N
     assert hedge.chain.w3.eth.get_transaction_count(dev_account(0).address) == nonce     # nothing sent
 
 
+def test_ape_run_deploy_checks_a_reused_oracle_before_deploying_anything(hedge: Hedge, tmp_path: Path) -> None:
+    """HEDGER_DEPLOY_ORACLE at a token (not a feed) is refused by name before the first transaction,
+    as `hedger deploy --oracle` is."""
+    deployer = dev_account(5)
+    folder = project(tmp_path, {"HEDGER_PRIVATE_KEY": deployer.key.hex(),
+                                "HEDGER_DEPLOY_ORACLE": hedge.chain.d.collateral})
+    nonce = hedge.chain.w3.eth.get_transaction_count(deployer.address)
+    p = ape(folder, "deploy", "--network", hedge.chain.anvil.url)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert "HEDGER_DEPLOY_ORACLE" in p.stderr and "Chainlink price feed" in p.stderr
+    assert hedge.chain.w3.eth.get_transaction_count(deployer.address) == nonce         # nothing sent
+
+
 def test_ape_run_deploy_refuses_a_chain_ape_starts_and_stops(tmp_path: Path) -> None:
     folder = project(tmp_path, {"HEDGER_PRIVATE_KEY": dev_account(5).key.hex()})
     p = ape(folder, "deploy")                                       # no --network: ape's own throwaway anvil

@@ -162,18 +162,20 @@ def _mintable(sender: TxSender, address: str) -> str | None:
     return None
 
 
-def check_reuse(sender: TxSender, oracle: str | None, collateral: str | None) -> tuple[str | None, str | None]:
+def check_reuse(sender: TxSender, oracle: str | None, collateral: str | None,
+                names: tuple[str, str] = ("--oracle", "--collateral")) -> tuple[str | None, str | None]:
     """Validate ``--oracle`` and ``--collateral`` (an existing feed and token to reuse) before anything
     is deployed: an address, with code, answering a Chainlink feed's views (decimals, latestRoundData)
-    and an ERC20's (decimals, balanceOf). A ConfigError naming the flag otherwise. Checksummed addresses."""
+    and an ERC20's (decimals, balanceOf). A ConfigError naming the flag (``names``: how the caller's
+    user set them) otherwise. Checksummed addresses."""
     from hedger.chain.abi import AGGREGATOR_V3, ERC20, load_abi
     from hedger.config import _address
     from hedger.core.errors import ConfigError
     w3 = sender.w3
     out: list[str | None] = []
     for flag, addr, abi, views, what in (
-            ("--oracle", oracle, AGGREGATOR_V3, (("decimals",), ("latestRoundData",)), "a Chainlink price feed"),
-            ("--collateral", collateral, ERC20, (("decimals",), ("balanceOf", sender.signer.address)), "an ERC20")):
+            (names[0], oracle, AGGREGATOR_V3, (("decimals",), ("latestRoundData",)), "a Chainlink price feed"),
+            (names[1], collateral, ERC20, (("decimals",), ("balanceOf", sender.signer.address)), "an ERC20")):
         if addr is None:
             out.append(None)
             continue
