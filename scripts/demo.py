@@ -24,6 +24,7 @@ The exit code is not 0 when a cycle failed or the unwind did not finish.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -145,7 +146,11 @@ def main(argv: list[str] | None = None) -> int:
         if failed:
             print(f"demo: exit {failed[0]} ({len(failed)} cycle(s) failed)")
         if args.keep:
-            print(f"anvil left running at {anvil.url} (pid {anvil.process.pid})")
+            # what `hedger` needs to go on against this chain: every address (the keys are anvil's own
+            # development keys, printed by anvil, never here); the holder is development account 1
+            print(f"anvil left running at {anvil.url} (pid {anvil.process.pid}); holder {holder.address}; "
+                  f"journal {journal}")
+            print(json.dumps(d.as_dict()))
         return failed[0] if failed else 0
     finally:
         if not args.keep:

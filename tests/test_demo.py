@@ -147,3 +147,31 @@ def test_aave_v3(demo: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
     final = lines(s[6], "now")[-1]
     assert field(final, "perp") == 0 and field(final, "margin") == 0 and "HF -" in final
     assert re.search(r"paused\s+YES .*unwound", out), out
+
+
+def test_keep_leaves_the_chain_and_prints_what_hedger_needs(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--keep`: anvil stays up, and the last line is every address of the deployment (the user goes on
+    with `hedger status` against it); no key is printed (the holder's is anvil's development key)."""
+    import json
+
+    from web3 import Web3
+    spec = importlib.util.spec_from_file_location("hedger_demo_script_keep", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    kept: list[Any] = []
+    real = mod.start_anvil
+    mod.start_anvil = lambda *a, **kw: kept.append(real(*a, **kw)) or kept[-1]
+    try:
+        assert mod.main(["--keep"]) == 0
+        out = capsys.readouterr().out
+        d = json.loads(out.strip().splitlines()[-1])
+        assert kept and kept[0].process.poll() is None and f"anvil left running at {kept[0].url}" in out
+        w3 = Web3(Web3.HTTPProvider(kept[0].url))
+        for name in ("market", "oracle", "collateral", "spot", "sequencer_feed"):
+            assert w3.eth.get_code(d[name]) != b"", name
+        from hedger.sim.localchain import dev_account
+        assert dev_account(1).address in out and dev_account(1).key.hex()[2:] not in out
+    finally:
+        for node in kept:
+            node.stop()
