@@ -199,17 +199,7 @@ def gmx_demo(keep: bool) -> int:
                 print(f"        GMX's keeper acted on {n} order(s){what}")
 
         def cycle(what: str) -> None:
-            print(f"  {what}")
-            print(f"  saw:  {line(keeper)}")
-            res = keeper.cycle()
-            print(f"  did:  {res.decision.kind.value} [{res.decision.code}] {res.decision.reason}")
-            for t in res.sent:
-                print(f"        tx {t.call.contract}.{t.call.function}  gas {t.gas_used:,}  value {t.call.value} wei")
-            for note in res.notes:
-                print(f"        note: {note}")
-            if res.exit_code:
-                failed.append(res.exit_code)
-                print(f"        outcome {res.outcome} (exit {res.exit_code}): {res.error}")
+            _cycle(keeper, what, failed, value=True)
 
         failed: list[int] = []           # exit codes of cycles that did not end well
         print(f"local chain {anvil.url}; GMX v2 stand-in market {s.market} (ExchangeRouter {s.exchange_router})")
@@ -255,6 +245,25 @@ def gmx_demo(keep: bool) -> int:
     finally:
         if not keep:
             anvil.stop()
+
+
+def _cycle(keeper: Keeper, what: str, failed: list[int], value: bool = False) -> None:
+    """One hedge cycle of the GMX and Aave stories, printed as the reference story prints its steps
+    (``value``: each transaction's native value too, GMX's execution fee); a failed cycle's exit
+    code goes to ``failed``."""
+    print(f"  {what}")
+    print(f"  saw:  {line(keeper)}")
+    res = keeper.cycle()
+    print(f"  did:  {res.decision.kind.value} [{res.decision.code}] {res.decision.reason}"
+          if res.decision else "  did:  (no decision)")
+    for t in res.sent:
+        print(f"        tx {t.call.contract}.{t.call.function}  gas {t.gas_used:,}"
+              + (f"  value {t.call.value} wei" if value else ""))
+    for note in res.notes:
+        print(f"        note: {note}")
+    if res.exit_code:
+        failed.append(res.exit_code)
+        print(f"        outcome {res.outcome} (exit {res.exit_code}): {res.error}")
 
 
 def _ending(unwind_code: int, failed: list[int], kept: Any) -> int:
@@ -309,18 +318,7 @@ def aave_demo(keep: bool) -> int:
             set_prices(sender(admin), d, usd * 10**8)
 
         def cycle(what: str) -> None:
-            print(f"  {what}")
-            print(f"  saw:  {line(keeper)}")
-            res = keeper.cycle()
-            print(f"  did:  {res.decision.kind.value} [{res.decision.code}] {res.decision.reason}"
-                  if res.decision else "  did:  (no decision)")
-            for t in res.sent:
-                print(f"        tx {t.call.contract}.{t.call.function}  gas {t.gas_used:,}")
-            for note in res.notes:
-                print(f"        note: {note}")
-            if res.exit_code:
-                failed.append(res.exit_code)
-                print(f"        outcome {res.outcome} (exit {res.exit_code}): {res.error}")
+            _cycle(keeper, what, failed)
             print(f"  now:  {line(keeper)}\n")
 
         print(f"local chain {anvil.url}; Aave v3 pool {d.pool}, Uniswap v3 WETH/USDC pool {d.uniswap_pool} "

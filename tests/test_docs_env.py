@@ -55,4 +55,6 @@ def test_env_example_as_copied_loads_on_each_venue(protocol: str) -> None:
     env = {k: (next(addresses) if v == "0x..." else v) for k, v in env.items()}
     env.update({"HEDGER_PROTOCOL": protocol, "HEDGER_ACCOUNT": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
                 "HEDGER_JOURNAL_PATH": "/tmp/unused.sqlite", "HEDGER_CHAIN_ID": "31337"})
-    Settings.from_env(env, dotenv=False)
+    s = Settings.from_env(env, dotenv=False)
+    assert s.protocol == protocol
+    assert s.order_mode == ("delayed" if protocol == "gmx-v2" else "direct")   # each venue's own default

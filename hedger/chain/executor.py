@@ -517,14 +517,7 @@ class Executor:
 
     def check_caps(self, calls: list[Call]) -> None:
         """Refuse the whole plan, before anything is sent, when one action is too large."""
-        if self.max_action_usd is None:
-            return
-        for c in calls:
-            if c.notional_usd > self.max_action_usd:
-                raise ActionTooLarge(
-                    f"{c.contract}.{c.function} moves ${c.notional_usd / 10**18:,.2f}, above the cap of "
-                    f"${self.max_action_usd / 10**18:,.2f} per action (HEDGER_MAX_ACTION_USD); nothing was sent",
-                    step=f"{c.contract}.{c.function}")
+        check_caps(calls, self.max_action_usd)
 
     def execute(self, calls: list[Call], *,
                 on_signed: Callable[[Call, str, int, bytes, dict[str, Any]], None] | None = None,
@@ -575,3 +568,16 @@ class Executor:
             if on_mined:
                 on_mined(tx)
         return sent
+
+
+def check_caps(calls: list[Call], max_action_usd: int | None) -> None:
+    """Refuse a whole plan (ActionTooLarge) when one of its actions moves more than ``max_action_usd``
+    (E18 USD; None: no cap): before anything is sent, and for a dry run's report alike."""
+    if max_action_usd is None:
+        return
+    for c in calls:
+        if c.notional_usd > max_action_usd:
+            raise ActionTooLarge(
+                f"{c.contract}.{c.function} moves ${c.notional_usd / 10**18:,.2f}, above the cap of "
+                f"${max_action_usd / 10**18:,.2f} per action (HEDGER_MAX_ACTION_USD); nothing was sent",
+                step=f"{c.contract}.{c.function}")

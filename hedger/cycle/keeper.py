@@ -19,7 +19,7 @@ from hedger.config import Settings
 from hedger.core.secrets import RPC_FIX, redact_urls
 from hedger.core.errors import (ActionTooLarge, ChainGuardError, ConfigError, ExecutionError, GasHeld, GasTooHigh,
                            HedgerError, PartialExecution, RpcError, SimulationFailed, StuckTransaction)
-from hedger.chain.executor import Executor, Signer, TxSender
+from hedger.chain.executor import Executor, Signer, TxSender, check_caps
 from hedger.state.journal import Journal
 from hedger.state.lock import AccountLock
 from hedger.chain.oracle import feed_specs, parse_feed
@@ -603,7 +603,7 @@ def settle_unsent(res: CycleResult, *, paused: bool, max_action_usd: int | None 
     elif res.dry_run:
         res.outcome = "dry_run"
         try:
-            Executor(None, max_action_usd=max_action_usd).check_caps(res.calls)  # type: ignore[arg-type]
+            check_caps(res.calls, max_action_usd)
         except ActionTooLarge as err:
             res.error = f"a real run would refuse this plan: {err}"
     else:

@@ -35,7 +35,7 @@ from hedger.decide import policy
 from hedger.config import MARKETS_VAR, MarketConfig, Settings
 from hedger.core.secrets import RPC_FIX, redact_urls
 from hedger.core.errors import ActionTooLarge, ChainGuardError, ConfigError, RpcError
-from hedger.chain.executor import Executor, Signer, TxSender
+from hedger.chain.executor import Signer, TxSender, check_caps
 from hedger.core.fixedpoint import UNIT, fmt_units
 from hedger.state.journal import Journal
 from hedger.cycle.keeper import Keeper, make_web3, settle_unsent
@@ -369,8 +369,7 @@ class MultiKeeper:
         for name in order:
             # a plan with one action above HEDGER_MAX_ACTION_USD is refused whole, before anything is sent
             try:
-                Executor(self.keepers[name].sender(), max_action_usd=self.settings.max_action_usd).check_caps(
-                    to_send[name])
+                check_caps(to_send[name], self.settings.max_action_usd)
             except ActionTooLarge as err:
                 res = results[name]
                 res.outcome, res.exit_code, res.error = "failed", err.exit_code, redact_urls(str(err))
